@@ -1,0 +1,1 @@
+"""jobpulse node agent: measures Slurm jobs on one compute node and streams to the collector."""

@@ -1,0 +1,206 @@
+"""`jobpulse-agent`: run | exec | once."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jobpulse.agent import events
+from jobpulse.agent.cgroupctl import JobCgroup
+from jobpulse.agent.sampler import Sampler
+from jobpulse.agent.settings import AgentSettings, load_settings
+from jobpulse.agent.sources.base import VALUE_FIELDS
+from jobpulse.agent.sources.node import NodeSource
+from jobpulse.common.config import ConfigError
+
+log = logging.getLogger("jobpulse.agent")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML config (default /etc/jobpulse/agent.toml)")
+    parser.add_argument(
+        "--state-dir", type=Path, help="spool and event directory (default /var/lib/jobpulse)"
+    )
+    parser.add_argument("--socket", type=Path, help="agent event socket (default /run/jobpulse/agent.sock)")
+    parser.add_argument("--cgroup-root", type=Path, help="cgroup mount to walk (default /sys/fs/cgroup)")
+
+
+def _settings(args: argparse.Namespace) -> AgentSettings:
+    return load_settings(
+        args.config,
+        state_dir=args.state_dir,
+        socket=args.socket,
+        cgroup_root=args.cgroup_root,
+        collector=getattr(args, "collector", None),
+        tick=getattr(args, "tick", None),
+        node=getattr(args, "node", None),
+        cluster=getattr(args, "cluster", None),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from jobpulse.agent.daemon import Agent
+
+    settings = _settings(args)
+    logging.getLogger().setLevel(settings.log_level.upper())
+    agent = Agent(settings)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, agent.stop)
+        await agent.run()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    """Run CMD as a monitored job: own cgroup when possible, else a tracked process tree."""
+    settings = _settings(args)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("jobpulse-agent exec: no command given (use: exec --job-id ID -- CMD ...)", file=sys.stderr)
+        return 2
+    cgroup: JobCgroup | None = JobCgroup(settings.cgroup_root, args.job_id)
+    try:
+        assert cgroup is not None
+        cgroup.create()
+    except OSError as exc:
+        log.warning("no cgroup for job %s (%s); tracking its process tree instead", args.job_id, exc)
+        cgroup = None
+    user = pwd.getpwuid(os.getuid()).pw_name
+    start = time.time()
+    child = subprocess.Popen(command, preexec_fn=cgroup.attach if cgroup else None)
+    forward = lambda signum, _frame: child.send_signal(signum)  # noqa: E731
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    meta = {
+        "job_id": args.job_id,
+        "user": user,
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "job_name": args.name or os.path.basename(command[0]),
+        "nodelist": settings.node,
+        "num_nodes": 1,
+        "cpus_on_node": len(os.sched_getaffinity(0)),
+        "num_tasks": 1,
+        "start_time": int(start),
+        "source": "exec",
+        "partition": "local",
+        "state": "RUNNING",
+    }
+    outcome = events.deliver(
+        settings.socket,
+        settings.events_dir,
+        {"type": "start", "meta": meta, "pid": child.pid, "cgroup": cgroup is not None},
+    )
+    log.info("job %s started (%s), event %s", args.job_id, "cgroup" if cgroup else "process tree", outcome)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    code = child.returncode
+    stop_meta = {
+        "job_id": args.job_id,
+        "end_time": int(time.time()),
+        "exit_code": code if code >= 0 else 128 - code,
+        "state": "COMPLETED" if code == 0 else ("CANCELLED" if code < 0 else "FAILED"),
+        "source": "exec",
+    }
+    rusage = {"utime": usage.ru_utime, "stime": usage.ru_stime, "maxrss_kb": usage.ru_maxrss}
+    events.deliver(
+        settings.socket,
+        settings.events_dir,
+        {"type": "stop", "meta": stop_meta, "rusage": rusage},
+        timeout=5.0,
+    )
+    if cgroup is not None:
+        cgroup.remove()
+    return code if code >= 0 else 128 - code
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    """One sample of everything, for an admin debugging a node."""
+    settings = _settings(args)
+    sampler = Sampler(settings.cgroup_root, NodeSource())
+    readings = sampler.collect()
+    node = sampler.node_source.sample() if sampler.node_source else None
+
+    def clean(value: float) -> float | str | None:
+        if math.isnan(value):
+            return None
+        return "unlimited" if math.isinf(value) else value
+
+    jobs: list[dict[str, object]] = [
+        {"job_id": r.job_id, "step": r.step or None, "time_ms": r.time_ms}
+        | {name: clean(getattr(r, name)) for name in VALUE_FIELDS}
+        for r in readings
+    ]
+    node_doc = None
+    if node is not None:
+        from google.protobuf.json_format import MessageToDict
+
+        node_doc = MessageToDict(node, preserving_proto_field_name=True)
+    doc = {
+        "node": settings.node,
+        "cgroup_root": str(settings.cgroup_root),
+        "jobs": jobs,
+        "node_sample": node_doc,
+    }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"node {settings.node}: {len(jobs)} job cgroup(s) under {settings.cgroup_root}")
+        for job in jobs:
+            step = f".{job['step']}" if job["step"] else ""
+            print(
+                f"  job {job['job_id']}{step}: cpu {job['cpu_user_seconds']}s user "
+                f"{job['cpu_system_seconds']}s sys, mem {job['mem_current_bytes']} B (peak {job['mem_peak_bytes']})"
+            )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jobpulse-agent", description="jobpulse node agent")
+    sub = parser.add_subparsers(dest="command_name", required=True)
+    run = sub.add_parser("run", help="sample jobs every tick and stream to the collector")
+    _common(run)
+    run.add_argument("--collector", help="collector gRPC address host:port (default 127.0.0.1:50051)")
+    run.add_argument("--tick", type=float, help="seconds between samples (default 10)")
+    run.add_argument("--node", help="node name (default: short hostname)")
+    run.add_argument("--cluster", help="cluster name (default: default)")
+    run.set_defaults(func=cmd_run)
+    ex = sub.add_parser("exec", help="run a command as a monitored job (machines without Slurm)")
+    _common(ex)
+    ex.add_argument("--job-id", required=True, type=lambda s: str(int(s)), help="numeric job id")
+    ex.add_argument("--name", help="job name (default: the command's name)")
+    ex.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG ...]")
+    ex.set_defaults(func=cmd_exec)
+    once = sub.add_parser("once", help="print one sample of every job and the node")
+    _common(once)
+    once.add_argument("--json", action="store_true", help="machine-readable output")
+    once.set_defaults(func=cmd_once)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"jobpulse-agent: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

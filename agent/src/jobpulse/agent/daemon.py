@@ -1,0 +1,164 @@
+"""`jobpulse-agent run`: tick loop, event socket and the stream to the collector in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+from typing import Any
+
+import psutil
+from jobpulse.agent import events
+from jobpulse.agent.sampler import Sampler
+from jobpulse.agent.settings import AgentSettings
+from jobpulse.agent.sources.base import JobReading
+from jobpulse.agent.sources.node import NodeSource
+from jobpulse.agent.sources.proctree import ProcTree
+from jobpulse.agent.spool import Spool
+from jobpulse.agent.stream import StreamClient
+from jobpulse.agent.wire import encode_jobs
+from jobpulse.common.timeutil import now_ms
+from jobpulse.common.version import __version__
+from jobpulse.proto.v1 import ingest_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+_META_FIELDS = frozenset(pb.JobMeta.DESCRIPTOR.fields_by_name)
+
+
+def meta_from_dict(data: dict[str, Any]) -> pb.JobMeta:
+    """Build JobMeta from an event's JSON, ignoring unknown keys (newer hooks, older agent)."""
+    meta = pb.JobMeta()
+    for key, value in data.items():
+        if key not in _META_FIELDS or value is None:
+            continue
+        if key == "gpus":
+            meta.gpus.extend(str(v) for v in value)
+        else:
+            setattr(meta, key, type(getattr(meta, key))(value))
+    return meta
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.sampler = Sampler(settings.cgroup_root, NodeSource())
+        self.spool = Spool(max_bytes=settings.spool_max_bytes)
+        self.paused = False
+        self.client = StreamClient(
+            settings.collector, self.spool, self.hello, token=settings.token, on_control=self.on_control
+        )
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def hello(self) -> pb.Hello:
+        return pb.Hello(
+            node=self.settings.node,
+            cluster=self.settings.cluster,
+            agent_version=__version__,
+            cpus=os.cpu_count() or 0,
+            memory_bytes=psutil.virtual_memory().total,
+            stream_id=self.spool.stream_id,
+            tick_seconds=self.settings.tick,
+            boot_time=int(psutil.boot_time()),
+        )
+
+    def on_control(self, control: pb.Control) -> None:
+        if control.action == pb.Control.PAUSE:
+            self.paused = True
+        elif control.action == pb.Control.RESUME:
+            self.paused = False
+        elif control.action == pb.Control.SET_TICK and control.tick_seconds > 0:
+            self.settings.tick = control.tick_seconds
+        self._wake.set()
+
+    def emit(self, batch: pb.Batch) -> int:
+        """Give the batch its sequence number and put it in the spool (the only way out)."""
+        seq = self.spool.next_seq()
+        batch.seq = seq
+        self.spool.append(seq, batch.SerializeToString())
+        return seq
+
+    async def handle_event(self, request: dict[str, Any]) -> dict[str, Any]:
+        kind = request.get("type")
+        meta = meta_from_dict(request.get("meta") or {})
+        if not meta.job_id:
+            return {"ok": False, "error": "meta.job_id is required"}
+        meta.cluster = meta.cluster or self.settings.cluster
+        batch = pb.Batch()
+        if kind == "start":
+            meta.start_time = meta.start_time or int(now_ms() / 1000)
+            pid = request.get("pid")
+            if pid and not request.get("cgroup"):
+                try:
+                    self.sampler.tracked[meta.job_id] = ProcTree(meta.job_id, int(pid))
+                except psutil.NoSuchProcess:
+                    log.info("job %s: process %s already gone at start", meta.job_id, pid)
+            batch.events.append(pb.JobEvent(kind=pb.JobEvent.START, time_ms=now_ms(), meta=meta))
+            encode_jobs(self.sampler.collect(only=meta.job_id), batch.jobs)
+        elif kind == "stop":
+            meta.end_time = meta.end_time or int(now_ms() / 1000)
+            # The final sample, taken before the job's cgroup disappears.
+            final = self.sampler.collect(only=meta.job_id)
+            rusage = request.get("rusage")
+            if not final and isinstance(rusage, dict):
+                final = [self._from_rusage(meta.job_id, rusage)]
+            encode_jobs(final, batch.jobs)
+            batch.events.append(pb.JobEvent(kind=pb.JobEvent.STOP, time_ms=now_ms(), meta=meta))
+            self.sampler.forget(meta.job_id)
+        else:
+            return {"ok": False, "error": f"unknown event type {kind!r}"}
+        seq = self.emit(batch)
+        return {"ok": True, "seq": seq}
+
+    @staticmethod
+    def _from_rusage(job_id: str, rusage: dict[str, Any]) -> JobReading:
+        """exec's own accounting of a job tracked without a cgroup (its children were waited for)."""
+        reading = JobReading(job_id=job_id, time_ms=now_ms())
+        reading.cpu_user_seconds = float(rusage.get("utime", math.nan))
+        reading.cpu_system_seconds = float(rusage.get("stime", math.nan))
+        reading.mem_peak_bytes = float(rusage.get("maxrss_kb", math.nan)) * 1024
+        return reading
+
+    async def drain_spooled_events(self) -> None:
+        for path, request in events.pending(self.settings.events_dir):
+            reply = await self.handle_event(request)
+            if not reply.get("ok"):
+                log.error("dropping spooled event %s: %s", path, reply.get("error"))
+            path.unlink(missing_ok=True)
+
+    async def tick_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self.drain_spooled_events()
+            if not self.paused:
+                try:
+                    self.emit(self.sampler.tick())
+                except Exception:
+                    log.exception("tick failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.tick)
+
+    async def run(self) -> None:
+        server = await events.serve(self.settings.socket, self.handle_event)
+        log.info(
+            "agent %s on node %s: sending to %s, tick %.1fs, events on %s",
+            __version__,
+            self.settings.node,
+            self.settings.collector,
+            self.settings.tick,
+            self.settings.socket,
+        )
+        stream_task = asyncio.create_task(self.client.run())
+        try:
+            await self.tick_loop()
+        finally:
+            self.client.stop()
+            server.close()
+            await asyncio.gather(stream_task, return_exceptions=True)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()

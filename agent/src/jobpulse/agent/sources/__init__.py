@@ -1,0 +1,1 @@
+"""Metric sources: one module per kind of thing measured (cgroups, node, GPUs)."""

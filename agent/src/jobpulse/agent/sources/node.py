@@ -1,0 +1,85 @@
+"""Node-wide metrics from psutil: CPU, memory, swap, load, disks, network, filesystems."""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+from jobpulse.common.timeutil import now_ms
+from jobpulse.proto.v1 import ingest_pb2 as pb
+
+# Pseudo filesystems say nothing about storage a job can fill.
+_SKIP_FSTYPES = frozenset(
+    {
+        "proc",
+        "sysfs",
+        "cgroup",
+        "cgroup2",
+        "devpts",
+        "devtmpfs",
+        "tmpfs",
+        "overlay",
+        "squashfs",
+        "mqueue",
+        "debugfs",
+        "tracefs",
+        "securityfs",
+        "pstore",
+        "bpf",
+        "autofs",
+        "configfs",
+        "fusectl",
+        "hugetlbfs",
+        "binfmt_misc",
+        "nsfs",
+        "rpc_pipefs",
+        "efivarfs",
+    }
+)
+
+
+class NodeSource:
+    """Samples the node. The first cpu_percent call primes psutil's counter."""
+
+    def __init__(self) -> None:
+        psutil.cpu_percent(interval=None)
+
+    def sample(self, with_filesystems: bool = True) -> pb.NodeSample:
+        mem = psutil.virtual_memory()
+        swap = psutil.swap_memory()
+        load1, load5, load15 = os.getloadavg()
+        sample = pb.NodeSample(
+            time_ms=now_ms(),
+            cpu_percent=psutil.cpu_percent(interval=None),
+            mem_used_bytes=float(mem.total - mem.available),
+            mem_total_bytes=float(mem.total),
+            swap_used_bytes=float(swap.used),
+            load1=load1,
+            load5=load5,
+            load15=load15,
+        )
+        net = psutil.net_io_counters(pernic=True)
+        sample.net_rx_bytes = float(sum(v.bytes_recv for k, v in net.items() if k != "lo"))
+        sample.net_tx_bytes = float(sum(v.bytes_sent for k, v in net.items() if k != "lo"))
+        disk = psutil.disk_io_counters()
+        if disk is not None:
+            sample.disk_read_bytes = float(disk.read_bytes)
+            sample.disk_write_bytes = float(disk.write_bytes)
+        if with_filesystems:
+            for part in psutil.disk_partitions(all=False):
+                if part.fstype in _SKIP_FSTYPES:
+                    continue
+                try:
+                    usage = psutil.disk_usage(part.mountpoint)
+                except OSError:
+                    continue
+                sample.filesystems.append(
+                    pb.Filesystem(
+                        mountpoint=part.mountpoint,
+                        device=part.device,
+                        fstype=part.fstype,
+                        total_bytes=float(usage.total),
+                        used_bytes=float(usage.used),
+                    )
+                )
+        return sample

@@ -1,0 +1,1 @@
+"""HTTP API route modules: thin handlers over the store and services."""

@@ -1,0 +1,70 @@
+"""gRPC servicer: hello, then batches; each batch is committed before it is acknowledged."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+from jobpulse.collector.store.sqlite import BatchError, SqliteStore
+from jobpulse.proto.v1 import ingest_pb2 as pb
+from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+
+class IngestServicer(pb_grpc.IngestServicer):
+    def __init__(
+        self, store: SqliteStore, token: str = "", on_batch: Callable[[str, pb.Batch], None] | None = None
+    ) -> None:
+        self.store = store
+        self.token = token
+        self.on_batch = on_batch
+
+    def _authorized(self, context: grpc.aio.ServicerContext) -> bool:
+        if not self.token:
+            return True
+        metadata = dict(context.invocation_metadata() or ())
+        presented = str(metadata.get("authorization", ""))
+        return hmac.compare_digest(presented.encode(), f"Bearer {self.token}".encode())
+
+    async def Stream(
+        self, request_iterator: AsyncIterator[pb.AgentMessage], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.CollectorMessage]:
+        peer = context.peer()
+        if not self._authorized(context):
+            log.warning("refused agent stream from %s: bad or missing token", peer)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong agent token")
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            return
+        if first.WhichOneof("body") != "hello" or not first.hello.node:
+            log.warning("refused stream from %s: first message is not a hello with a node name", peer)
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a Hello with a node"
+            )
+        hello = first.hello
+        node, stream_id, cluster = hello.node, hello.stream_id, hello.cluster
+        last = await self.store.hello(hello)
+        log.info(
+            "agent %s (%s, stream %s) connected from %s; resuming after seq %d",
+            node,
+            hello.agent_version,
+            stream_id[:8],
+            peer,
+            last,
+        )
+        yield pb.CollectorMessage(ack=pb.Ack(seq=last))
+        async for message in request_iterator:
+            if message.WhichOneof("body") != "batch":
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only batches may follow the hello")
+            batch = message.batch
+            try:
+                acked, stored = await self.store.ingest(node, stream_id, cluster, batch)
+            except BatchError as exc:
+                log.warning("refused batch %d from %s: %s", batch.seq, node, exc)
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {batch.seq}: {exc}")
+            if stored and self.on_batch is not None:
+                self.on_batch(node, batch)
+            yield pb.CollectorMessage(ack=pb.Ack(seq=acked))

@@ -1,0 +1,1 @@
+"""Storage: one interface (base.py), SQLite as the embedded default."""

@@ -1,0 +1,1 @@
+"""Code shared by the jobpulse agent and collector."""

@@ -1,0 +1,151 @@
+"""Test support: start real collector/agent processes on loopback and talk to them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Collector:
+    proc: subprocess.Popen[bytes]
+    state: Path
+    http_port: int
+    grpc_port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10, **kwargs)
+
+
+def start_collector(
+    state: Path, *extra: str, env: dict[str, str] | None = None, grpc_port: int = 0
+) -> Collector:
+    state.mkdir(parents=True, exist_ok=True)
+    ready = state / "ready.json"
+    ready.unlink(missing_ok=True)
+    log = state / "collector.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jobpulse.collector.cli",
+            "serve",
+            "--state-dir",
+            str(state),
+            "--http-port",
+            "0",
+            "--grpc-listen",
+            f"127.0.0.1:{grpc_port}",
+            "--ready-file",
+            str(ready),
+            *extra,
+        ],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    wait_for(lambda: ready.exists() or proc.poll() is not None, 30, "collector to listen")
+    if proc.poll() is not None:
+        raise AssertionError(f"collector exited {proc.returncode}: {log.read_text()[-3000:]}")
+    ports = json.loads(ready.read_text())
+    return Collector(proc, state, ports["http_port"], ports["grpc_port"], log)
+
+
+def start_agent(
+    state: Path, collector: str, *extra: str, tick: float = 0.5, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    state.mkdir(parents=True, exist_ok=True)
+    sock = state / "agent.sock"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jobpulse.agent.cli",
+            "run",
+            "--state-dir",
+            str(state),
+            "--socket",
+            str(sock),
+            "--collector",
+            collector,
+            "--tick",
+            str(tick),
+            *extra,
+        ],
+        stdout=open(state / "agent.log", "ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    wait_for(lambda: sock.exists() or proc.poll() is not None, 30, "agent socket")
+    if proc.poll() is not None:
+        raise AssertionError(f"agent exited {proc.returncode}: {(state / 'agent.log').read_text()[-3000:]}")
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def running(*procs: subprocess.Popen[bytes]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+def cgroup_v1_writable(root: Path = Path("/sys/fs/cgroup")) -> str | None:
+    """None if this process can create job cgroups under ``root``, else the reason it cannot."""
+    if os.geteuid() != 0:
+        return "needs root to create cgroups"
+    probe = root / "cpuacct" / "jobpulse-probe"
+    if (root / "cgroup.controllers").exists():
+        probe = root / "jobpulse-probe"
+    try:
+        probe.mkdir(exist_ok=True)
+        probe.rmdir()
+    except OSError as exc:
+        return f"cgroup hierarchy at {root} not writable: {exc}"
+    return None
