@@ -21,6 +21,14 @@ FIXTURES = ROOT / "tests" / "fixtures"
 T = TypeVar("T")
 
 
+def unique_job_id() -> int:
+    """A job id no other test run on this machine uses now: exec cgroups are machine-wide."""
+    return 1_000_000 + (os.getpid() % 100_000) * 100 + next(_job_counter)
+
+
+_job_counter = iter(range(100))
+
+
 def wait_for(predicate: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
     deadline = time.monotonic() + timeout
     while True:

@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import Collector, cgroup_v1_writable, running, start_agent, start_collector, wait_for
+from support import (
+    Collector,
+    cgroup_v1_writable,
+    running,
+    start_agent,
+    start_collector,
+    unique_job_id,
+    wait_for,
+)
 
 BURN = """
 import time
@@ -64,16 +72,17 @@ def _finished_job(collector: Collector, job_id: str) -> dict:
 @pytest.mark.cgroup
 def test_job_in_real_cgroup_is_measured_stored_and_served(tmp_path: Path, collector: Collector) -> None:
     reason = cgroup_v1_writable()
+    job = unique_job_id()
     if reason:
         pytest.skip(reason)
     agent = start_agent(tmp_path / "agent", collector.grpc_target, "--cluster", "test")
     with running(agent):
-        result = _exec(tmp_path / "agent", "4242", BURN)
+        result = _exec(tmp_path / "agent", str(job), BURN)
         assert result.returncode == 0, result.stderr.decode()
         assert b"(cgroup)" in result.stderr, "exec should have used a real cgroup here"
-        doc = _finished_job(collector, "4242")
+        doc = _finished_job(collector, str(job))
     meta = doc["Metadata"]
-    assert meta["Id"] == 4242 and meta["ClusterId"] == "test" and meta["ExitCode"] == 0
+    assert meta["Id"] == job and meta["ClusterId"] == "test" and meta["ExitCode"] == 0
     assert meta["StopTime"] >= meta["StartTime"] > 0
     samples = doc["Samples"]
     assert len(samples) >= 2, samples
@@ -84,7 +93,7 @@ def test_job_in_real_cgroup_is_measured_stored_and_served(tmp_path: Path, collec
     cpu_series = {m["Config"]["Guid"]: m["Data"] for m in doc["MetricData"]}["cpu_cores"]
     assert max(point["_value"] for points in cpu_series.values() for point in points) > 0.5
     listed = collector.get("/api/jobs").json()["Jobs"]
-    assert [j["Id"] for j in listed] == [4242]
+    assert [j["Id"] for j in listed] == [job]
 
 
 def test_job_without_cgroup_is_tracked_by_process_tree(tmp_path: Path, collector: Collector) -> None:
@@ -126,9 +135,10 @@ def test_job_without_cgroup_is_tracked_by_process_tree(tmp_path: Path, collector
 def test_failing_job_records_its_exit_code(tmp_path: Path, collector: Collector) -> None:
     agent = start_agent(tmp_path / "agent", collector.grpc_target)
     with running(agent):
-        result = _exec(tmp_path / "agent", "9", "import sys; sys.exit(3)")
+        job = unique_job_id()
+        result = _exec(tmp_path / "agent", str(job), "import sys; sys.exit(3)")
         assert result.returncode == 3
-        doc = _finished_job(collector, "9")
+        doc = _finished_job(collector, str(job))
     assert doc["Metadata"]["ExitCode"] == 3
     assert doc["Metadata"]["State"] == "FAILED"
 
