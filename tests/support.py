@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -56,8 +57,27 @@ class Collector:
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=10, **kwargs)
+    admin_password: str = ""
+    _token: str = ""
+
+    def login(self, username: str = "admin", password: str | None = None) -> str:
+        response = httpx.post(
+            self.url + "/api/login",
+            json={"Username": username, "Password": password or self.admin_password},
+            timeout=10,
+        )
+        response.raise_for_status()
+        token: str = response.json()["token"]
+        return token
+
+    def get(self, path: str, auth: bool = True, **kwargs: Any) -> httpx.Response:
+        """GET as the admin (logged in once), or anonymously with auth=False."""
+        headers = kwargs.pop("headers", {})
+        if auth:
+            if not self._token:
+                self._token = self.login()
+            headers.setdefault("Authorization", f"Bearer {self._token}")
+        return httpx.get(self.url + path, timeout=10, headers=headers, **kwargs)
 
 
 def start_collector(
@@ -67,6 +87,7 @@ def start_collector(
     ready = state / "ready.json"
     ready.unlink(missing_ok=True)
     log = state / "collector.log"
+    env = {"JOBPULSE_ADMIN_PASSWORD": secrets.token_urlsafe(12), **(env or {})}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -85,13 +106,13 @@ def start_collector(
         ],
         stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **env},
     )
     wait_for(lambda: ready.exists() or proc.poll() is not None, 30, "collector to listen")
     if proc.poll() is not None:
         raise AssertionError(f"collector exited {proc.returncode}: {log.read_text()[-3000:]}")
     ports = json.loads(ready.read_text())
-    return Collector(proc, state, ports["http_port"], ports["grpc_port"], log)
+    return Collector(proc, state, ports["http_port"], ports["grpc_port"], log, env["JOBPULSE_ADMIN_PASSWORD"])
 
 
 def start_agent(

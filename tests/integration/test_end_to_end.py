@@ -144,9 +144,10 @@ def test_failing_job_records_its_exit_code(tmp_path: Path, collector: Collector)
 
 
 def test_ping_and_openapi_docs(collector: Collector) -> None:
-    assert collector.get("/api/ping").json()["timestamp"] > 0
-    schema = collector.get("/docs/openapi.json").json()
+    assert collector.get("/api/ping", auth=False).json()["timestamp"] > 0
+    assert collector.get("/api/jobs", auth=False).status_code == 401
+    schema = collector.get("/docs/openapi.json", auth=False).json()
     assert "/api/job/{job_id}" in schema["paths"]
-    assert collector.get("/docs").status_code == 200
+    assert collector.get("/docs", auth=False).status_code == 200
     missing = collector.get("/api/job/123456")
     assert missing.status_code == 404 and "123456" in missing.json()["detail"]

@@ -11,8 +11,11 @@ from typing import Any
 
 import grpc
 import uvicorn
+from jobpulse.collector.api.auth import AuthController
 from jobpulse.collector.api.jobs import JobsController
 from jobpulse.collector.api.ping import ping
+from jobpulse.collector.auth.bootstrap import ensure_admin
+from jobpulse.collector.auth.security import build_auth
 from jobpulse.collector.ingest import IngestServicer
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
@@ -41,8 +44,10 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 
 def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
+    auth = build_auth(settings)
     app = Litestar(
-        route_handlers=[ping, JobsController],
+        route_handlers=[ping, AuthController, JobsController],
+        on_app_init=[auth.on_app_init],
         openapi_config=OpenAPIConfig(
             title="jobpulse",
             version=__version__,
@@ -55,6 +60,7 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     )
     app.state.store = store
     app.state.settings = settings
+    app.state.auth = auth
     return app
 
 
@@ -71,6 +77,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     """Run gRPC ingest and the HTTP API until SIGINT/SIGTERM, in this one event loop."""
     store = SqliteStore(settings.database_path)
     store.open()
+    ensure_admin(store.writer, settings)
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),  # a second collector must fail, not silently share the port

@@ -32,6 +32,74 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_store(args: argparse.Namespace) -> tuple[object, object]:
+    from jobpulse.collector.store.sqlite import SqliteStore
+
+    settings = load_settings(args.config, state_dir=args.state_dir, database=args.database)
+    store = SqliteStore(settings.database_path)
+    store.open()
+    return settings, store
+
+
+def cmd_create_api_key(args: argparse.Namespace) -> int:
+    """Admins make keys for scripts and Slurm hooks here; the key is printed once and stored hashed."""
+    from jobpulse.collector.auth.roles import ALL_ROLES
+    from jobpulse.collector.store import users
+    from jobpulse.collector.store.sqlite import SqliteStore
+
+    if args.role not in ALL_ROLES:
+        print(f"jobpulse-collector: --role must be one of {sorted(ALL_ROLES)}", file=sys.stderr)
+        return 2
+    _settings, store = _open_store(args)
+    assert isinstance(store, SqliteStore)
+    db = store.writer
+    ttl = args.days * 86400 if args.days else None
+    db.execute("BEGIN IMMEDIATE")
+    key, record = users.create_api_key(db, args.owner, args.role, args.name, ttl)
+    users.audit(db, "cli", "create_api_key", record["id"], {"role": args.role, "name": args.name})
+    db.execute("COMMIT")
+    store.close()
+    print(key)
+    print(f"(key id {record['id']}, role {args.role}; shown only now, stored hashed)", file=sys.stderr)
+    return 0
+
+
+def cmd_add_user(args: argparse.Namespace) -> int:
+    """Create or update a local user; the password is read from stdin, never from the command line."""
+    from jobpulse.collector.auth.passwords import hash_password
+    from jobpulse.collector.auth.roles import ALL_ROLES
+    from jobpulse.collector.store import users
+    from jobpulse.collector.store.sqlite import SqliteStore
+
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+    unknown = set(roles) - ALL_ROLES
+    if unknown:
+        print(
+            f"jobpulse-collector: unknown roles {sorted(unknown)}; use {sorted(ALL_ROLES)}", file=sys.stderr
+        )
+        return 2
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("jobpulse-collector: give a password of at least 8 characters on stdin", file=sys.stderr)
+        return 2
+    _settings, store = _open_store(args)
+    assert isinstance(store, SqliteStore)
+    db = store.writer
+    db.execute("BEGIN IMMEDIATE")
+    users.upsert_user(db, args.username, roles, hash_password(password))
+    users.audit(db, "cli", "add_user", args.username, {"roles": roles})
+    db.execute("COMMIT")
+    store.close()
+    print(f"user {args.username!r} saved with roles {roles}")
+    return 0
+
+
+def _store_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML config (default /etc/jobpulse/collector.toml)")
+    parser.add_argument("--state-dir", type=Path, help="database directory (default /var/lib/jobpulse)")
+    parser.add_argument("--database", help="SQLite file (default <state-dir>/jobpulse.db)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobpulse-collector", description="jobpulse collector")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-listen", help="gRPC bind host:port (default 127.0.0.1:50051)")
     serve.add_argument("--ready-file", type=Path, help="write the bound ports here as JSON once listening")
     serve.set_defaults(func=cmd_serve)
+    key = sub.add_parser("create-api-key", help="create an API key (printed once, stored hashed)")
+    _store_args(key)
+    key.add_argument("--role", required=True, help="user, admin or job-control (Slurm prolog/epilog)")
+    key.add_argument("--owner", default="admin", help="user the key acts as (default admin)")
+    key.add_argument("--name", default="", help="what the key is for, e.g. slurm-hooks")
+    key.add_argument("--days", type=float, help="expire after this many days (default: never)")
+    key.set_defaults(func=cmd_create_api_key)
+    user = sub.add_parser("add-user", help="create or update a local user; password on stdin")
+    _store_args(user)
+    user.add_argument("username")
+    user.add_argument("--roles", default="user", help="comma-separated: user, admin, job-control")
+    user.set_defaults(func=cmd_add_user)
     return parser
 
 

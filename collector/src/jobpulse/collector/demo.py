@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -65,6 +66,8 @@ def run_demo(duration: float | None, http_port: int, grpc_port: int, keep: bool 
     http_port = free_port(http_port)
     grpc_port = free_port(grpc_port)
     procs: list[subprocess.Popen[bytes]] = []
+    password = secrets.token_urlsafe(12)
+    env = {**os.environ, "JOBPULSE_ADMIN_PASSWORD": password}
     log = open(state / "daemons.log", "ab")  # noqa: SIM115 - lives as long as the daemons
     try:
         procs.append(
@@ -83,6 +86,7 @@ def run_demo(duration: float | None, http_port: int, grpc_port: int, keep: bool 
                 ],
                 stdout=log,
                 stderr=log,
+                env=env,
             )
         )
         _wait_for(
@@ -133,9 +137,13 @@ def run_demo(duration: float | None, http_port: int, grpc_port: int, keep: bool 
             check=False,
         )
 
+        login = httpx.post(f"{api}/api/login", json={"Username": "admin", "Password": password}, timeout=10)
+        login.raise_for_status()
+        bearer = {"Authorization": f"Bearer {login.json()['token']}"}
+
         def finished() -> dict[str, Any] | None:
             with contextlib.suppress(httpx.HTTPError):
-                doc: dict[str, Any] = httpx.get(f"{api}/api/job/1", timeout=5).json()
+                doc: dict[str, Any] = httpx.get(f"{api}/api/job/1", headers=bearer, timeout=5).json()
                 if doc.get("Metadata", {}).get("IsRunning") is False:
                     return doc
             return None
@@ -146,7 +154,10 @@ def run_demo(duration: float | None, http_port: int, grpc_port: int, keep: bool 
         print(f"  CPU-seconds: {summary['CpuSeconds']:.2f}")
         print(f"  peak memory: {human_bytes(summary['MemPeakBytes'])}")
         print(f"  samples:     {summary['Samples']}")
-        print("\nLook at it:")
+        print(
+            f"\nLog in as admin / {password}  (POST /api/login sets a session cookie and returns a bearer token):"
+        )
+        print(f'  curl -s {api}/api/login -d \'{{"Username":"admin","Password":"{password}"}}\'')
         print(f"  {api}/api/jobs            jobs")
         print(f"  {api}/api/job/1           job 1 with its samples")
         print(f"  {api}/docs                API documentation (OpenAPI)")

@@ -19,6 +19,15 @@ class CollectorSettings:
     database: str = ""  # default: <state_dir>/jobpulse.db
     token: str = ""  # agents must present it when set
     default_tick: float = 10.0
+    # Authentication
+    admin_user: str = "admin"
+    admin_password: str = ""  # empty: a one-time password is printed at first start
+    jwt_secret: str = ""  # empty: generated once into <state_dir>/jwt-secret
+    session_ttl: float = 8 * 3600.0
+    ws_ticket_ttl: float = 60.0
+    cookie_secure: bool = False  # set true behind HTTPS
+    # JobMon's own front end reads its token from the cookie in JavaScript: only then set this true.
+    cookie_js_readable: bool = False
     log_level: str = "INFO"
 
     @property

@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 from jobpulse.collector.api.deps import provide_store
+from jobpulse.collector.auth.guards import check_job_access, principal_of, requires
+from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore
-from litestar import Controller, get
-from litestar.di import Provide
-from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, Parameter
 
 
 def job_metadata(row: dict[str, Any]) -> dict[str, Any]:
@@ -43,25 +44,29 @@ def job_metadata(row: dict[str, Any]) -> dict[str, Any]:
 class JobsController(Controller):
     dependencies = {"store": Provide(provide_store, sync_to_thread=False)}
     tags = ["jobs"]
+    guards = [requires(Role.USER)]
 
     @get("/api/jobs", operation_id="listJobs", summary="Jobs, newest first")
     async def list_jobs(
         self,
-        store: SqliteStore,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[SqliteStore],
         limit: int = Parameter(default=100, ge=1, le=10_000),
         offset: int = Parameter(default=0, ge=0),
     ) -> dict[str, Any]:
-        rows = await store.list_jobs(limit=limit, offset=offset)
+        principal = principal_of(request)
+        user = None if principal.is_admin else principal.username
+        rows = await store.list_jobs(user=user, limit=limit, offset=offset)
         return {
             "Jobs": [job_metadata(r) for r in rows],
             "Config": {"RadarChartMetrics": [], "Partitions": {}, "Tags": []},
         }
 
     @get("/api/job/{job_id:int}", operation_id="getJob", summary="One job with its samples per node")
-    async def get_job(self, store: SqliteStore, job_id: int) -> dict[str, Any]:
-        row = await store.get_job(job_id)
-        if row is None:
-            raise NotFoundException(f"job {job_id} not found")
+    async def get_job(
+        self, request: Request[Any, Any, Any], store: NamedDependency[SqliteStore], job_id: FromPath[int]
+    ) -> dict[str, Any]:
+        row = check_job_access(principal_of(request), await store.get_job(job_id), job_id)
         samples = await store.job_samples(job_id)
         series: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in JOB_SAMPLE_COLUMNS}
         for sample in samples:

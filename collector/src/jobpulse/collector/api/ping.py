@@ -8,7 +8,11 @@ from litestar import get
 
 
 @get(
-    "/api/ping", operation_id="ping", tags=["health"], summary="Liveness check; answers the current timestamp"
+    "/api/ping",
+    operation_id="ping",
+    tags=["health"],
+    summary="Liveness check; answers the current timestamp",
+    opt={"exclude_from_auth": True},
 )
 async def ping() -> dict[str, float]:
     return {"timestamp": time.time()}

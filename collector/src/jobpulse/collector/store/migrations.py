@@ -118,7 +118,34 @@ def _v1(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+def _v2_auth(db: sqlite3.Connection) -> None:
+    """Users, sessions (server side, so logout really ends a JWT), hashed API keys, audit log."""
+    _script(
+        db,
+        """
+        CREATE TABLE users (
+            username TEXT PRIMARY KEY, password_hash TEXT, roles TEXT NOT NULL DEFAULT '["user"]',
+            source TEXT NOT NULL DEFAULT 'local', email TEXT NOT NULL DEFAULT '',
+            display_name TEXT NOT NULL DEFAULT '', created REAL NOT NULL, updated REAL NOT NULL
+        );
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY, username TEXT NOT NULL, kind TEXT NOT NULL, created REAL NOT NULL,
+            expires REAL NOT NULL
+        );
+        CREATE INDEX sessions_expires ON sessions (expires);
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY, digest TEXT NOT NULL, owner TEXT NOT NULL, role TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '', created REAL NOT NULL, expires REAL, revoked REAL, last_used REAL
+        );
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY, ts REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '', detail TEXT
+        );
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_auth]
 LATEST = len(MIGRATIONS)
 
 

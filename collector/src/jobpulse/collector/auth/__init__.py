@@ -1,0 +1,1 @@
+"""Authentication and authorisation: local users, sessions (JWT), API keys, role guards."""

@@ -1,0 +1,119 @@
+"""Litestar authentication: JWT in the Authorization header or cookie, API keys, WebSocket tickets.
+
+Built on ``litestar.security.jwt.JWTCookieAuth``. Its middleware is extended
+so that the same request can instead carry an API key (``X-API-Key: jp_...``
+or ``Authorization: Bearer jp_...``), and a WebSocket can authenticate with a
+short-lived ``?token=`` ticket, since browsers cannot set headers on a
+WebSocket. Every JWT names a server-side session (``jti``), so logout and
+expiry are enforced by the collector, not only by the token's ``exp``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from jobpulse.collector.auth.roles import Principal
+from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store import users
+from jobpulse.collector.store.sqlite import SqliteStore
+from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware import AuthenticationResult
+from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
+
+COOKIE_NAME = "Authorization"  # JobMon's front end reads and sends this cookie
+
+
+def _store(connection: ASGIConnection[Any, Any, Any, Any]) -> SqliteStore:
+    store: SqliteStore = connection.app.state.store
+    return store
+
+
+async def retrieve_principal(
+    token: Token, connection: ASGIConnection[Any, Any, Any, Any]
+) -> Principal | None:
+    user = await _store(connection).read(lambda db: users.get_user(db, token.sub))
+    if user is None:
+        return None
+    return Principal(
+        username=user["username"],
+        roles=frozenset(user["roles"]),
+        via=str(token.extras.get("kind", "session")),
+        session_id=str(token.jti) if token.jti else None,
+    )
+
+
+async def token_revoked(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    if not token.jti:
+        return True
+    jti, sub = str(token.jti), token.sub
+    return not await _store(connection).read(lambda db: users.session_valid(db, jti, sub))
+
+
+class JobpulseAuthMiddleware(JWTCookieAuthenticationMiddleware):
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        headers = connection.headers
+        api_key = headers.get("x-api-key", "")
+        bearer = headers.get("authorization", "").partition(" ")[-1].strip()
+        if not api_key and users.looks_like_api_key(bearer):
+            api_key = bearer
+        if api_key:
+            return await self._authenticate_api_key(api_key, connection)
+        if connection.scope["type"] == ScopeType.WEBSOCKET and connection.query_params.get("token"):
+            return await self.authenticate_token(connection.query_params["token"], connection)
+        return await super().authenticate_request(connection)
+
+    @staticmethod
+    async def _authenticate_api_key(
+        presented: str, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        store = _store(connection)
+        record = await store.read(lambda db: users.verify_api_key(db, presented))
+        if record is None:
+            raise NotAuthorizedException("invalid, expired or revoked API key")
+        key_id = str(record["id"])
+        await store.write(lambda db: users.touch_api_key(db, key_id))
+        principal = Principal(
+            username=str(record["owner"]),
+            roles=frozenset({str(record["role"])}),
+            via="api-key",
+            key_id=key_id,
+        )
+        return AuthenticationResult(user=principal, auth=record)
+
+
+def jwt_secret(settings: CollectorSettings) -> str:
+    """The configured secret, or one generated once and kept in the state directory (mode 0600)."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path: Path = settings.state_dir / "jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = path.open("x")
+    path.chmod(0o600)
+    with fd:
+        fd.write(secret)
+    return secret
+
+
+def build_auth(settings: CollectorSettings) -> JWTCookieAuth[Principal, Token]:
+    return JWTCookieAuth[Principal, Token](
+        retrieve_user_handler=retrieve_principal,
+        revoked_token_handler=token_revoked,
+        token_secret=jwt_secret(settings),
+        key=COOKIE_NAME,
+        default_token_expiration=timedelta(seconds=settings.session_ttl),
+        authentication_middleware_class=JobpulseAuthMiddleware,
+        exclude=["^/docs", "^/favicon"],
+        secure=settings.cookie_secure,
+        samesite="lax",
+        description="Session JWT (Authorization header or cookie) or API key (X-API-Key / Bearer jp_...)",
+    )

@@ -1,0 +1,47 @@
+"""App-level fixtures: a real collector app over a real SQLite file, driven by Litestar's test client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from jobpulse.collector.app import create_app
+from jobpulse.collector.auth.bootstrap import ensure_admin
+from jobpulse.collector.auth.passwords import hash_password
+from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store import users
+from jobpulse.collector.store.sqlite import SqliteStore
+from litestar.testing import AsyncTestClient
+
+ADMIN_PASSWORD = "admin-secret-pw"
+
+
+@pytest.fixture
+def fx_settings(tmp_path: Path) -> CollectorSettings:
+    return CollectorSettings(state_dir=tmp_path, admin_password=ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def fx_store(fx_settings: CollectorSettings) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(fx_settings.database_path)
+    store.open()
+    ensure_admin(store.writer, fx_settings)
+    users.upsert_user(store.writer, "alice", ["user"], hash_password("alice-password"))
+    users.upsert_user(store.writer, "bob", ["user"], hash_password("bob-password"))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+async def fx_client(fx_store: SqliteStore, fx_settings: CollectorSettings) -> AsyncIterator[AsyncTestClient]:
+    app = create_app(fx_store, fx_settings)
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+async def login(client: AsyncTestClient, username: str, password: str) -> str:
+    response = await client.post("/api/login", json={"Username": username, "Password": password})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["token"]
+    return token
