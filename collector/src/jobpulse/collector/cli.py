@@ -1,4 +1,4 @@
-"""`jobpulse-collector`: serve."""
+"""`jobpulse-collector`: serve, backup."""
 
 from __future__ import annotations
 
@@ -32,6 +32,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Online backup: safe while the collector runs and ingests."""
+    from jobpulse.collector.store.maintenance import backup
+
+    settings = load_settings(args.config, state_dir=args.state_dir, database=args.database)
+    try:
+        pages = backup(settings.database_path, args.path)
+    except (OSError, RuntimeError) as exc:
+        print(f"jobpulse-collector: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {settings.database_path} to {args.path} ({pages} pages)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobpulse-collector", description="jobpulse collector")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-listen", help="gRPC bind host:port (default 127.0.0.1:50051)")
     serve.add_argument("--ready-file", type=Path, help="write the bound ports here as JSON once listening")
     serve.set_defaults(func=cmd_serve)
+    backup = sub.add_parser("backup", help="copy the database to PATH while the collector keeps running")
+    backup.add_argument("path", type=Path, help="destination file (must not exist)")
+    backup.add_argument("--config", type=Path, help="TOML config (default /etc/jobpulse/collector.toml)")
+    backup.add_argument("--state-dir", type=Path, help="database directory (default /var/lib/jobpulse)")
+    backup.add_argument("--database", help="SQLite file (default <state-dir>/jobpulse.db)")
+    backup.set_defaults(func=cmd_backup)
     return parser
 
 
