@@ -88,11 +88,13 @@ def _max(values: list[float | None]) -> float | None:
 
 
 _NODE_SQL = {
-    "job_samples": """SELECT node, count(*), max(cpu_user_seconds + cpu_system_seconds), max(alloc_cpus),
+    "job_samples": """SELECT node, count(*), max(coalesce(cpu_user_seconds, 0) + coalesce(cpu_system_seconds, 0))
+        * (CASE WHEN count(cpu_user_seconds) + count(cpu_system_seconds) > 0 THEN 1 END), max(alloc_cpus),
         max(mem_peak_bytes), max(mem_current_bytes), min(CASE WHEN mem_limit_bytes < 1e308 THEN mem_limit_bytes END),
         avg(gpu_util_percent), max(gpu_util_percent), max(gpu_mem_bytes), max(io_read_bytes), max(io_write_bytes),
         max(oom_kills) FROM job_samples WHERE job_id = ? AND step = '' AND ts >= ? AND ts <= ? GROUP BY node""",
-    "job_samples_1m": """SELECT node, sum(n), max(cpu_user_seconds_last + cpu_system_seconds_last),
+    "job_samples_1m": """SELECT node, sum(n), max(coalesce(cpu_user_seconds_last, 0) + coalesce(cpu_system_seconds_last, 0))
+        * (CASE WHEN count(cpu_user_seconds_last) + count(cpu_system_seconds_last) > 0 THEN 1 END),
         max(alloc_cpus_max), max(mem_peak_bytes_max), max(mem_current_bytes_max),
         min(CASE WHEN mem_limit_bytes_min < 1e308 THEN mem_limit_bytes_min END),
         sum(gpu_util_percent_avg * n) / sum(CASE WHEN gpu_util_percent_avg IS NOT NULL THEN n END),

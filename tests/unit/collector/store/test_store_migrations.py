@@ -48,7 +48,9 @@ def test_migrates_from_every_earlier_version(tmp_path: Path, start: int) -> None
     if start >= 1:
         # The old samples are untouched, known to the ledger, and roll up like new ones.
         assert db.execute("SELECT count(*) FROM job_samples").fetchone()[0] == 24
-        ledger = db.execute("SELECT node, raw_first_ms, last_ms, dirty_1m_ms FROM job_series ORDER BY node").fetchall()
+        ledger = db.execute(
+            "SELECT node, raw_first_ms, last_ms, dirty_1m_ms FROM job_series ORDER BY node"
+        ).fetchall()
         assert [tuple(r) for r in ledger] == [("n1", T0, T0 + 110_000, T0), ("n2", T0, T0 + 110_000, T0)]
         rollup(db, now_ms=T0 + HOUR + 120_000)
         out = job_series(db, 5, ["cpu_cores"], 60, "avg")

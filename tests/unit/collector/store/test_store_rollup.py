@@ -20,14 +20,33 @@ def test_minute_and_hour_rows_match_hand_computed_values(tmp_path: Path) -> None
     db = open_db(tmp_path / "j.db")
     a = Agent(db, "n1")
     # Minute 0: 6 samples cpu 1..6, memory 10..60; minute 1: 3 samples (ticks missed), cpu 10, 20, 30.
-    a.samples(1, [(T0 + i * 10_000, {"cpu_cores": i + 1, "mem_current_bytes": 10 * (i + 1), "cpu_user_seconds": 5 * i}) for i in range(6)])
-    a.samples(1, [(T0 + 60_000 + i * 20_000, {"cpu_cores": 10 * (i + 1), "cpu_user_seconds": 100 + i}) for i in range(3)])
+    a.samples(
+        1,
+        [
+            (
+                T0 + i * 10_000,
+                {"cpu_cores": i + 1, "mem_current_bytes": 10 * (i + 1), "cpu_user_seconds": 5 * i},
+            )
+            for i in range(6)
+        ],
+    )
+    a.samples(
+        1,
+        [
+            (T0 + 60_000 + i * 20_000, {"cpu_cores": 10 * (i + 1), "cpu_user_seconds": 100 + i})
+            for i in range(3)
+        ],
+    )
     result = rollup(db, now_ms=T0 + HOUR + 60_000)
     assert (result.series_1m, result.rows_1m, result.series_1h, result.rows_1h) == (1, 2, 1, 1)
 
     m0 = _row(db, "job_samples_1m", T0)
     assert (m0["n"], m0["cpu_cores_min"], m0["cpu_cores_avg"], m0["cpu_cores_max"]) == (6, 1, 3.5, 6)
-    assert (m0["mem_current_bytes_min"], m0["mem_current_bytes_avg"], m0["mem_current_bytes_max"]) == (10, 35, 60)
+    assert (m0["mem_current_bytes_min"], m0["mem_current_bytes_avg"], m0["mem_current_bytes_max"]) == (
+        10,
+        35,
+        60,
+    )
     assert m0["cpu_user_seconds_last"] == 25
     m1 = _row(db, "job_samples_1m", T0 + 60_000)
     assert (m1["n"], m1["cpu_cores_min"], m1["cpu_cores_avg"], m1["cpu_cores_max"]) == (3, 10, 20, 30)
@@ -76,7 +95,9 @@ def test_late_data_recomputes_its_minute_and_hour(tmp_path: Path) -> None:
 
 def test_not_measured_values_stay_null(tmp_path: Path) -> None:
     db = open_db(tmp_path / "j.db")
-    Agent(db, "n1").samples(1, [(T0 + i * 10_000, {"cpu_cores": 1.0, "gpu_util_percent": math.nan}) for i in range(6)])
+    Agent(db, "n1").samples(
+        1, [(T0 + i * 10_000, {"cpu_cores": 1.0, "gpu_util_percent": math.nan}) for i in range(6)]
+    )
     rollup(db, now_ms=T0 + HOUR + 60_000)
     assert _row(db, "job_samples_1m", T0)["gpu_util_percent_avg"] is None
     assert _row(db, "job_samples_1h", T0)["gpu_util_percent_max"] is None

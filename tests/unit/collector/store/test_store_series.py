@@ -22,8 +22,22 @@ def db(tmp_path: Path) -> sqlite3.Connection:
     db = open_db(tmp_path / "s.db")
     for node, offset in (("n1", 0.0), ("n2", 10.0)):
         a = Agent(db, node)
-        rows = [(T0, 2.0), (T0 + 10_000, 2.0), (T0 + 1_800_000, 6.0), (B, 1.0), (B + 10_000, 3.0), (C, 5.0), (C + 10_000, 7.0)]
-        a.samples(1, [(t, {"cpu_cores": v + offset, "mem_current_bytes": 100.0, "mem_limit_bytes": float("inf")}) for t, v in rows])
+        rows = [
+            (T0, 2.0),
+            (T0 + 10_000, 2.0),
+            (T0 + 1_800_000, 6.0),
+            (B, 1.0),
+            (B + 10_000, 3.0),
+            (C, 5.0),
+            (C + 10_000, 7.0),
+        ]
+        a.samples(
+            1,
+            [
+                (t, {"cpu_cores": v + offset, "mem_current_bytes": 100.0, "mem_limit_bytes": float("inf")})
+                for t, v in rows
+            ],
+        )
     rollup(db, now_ms=NOW, lag_ms=60_000)
     apply_retention(db, NOW, 14, 90, 0)
     return db
@@ -46,8 +60,12 @@ def test_coarsest_resolution_that_satisfies_the_interval(db: sqlite3.Connection)
     assert fine["resolutions"] == ["job_samples_1h", "job_samples_1m", "job_samples"]
     assert fine["series"]["cpu_cores"]["n1"][-2:] == [[C, 5.0], [C + 10_000, 7.0]]
     five = job_series(db, 1, ["cpu_cores"], 300, "min", start_ms=B - DAY, end_ms=NOW - DAY)
-    assert five == {"sample_interval_s": 300, "agg_fn": "min", "resolutions": ["job_samples_1m"],
-                    "series": {"cpu_cores": {"n1": [[B, 1.0]], "n2": [[B, 11.0]]}}}
+    assert five == {
+        "sample_interval_s": 300,
+        "agg_fn": "min",
+        "resolutions": ["job_samples_1m"],
+        "series": {"cpu_cores": {"n1": [[B, 1.0]], "n2": [[B, 11.0]]}},
+    }
 
 
 def test_aggregation_across_nodes(db: sqlite3.Connection) -> None:
