@@ -56,8 +56,8 @@ def test_migrates_from_every_earlier_version(tmp_path: Path, start: int) -> None
         out = job_series(db, 5, ["cpu_cores"], 60, "avg")
         assert out["resolutions"] == ["job_samples_1m"]
         assert out["series"]["cpu_cores"] == {
-            "n1": [[T0, 3.5], [T0 + 60_000, 9.5]],
-            "n2": [[T0, 5.5], [T0 + 60_000, 11.5]],
+            "n1": {"t": [T0, T0 + 60_000], "v": [3.5, 9.5]},
+            "n2": {"t": [T0, T0 + 60_000], "v": [5.5, 11.5]},
         }
 
 

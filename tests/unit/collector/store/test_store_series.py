@@ -11,6 +11,13 @@ from jobpulse.collector.store.rollup import rollup
 from jobpulse.collector.store.series import job_series
 from storehelp import DAY, HOUR, T0, Agent, open_db
 
+
+def pairs(out: dict, metric: str, node: str) -> list[list[object]]:  # type: ignore[type-arg]
+    """The columnar answer as [t, v] pairs, for readable expectations."""
+    col = out["series"][metric][node]
+    assert len(col["t"]) == len(col["v"])
+    return [list(p) for p in zip(col["t"], col["v"], strict=True)]
+
 NOW = T0 + 100 * DAY
 B = NOW - 20 * DAY  # kept only at 1-minute resolution
 C = NOW - 30_000  # not rolled up yet: raw only
@@ -46,35 +53,35 @@ def db(tmp_path: Path) -> sqlite3.Connection:
 def test_query_across_the_raw_1m_1h_boundary(db: sqlite3.Connection) -> None:
     out = job_series(db, 1, ["cpu_cores", "mem_limit_bytes"], 60, "avg")
     assert out["resolutions"] == ["job_samples_1h", "job_samples_1m", "job_samples"]
-    n1 = out["series"]["cpu_cores"]["n1"]
+    n1 = pairs(out, "cpu_cores", "n1")
     assert n1 == [[T0, pytest.approx(10 / 3)], [B, 2.0], [NOW - 60_000, 6.0]]
-    assert out["series"]["cpu_cores"]["n2"][1] == [B, 12.0]
-    assert {p[1] for p in out["series"]["mem_limit_bytes"]["n1"]} == {None}  # unlimited: null in JSON
+    assert pairs(out, "cpu_cores", "n2")[1] == [B, 12.0]
+    assert out["series"]["mem_limit_bytes"]["n1"]["v"] == [None, None, None]  # unlimited: null in JSON
 
 
 def test_coarsest_resolution_that_satisfies_the_interval(db: sqlite3.Connection) -> None:
     hourly = job_series(db, 1, ["cpu_cores"], 3600, "max")
     assert hourly["resolutions"] == ["job_samples_1h", "job_samples"]
-    assert hourly["series"]["cpu_cores"]["n1"] == [[T0, 6.0], [B, 3.0], [NOW - HOUR, 7.0]]
+    assert pairs(hourly, "cpu_cores", "n1") == [[T0, 6.0], [B, 3.0], [NOW - HOUR, 7.0]]
     fine = job_series(db, 1, ["cpu_cores"], 10, "avg")
     assert fine["resolutions"] == ["job_samples_1h", "job_samples_1m", "job_samples"]
-    assert fine["series"]["cpu_cores"]["n1"][-2:] == [[C, 5.0], [C + 10_000, 7.0]]
+    assert pairs(fine, "cpu_cores", "n1")[-2:] == [[C, 5.0], [C + 10_000, 7.0]]
     five = job_series(db, 1, ["cpu_cores"], 300, "min", start_ms=B - DAY, end_ms=NOW - DAY)
     assert five == {
         "sample_interval_s": 300,
         "agg_fn": "min",
         "resolutions": ["job_samples_1m"],
-        "series": {"cpu_cores": {"n1": [[B, 1.0]], "n2": [[B, 11.0]]}},
+        "series": {"cpu_cores": {"n1": {"t": [B], "v": [1.0]}, "n2": {"t": [B], "v": [11.0]}}},
     }
 
 
 def test_aggregation_across_nodes(db: sqlite3.Connection) -> None:
     total = job_series(db, 1, ["cpu_cores"], 60, "sum", across_nodes=True, start_ms=B, end_ms=B + 60_000)
-    assert total["series"]["cpu_cores"] == {"*": [[B, (1 + 3) + (11 + 13)]]}
+    assert pairs(total, "cpu_cores", "*") == [[B, (1 + 3) + (11 + 13)]]
     peak = job_series(db, 1, ["cpu_cores"], 60, "max", across_nodes=True, start_ms=C - 30_000)
-    assert peak["series"]["cpu_cores"] == {"*": [[NOW - 60_000, 17.0]]}
+    assert pairs(peak, "cpu_cores", "*") == [[NOW - 60_000, 17.0]]
     only = job_series(db, 1, ["cpu_cores"], 60, "avg", nodes=["n2"], start_ms=B, end_ms=B + 60_000)
-    assert only["series"]["cpu_cores"] == {"n2": [[B, 12.0]]}
+    assert only["series"]["cpu_cores"] == {"n2": {"t": [B], "v": [12.0]}}
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,11 @@ Contract of :func:`job_series` (the HTTP API calls it for GET /api/job/{id} and 
 - ``start_ms`` / ``end_ms``: optional bounds, ms since the epoch, start inclusive, end exclusive.
 - ``step``: the Slurm step ("" = the whole job).
 
-Returns ``{"sample_interval_s", "agg_fn", "resolutions", "series": {metric: {node: [[t_ms, v], ...]}}}``
-where ``t_ms`` is the start of the interval and ``v`` is None where nothing was measured; an
-unlimited memory limit (+inf) is None as well. Invalid arguments raise ValueError naming the parameter.
+Returns ``{"sample_interval_s", "agg_fn", "resolutions", "series": {metric: {node: {"t": [...], "v": [...]}}}}``,
+columnar (what chart libraries such as uPlot take, and half the JSON of point pairs): ``t`` holds the
+start of each interval in ms since the epoch, ``v`` the values, None where nothing was measured; an
+unlimited memory limit (+inf) is None as well. The ``t`` list may be shared between metrics: copy it
+before changing it. Invalid arguments raise ValueError naming the parameter.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def job_series(
             r[0]
             for r in db.execute("SELECT node FROM job_series WHERE job_id = ? AND step = ?", (job_id, step))
         ]
-    series: dict[str, dict[str, list[list[Any]]]] = {m: {} for m in metrics}
+    series: dict[str, dict[str, dict[str, list[Any]]]] = {m: {} for m in metrics}
     used: list[str] = []
     for index, lo, hi in _segments(_windows(db), preferred):
         lo, hi = (
@@ -130,45 +132,60 @@ def job_series(
         )
         if lo >= hi or not nodes:
             continue
-        table = _TABLES[index][0]
-        rows = _query(
-            db, table, job_id, step, list(nodes), metrics, interval * 1000, agg_fn, across_nodes, lo, hi
-        )
+        table, res = _TABLES[index]
+        rows = _query(db, table, res, job_id, step, list(nodes), metrics, interval, agg_fn, across_nodes, lo, hi)
         if rows:
             used.append(table)
         for row in rows:
-            for metric, points in zip(metrics, row[1:], strict=True):
-                _extend(series[metric].setdefault(row[0], []), json.loads(points), agg_fn)
+            times = json.loads(row[1])
+            for metric, values in zip(metrics, row[2:], strict=True):
+                _extend(series[metric].setdefault(row[0], {"t": [], "v": []}), times, json.loads(values), agg_fn)
     return {"sample_interval_s": interval, "agg_fn": agg_fn, "resolutions": used, "series": series}
+
+
+def _direct_expr(metric: str, agg_fn: str) -> str:
+    """A rollup column read as is, when one output interval is exactly one rollup row."""
+    if metric in COUNTER_COLUMNS:
+        return f"{metric}_last"
+    return f"{metric}_avg * n" if agg_fn == "sum" else f"{metric}_{agg_fn}"
 
 
 def _query(
     db: sqlite3.Connection,
     table: str,
+    res: int,
     job_id: int,
     step: str,
     nodes: list[str],
     metrics: Sequence[str],
-    interval_ms: int,
+    interval: int,
     agg_fn: str,
     across_nodes: bool,
     lo: int,
     hi: int,
 ) -> list[Any]:
-    """One row per node (or one "*" row): per metric a JSON array of [t, v], built by SQLite in C."""
-    values = ", ".join(f"{_time_expr(table, m, agg_fn)} AS v{i}" for i, m in enumerate(metrics))
+    """One row per node (or one "*" row): JSON arrays of times and of each metric, built by SQLite in C.
+
+    When the interval equals the table's resolution the rows are read in key order without grouping:
+    that is the common case (a job page at 60 s) and grouping by an expression would sort.
+    """
     marks = ", ".join("?" for _ in nodes)
-    inner = (
-        f"SELECT node, (ts / {interval_ms}) * {interval_ms} AS b, {values} FROM {table}"
-        f" WHERE job_id = ? AND node IN ({marks}) AND step = ? AND ts >= ? AND ts < ?"
-        " GROUP BY node, b ORDER BY node, b"
-    )
+    where = f"WHERE job_id = ? AND node IN ({marks}) AND step = ? AND ts >= ? AND ts < ?"
+    if interval == res:
+        values = ", ".join(f"{_direct_expr(m, agg_fn)} AS v{i}" for i, m in enumerate(metrics))
+        inner = f"SELECT node, ts AS b, {values} FROM {table} {where} ORDER BY node, ts"
+    else:
+        interval_ms = interval * 1000
+        values = ", ".join(f"{_time_expr(table, m, agg_fn)} AS v{i}" for i, m in enumerate(metrics))
+        inner = (
+            f"SELECT node, (ts / {interval_ms}) * {interval_ms} AS b, {values} FROM {table} {where}"
+            " GROUP BY node, b ORDER BY node, b"
+        )
+    arrays = _arrays(metrics)
     if across_nodes:
         per_b = ", ".join(f"{agg_fn}(v{i}) AS v{i}" for i in range(len(metrics)))
-        arrays = _arrays(metrics)
         sql = f"SELECT '*', {arrays} FROM (SELECT b, {per_b} FROM ({inner}) GROUP BY b ORDER BY b)"
     else:
-        arrays = _arrays(metrics)
         sql = f"SELECT node, {arrays} FROM ({inner}) GROUP BY node"
     rows = db.execute(sql, (job_id, *nodes, step, lo, hi)).fetchall()
     return [r for r in rows if r[1] != "[]"]
@@ -176,26 +193,32 @@ def _query(
 
 def _arrays(metrics: Sequence[str]) -> str:
     """JSON has no infinity: an unlimited memory limit becomes null."""
-    out = []
+    out = ["json_group_array(b)"]
     for i, m in enumerate(metrics):
         v = f"CASE WHEN v{i} > 1e308 THEN NULL ELSE v{i} END" if m == "mem_limit_bytes" else f"v{i}"
-        out.append(f"json_group_array(json_array(b, {v}))")
+        out.append(f"json_group_array({v})")
     return ", ".join(out)
 
 
-def _extend(points: list[list[Any]], new: list[list[Any]], agg_fn: str) -> None:
+def _extend(into: dict[str, list[Any]], times: list[int], values: list[Any], agg_fn: str) -> None:
     """Append a later segment; an interval split by a segment boundary is combined, not repeated."""
-    if new and points and points[-1][0] == new[0][0]:
-        a, b = points[-1][1], new[0][1]
+    t, v = into["t"], into["v"]
+    if times and t and t[-1] == times[0]:
+        a, b = v[-1], values[0]
         if a is None or b is None:
-            points[-1][1] = a if b is None else b
+            v[-1] = a if b is None else b
         elif agg_fn == "min":
-            points[-1][1] = min(a, b)
+            v[-1] = min(a, b)
         elif agg_fn == "max":
-            points[-1][1] = max(a, b)
+            v[-1] = max(a, b)
         elif agg_fn == "sum":
-            points[-1][1] = a + b
+            v[-1] = a + b
         else:
-            points[-1][1] = (a + b) / 2
-        new = new[1:]
-    points.extend(new)
+            v[-1] = (a + b) / 2
+        times, values = times[1:], values[1:]
+    # ``t`` lists are shared between the metrics of a row: never change one in place.
+    into["t"] = t + times if t else times
+    if v:
+        v.extend(values)
+    else:
+        into["v"] = values
