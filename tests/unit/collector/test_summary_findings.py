@@ -155,3 +155,20 @@ def test_oom_near_limit_short_many_nodes_and_gaps(tmp_path: Path) -> None:
     near = next(f for f in s.findings if f.rule == "memory_near_limit")
     assert (near.value, near.threshold) == (0.99, 0.95)
     assert json.loads(db.execute("SELECT summary FROM job_summaries").fetchone()[0])["findings"][0]["rule"]
+
+
+def test_summary_from_rollups_when_raw_samples_are_gone(tmp_path: Path) -> None:
+    """A job summarized after raw retention (e.g. the collector was down) still gets its figures."""
+    from jobpulse.collector.store.retention import apply_retention
+    from jobpulse.collector.store.rollup import rollup
+    from storehelp import DAY
+
+    db = open_db(tmp_path / "j.db")
+    run = _gpu_job(db, 30, "g1", util=80.0)
+    rollup(db, now_ms=T0 + 20 * DAY)
+    apply_retention(db, T0 + 20 * DAY, 14, 90, 0)
+    assert db.execute("SELECT count(*) FROM job_samples").fetchone()[0] == 0
+    s = summarize(db, run, now=START + 20 * 86400, thresholds=Thresholds())
+    assert s is not None and s.source == "job_samples_1m"
+    assert s.cpu_efficiency == pytest.approx(0.5)
+    assert s.mem_peak_bytes == 8 * GIB
