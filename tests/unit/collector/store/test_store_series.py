@@ -18,6 +18,7 @@ def pairs(out: dict, metric: str, node: str) -> list[list[object]]:  # type: ign
     assert len(col["t"]) == len(col["v"])
     return [list(p) for p in zip(col["t"], col["v"], strict=True)]
 
+
 NOW = T0 + 100 * DAY
 B = NOW - 20 * DAY  # kept only at 1-minute resolution
 C = NOW - 30_000  # not rolled up yet: raw only

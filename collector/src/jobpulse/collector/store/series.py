@@ -133,13 +133,17 @@ def job_series(
         if lo >= hi or not nodes:
             continue
         table, res = _TABLES[index]
-        rows = _query(db, table, res, job_id, step, list(nodes), metrics, interval, agg_fn, across_nodes, lo, hi)
+        rows = _query(
+            db, table, res, job_id, step, list(nodes), metrics, interval, agg_fn, across_nodes, lo, hi
+        )
         if rows:
             used.append(table)
         for row in rows:
             times = json.loads(row[1])
             for metric, values in zip(metrics, row[2:], strict=True):
-                _extend(series[metric].setdefault(row[0], {"t": [], "v": []}), times, json.loads(values), agg_fn)
+                _extend(
+                    series[metric].setdefault(row[0], {"t": [], "v": []}), times, json.loads(values), agg_fn
+                )
     return {"sample_interval_s": interval, "agg_fn": agg_fn, "resolutions": used, "series": series}
 
 
