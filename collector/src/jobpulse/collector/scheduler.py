@@ -7,8 +7,10 @@ scheduler only decides when. ``max_instances=1`` and ``coalesce`` keep a slow pa
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from jobpulse.collector.findings import Thresholds
@@ -17,7 +19,13 @@ from jobpulse.collector.store import maintenance
 from jobpulse.collector.store.retention import apply_retention
 from jobpulse.collector.store.rollup import rollup
 from jobpulse.collector.store.sqlite import SqliteStore
-from jobpulse.collector.summary import summarize_finished
+from jobpulse.collector.summary import (
+    JobSummary,
+    advance_watermark,
+    build_summary,
+    pending_runs,
+    store_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +41,26 @@ def _guarded(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Aw
         log.debug("storage job %s: %s in %.3f s", name, result, time.monotonic() - started)
 
     return run
+
+
+async def summarize_pass(
+    store: SqliteStore, s: CollectorSettings, thresholds: Thresholds, limit: int = 200
+) -> int:
+    """Summaries are computed on a reader connection (a 64-node day of raw samples takes a while) and
+    only stored on the writer, so ingest does not wait for the computation."""
+    now = time.time()
+    runs = await store.read(lambda db: pending_runs(db, now, s.summary_delay, limit))
+    for run_id in runs:
+        summary = await store.read(partial(build_summary, run_id=run_id, now=now, thresholds=thresholds))
+        if summary is not None:
+            await store.write(partial(_store, summary=summary, now=now))
+    if len(runs) < limit:
+        await store.write(lambda db: advance_watermark(db, now, s.summary_delay))
+    return len(runs)
+
+
+def _store(db: sqlite3.Connection, summary: JobSummary, now: float) -> None:
+    store_summary(db, summary, now)
 
 
 def storage_jobs(
@@ -64,12 +92,7 @@ def storage_jobs(
         ),
         "summaries": (
             s.summary_interval,
-            _guarded(
-                "summaries",
-                lambda: store.write(
-                    lambda db: summarize_finished(db, time.time(), s.summary_delay, thresholds)
-                ),
-            ),
+            _guarded("summaries", lambda: summarize_pass(store, s, thresholds)),
         ),
         "checkpoint": (
             s.checkpoint_interval,

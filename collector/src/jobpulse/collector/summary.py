@@ -202,44 +202,69 @@ def load_summary(db: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
     return json.loads(row[0]) if row else None
 
 
-def summarize(db: sqlite3.Connection, run_id: int, now: float, thresholds: Thresholds) -> JobSummary | None:
-    """Compute, evaluate and store the summary of one run; its findings become tags. One transaction."""
+def build_summary(
+    db: sqlite3.Connection, run_id: int, now: float, thresholds: Thresholds
+) -> JobSummary | None:
+    """Summary with findings; only reads, so the collector runs it on a reader connection."""
     summary = compute_summary(db, run_id, now)
     if summary is None:
         return None
-    summary = replace(summary, findings=tuple(evaluate(summary, thresholds)))
+    return replace(summary, findings=tuple(evaluate(summary, thresholds)))
+
+
+def store_summary(db: sqlite3.Connection, summary: JobSummary, now: float) -> None:
+    """Store the summary and tag the run with its findings, in one transaction."""
     db.execute("BEGIN IMMEDIATE")
     try:
         db.execute(
             "INSERT OR REPLACE INTO job_summaries (run_id, computed, summary) VALUES (?, ?, ?)",
-            (run_id, now, json.dumps(summary.to_dict())),
+            (summary.run_id, now, json.dumps(summary.to_dict())),
         )
         for finding in summary.findings:
-            add_tag(db, run_id, finding.rule, FINDING_TAG_TYPE, FINDING_CREATED_BY)
+            add_tag(db, summary.run_id, finding.rule, FINDING_TAG_TYPE, FINDING_CREATED_BY)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def summarize(db: sqlite3.Connection, run_id: int, now: float, thresholds: Thresholds) -> JobSummary | None:
+    """Compute, evaluate and store the summary of one run; its findings become tags."""
+    summary = build_summary(db, run_id, now, thresholds)
+    if summary is not None:
+        store_summary(db, summary, now)
     return summary
+
+
+def pending_runs(db: sqlite3.Connection, now: float, delay_s: float, limit: int = 200) -> list[int]:
+    """Runs that stopped at least ``delay_s`` ago and have no summary yet, oldest first.
+
+    Only runs that stopped since the last completed pass are looked at (a day of slack for STOP events
+    that arrive late), so the pass does not grow with the job history.
+    """
+    since = get_state(db, "summary_stop_watermark") or 0
+    rows = db.execute(
+        "SELECT run_id FROM jobs j WHERE stop_time > ? AND stop_time <= ?"
+        " AND NOT EXISTS (SELECT 1 FROM job_summaries s WHERE s.run_id = j.run_id) ORDER BY stop_time LIMIT ?",
+        (since - 86_400, now - delay_s, limit),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def advance_watermark(db: sqlite3.Connection, now: float, delay_s: float) -> None:
+    """After a pass that summarized every pending run."""
+    db.execute("BEGIN IMMEDIATE")
+    set_state(db, "summary_stop_watermark", int(now - delay_s))
+    db.execute("COMMIT")
 
 
 def summarize_finished(
     db: sqlite3.Connection, now: float, delay_s: float, thresholds: Thresholds, limit: int = 200
 ) -> int:
-    """Summarize runs that stopped at least ``delay_s`` ago and have no summary yet; returns how many."""
-    # Only runs that stopped since the last pass (a day of slack for STOP events that arrive late) are
-    # looked at, so the pass does not grow with the job history.
-    since = get_state(db, "summary_stop_watermark") or 0
-    upto = now - delay_s
-    runs = db.execute(
-        "SELECT run_id FROM jobs j WHERE stop_time > ? AND stop_time <= ?"
-        " AND NOT EXISTS (SELECT 1 FROM job_summaries s WHERE s.run_id = j.run_id) ORDER BY stop_time LIMIT ?",
-        (since - 86_400, upto, limit),
-    ).fetchall()
-    for (run_id,) in runs:
+    """Summarize pending runs on one connection (tests, tools); returns how many."""
+    runs = pending_runs(db, now, delay_s, limit)
+    for run_id in runs:
         summarize(db, run_id, now, thresholds)
     if len(runs) < limit:
-        db.execute("BEGIN IMMEDIATE")
-        set_state(db, "summary_stop_watermark", int(upto))
-        db.execute("COMMIT")
+        advance_watermark(db, now, delay_s)
     return len(runs)
