@@ -91,7 +91,14 @@ def test_job_in_real_cgroup_is_measured_stored_and_served(tmp_path: Path, collec
     peak = max(s["mem_peak_bytes"] for s in samples)
     assert 190 * 2**20 < peak < 300 * 2**20
     cpu_series = {m["Config"]["Guid"]: m["Data"] for m in doc["MetricData"]}["cpu_cores"]
-    assert max(point["_value"] for points in cpu_series.values() for point in points) > 0.5
+    # cores used over time integrates back to the CPU-seconds counter (robust to a loaded machine)
+    points = sorted((p["_time"], p["_value"]) for node_points in cpu_series.values() for p in node_points)
+    times = sorted({s["ts"] / 1000 for s in samples})
+    integral = sum(
+        value * (t - prev)
+        for (t, value), prev in zip(points, [times[0], *[p[0] for p in points[:-1]]], strict=True)
+    )
+    assert integral == pytest.approx(cpu, rel=0.25)
     listed = collector.get("/api/jobs").json()["Jobs"]
     assert [j["Id"] for j in listed] == [job]
 

@@ -1,4 +1,4 @@
-"""App-level fixtures: a real collector app over a real SQLite file, driven by Litestar's test client."""
+"""Collector unit test fixtures (this directory, with storehelp.py, is on sys.path). App-level fixtures: a real collector app over a real SQLite file, driven by Litestar's test client."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from jobpulse.collector.api.ping import ping
 from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.auth.security import build_auth
 from jobpulse.collector.ingest import IngestServicer
+from jobpulse.collector.scheduler import start_scheduler
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common.version import __version__
@@ -106,12 +107,14 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     )
     if ready_file is not None:
         ready_file.write_text(json.dumps({"grpc_port": grpc_port, "http_port": http_port}))
+    scheduler = start_scheduler(store, settings)
     app = create_app(store, settings)
     config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on")
     http = uvicorn.Server(config)
     try:
         await http.serve(sockets=[http_sock])
     finally:
+        scheduler.shutdown(wait=False)
         await server.stop(grace=2)
         store.close()
         if ready_file is not None:

@@ -1,4 +1,4 @@
-"""`jobpulse-collector`: serve."""
+"""`jobpulse-collector`: serve, backup."""
 
 from __future__ import annotations
 
@@ -100,6 +100,20 @@ def _store_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", help="SQLite file (default <state-dir>/jobpulse.db)")
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Online backup: safe while the collector runs and ingests."""
+    from jobpulse.collector.store.maintenance import backup
+
+    settings = load_settings(args.config, state_dir=args.state_dir, database=args.database)
+    try:
+        pages = backup(settings.database_path, args.path)
+    except (OSError, RuntimeError) as exc:
+        print(f"jobpulse-collector: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {settings.database_path} to {args.path} ({pages} pages)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobpulse-collector", description="jobpulse collector")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("username")
     user.add_argument("--roles", default="user", help="comma-separated: user, admin, job-control")
     user.set_defaults(func=cmd_add_user)
+    backup = sub.add_parser("backup", help="copy the database to PATH while the collector keeps running")
+    backup.add_argument("path", type=Path, help="destination file (must not exist)")
+    backup.add_argument("--config", type=Path, help="TOML config (default /etc/jobpulse/collector.toml)")
+    backup.add_argument("--state-dir", type=Path, help="database directory (default /var/lib/jobpulse)")
+    backup.add_argument("--database", help="SQLite file (default <state-dir>/jobpulse.db)")
+    backup.set_defaults(func=cmd_backup)
     return parser
 
 

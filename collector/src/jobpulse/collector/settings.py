@@ -29,6 +29,27 @@ class CollectorSettings:
     # JobMon's own front end reads its token from the cookie in JavaScript: only then set this true.
     cookie_js_readable: bool = False
     log_level: str = "INFO"
+    # Storage (docs/storage.md). Retention in days per resolution; 0 keeps that resolution forever.
+    retention_raw_days: float = 14.0
+    retention_1m_days: float = 90.0
+    retention_1h_days: float = 0.0
+    rollup_interval: float = 60.0  # seconds between rollup passes
+    rollup_lag: float = 60.0  # a minute is rolled up this many seconds after it ended (late batches)
+    retention_interval: float = 3600.0
+    summary_interval: float = 30.0  # seconds between passes that summarize finished jobs
+    summary_delay: float = 60.0  # wait this long after a job stops (last batches of its nodes)
+    checkpoint_interval: float = 300.0  # WAL checkpoint
+    optimize_interval: float = 21600.0  # PRAGMA optimize
+    # Efficiency findings (collector/findings.py): each rule tags the job when its threshold is crossed.
+    finding_min_duration: float = (
+        300.0  # seconds; shorter jobs get no efficiency findings but short_many_nodes
+    )
+    finding_gpu_idle_percent: float = 5.0  # a GPU whose mean utilization is below this is idle
+    finding_cpu_efficiency_min: float = 0.25  # used / allocated core-seconds
+    finding_mem_used_fraction_min: float = 0.25  # peak memory / requested memory
+    finding_mem_near_limit_fraction: float = 0.95  # peak memory / memory limit
+    finding_short_job: float = 300.0  # seconds
+    finding_many_nodes: int = 8
 
     @property
     def database_path(self) -> Path:

@@ -10,6 +10,8 @@ from jobpulse.collector.auth.guards import check_job_access, principal_of, requi
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.store.tags import job_tags
+from jobpulse.collector.summary import load_summary
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
@@ -79,13 +81,24 @@ class JobsController(Controller):
             ((s["cpu_user_seconds"] or 0) + (s["cpu_system_seconds"] or 0) for s in samples), default=None
         )
         peak = max((s["mem_peak_bytes"] or s["mem_current_bytes"] or 0 for s in samples), default=None)
+        stored = await store.read(lambda db: load_summary(db, row["run_id"]))
+        tags = await store.read(lambda db: job_tags(db, row["run_id"]))
+        findings = stored.pop("findings", []) if stored else []
         return {
             "Metadata": job_metadata(row),
+            "Findings": findings,
+            "Tags": tags,
             "MetricData": [
                 {"Config": {"Guid": c, "Measurement": c}, "Data": series[c]}
                 for c in JOB_SAMPLE_COLUMNS
                 if series[c]
             ],
-            "Summary": {"CpuSeconds": cpu_seconds, "MemPeakBytes": peak, "Samples": len(samples)},
+            # "Job": the stored summary (summary.JobSummary), null until the job has finished and been summarized.
+            "Summary": {
+                "CpuSeconds": cpu_seconds,
+                "MemPeakBytes": peak,
+                "Samples": len(samples),
+                "Job": stored,
+            },
             "Samples": samples,
         }

@@ -21,6 +21,14 @@ _JOB_INSERT = (
     f"INSERT OR IGNORE INTO job_samples (job_id, node, step, ts, {', '.join(JOB_SAMPLE_COLUMNS)}) "
     f"VALUES (?, ?, ?, ?, {', '.join('?' for _ in JOB_SAMPLE_COLUMNS)})"
 )
+# The job_series ledger (see migrations._v3_storage): first/last sample and the earliest minute a rollup must redo.
+_SERIES_UPSERT = (
+    "INSERT INTO job_series (job_id, node, step, raw_first_ms, last_ms, dirty_1m_ms) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT(job_id, node, step) DO UPDATE SET"
+    " raw_first_ms = min(coalesce(raw_first_ms, excluded.raw_first_ms), excluded.raw_first_ms),"
+    " last_ms = max(last_ms, excluded.last_ms),"
+    " dirty_1m_ms = min(coalesce(dirty_1m_ms, excluded.dirty_1m_ms), excluded.dirty_1m_ms)"
+)
 _NODE_INSERT = (
     f"INSERT OR IGNORE INTO node_samples (node, ts, {', '.join(NODE_SAMPLE_COLUMNS)}) "
     f"VALUES (?, ?, {', '.join('?' for _ in NODE_SAMPLE_COLUMNS)})"
@@ -37,6 +45,22 @@ def _check_columns(message: Any, names: Iterable[str], label: str) -> int:
     if len(distinct) > 1:
         raise BatchError(f"{label}: columns have different lengths {lengths}")
     return distinct.pop() if distinct else 0
+
+
+def _series_ranges(
+    node: str, job_ids: list[int], steps: Iterable[str], times: Iterable[int]
+) -> list[tuple[int, str, str, int, int, int]]:
+    """(job, node, step, first, last, first) per series in the batch: usually one or two rows."""
+    ranges: dict[tuple[int, str], list[int]] = {}
+    for key in zip(job_ids, steps, times, strict=True):
+        span = ranges.get(key[:2])
+        if span is None:
+            ranges[key[:2]] = [key[2], key[2]]
+        elif key[2] < span[0]:
+            span[0] = key[2]
+        elif key[2] > span[1]:
+            span[1] = key[2]
+    return [(job, node, step, lo, hi, lo) for (job, step), (lo, hi) in ranges.items()]
 
 
 def record_hello(db: sqlite3.Connection, hello: pb.Hello) -> int:
@@ -122,6 +146,7 @@ def ingest_batch(
                     strict=True,
                 ),
             )
+            db.executemany(_SERIES_UPSERT, _series_ranges(node, job_ids, jobs.step, jobs.time_ms))
         if batch.node:
             db.executemany(
                 _NODE_INSERT,

@@ -145,7 +145,79 @@ def _v2_auth(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_auth]
+# How each job sample column is rolled up: cumulative counters keep their last value (a min or mean of a
+# counter means nothing), everything else keeps min, mean and max. ``n`` (samples) weights the mean when
+# 1-minute rows are combined into hours.
+COUNTER_COLUMNS: tuple[str, ...] = (
+    "cpu_user_seconds",
+    "cpu_system_seconds",
+    "oom_kills",
+    "io_read_bytes",
+    "io_write_bytes",
+)
+GAUGE_COLUMNS: tuple[str, ...] = tuple(c for c in JOB_SAMPLE_COLUMNS if c not in COUNTER_COLUMNS)
+ROLLUP_TABLES: dict[int, str] = {60: "job_samples_1m", 3600: "job_samples_1h"}
+
+
+def rollup_value_columns() -> list[str]:
+    """Value columns of a rollup table, in table order."""
+    cols = ["n"]
+    for c in JOB_SAMPLE_COLUMNS:
+        cols += [f"{c}_last"] if c in COUNTER_COLUMNS else [f"{c}_min", f"{c}_avg", f"{c}_max"]
+    return cols
+
+
+def _v3_storage(db: sqlite3.Connection) -> None:
+    """Rollups, their watermarks, summaries and tags (see docs/storage.md for the reasoning).
+
+    ``job_series`` is the per (job, node, step) ledger the ingest path keeps current: the first raw sample
+    still stored (retention seeks by it instead of scanning the raw table, whose key starts with job_id)
+    and the earliest minute not yet rolled up (so the rollup reads only new data, late data included).
+    """
+    value_cols = ", ".join(f"{c} {'INTEGER' if c == 'n' else 'REAL'}" for c in rollup_value_columns())
+    statements = [
+        """CREATE TABLE job_series (
+            job_id INTEGER NOT NULL, node TEXT NOT NULL, step TEXT NOT NULL,
+            raw_first_ms INTEGER, last_ms INTEGER NOT NULL, dirty_1m_ms INTEGER, dirty_1h_ms INTEGER,
+            m1_first_ms INTEGER,
+            PRIMARY KEY (job_id, node, step)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX job_series_raw_first ON job_series (raw_first_ms) WHERE raw_first_ms IS NOT NULL",
+        "CREATE INDEX job_series_m1_first ON job_series (m1_first_ms) WHERE m1_first_ms IS NOT NULL",
+        "CREATE INDEX job_series_dirty_1m ON job_series (dirty_1m_ms) WHERE dirty_1m_ms IS NOT NULL",
+        "CREATE INDEX job_series_dirty_1h ON job_series (dirty_1h_ms) WHERE dirty_1h_ms IS NOT NULL",
+        # Raw samples stored before v2 enter the ledger, all of them still to be rolled up.
+        """INSERT INTO job_series (job_id, node, step, raw_first_ms, last_ms, dirty_1m_ms)
+           SELECT job_id, node, step, min(ts), max(ts), min(ts) FROM job_samples GROUP BY job_id, node, step""",
+        "CREATE TABLE storage_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        """CREATE TABLE job_summaries (
+            run_id INTEGER PRIMARY KEY REFERENCES jobs (run_id) ON DELETE CASCADE,
+            computed REAL NOT NULL, summary TEXT NOT NULL
+        )""",
+        """CREATE TABLE tags (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL DEFAULT '',
+            created_by TEXT NOT NULL DEFAULT '', UNIQUE (name, type)
+        )""",
+        """CREATE TABLE job_tags (
+            run_id INTEGER NOT NULL REFERENCES jobs (run_id) ON DELETE CASCADE,
+            tag_id INTEGER NOT NULL REFERENCES tags (id) ON DELETE CASCADE,
+            PRIMARY KEY (run_id, tag_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX job_tags_tag ON job_tags (tag_id)",
+        "CREATE INDEX jobs_stop ON jobs (stop_time) WHERE stop_time IS NOT NULL",
+    ]
+    for table in ROLLUP_TABLES.values():
+        statements.append(
+            f"""CREATE TABLE {table} (
+                job_id INTEGER NOT NULL, node TEXT NOT NULL, step TEXT NOT NULL, ts INTEGER NOT NULL, {value_cols},
+                PRIMARY KEY (job_id, node, step, ts)
+            ) WITHOUT ROWID"""
+        )
+    for statement in statements:
+        db.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_auth, _v3_storage]
 LATEST = len(MIGRATIONS)
 
 

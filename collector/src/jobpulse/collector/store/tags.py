@@ -1,0 +1,64 @@
+"""Job tags (JobMon's JobTag: Id, Name, Type, CreatedBy): efficiency findings and user labels.
+
+A tag is unique by (name, type) and shared by every job run that carries it; removing it from the last
+job leaves the tag defined, as in JobMon, so its id stays stable for bookmarks and filters.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+
+def _tag(row: Any) -> dict[str, Any]:
+    return {"Id": row[0], "Name": row[1], "Type": row[2], "CreatedBy": row[3]}
+
+
+def add_tag(db: sqlite3.Connection, run_id: int, name: str, type: str, created_by: str) -> dict[str, Any]:
+    """Attach the tag (created if new) to the job run; idempotent. Returns the tag.
+
+    Raises:
+        ValueError: empty ``name``, or no job run ``run_id``.
+    """
+    if not name.strip():
+        raise ValueError("name must not be empty")
+    if db.execute("SELECT 1 FROM jobs WHERE run_id = ?", (run_id,)).fetchone() is None:
+        raise ValueError(f"run_id {run_id} is not a known job run")
+    own = not db.in_transaction
+    if own:
+        db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "INSERT INTO tags (name, type, created_by) VALUES (?, ?, ?) ON CONFLICT(name, type) DO NOTHING",
+            (name, type, created_by),
+        )
+        row = db.execute(
+            "SELECT id, name, type, created_by FROM tags WHERE name = ? AND type = ?", (name, type)
+        ).fetchone()
+        db.execute("INSERT OR IGNORE INTO job_tags (run_id, tag_id) VALUES (?, ?)", (run_id, row[0]))
+        if own:
+            db.execute("COMMIT")
+    except BaseException:
+        if own:
+            db.execute("ROLLBACK")
+        raise
+    return _tag(row)
+
+
+def remove_tag(db: sqlite3.Connection, run_id: int, name: str) -> bool:
+    """Detach every tag called ``name`` from the job run; False if it carried none."""
+    cur = db.execute(
+        "DELETE FROM job_tags WHERE run_id = ? AND tag_id IN (SELECT id FROM tags WHERE name = ?)",
+        (run_id, name),
+    )
+    return cur.rowcount > 0
+
+
+def job_tags(db: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
+    """The job run's tags, by type then name."""
+    rows = db.execute(
+        "SELECT t.id, t.name, t.type, t.created_by FROM job_tags j JOIN tags t ON t.id = j.tag_id"
+        " WHERE j.run_id = ? ORDER BY t.type, t.name",
+        (run_id,),
+    )
+    return [_tag(r) for r in rows]

@@ -1,0 +1,270 @@
+"""Job summaries: what a finished job used of what it was given, per node and in total.
+
+Computed once per job run after it stops (by the scheduled summary pass, ``summary_delay`` seconds
+later so the last batches of every node are in) from the raw samples, which retention keeps longer
+than any job runs; a job whose raw samples are gone is summarized from its 1-minute rollups. Stored
+as JSON in ``job_summaries``, which retention never touches. Values that were not measured are None.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from jobpulse.collector.findings import FINDING_CREATED_BY, FINDING_TAG_TYPE, Finding, Thresholds, evaluate
+from jobpulse.collector.store.state import get_state, set_state
+from jobpulse.collector.store.tags import add_tag
+
+
+@dataclass(frozen=True)
+class GpuSummary:
+    uuid: str
+    node: str
+    util_mean_percent: float | None
+    util_max_percent: float | None
+    mem_peak_bytes: float | None
+    energy_joules: float | None
+
+
+@dataclass(frozen=True)
+class NodeSummary:
+    node: str
+    samples: int
+    cpu_seconds: float | None
+    alloc_cpus: float | None
+    cpu_efficiency: float | None
+    mem_peak_bytes: float | None
+    mem_limit_bytes: float | None
+    gpu_util_mean_percent: float | None
+    gpu_util_max_percent: float | None
+    gpu_mem_peak_bytes: float | None
+    io_read_bytes: float | None
+    io_write_bytes: float | None
+    oom_kills: float | None
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    run_id: int
+    job_id: int
+    duration_s: float
+    num_nodes: int
+    cpu_seconds: float | None
+    alloc_core_seconds: float | None
+    cpu_efficiency: float | None
+    cpu_hours: float | None
+    gpus: int
+    gpu_hours: float
+    mem_peak_bytes: float | None  # the highest peak of any node
+    mem_requested_bytes: float | None
+    mem_limit_bytes: float | None
+    gpu_util_mean_percent: float | None
+    gpu_util_max_percent: float | None
+    gpu_mem_peak_bytes: float | None
+    energy_joules: float | None  # GPU energy counters; None where the GPUs do not measure it
+    io_read_bytes: float | None
+    io_write_bytes: float | None
+    oom_kills: float | None
+    source: str  # the table it was computed from
+    gaps: tuple[dict[str, Any], ...] = ()
+    nodes: tuple[NodeSummary, ...] = ()
+    gpu_detail: tuple[GpuSummary, ...] = ()
+    findings: tuple[Finding, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sum(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _max(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+_NODE_SQL = {
+    "job_samples": """SELECT node, count(*), max(coalesce(cpu_user_seconds, 0) + coalesce(cpu_system_seconds, 0))
+        * (CASE WHEN count(cpu_user_seconds) + count(cpu_system_seconds) > 0 THEN 1 END), max(alloc_cpus),
+        max(mem_peak_bytes), max(mem_current_bytes), min(CASE WHEN mem_limit_bytes < 1e308 THEN mem_limit_bytes END),
+        avg(gpu_util_percent), max(gpu_util_percent), max(gpu_mem_bytes), max(io_read_bytes), max(io_write_bytes),
+        max(oom_kills) FROM job_samples WHERE job_id = ? AND step = '' AND ts >= ? AND ts <= ? GROUP BY node""",
+    "job_samples_1m": """SELECT node, sum(n), max(coalesce(cpu_user_seconds_last, 0) + coalesce(cpu_system_seconds_last, 0))
+        * (CASE WHEN count(cpu_user_seconds_last) + count(cpu_system_seconds_last) > 0 THEN 1 END),
+        max(alloc_cpus_max), max(mem_peak_bytes_max), max(mem_current_bytes_max),
+        min(CASE WHEN mem_limit_bytes_min < 1e308 THEN mem_limit_bytes_min END),
+        sum(gpu_util_percent_avg * n) / sum(CASE WHEN gpu_util_percent_avg IS NOT NULL THEN n END),
+        max(gpu_util_percent_max), max(gpu_mem_bytes_max), max(io_read_bytes_last), max(io_write_bytes_last),
+        max(oom_kills_last) FROM job_samples_1m WHERE job_id = ? AND step = '' AND ts >= ? AND ts <= ?
+        GROUP BY node""",
+}
+
+
+def _gpus(db: sqlite3.Connection, job_id: int, nodes: list[str], lo: int, hi: int) -> list[GpuSummary]:
+    out = []
+    for node in nodes:
+        row = db.execute("SELECT gpus FROM nodes WHERE name = ?", (node,)).fetchone()
+        for gpu in json.loads(row[0]) if row else []:
+            r = db.execute(
+                "SELECT count(*), avg(util_percent), max(util_percent), max(mem_used_bytes),"
+                " max(energy_joules) - min(energy_joules) FROM gpu_samples"
+                " WHERE uuid = ? AND ts >= ? AND ts <= ? AND job_id = ?",
+                (gpu["uuid"], lo, hi, job_id),
+            ).fetchone()
+            if r[0]:
+                out.append(GpuSummary(gpu["uuid"], node, r[1], r[2], r[3], r[4]))
+    return out
+
+
+def compute_summary(db: sqlite3.Connection, run_id: int, now: float) -> JobSummary | None:
+    """The summary of job run ``run_id`` (without findings), or None if there is no such run."""
+    job = db.execute("SELECT * FROM jobs WHERE run_id = ?", (run_id,)).fetchone()
+    if job is None:
+        return None
+    start, stop = job["start_time"], job["stop_time"] or now
+    lo, hi = int(start * 1000), int(stop * 1000)
+    duration = max(0.0, float(stop - start))
+    rows, source = [], "job_samples"
+    for source in _NODE_SQL:
+        rows = db.execute(
+            _NODE_SQL[source], (job["job_id"], lo - 60_000 if source != "job_samples" else lo, hi)
+        ).fetchall()
+        if rows:
+            break
+    nodes: list[NodeSummary] = []
+    for r in rows:
+        alloc = r[3] if r[3] is not None else job["cpus"]
+        eff = r[2] / (alloc * duration) if r[2] is not None and alloc and duration > 0 else None
+        nodes.append(
+            NodeSummary(
+                r[0], r[1], r[2], alloc, eff, _max([r[4], r[5]]), r[6], r[7], r[8], r[9], r[10], r[11], r[12]
+            )
+        )
+    node_names = [n.node for n in nodes] or json.loads(job["nodes"])
+    gpu_detail = _gpus(db, job["job_id"], node_names, lo, hi)
+    num_nodes = len(node_names) or (job["num_nodes"] or 0)
+    gpus = max(len(gpu_detail), (job["gpus_per_node"] or 0) * num_nodes)
+    cpu_seconds = _sum([n.cpu_seconds for n in nodes])
+    alloc_core_seconds = _sum([n.alloc_cpus * duration if n.alloc_cpus else None for n in nodes])
+    util_means = [g.util_mean_percent for g in gpu_detail if g.util_mean_percent is not None]
+    node_means = [n.gpu_util_mean_percent for n in nodes if n.gpu_util_mean_percent is not None]
+    gaps = db.execute(
+        f"SELECT node, from_ms, to_ms, batches, bytes FROM gaps WHERE node IN ({', '.join('?' for _ in node_names)})"
+        " AND to_ms >= ? AND from_ms <= ? ORDER BY from_ms",
+        (*node_names, lo, hi),
+    ).fetchall()
+    return JobSummary(
+        run_id=run_id,
+        job_id=job["job_id"],
+        duration_s=duration,
+        num_nodes=num_nodes,
+        cpu_seconds=cpu_seconds,
+        alloc_core_seconds=alloc_core_seconds,
+        cpu_efficiency=cpu_seconds / alloc_core_seconds
+        if cpu_seconds is not None and alloc_core_seconds
+        else None,
+        cpu_hours=cpu_seconds / 3600 if cpu_seconds is not None else None,
+        gpus=gpus,
+        gpu_hours=gpus * duration / 3600,
+        mem_peak_bytes=_max([n.mem_peak_bytes for n in nodes]),
+        mem_requested_bytes=job["mem_requested_bytes"],
+        mem_limit_bytes=_max([n.mem_limit_bytes for n in nodes]),
+        gpu_util_mean_percent=(
+            sum(util_means) / len(util_means)
+            if util_means
+            else (sum(node_means) / len(node_means) if node_means else None)
+        ),
+        gpu_util_max_percent=_max(
+            [g.util_max_percent for g in gpu_detail] + [n.gpu_util_max_percent for n in nodes]
+        ),
+        gpu_mem_peak_bytes=_max(
+            [g.mem_peak_bytes for g in gpu_detail] + [n.gpu_mem_peak_bytes for n in nodes]
+        ),
+        energy_joules=_sum([g.energy_joules for g in gpu_detail]),
+        io_read_bytes=_sum([n.io_read_bytes for n in nodes]),
+        io_write_bytes=_sum([n.io_write_bytes for n in nodes]),
+        oom_kills=_sum([n.oom_kills for n in nodes]),
+        source=source if rows else "",
+        gaps=tuple(
+            {"node": g[0], "from_ms": g[1], "to_ms": g[2], "batches": g[3], "bytes": g[4]} for g in gaps
+        ),
+        nodes=tuple(nodes),
+        gpu_detail=tuple(gpu_detail),
+    )
+
+
+def load_summary(db: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
+    row = db.execute("SELECT summary FROM job_summaries WHERE run_id = ?", (run_id,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def build_summary(
+    db: sqlite3.Connection, run_id: int, now: float, thresholds: Thresholds
+) -> JobSummary | None:
+    """Summary with findings; only reads, so the collector runs it on a reader connection."""
+    summary = compute_summary(db, run_id, now)
+    if summary is None:
+        return None
+    return replace(summary, findings=tuple(evaluate(summary, thresholds)))
+
+
+def store_summary(db: sqlite3.Connection, summary: JobSummary, now: float) -> None:
+    """Store the summary and tag the run with its findings, in one transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "INSERT OR REPLACE INTO job_summaries (run_id, computed, summary) VALUES (?, ?, ?)",
+            (summary.run_id, now, json.dumps(summary.to_dict())),
+        )
+        for finding in summary.findings:
+            add_tag(db, summary.run_id, finding.rule, FINDING_TAG_TYPE, FINDING_CREATED_BY)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def summarize(db: sqlite3.Connection, run_id: int, now: float, thresholds: Thresholds) -> JobSummary | None:
+    """Compute, evaluate and store the summary of one run; its findings become tags."""
+    summary = build_summary(db, run_id, now, thresholds)
+    if summary is not None:
+        store_summary(db, summary, now)
+    return summary
+
+
+def pending_runs(db: sqlite3.Connection, now: float, delay_s: float, limit: int = 200) -> list[int]:
+    """Runs that stopped at least ``delay_s`` ago and have no summary yet, oldest first.
+
+    Only runs that stopped since the last completed pass are looked at (a day of slack for STOP events
+    that arrive late), so the pass does not grow with the job history.
+    """
+    since = get_state(db, "summary_stop_watermark") or 0
+    rows = db.execute(
+        "SELECT run_id FROM jobs j WHERE stop_time > ? AND stop_time <= ?"
+        " AND NOT EXISTS (SELECT 1 FROM job_summaries s WHERE s.run_id = j.run_id) ORDER BY stop_time LIMIT ?",
+        (since - 86_400, now - delay_s, limit),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def advance_watermark(db: sqlite3.Connection, now: float, delay_s: float) -> None:
+    """After a pass that summarized every pending run."""
+    db.execute("BEGIN IMMEDIATE")
+    set_state(db, "summary_stop_watermark", int(now - delay_s))
+    db.execute("COMMIT")
+
+
+def summarize_finished(
+    db: sqlite3.Connection, now: float, delay_s: float, thresholds: Thresholds, limit: int = 200
+) -> int:
+    """Summarize pending runs on one connection (tests, tools); returns how many."""
+    runs = pending_runs(db, now, delay_s, limit)
+    for run_id in runs:
+        summarize(db, run_id, now, thresholds)
+    if len(runs) < limit:
+        advance_watermark(db, now, delay_s)
+    return len(runs)

@@ -1,0 +1,79 @@
+"""Helpers for storage tests: real SQLite files, batches built as an agent sends them."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from jobpulse.collector.store.ingest import ingest_batch, record_hello
+from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS, migrate
+from jobpulse.collector.store.sqlite import connect
+from jobpulse.proto.v1 import ingest_pb2 as pb
+
+HOUR = 3_600_000
+DAY = 86_400_000
+T0 = 1_780_000_000_000 - 1_780_000_000_000 % DAY  # midnight, ms
+
+
+def open_db(path: Path) -> sqlite3.Connection:
+    db = connect(path)
+    migrate(db)
+    return db
+
+
+class Agent:
+    """One node's stream: sequence numbers as a real agent would use them."""
+
+    def __init__(self, db: sqlite3.Connection, node: str, gpus: Iterable[str] = ()) -> None:
+        self.db, self.node, self.seq = db, node, 0
+        hello = pb.Hello(node=node, stream_id=f"s-{node}", cluster="c")
+        for i, uuid in enumerate(gpus):
+            hello.gpus.add(uuid=uuid, name="A100", memory_total_bytes=80 << 30, index=i)
+        record_hello(db, hello)
+
+    def send(self, batch: pb.Batch) -> None:
+        self.seq += 1
+        batch.seq = self.seq
+        ingest_batch(self.db, self.node, f"s-{self.node}", "c", batch)
+
+    def samples(self, job_id: int, rows: Iterable[tuple[int, Mapping[str, float]]], step: str = "") -> None:
+        """rows: (ts ms, {column: value}); columns not given are NaN (not measured)."""
+        batch = pb.Batch()
+        for ts, values in rows:
+            batch.jobs.job_id.append(str(job_id))
+            batch.jobs.step.append(step)
+            batch.jobs.time_ms.append(ts)
+            for c in JOB_SAMPLE_COLUMNS:
+                getattr(batch.jobs, c).append(values.get(c, math.nan))
+        self.send(batch)
+
+    def gpu(self, uuid: str, job_id: int, rows: Iterable[tuple[int, float, float, float]]) -> None:
+        """rows: (ts ms, util %, memory bytes, energy joules)."""
+        batch = pb.Batch()
+        for ts, util, mem, energy in rows:
+            g = batch.gpus
+            g.uuid.append(uuid)
+            g.time_ms.append(ts)
+            g.job_id.append(str(job_id))
+            g.util_percent.append(util)
+            g.mem_used_bytes.append(mem)
+            g.mem_total_bytes.append(80 << 30)
+            g.power_watts.append(100.0)
+            g.temperature_c.append(50.0)
+            g.sm_clock_mhz.append(1400.0)
+            g.energy_joules.append(energy)
+            g.mem_util_percent.append(util)
+        self.send(batch)
+
+    def event(self, kind: int, job_id: int, time_s: int, **meta: object) -> None:
+        batch = pb.Batch()
+        ev = batch.events.add(kind=kind, time_ms=time_s * 1000)  # type: ignore[arg-type]
+        ev.meta.job_id = str(job_id)
+        for key, value in meta.items():
+            if key == "gpus":
+                ev.meta.gpus.extend(value)  # type: ignore[arg-type]
+            else:
+                setattr(ev.meta, key, value)
+        self.send(batch)

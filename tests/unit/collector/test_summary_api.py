@@ -1,0 +1,38 @@
+"""GET /api/job/{id} carries the stored summary, its findings and the job's tags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jobpulse.collector.app import create_app
+from jobpulse.collector.findings import Thresholds
+from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store import users
+from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.summary import summarize
+from jobpulse.proto.v1 import ingest_pb2 as pb
+from litestar.testing import TestClient
+from storehelp import T0, Agent
+
+
+def test_job_response_has_summary_and_findings(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "a.db")
+    store.open()
+    a = Agent(store.writer, "n1")
+    a.event(pb.JobEvent.START, 3, T0 // 1000, cpus_on_node=16)
+    a.samples(
+        3, [(T0 + s * 1000, {"cpu_user_seconds": 0.5 * s, "alloc_cpus": 16.0}) for s in range(0, 3601, 60)]
+    )
+    a.event(pb.JobEvent.STOP, 3, T0 // 1000 + 3600)
+    key, _ = users.create_api_key(store.writer, "admin", "admin", "test")
+    settings = CollectorSettings(state_dir=tmp_path)
+    with TestClient(app=create_app(store, settings)) as client:
+        client.headers["X-API-Key"] = key
+        before = client.get("/api/job/3").json()
+        assert before["Summary"]["Job"] is None and before["Findings"] == [] and before["Tags"] == []
+        summarize(store.writer, 1, now=T0 / 1000 + 4000, thresholds=Thresholds())
+        body = client.get("/api/job/3").json()
+    assert body["Summary"]["Job"]["cpu_efficiency"] == 0.5 / 16
+    assert [(f["rule"], f["threshold"]) for f in body["Findings"]] == [("low_cpu_efficiency", 0.25)]
+    assert [t["Name"] for t in body["Tags"]] == ["low_cpu_efficiency"]
+    store.close()

@@ -1,0 +1,174 @@
+"""Summaries and efficiency findings for crafted jobs, on real SQLite files."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from jobpulse.collector.findings import Thresholds
+from jobpulse.collector.store.tags import job_tags
+from jobpulse.collector.summary import load_summary, summarize, summarize_finished
+from jobpulse.proto.v1 import ingest_pb2 as pb
+from storehelp import T0, Agent, open_db
+
+START = T0 // 1000
+GIB = float(1 << 30)
+
+
+def _gpu_job(db: sqlite3.Connection, job_id: int, node: str, util: float) -> int:
+    """A 1-hour job with 8 allocated CPUs (4 used), 16 GiB requested (8 used) and 2 GPUs at ``util``%."""
+    gpus = [f"GPU-{node}-0", f"GPU-{node}-1"]
+    a = Agent(db, node, gpus=gpus)
+    a.event(
+        pb.JobEvent.START,
+        job_id,
+        START,
+        user="alice",
+        num_nodes=1,
+        cpus_on_node=8,
+        mem_requested_bytes=int(16 * GIB),
+        gpus=gpus,
+    )
+    ticks = range(0, 3600 + 1, 60)
+    a.samples(
+        job_id,
+        [
+            (
+                T0 + s * 1000,
+                {
+                    "cpu_user_seconds": 3.0 * s,
+                    "cpu_system_seconds": 1.0 * s,
+                    "alloc_cpus": 8.0,
+                    "mem_current_bytes": 8 * GIB,
+                    "mem_peak_bytes": 8 * GIB,
+                    "mem_limit_bytes": 16 * GIB,
+                    "io_read_bytes": 1000.0 * s,
+                    "oom_kills": 0.0,
+                    "gpu_util_percent": util,
+                },
+            )
+            for s in ticks
+        ],
+    )
+    for i, uuid in enumerate(gpus):
+        a.gpu(uuid, job_id, [(T0 + s * 1000, util + i, 2 * GIB * (i + 1), 500.0 * s) for s in ticks])
+    a.event(pb.JobEvent.STOP, job_id, START + 3600, state="COMPLETED")
+    return int(db.execute("SELECT run_id FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0])
+
+
+def _rules(summary: dict) -> set[str]:  # type: ignore[type-arg]
+    return {f["rule"] for f in summary["findings"]}
+
+
+def test_summary_values(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "j.db")
+    run = _gpu_job(db, 10, "g1", util=80.0)
+    s = summarize(db, run, now=START + 4000, thresholds=Thresholds())
+    assert s is not None
+    assert s.duration_s == 3600
+    assert s.cpu_seconds == 4 * 3600 and s.alloc_core_seconds == 8 * 3600
+    assert s.cpu_efficiency == pytest.approx(0.5)
+    assert s.cpu_hours == pytest.approx(4.0)
+    assert (s.gpus, s.gpu_hours) == (2, pytest.approx(2.0))
+    assert (s.mem_peak_bytes, s.mem_requested_bytes, s.mem_limit_bytes) == (8 * GIB, 16 * GIB, 16 * GIB)
+    assert [(g.uuid, g.util_mean_percent, g.util_max_percent, g.mem_peak_bytes) for g in s.gpu_detail] == [
+        ("GPU-g1-0", 80.0, 80.0, 2 * GIB),
+        ("GPU-g1-1", 81.0, 81.0, 4 * GIB),
+    ]
+    assert s.energy_joules == 2 * 500.0 * 3600  # two GPU energy counters
+    assert s.io_read_bytes == 1000.0 * 3600 and s.io_write_bytes is None  # not measured stays None
+    assert s.oom_kills == 0 and s.findings == ()
+    stored = load_summary(db, run)
+    assert stored is not None and stored["cpu_efficiency"] == pytest.approx(0.5)
+
+
+def test_idle_gpu_job_gets_the_finding_and_a_busy_one_does_not(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "j.db")
+    idle = _gpu_job(db, 11, "g1", util=1.0)
+    busy = _gpu_job(db, 12, "g2", util=90.0)
+    assert summarize_finished(db, now=START + 3700, delay_s=60, thresholds=Thresholds()) == 2
+    idle_summary, busy_summary = load_summary(db, idle), load_summary(db, busy)
+    assert idle_summary is not None and busy_summary is not None
+    finding = next(f for f in idle_summary["findings"] if f["rule"] == "idle_gpu")
+    assert (finding["value"], finding["threshold"]) == (1.0, 5.0)
+    assert "GPU" in finding["hint"]
+    assert "idle_gpu" not in _rules(busy_summary)
+    assert {t["Name"] for t in job_tags(db, idle)} == {"idle_gpu"}
+    assert job_tags(db, idle)[0]["Type"] == "finding" and job_tags(db, idle)[0]["CreatedBy"] == "jobpulse"
+    assert job_tags(db, busy) == []
+    assert summarize_finished(db, now=START + 3800, delay_s=60, thresholds=Thresholds()) == 0  # once per run
+
+
+def test_thresholds_are_configurable(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "j.db")
+    run = _gpu_job(db, 13, "g1", util=80.0)
+    strict = Thresholds(cpu_efficiency_min=0.6, gpu_idle_percent=85.0, mem_used_fraction_min=0.75)
+    s = summarize(db, run, now=START + 4000, thresholds=strict)
+    assert s is not None
+    by_rule = {f.rule: f for f in s.findings}
+    assert set(by_rule) == {"idle_gpu", "low_cpu_efficiency", "memory_underused"}
+    assert (by_rule["low_cpu_efficiency"].value, by_rule["low_cpu_efficiency"].threshold) == (0.5, 0.6)
+    assert by_rule["memory_underused"].value == 0.5
+
+
+def test_oom_near_limit_short_many_nodes_and_gaps(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "j.db")
+    agents = [Agent(db, f"c{i}") for i in range(8)]
+    for a in agents:
+        a.event(pb.JobEvent.START, 20, START, num_nodes=8, cpus_on_node=4)
+        a.samples(
+            20,
+            [
+                (
+                    T0 + s * 1000,
+                    {
+                        "cpu_user_seconds": 4.0 * s,
+                        "alloc_cpus": 4.0,
+                        "mem_current_bytes": 990.0,
+                        "mem_peak_bytes": 990.0,
+                        "mem_limit_bytes": 1000.0,
+                        "oom_kills": 0.0,
+                    },
+                )
+                for s in range(0, 61, 10)
+            ],
+        )
+    agents[0].samples(20, [(T0 + 61_000, {"oom_kills": 1.0})])
+    gap = pb.Batch()
+    gap.gaps.add(from_ms=T0 + 20_000, to_ms=T0 + 30_000, batches=3, bytes=1234)
+    agents[1].send(gap)
+    agents[0].event(pb.JobEvent.STOP, 20, START + 62, state="OUT_OF_MEMORY")
+    run = int(db.execute("SELECT run_id FROM jobs WHERE job_id = 20").fetchone()[0])
+    s = summarize(db, run, now=START + 200, thresholds=Thresholds())
+    assert s is not None
+    assert s.num_nodes == 8 and s.oom_kills == 1
+    assert {f.rule for f in s.findings} == {"oom_killed", "short_many_nodes"}
+    assert s.gaps == (
+        {"node": "c1", "from_ms": T0 + 20_000, "to_ms": T0 + 30_000, "batches": 3, "bytes": 1234},
+    )
+    # Without the OOM kill the same memory profile is "near the limit".
+    db.execute("UPDATE job_samples SET oom_kills = 0")
+    s = summarize(db, run, now=START + 200, thresholds=Thresholds())
+    assert s is not None
+    near = next(f for f in s.findings if f.rule == "memory_near_limit")
+    assert (near.value, near.threshold) == (0.99, 0.95)
+    assert json.loads(db.execute("SELECT summary FROM job_summaries").fetchone()[0])["findings"][0]["rule"]
+
+
+def test_summary_from_rollups_when_raw_samples_are_gone(tmp_path: Path) -> None:
+    """A job summarized after raw retention (e.g. the collector was down) still gets its figures."""
+    from jobpulse.collector.store.retention import apply_retention
+    from jobpulse.collector.store.rollup import rollup
+    from storehelp import DAY
+
+    db = open_db(tmp_path / "j.db")
+    run = _gpu_job(db, 30, "g1", util=80.0)
+    rollup(db, now_ms=T0 + 20 * DAY)
+    apply_retention(db, T0 + 20 * DAY, 14, 90, 0)
+    assert db.execute("SELECT count(*) FROM job_samples").fetchone()[0] == 0
+    s = summarize(db, run, now=START + 20 * 86400, thresholds=Thresholds())
+    assert s is not None and s.source == "job_samples_1m"
+    assert s.cpu_efficiency == pytest.approx(0.5)
+    assert s.mem_peak_bytes == 8 * GIB
