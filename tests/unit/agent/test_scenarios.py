@@ -12,7 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from jobpulse.agent import discovery, sampler as sampler_module
+from jobpulse.agent import discovery
+from jobpulse.agent import sampler as sampler_module
 from jobpulse.agent.sampler import Sampler
 from jobpulse.agent.sources.base import JobReading
 from support import FIXTURES
@@ -53,7 +54,9 @@ def test_v2_job_id_layout_reports_job_and_steps_exactly() -> None:
     assert found["77"].tasks == {"0": ["task_0"], "extern": ["task_special"]}
 
 
-def test_cores_used_and_efficiency_against_the_cpuset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cores_used_and_efficiency_against_the_cpuset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = copy("v2_job_id", tmp_path)
     clock = iter([1_000_000, 1_010_000])
     monkeypatch.setattr(sampler_module, "now_ms", lambda: next(clock))
@@ -167,7 +170,9 @@ def test_a_job_that_ended_has_its_files_closed(tmp_path: Path) -> None:
     root = copy("v2_multi_slurmd", tmp_path)
     sampler = Sampler(root)
     rows(sampler)
-    fds = [fd for key, reader in sampler._readers.items() if key[0] == "102" for fd in reader.files.fds.values()]
+    fds = [
+        fd for key, reader in sampler._readers.items() if key[0] == "102" for fd in reader.files.fds.values()
+    ]
     assert len(fds) == 3 * 7  # job + two steps, seven files each
     shutil.rmtree(root / "system.slice/node2_slurmstepd.scope/job_102")
     assert {key[0] for key in rows(sampler)} == {"101"}
