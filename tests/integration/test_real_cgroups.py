@@ -106,7 +106,7 @@ class SlurmTree:
     def start(self, code: str) -> subprocess.Popen[str]:
         """A python process placed in the task cgroup before it runs ``code``."""
         targets = [str(t / "cgroup.procs") for t in self.tasks()]
-        script = "import os\nfor t in %r:\n    open(t, 'w').write(str(os.getpid()))\n" % targets
+        script = f"import os\nfor t in {targets!r}:\n    open(t, 'w').write(str(os.getpid()))\n"
         return subprocess.Popen([sys.executable, "-c", script + code], stdout=subprocess.PIPE, text=True)
 
     def remove(self) -> None:
