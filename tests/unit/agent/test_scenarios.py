@@ -151,14 +151,16 @@ def test_a_job_deleted_between_listing_and_reading_is_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = copy("v2_multi_slurmd", tmp_path)
-    real_discover = discovery.discover
+    real_walk = discovery.Walker.walk
 
-    def discover_then_job_ends(*args: object, **kwargs: object) -> dict[str, discovery.FoundJob]:
-        found = real_discover(*args, **kwargs)  # type: ignore[arg-type]
-        shutil.rmtree(root / "system.slice/node2_slurmstepd.scope/job_102")
+    def walk_then_job_ends(
+        self: discovery.Walker, *args: object, **kwargs: object
+    ) -> dict[str, discovery.FoundJob]:
+        found = real_walk(self, *args, **kwargs)  # type: ignore[arg-type]
+        shutil.rmtree(root / "system.slice/node2_slurmstepd.scope/job_102", ignore_errors=True)
         return found
 
-    monkeypatch.setattr(discovery, "discover", discover_then_job_ends)
+    monkeypatch.setattr(discovery.Walker, "walk", walk_then_job_ends)
     sampler = Sampler(root)
     got = rows(sampler)
     assert {key[0] for key in got} == {"101"}
@@ -181,3 +183,15 @@ def test_a_job_that_ended_has_its_files_closed(tmp_path: Path) -> None:
             import os
 
             os.fstat(fd)
+
+
+def test_a_step_that_starts_later_is_found_on_the_next_tick(tmp_path: Path) -> None:
+    root = copy("v2_job_id", tmp_path)
+    sampler = Sampler(root)
+    assert {key[1] for key in rows(sampler)} == {"", "0", "extern"}
+    job = root / SCOPE / "job_77"
+    shutil.copytree(job / "step_0", job / "step_1")
+    assert {key[1] for key in rows(sampler)} == {"", "0", "1", "extern"}
+    shutil.rmtree(job / "step_0")  # step 0 ends and step 2 starts within one tick: same link count
+    shutil.copytree(job / "step_1", job / "step_2")
+    assert {key[1] for key in rows(sampler)} == {"", "1", "2", "extern"}

@@ -67,6 +67,15 @@ def _dirs(path: Path | str) -> Iterator[str]:
         return
 
 
+def _names(path: Path | str) -> list[str]:
+    """All entry names (os.listdir: no per-entry Python objects). Safe for job and step
+    directories because no cgroup control file is named job_*, step_* or like a SLUID."""
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+
+
 def _v2_job_parents(root: Path) -> Iterator[Path]:
     slice_dir = root / "system.slice"
     for name in _dirs(slice_dir):
@@ -108,6 +117,96 @@ def _tasks(step_dir: str, unified: bool) -> list[str]:
     return sorted(name for name in _dirs(where) if TASK_DIR.match(name))
 
 
+# A job's steps are re-listed at least this often even when its link count did not change.
+RESCAN_EVERY = 10
+
+
+def _scan_job(job: FoundJob, job_dir: str, root: Path, relative: str | None, tasks: bool) -> None:
+    """Fill in the job's location and its steps (and tasks, if asked)."""
+    if relative is None:
+        job.v2 = Path(job_dir)
+    else:
+        job.v1 = V1Paths(root, f"{relative}/{os.path.basename(job_dir)}")
+    for step_name in _names(job_dir):
+        step = STEP_DIR.match(step_name) if step_name.startswith("step_") else None
+        if not step:
+            continue
+        step_path = os.path.join(job_dir, step_name)
+        if job.v1 is not None:
+            job.steps[step.group(1)] = V1Paths(root, f"{job.v1.relative}/{step_name}")
+        else:
+            job.steps[step.group(1)] = Path(step_path)
+        if tasks:
+            job.tasks[step.group(1)] = _tasks(step_path, unified=relative is None)
+
+
+class Walker:
+    """``discover`` with memory between ticks, so walking the tree every tick stays cheap.
+
+    The job directories are listed every walk. A job's steps are re-listed only
+    when the directory's link count (2 + its subdirectories: kernfs keeps it as
+    ordinary filesystems do) or mtime changed, when ``invalidate`` was called
+    (one of its steps vanished: a step that ends while another starts within
+    one tick is thus seen one tick late), or every ``RESCAN_EVERY`` walks.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        # job dir -> ((link count, mtime), walk number of the last listing, job)
+        self._cache: dict[str, tuple[tuple[int, int], int, FoundJob]] = {}
+        self._walks = 0
+
+    def invalidate(self, job_id: str) -> None:
+        for key in [k for k, (_, _, job) in self._cache.items() if job.job_id == job_id]:
+            del self._cache[key]
+
+    def _parents(self) -> Iterator[tuple[Path, str | None]]:
+        if is_unified(self.root):
+            for parent in _v2_job_parents(self.root):
+                yield parent, None
+        else:
+            yield from _v1_job_parents(self.root)
+
+    def walk(self, sluids: Mapping[str, str] | None = None, tasks: bool = False) -> dict[str, FoundJob]:
+        """All job cgroups below the root, keyed by job id (by SLUID while unmapped)."""
+        sluids = sluids or {}
+        self._walks += 1
+        jobs: dict[str, FoundJob] = {}
+        seen: set[str] = set()
+        for parent, relative in self._parents():
+            parent_dir = str(parent)
+            for name in _names(parent_dir):
+                if name[:4] != "job_" and (len(name) != 14 or name[0] != "s"):
+                    continue  # the common case: a control file such as memory.stat
+                job_dir = os.path.join(parent_dir, name)
+                try:
+                    st = os.stat(job_dir)
+                except OSError:
+                    continue  # ended just now
+                cached = self._cache.get(job_dir)
+                if (
+                    cached is not None
+                    and cached[0] == (st.st_nlink, st.st_mtime_ns)
+                    and self._walks - cached[1] < RESCAN_EVERY
+                    and cached[2].mapped
+                    and not tasks
+                ):
+                    job = cached[2]
+                else:
+                    found = _job_of(name, sluids)
+                    if found is None:
+                        continue
+                    job = found
+                    _scan_job(job, job_dir, self.root, relative, tasks)
+                    self._cache[job_dir] = ((st.st_nlink, st.st_mtime_ns), self._walks, job)
+                seen.add(job_dir)
+                jobs[job.job_id] = job
+        if len(seen) != len(self._cache):
+            for key in [k for k in self._cache if k not in seen]:
+                del self._cache[key]
+        return jobs
+
+
 def discover(root: Path, sluids: Mapping[str, str] | None = None, tasks: bool = False) -> dict[str, FoundJob]:
     """All job cgroups below ``root``, keyed by job id (by SLUID while unmapped).
 
@@ -115,37 +214,4 @@ def discover(root: Path, sluids: Mapping[str, str] | None = None, tasks: bool = 
     events). ``tasks`` also lists each step's task directories (for ``once``;
     the tick does not need them).
     """
-    sluids = sluids or {}
-    jobs: dict[str, FoundJob] = {}
-    if is_unified(root):
-        for parent in _v2_job_parents(root):
-            for name in _dirs(parent):
-                job = _job_of(name, sluids)
-                if job is None:
-                    continue
-                job.v2 = parent / name
-                job_dir = str(job.v2)
-                for step_name in _dirs(job_dir):
-                    step = STEP_DIR.match(step_name)
-                    if step:
-                        step_path = os.path.join(job_dir, step_name)
-                        job.steps[step.group(1)] = Path(step_path)
-                        if tasks:
-                            job.tasks[step.group(1)] = _tasks(step_path, unified=True)
-                jobs[job.job_id] = job
-        return jobs
-    for parent, relative in _v1_job_parents(root):
-        for name in _dirs(parent):
-            job = _job_of(name, sluids)
-            if job is None:
-                continue
-            job.v1 = V1Paths(root, f"{relative}/{name}")
-            job_dir = os.path.join(parent, name)
-            for step_name in _dirs(job_dir):
-                step = STEP_DIR.match(step_name)
-                if step:
-                    job.steps[step.group(1)] = V1Paths(root, f"{job.v1.relative}/{step_name}")
-                    if tasks:
-                        job.tasks[step.group(1)] = _tasks(os.path.join(job_dir, step_name), unified=False)
-            jobs[job.job_id] = job
-    return jobs
+    return Walker(root).walk(sluids, tasks)

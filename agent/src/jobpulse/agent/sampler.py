@@ -57,8 +57,10 @@ class Sampler:
     _readers: dict[tuple[str, str], Reader] = field(default_factory=dict)
     _attribution: Attribution = field(default_factory=Attribution)
     _unmapped_logged: set[str] = field(default_factory=set)
+    _walker: discovery.Walker = field(init=False)
 
     def __post_init__(self) -> None:
+        self._walker = discovery.Walker(self.cgroup_root)
         self.reload_state()
 
     # --- job metadata (prolog state files and start events) ---
@@ -94,10 +96,10 @@ class Sampler:
     # --- cgroups ---
 
     def discover(self, tasks: bool = False) -> dict[str, discovery.FoundJob]:
-        found = discovery.discover(self.cgroup_root, self.sluids, tasks=tasks)
+        found = self._walker.walk(self.sluids, tasks=tasks)
         if any(not job.mapped for job in found.values()):
             self.reload_state()
-            found = discovery.discover(self.cgroup_root, self.sluids, tasks=tasks)
+            found = self._walker.walk(self.sluids, tasks=tasks)
         for key in [k for k, job in found.items() if not job.mapped]:
             if key not in self._unmapped_logged:
                 self._unmapped_logged.add(key)
@@ -121,6 +123,7 @@ class Sampler:
             gone = self._readers.pop(key, None)
             if gone is not None:
                 gone.close()
+            self._walker.invalidate(key[0])  # list its steps again next tick
             return None
 
     def collect(self, only: str | None = None) -> list[JobReading]:

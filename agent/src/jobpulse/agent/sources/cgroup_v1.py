@@ -117,30 +117,29 @@ class V1Reader:
         Raises:
             NoData: the job's cgroup is gone.
         """
-        files = self.files
-        reading = JobReading(job_id=self.job_id, step=self.step)
         try:
-            usage = number_value(files.read("usage"))
-            ticks = files.read("ticks")
-            if not math.isnan(usage):
-                user_t = keyed_value(ticks, b"user ")
-                sys_t = keyed_value(ticks, b"system ")
-                share = user_t / (user_t + sys_t) if user_t + sys_t > 0 else 1.0
-                total = usage / NS_PER_S
-                reading.cpu_user_seconds = total * share
-                reading.cpu_system_seconds = total - reading.cpu_user_seconds
-            reading.mem_current_bytes = number_value(files.read("current"))
-            reading.mem_peak_bytes = number_value(files.read("peak"))
-            stat = files.read("stat")
-            anon = keyed_value(stat, b"total_rss ")
-            reading.mem_anon_bytes = anon if not math.isnan(anon) else keyed_value(stat, b"rss ")
-            cache = keyed_value(stat, b"total_cache ")
-            reading.mem_file_bytes = cache if not math.isnan(cache) else keyed_value(stat, b"cache ")
-            reading.oom_kills = keyed_value(files.read("oom"), b"oom_kill ")
-            reading.io_read_bytes, reading.io_write_bytes = parse_blkio(files.read("blkio"))
-            reading.pids = number_value(files.read("pids"))
+            usage_b, ticks, current, peak, stat, oom, blkio, pids = self.files.read_all()
         except CgroupGone as exc:
             raise NoData(f"cgroup {self.paths.relative} vanished: {exc}") from exc
+        reading = JobReading(self.job_id, self.step)
+        usage = number_value(usage_b)
+        if usage == usage:  # not NaN
+            parts = ticks.split() if ticks else []  # b"user 305\nsystem 42\n"
+            user_t = float(parts[1]) if len(parts) >= 4 and parts[0] == b"user" else 0.0
+            sys_t = float(parts[3]) if len(parts) >= 4 and parts[2] == b"system" else 0.0
+            share = user_t / (user_t + sys_t) if user_t + sys_t > 0 else 1.0
+            total = usage / NS_PER_S
+            reading.cpu_user_seconds = total * share
+            reading.cpu_system_seconds = total - reading.cpu_user_seconds
+        reading.mem_current_bytes = number_value(current)
+        reading.mem_peak_bytes = number_value(peak)
+        anon = keyed_value(stat, b"total_rss ")
+        reading.mem_anon_bytes = anon if anon == anon else keyed_value(stat, b"rss ")
+        cache = keyed_value(stat, b"total_cache ")
+        reading.mem_file_bytes = cache if cache == cache else keyed_value(stat, b"cache ")
+        reading.oom_kills = keyed_value(oom, b"oom_kill ")
+        reading.io_read_bytes, reading.io_write_bytes = parse_blkio(blkio)
+        reading.pids = number_value(pids)
         if self._reads % STATIC_EVERY == 0:
             self._alloc = allocated_cpus(self.paths)
             self._limit = effective_limit(self.paths)

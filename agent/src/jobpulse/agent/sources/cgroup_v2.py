@@ -99,24 +99,22 @@ class V2Reader:
 
     def read(self) -> JobReading:
         """Raises NoData when the cgroup is gone (the job ended)."""
-        files = self.files
         try:
-            cpu = files.read("cpu")
-            if not cpu:
-                raise NoData(f"cgroup {self.directory} vanished")
-            reading = JobReading(job_id=self.job_id, step=self.step)
-            reading.cpu_user_seconds = keyed_value(cpu, b"user_usec ") / US_PER_S
-            reading.cpu_system_seconds = keyed_value(cpu, b"system_usec ") / US_PER_S
-            reading.mem_current_bytes = number_value(files.read("current"))
-            reading.mem_peak_bytes = number_value(files.read("peak"))
-            stat = files.read("stat")
-            reading.mem_anon_bytes = keyed_value(stat, b"anon ")
-            reading.mem_file_bytes = keyed_value(stat, b"file ")
-            reading.oom_kills = keyed_value(files.read("events"), b"oom_kill ")
-            reading.io_read_bytes, reading.io_write_bytes = parse_io(files.read("io"))
-            reading.pids = number_value(files.read("pids"))
+            cpu, current, peak, stat, events, io, pids = self.files.read_all()
         except CgroupGone as exc:
             raise NoData(f"cgroup {self.directory} vanished: {exc}") from exc
+        if not cpu:
+            raise NoData(f"cgroup {self.directory} vanished")
+        reading = JobReading(self.job_id, self.step)
+        reading.cpu_user_seconds = keyed_value(cpu, b"user_usec ") / US_PER_S
+        reading.cpu_system_seconds = keyed_value(cpu, b"system_usec ") / US_PER_S
+        reading.mem_current_bytes = number_value(current)
+        reading.mem_peak_bytes = number_value(peak)
+        reading.mem_anon_bytes = keyed_value(stat, b"anon ")
+        reading.mem_file_bytes = keyed_value(stat, b"file ")
+        reading.oom_kills = keyed_value(events, b"oom_kill ")
+        reading.io_read_bytes, reading.io_write_bytes = parse_io(io)
+        reading.pids = number_value(pids)
         if self._reads % STATIC_EVERY == 0:
             self._alloc = allocated_cpus(self.directory)
             self._limit = effective_limit(self.directory, self.top)
