@@ -15,6 +15,7 @@ from typing import Any
 
 import pynvml
 import pytest
+from jobpulse.agent.sources import nvml as nvml_source
 
 MIB = 1024 * 1024
 H200_TOTAL = 143771 * MIB
@@ -117,6 +118,8 @@ class FakeNvml:
         }
         for name, fn in fns.items():
             monkeypatch.setattr(pynvml, name, fn)
+        # The driver library itself is what this machine lacks; everything above it is pynvml's.
+        monkeypatch.setattr(nvml_source, "nvml_library_present", lambda: True)
 
 
 MIG_UNSUPPORTED = {"util", "power", "temperature", "clock", "energy"}

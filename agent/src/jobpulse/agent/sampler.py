@@ -58,6 +58,8 @@ class Sampler:
     _attribution: Attribution = field(default_factory=Attribution)
     _unmapped_logged: set[str] = field(default_factory=set)
     _walker: discovery.Walker = field(init=False)
+    _last_unmapped: frozenset[str] = frozenset()
+    _walks_since_reload: int = 0
 
     def __post_init__(self) -> None:
         self._walker = discovery.Walker(self.cgroup_root)
@@ -97,7 +99,11 @@ class Sampler:
 
     def discover(self, tasks: bool = False) -> dict[str, discovery.FoundJob]:
         found = self._walker.walk(self.sluids, tasks=tasks)
-        if any(not job.mapped for job in found.values()):
+        unmapped = frozenset(k for k, job in found.items() if not job.mapped)
+        self._walks_since_reload += 1
+        if unmapped and (unmapped != self._last_unmapped or self._walks_since_reload >= 30):
+            # A new SLUID directory: the prolog may have written its state file since the last look.
+            self._last_unmapped, self._walks_since_reload = unmapped, 0
             self.reload_state()
             found = self._walker.walk(self.sluids, tasks=tasks)
         for key in [k for k, job in found.items() if not job.mapped]:

@@ -13,6 +13,7 @@ is False, nothing is reported, and that is logged once.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import math
 from collections.abc import Callable
@@ -61,6 +62,19 @@ class _Device:
     has_mig: bool = False  # a parent in MIG mode: its processes are listed per instance
 
 
+def nvml_library_present() -> bool:
+    """Whether the driver's NVML library can be loaded, checked before importing pynvml.
+
+    Importing pynvml costs about 12 MB of RSS (its many ctypes structures), which a
+    CPU-only node should not pay for nothing.
+    """
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return False
+    return True
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -85,6 +99,9 @@ class NvmlSource:
         if self._started:
             return self.available
         self._started = True
+        if not nvml_library_present():
+            log.info("no GPU metrics on this node: no NVML library (libnvidia-ml.so.1)")
+            return False
         try:
             import pynvml
 
