@@ -9,6 +9,7 @@ needs kernel 5.19) are "not measured": NaN, never 0.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from jobpulse.agent.sources.base import JobReading, NoData
@@ -32,6 +33,8 @@ _FILES = {
     "io": "io.stat",
     "pids": "pids.current",
 }
+_RBYTES = re.compile(rb" rbytes=(\d+)")
+_WBYTES = re.compile(rb" wbytes=(\d+)")
 # Limits and cpusets change rarely (scontrol update): re-read them every this many reads.
 STATIC_EVERY = 30
 
@@ -40,14 +43,7 @@ def parse_io(data: bytes | None) -> tuple[float, float]:
     """Sum rbytes/wbytes over the devices of io.stat; NaN if the io controller is not enabled."""
     if data is None:
         return math.nan, math.nan
-    rbytes = wbytes = 0.0
-    for line in data.split(b"\n"):
-        for item in line.split(b" ")[1:3]:
-            if item.startswith(b"rbytes="):
-                rbytes += float(item[7:])
-            elif item.startswith(b"wbytes="):
-                wbytes += float(item[7:])
-    return rbytes, wbytes
+    return float(sum(map(int, _RBYTES.findall(data)))), float(sum(map(int, _WBYTES.findall(data))))
 
 
 def read_io(path: Path) -> tuple[float, float]:
@@ -106,13 +102,29 @@ class V2Reader:
         if not cpu:
             raise NoData(f"cgroup {self.directory} vanished")
         reading = JobReading(self.job_id, self.step)
-        reading.cpu_user_seconds = keyed_value(cpu, b"user_usec ") / US_PER_S
-        reading.cpu_system_seconds = keyed_value(cpu, b"system_usec ") / US_PER_S
+        # The kernel prints these files in a fixed order: one split reads the leading keys,
+        # and the per-key lookup answers if a kernel ever orders them differently.
+        p = cpu.split(None, 6)
+        if len(p) > 5 and p[2] == b"user_usec" and p[4] == b"system_usec":
+            reading.cpu_user_seconds = float(p[3]) / US_PER_S
+            reading.cpu_system_seconds = float(p[5]) / US_PER_S
+        else:
+            reading.cpu_user_seconds = keyed_value(cpu, b"user_usec ") / US_PER_S
+            reading.cpu_system_seconds = keyed_value(cpu, b"system_usec ") / US_PER_S
         reading.mem_current_bytes = number_value(current)
         reading.mem_peak_bytes = number_value(peak)
-        reading.mem_anon_bytes = keyed_value(stat, b"anon ")
-        reading.mem_file_bytes = keyed_value(stat, b"file ")
-        reading.oom_kills = keyed_value(events, b"oom_kill ")
+        if stat is not None:
+            p = stat.split(None, 4)
+            if len(p) > 3 and p[0] == b"anon" and p[2] == b"file":
+                reading.mem_anon_bytes, reading.mem_file_bytes = float(p[1]), float(p[3])
+            else:
+                reading.mem_anon_bytes = keyed_value(stat, b"anon ")
+                reading.mem_file_bytes = keyed_value(stat, b"file ")
+        if events is not None:
+            p = events.split(None, 10)
+            reading.oom_kills = (
+                float(p[9]) if len(p) > 9 and p[8] == b"oom_kill" else keyed_value(events, b"oom_kill ")
+            )
         reading.io_read_bytes, reading.io_write_bytes = parse_io(io)
         reading.pids = number_value(pids)
         if self._reads % STATIC_EVERY == 0:
