@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -195,3 +196,19 @@ def test_a_step_that_starts_later_is_found_on_the_next_tick(tmp_path: Path) -> N
     shutil.rmtree(job / "step_0")  # step 0 ends and step 2 starts within one tick: same link count
     shutil.copytree(job / "step_1", job / "step_2")
     assert {key[1] for key in rows(sampler)} == {"", "1", "2", "extern"}
+
+
+def test_out_of_file_descriptors_still_reads_every_job(tmp_path: Path) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    sampler = Sampler(SCENARIOS / "v2_multi_slurmd")
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (used + 10, hard))  # room for about one cgroup
+        got = rows(sampler)
+        assert {key[0] for key in got} == {"101", "102"} and len(got) == 6
+        assert got[("102", "")].cpu_user_seconds == 120.0
+    finally:
+        sampler.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -8,8 +8,11 @@ normal: its rows are simply missing from that tick.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import math
+import resource
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -60,10 +63,12 @@ class Sampler:
     _walker: discovery.Walker = field(init=False)
     _last_unmapped: frozenset[str] = frozenset()
     _walks_since_reload: int = 0
+    _fd_limit_logged: bool = False
 
     def __post_init__(self) -> None:
         self._walker = discovery.Walker(self.cgroup_root)
         self.reload_state()
+        raise_fd_limit()
 
     # --- job metadata (prolog state files and start events) ---
 
@@ -113,16 +118,26 @@ class Sampler:
             del found[key]
         return found
 
-    def _open(self, job_id: str, step: str, where: Path | V1Paths) -> Reader:
+    def _open(self, job_id: str, step: str, where: Path | V1Paths, keep: bool = True) -> Reader:
         if isinstance(where, V1Paths):
-            return V1Reader(where, job_id, step)
-        return V2Reader(where, job_id, step, top=self.cgroup_root)
+            return V1Reader(where, job_id, step, keep=keep)
+        return V2Reader(where, job_id, step, top=self.cgroup_root, keep=keep)
 
     def _read(self, key: tuple[str, str], where: Path | V1Paths) -> JobReading | None:
         reader = self._readers.get(key)
         try:
             if reader is None:
-                reader = self._readers[key] = self._open(key[0], key[1], where)
+                try:
+                    reader = self._readers[key] = self._open(key[0], key[1], where)
+                except OSError as exc:
+                    if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                        raise
+                    if not self._fd_limit_logged:
+                        self._fd_limit_logged = True
+                        log.warning(
+                            "out of file descriptors (%s): reading new cgroups without keeping them open", exc
+                        )
+                    return self._read_once(key, where)
             return reader.read()
         except NoData as exc:
             log.debug("job %s step %r vanished while reading: %s", key[0], key[1], exc)
@@ -131,6 +146,18 @@ class Sampler:
                 gone.close()
             self._walker.invalidate(key[0])  # list its steps again next tick
             return None
+
+    def _read_once(self, key: tuple[str, str], where: Path | V1Paths) -> JobReading | None:
+        """Open, read, close: the slow path when no descriptor can be kept."""
+        reader = None
+        try:
+            reader = self._open(key[0], key[1], where, keep=False)
+            return reader.read()
+        except (NoData, OSError):
+            return None
+        finally:
+            if reader is not None:
+                reader.close()
 
     def collect(self, only: str | None = None) -> list[JobReading]:
         """Read every job (or just ``only``) now, with cpu_cores and a peak filled in."""
@@ -228,6 +255,15 @@ class Sampler:
         if self.node_source is not None:
             batch.node.append(self.node_source.sample())
         return batch
+
+
+def raise_fd_limit() -> None:
+    """Each job and step keeps ~8 files open: lift the soft descriptor limit (often 1024) to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def gpu_source(settings: AgentSettings) -> NvmlSource | None:

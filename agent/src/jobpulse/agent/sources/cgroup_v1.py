@@ -85,7 +85,7 @@ def allocated_cpus(paths: V1Paths) -> float:
 class V1Reader:
     """One job (or step) across the v1 hierarchies, files held open between ticks."""
 
-    def __init__(self, paths: V1Paths, job_id: str, step: str = "") -> None:
+    def __init__(self, paths: V1Paths, job_id: str, step: str = "", keep: bool = True) -> None:
         self.paths = paths
         self.job_id = job_id
         self.step = step
@@ -100,9 +100,10 @@ class V1Reader:
                 "oom": memory / "memory.oom_control",
                 "blkio": paths.ctrl("blkio") / "blkio.throttle.io_service_bytes",
                 "pids": paths.ctrl("pids") / "pids.current",
-            }
+            },
+            keep,
         )
-        if "usage" not in self.files.fds and "current" not in self.files.fds:
+        if keep and "usage" not in self.files.fds and "current" not in self.files.fds:
             self.files.close()
             raise NoData(f"cgroup {paths.relative} vanished")
         self._reads = 0
@@ -121,6 +122,8 @@ class V1Reader:
             usage_b, ticks, current, peak, stat, oom, blkio, pids = self.files.read_all()
         except CgroupGone as exc:
             raise NoData(f"cgroup {self.paths.relative} vanished: {exc}") from exc
+        if usage_b is None and current is None:
+            raise NoData(f"cgroup {self.paths.relative} vanished")
         reading = JobReading(self.job_id, self.step)
         usage = number_value(usage_b)
         if usage == usage:  # not NaN

@@ -80,13 +80,15 @@ def allocated_cpus(directory: Path) -> float:
 class V2Reader:
     """One cgroup v2 directory with its files held open between ticks."""
 
-    def __init__(self, directory: Path, job_id: str, step: str = "", top: Path | None = None) -> None:
+    def __init__(
+        self, directory: Path, job_id: str, step: str = "", top: Path | None = None, keep: bool = True
+    ) -> None:
         self.directory = directory
         self.job_id = job_id
         self.step = step
         self.top = top
-        self.files = FileSet({name: directory / file for name, file in _FILES.items()})
-        if "cpu" not in self.files.fds:
+        self.files = FileSet({name: directory / file for name, file in _FILES.items()}, keep)
+        if keep and "cpu" not in self.files.fds:
             self.files.close()
             raise NoData(f"cgroup {directory} vanished")
         self._reads = 0

@@ -84,11 +84,16 @@ _GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENOENT, errno.ESRCH})
 class FileSet:
     """Open descriptors for some files of one cgroup; a file that does not exist is simply absent."""
 
-    __slots__ = ("fds", "names", "slots")
+    __slots__ = ("fds", "names", "paths", "slots")
 
-    def __init__(self, paths: dict[str, Path]) -> None:
+    def __init__(self, paths: dict[str, Path], keep: bool = True) -> None:
         self.names = list(paths)
         self.fds: dict[str, int] = {}
+        # keep=False: nothing stays open, each read opens one file at a time (out of descriptors).
+        self.paths = None if keep else list(paths.values())
+        self.slots: list[int] = []
+        if not keep:
+            return
         for name, path in paths.items():
             try:
                 self.fds[name] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -108,6 +113,8 @@ class FileSet:
         Raises:
             CgroupGone: the cgroup was removed since its files were opened.
         """
+        if self.paths is not None:
+            return [_read_bytes(path) for path in self.paths]
         pread = os.pread
         try:
             return [pread(fd, 65536, 0) if fd >= 0 else None for fd in self.slots]
@@ -122,6 +129,21 @@ class FileSet:
                 os.close(fd)
         self.fds.clear()
         self.slots = []
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
+    try:
+        return os.pread(fd, 65536, 0)
+    except OSError as exc:
+        if exc.errno in _GONE_ERRNOS:
+            raise CgroupGone(str(exc)) from exc
+        raise
+    finally:
+        os.close(fd)
 
 
 class CgroupGone(Exception):
