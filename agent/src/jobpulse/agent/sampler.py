@@ -180,7 +180,9 @@ class Sampler:
                 if step_reading is not None:
                     readings.append(step_reading)
         for key in [k for k in self._readers if k not in listed and (only is None or k[0] == only)]:
+            # Gone from the tree (the job or step ended): close its files, forget its last reading.
             self._readers.pop(key).close()
+            self._previous.pop(key, None)
         for job_id, tree in list(self.tracked.items()):
             if job_id in found or (only is not None and job_id != only):
                 continue
