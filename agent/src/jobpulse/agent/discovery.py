@@ -49,6 +49,8 @@ class FoundJob:
     tasks: dict[str, list[str]] = field(default_factory=dict)
     sluid: str = ""
     mapped: bool = True
+    # ((job id, step), location) of the job and each step, filled by the sampler on first use.
+    read_keys: list[tuple[tuple[str, str], Path | V1Paths]] = field(default_factory=list)
 
 
 def is_unified(root: Path) -> bool:

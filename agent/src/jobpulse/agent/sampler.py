@@ -140,12 +140,15 @@ class Sampler:
                     return self._read_once(key, where)
             return reader.read()
         except NoData as exc:
-            log.debug("job %s step %r vanished while reading: %s", key[0], key[1], exc)
-            gone = self._readers.pop(key, None)
-            if gone is not None:
-                gone.close()
-            self._walker.invalidate(key[0])  # list its steps again next tick
+            self._gone(key, exc)
             return None
+
+    def _gone(self, key: tuple[str, str], exc: Exception) -> None:
+        log.debug("job %s step %r vanished while reading: %s", key[0], key[1], exc)
+        gone = self._readers.pop(key, None)
+        if gone is not None:
+            gone.close()
+        self._walker.invalidate(key[0])  # list its steps again next tick
 
     def _read_once(self, key: tuple[str, str], where: Path | V1Paths) -> JobReading | None:
         """Open, read, close: the slow path when no descriptor can be kept."""
@@ -164,21 +167,32 @@ class Sampler:
         found = self.discover()
         readings: list[JobReading] = []
         listed: set[tuple[str, str]] = set()
+        readers = self._readers
         for job_id, job in found.items():
             if only is not None and job_id != only:
                 continue
-            where = job.v2 if job.v2 is not None else job.v1
-            assert where is not None
-            listed.add((job_id, ""))
-            reading = self._read((job_id, ""), where)
-            if reading is None:
-                continue  # the job ended between listing and reading
-            readings.append(reading)
-            for step, step_where in job.steps.items():
-                listed.add((job_id, step))
-                step_reading = self._read((job_id, step), step_where)
-                if step_reading is not None:
-                    readings.append(step_reading)
+            keys = job.read_keys
+            if not keys:  # built once per listing of the job (the walker reuses unchanged jobs)
+                where = job.v2 if job.v2 is not None else job.v1
+                assert where is not None
+                keys.append(((job_id, ""), where))
+                keys += [((job_id, step), step_where) for step, step_where in job.steps.items()]
+            for key, key_where in keys:
+                listed.add(key)
+                reader = readers.get(key)
+                if reader is not None:  # the hot path: files already open
+                    try:
+                        readings.append(reader.read())
+                        continue
+                    except NoData as exc:
+                        self._gone(key, exc)
+                        reading = None
+                else:
+                    reading = self._read(key, key_where)
+                    if reading is not None:
+                        readings.append(reading)
+                if reading is None and key[1] == "":
+                    break  # the job ended between listing and reading: skip its steps
         for key in [k for k in self._readers if k not in listed and (only is None or k[0] == only)]:
             # Gone from the tree (the job or step ended): close its files, forget its last reading.
             self._readers.pop(key).close()
@@ -208,7 +222,10 @@ class Sampler:
                 v for v in (prev.peak if prev else math.nan, reading.mem_current_bytes) if not math.isnan(v)
             ]
             reading.mem_peak_bytes = max(seen) if seen else math.nan
-        self._previous[key] = _Previous(reading.time_ms, cpu, reading.mem_peak_bytes)
+        if prev is None:
+            self._previous[key] = _Previous(reading.time_ms, cpu, reading.mem_peak_bytes)
+        else:
+            prev.time_ms, prev.cpu_seconds, prev.peak = reading.time_ms, cpu, reading.mem_peak_bytes
 
     def close(self) -> None:
         for reader in self._readers.values():
