@@ -136,7 +136,9 @@ def measure(root: Path, jobs: int, ticks: int) -> None:
     per_job = agent / measured_jobs * 1e6
     per_job_floor = base / measured_jobs * 1e6
     steps = len(sampler._readers) / measured_jobs - 1
-    print(f"agent tick:        {agent * 1e3:.3f} ms CPU per tick, {per_job:.1f} us per job (incl. {steps:g} steps)")
+    print(
+        f"agent tick:        {agent * 1e3:.3f} ms CPU per tick, {per_job:.1f} us per job (incl. {steps:g} steps)"
+    )
     print(f"floor (pread):     {base * 1e3:.3f} ms CPU per tick, {per_job_floor:.1f} us per job")
     print(f"open/read/close:   {orc * 1e3:.3f} ms CPU per tick, {orc / measured_jobs * 1e6:.1f} us per job")
     print(f"ratio agent/floor: {agent / base:.2f}  (goal <= 2.0; goal tick <= 1.5 ms for 64 jobs)")
