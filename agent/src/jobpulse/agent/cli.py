@@ -21,6 +21,7 @@ from jobpulse.agent.sampler import Sampler
 from jobpulse.agent.settings import AgentSettings, load_settings
 from jobpulse.agent.sources.base import VALUE_FIELDS
 from jobpulse.agent.sources.node import NodeSource
+from jobpulse.agent.wire import GPU_VALUE_FIELDS
 from jobpulse.common.config import ConfigError
 
 log = logging.getLogger("jobpulse.agent")
@@ -128,44 +129,84 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return code if code >= 0 else 128 - code
 
 
+def _clean(value: float) -> float | str | None:
+    """JSON has no NaN/inf: not measured -> null, unlimited -> "unlimited"."""
+    if math.isnan(value):
+        return None
+    return "unlimited" if math.isinf(value) else value
+
+
 def cmd_once(args: argparse.Namespace) -> int:
-    """One sample of everything, for an admin debugging a node."""
+    """One sample of everything (jobs, steps, tasks, GPUs, node), for an admin debugging a node.
+
+    Two readings ``--interval`` seconds apart, so cores used and CPU efficiency
+    are real rates rather than blanks.
+    """
+    from google.protobuf.json_format import MessageToDict
+    from jobpulse.agent.sampler import gpu_source
+
     settings = _settings(args)
-    sampler = Sampler(settings.cgroup_root, NodeSource())
+    sampler = Sampler(
+        settings.cgroup_root,
+        NodeSource(),
+        gpu_source=gpu_source(settings),
+        state_dir=settings.state_dir,
+        proc_root=settings.proc_root,
+    )
+    if args.interval > 0:
+        sampler.collect()
+        time.sleep(args.interval)
     readings = sampler.collect()
+    gpus = sampler.sample_gpus(readings)
+    found = sampler.discover(tasks=True)
     node = sampler.node_source.sample() if sampler.node_source else None
+    sampler.close()
 
-    def clean(value: float) -> float | str | None:
-        if math.isnan(value):
-            return None
-        return "unlimited" if math.isinf(value) else value
-
-    jobs: list[dict[str, object]] = [
-        {"job_id": r.job_id, "step": r.step or None, "time_ms": r.time_ms}
-        | {name: clean(getattr(r, name)) for name in VALUE_FIELDS}
-        for r in readings
+    jobs: list[dict[str, object]] = []
+    for r in readings:
+        row: dict[str, object] = {"job_id": r.job_id, "step": r.step or None, "time_ms": r.time_ms}
+        row.update({name: _clean(getattr(r, name)) for name in VALUE_FIELDS})
+        row["cpu_efficiency"] = _clean(r.cpu_efficiency)
+        job = found.get(r.job_id)
+        if job is not None and job.sluid:
+            row["sluid"] = job.sluid
+        if job is not None and r.step:
+            row["tasks"] = job.tasks.get(r.step, [])
+        jobs.append(row)
+    gpu_rows: list[dict[str, object]] = [
+        {"uuid": g.uuid, "job_id": g.job_id or None}
+        | {name: _clean(getattr(g, name)) for name in GPU_VALUE_FIELDS}
+        for g in gpus
     ]
-    node_doc = None
-    if node is not None:
-        from google.protobuf.json_format import MessageToDict
-
-        node_doc = MessageToDict(node, preserving_proto_field_name=True)
+    source = sampler.gpu_source
     doc = {
         "node": settings.node,
         "cgroup_root": str(settings.cgroup_root),
         "jobs": jobs,
-        "node_sample": node_doc,
+        "gpu_devices": [MessageToDict(i, preserving_proto_field_name=True) for i in source.infos()]
+        if source
+        else [],
+        "gpus": gpu_rows,
+        "node_sample": MessageToDict(node, preserving_proto_field_name=True) if node else None,
     }
     if args.json:
         print(json.dumps(doc, indent=2))
-    else:
-        print(f"node {settings.node}: {len(jobs)} job cgroup(s) under {settings.cgroup_root}")
-        for job in jobs:
-            step = f".{job['step']}" if job["step"] else ""
-            print(
-                f"  job {job['job_id']}{step}: cpu {job['cpu_user_seconds']}s user "
-                f"{job['cpu_system_seconds']}s sys, mem {job['mem_current_bytes']} B (peak {job['mem_peak_bytes']})"
-            )
+        return 0
+    print(f"node {settings.node}: {len(jobs)} job/step cgroup(s) under {settings.cgroup_root}")
+    for row in jobs:
+        step = f".{row['step']}" if row["step"] else ""
+        print(
+            f"  job {row['job_id']}{step}: {row['cpu_cores']} cores of {row['alloc_cpus']} "
+            f"(user {row['cpu_user_seconds']}s, sys {row['cpu_system_seconds']}s), "
+            f"mem {row['mem_current_bytes']} B (peak {row['mem_peak_bytes']}, limit {row['mem_limit_bytes']})"
+        )
+    if not source:
+        print("GPUs: none (no NVML or no device)")
+    for gpu in gpu_rows:
+        print(
+            f"  GPU {gpu['uuid']} job {gpu['job_id']}: util {gpu['util_percent']}% "
+            f"mem {gpu['mem_used_bytes']}/{gpu['mem_total_bytes']} B, {gpu['power_watts']} W"
+        )
     return 0
 
 
@@ -188,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     once = sub.add_parser("once", help="print one sample of every job and the node")
     _common(once)
     once.add_argument("--json", action="store_true", help="machine-readable output")
+    once.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="seconds between the two readings that give rates (default 1)",
+    )
     once.set_defaults(func=cmd_once)
     return parser
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import psutil
 from jobpulse.agent import events
-from jobpulse.agent.sampler import Sampler
+from jobpulse.agent.sampler import Sampler, gpu_source
 from jobpulse.agent.settings import AgentSettings
 from jobpulse.agent.sources.base import JobReading
 from jobpulse.agent.sources.node import NodeSource
@@ -44,7 +44,13 @@ def meta_from_dict(data: dict[str, Any]) -> pb.JobMeta:
 class Agent:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
-        self.sampler = Sampler(settings.cgroup_root, NodeSource())
+        self.sampler = Sampler(
+            settings.cgroup_root,
+            NodeSource(),
+            gpu_source=gpu_source(settings),
+            state_dir=settings.state_dir,
+            proc_root=settings.proc_root,
+        )
         self.spool = Spool(max_bytes=settings.spool_max_bytes)
         self.paused = False
         self.client = StreamClient(
@@ -63,6 +69,7 @@ class Agent:
             stream_id=self.spool.stream_id,
             tick_seconds=self.settings.tick,
             boot_time=int(psutil.boot_time()),
+            gpus=self.sampler.gpu_source.infos() if self.sampler.gpu_source else [],
         )
 
     def on_control(self, control: pb.Control) -> None:
@@ -90,6 +97,7 @@ class Agent:
         batch = pb.Batch()
         if kind == "start":
             meta.start_time = meta.start_time or int(now_ms() / 1000)
+            self.sampler.job_started(dict(request.get("meta") or {}))
             pid = request.get("pid")
             if pid and not request.get("cgroup"):
                 try:

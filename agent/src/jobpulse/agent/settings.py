@@ -27,6 +27,10 @@ class AgentSettings:
     spool_max_bytes: int = 256 * 1024 * 1024
     spool_max_age: float = 7 * 86400.0
     log_level: str = "INFO"
+    # NVML's expensive calls run every N ticks, not every tick (see README "Agent: what is measured").
+    gpu_process_every: int = 6
+    gpu_energy_every: int = 6
+    gpus: bool = True  # False: never load NVML on this node
 
     @property
     def spool_dir(self) -> Path:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 
 from jobpulse.agent.sources.base import VALUE_FIELDS, JobReading
+from jobpulse.agent.sources.nvml import GpuReading
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 
 def encode_jobs(readings: Iterable[JobReading], out: pb.JobSamples) -> None:
     """Append readings to the columnar JobSamples message."""
-    columns = {name: getattr(out, name) for name in VALUE_FIELDS}
-    for reading in readings:
-        out.job_id.append(reading.job_id)
-        out.step.append(reading.step)
-        out.time_ms.append(reading.time_ms)
-        for name, column in columns.items():
-            column.append(getattr(reading, name))
+    rows = list(readings)
+    # One extend per column: appending value by value costs several times more.
+    out.job_id.extend([r.job_id for r in rows])
+    out.step.extend([r.step for r in rows])
+    out.time_ms.extend([r.time_ms for r in rows])
+    for name in VALUE_FIELDS:
+        getter = attrgetter(name)
+        getattr(out, name).extend([getter(r) for r in rows])
 
 
 def decode_jobs(samples: pb.JobSamples) -> list[JobReading]:
@@ -29,3 +32,26 @@ def decode_jobs(samples: pb.JobSamples) -> list[JobReading]:
             setattr(reading, name, column[i])
         rows.append(reading)
     return rows
+
+
+GPU_VALUE_FIELDS: tuple[str, ...] = (
+    "util_percent",
+    "mem_used_bytes",
+    "mem_total_bytes",
+    "power_watts",
+    "temperature_c",
+    "sm_clock_mhz",
+    "energy_joules",
+    "mem_util_percent",
+)
+
+
+def encode_gpus(readings: Iterable[GpuReading], out: pb.GpuSamples) -> None:
+    """Append GPU rows to the columnar GpuSamples message."""
+    rows = list(readings)
+    out.uuid.extend([r.uuid for r in rows])
+    out.time_ms.extend([r.time_ms for r in rows])
+    out.job_id.extend([r.job_id for r in rows])
+    for name in GPU_VALUE_FIELDS:
+        getter = attrgetter(name)
+        getattr(out, name).extend([getter(r) for r in rows])

@@ -53,3 +53,20 @@ def test_discovery_finds_the_slurm_job() -> None:
     found = discovery.discover(ROOT)
     assert list(found) == ["77"]
     assert found["77"].v2 == JOB
+
+
+def test_keys_in_another_order_are_still_found(tmp_path: Path) -> None:
+    """The fast path assumes the kernel's order; a differently ordered file must read the same."""
+    job = tmp_path / "job_6"
+    shutil.copytree(JOB, job, ignore=shutil.ignore_patterns("step_*"))
+    (job / "cpu.stat").write_text("system_usec 3439945\nuser_usec 6513926\nusage_usec 9953871\n")
+    (job / "memory.stat").write_text("file 1051521024\nkernel 1\nanon 947523584\n")
+    (job / "memory.events").write_text("oom_kill 3\nlow 0\n")
+    (job / "io.stat").write_text(
+        "8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n254:0 rbytes=5 wbytes=7\n"
+    )
+    r = cgroup_v2.read_job(job, "6")
+    assert (r.cpu_user_seconds, r.cpu_system_seconds) == (6.513926, 3.439945)
+    assert (r.mem_anon_bytes, r.mem_file_bytes) == (947523584, 1051521024)
+    assert r.oom_kills == 3
+    assert (r.io_read_bytes, r.io_write_bytes) == (15, 27)

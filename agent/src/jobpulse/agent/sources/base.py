@@ -41,6 +41,13 @@ class JobReading:
     def cpu_seconds(self) -> float:
         return self.cpu_user_seconds + self.cpu_system_seconds
 
+    @property
+    def cpu_efficiency(self) -> float:
+        """Cores used / CPUs allocated (0..1); NaN until two samples exist or when the cpuset is unknown."""
+        if not self.alloc_cpus or math.isnan(self.alloc_cpus):
+            return NAN
+        return self.cpu_cores / self.alloc_cpus
+
 
 VALUE_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(JobReading) if f.name not in ("job_id", "step", "time_ms", "extra")
