@@ -1,9 +1,12 @@
-"""`jobpulse-agent`: run | exec | once."""
+"""`jobpulse-agent`: run | exec | once | prolog | epilog.
+
+Imports of the heavy parts (psutil, grpc, the sampler) happen inside the
+commands that need them: prolog/epilog run for every Slurm job and must start fast.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import math
@@ -16,11 +19,7 @@ import time
 from pathlib import Path
 
 from jobpulse.agent import events
-from jobpulse.agent.cgroupctl import JobCgroup
-from jobpulse.agent.sampler import Sampler
 from jobpulse.agent.settings import AgentSettings, load_settings
-from jobpulse.agent.sources.base import VALUE_FIELDS
-from jobpulse.agent.sources.node import NodeSource
 from jobpulse.common.config import ConfigError
 
 log = logging.getLogger("jobpulse.agent")
@@ -49,6 +48,8 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from jobpulse.agent.daemon import Agent
 
     settings = _settings(args)
@@ -67,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_exec(args: argparse.Namespace) -> int:
     """Run CMD as a monitored job: own cgroup when possible, else a tracked process tree."""
+    from jobpulse.agent.cgroupctl import JobCgroup
+
     settings = _settings(args)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -130,6 +133,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_once(args: argparse.Namespace) -> int:
     """One sample of everything, for an admin debugging a node."""
+    from jobpulse.agent.sampler import Sampler
+    from jobpulse.agent.sources.base import VALUE_FIELDS
+    from jobpulse.agent.sources.node import NodeSource
+
     settings = _settings(args)
     sampler = Sampler(settings.cgroup_root, NodeSource())
     readings = sampler.collect()
@@ -169,6 +176,19 @@ def cmd_once(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hook(args: argparse.Namespace) -> int:
+    """slurmd's Prolog/Epilog: hand the job event to the agent. Always 0: a failing hook drains the node."""
+    from jobpulse.agent import hooks
+
+    hooks.setup_logging()
+    try:
+        settings = _settings(args)
+        hooks.run_hook(args.command_name, settings.socket, settings.state_dir)
+    except Exception:
+        log.exception("jobpulse-agent %s failed", args.command_name)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobpulse-agent", description="jobpulse node agent")
     sub = parser.add_subparsers(dest="command_name", required=True)
@@ -189,12 +209,24 @@ def build_parser() -> argparse.ArgumentParser:
     _common(once)
     once.add_argument("--json", action="store_true", help="machine-readable output")
     once.set_defaults(func=cmd_once)
+    for kind in ("prolog", "epilog"):
+        hook = sub.add_parser(
+            kind, help=f"slurmd {kind.capitalize()}: report job {'start' if kind == 'prolog' else 'end'}"
+        )
+        _common(hook)
+        hook.set_defaults(func=cmd_hook)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit:
+        if argv[:1] in (["prolog"], ["epilog"]):
+            return 0  # a hook never fails the job, even when called wrongly (argparse said why)
+        raise
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -29,6 +29,10 @@ class CollectorSettings:
     # JobMon's own front end reads its token from the cookie in JavaScript: only then set this true.
     cookie_js_readable: bool = False
     log_level: str = "INFO"
+    # Slurm reconciler: "auto" (on when squeue is in PATH), "on" or "off"
+    reconcile: str = "auto"
+    reconcile_interval: float = 60.0
+    reconcile_lookback: float = 86400.0
 
     @property
     def database_path(self) -> Path:
