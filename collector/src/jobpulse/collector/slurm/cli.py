@@ -42,7 +42,8 @@ def _run(args: list[str], timeout: float = TIMEOUT) -> str:
     except subprocess.TimeoutExpired as exc:
         raise SlurmError(f"{' '.join(args)} did not answer within {timeout:.0f}s") from exc
     if done.returncode != 0:
-        raise SlurmError(f"{' '.join(args)} exited {done.returncode}: {done.stderr.strip()[:500]}")
+        said = (done.stderr.strip() or done.stdout.strip())[:500]
+        raise SlurmError(f"{' '.join(args)} exited {done.returncode}: {said}")
     return done.stdout
 
 

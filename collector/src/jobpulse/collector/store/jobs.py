@@ -81,7 +81,8 @@ def record_start(
         }
         if cluster and not row["cluster"]:
             updates["cluster"] = cluster
-        if row["stop_time"] is not None and not row["is_running"] and start < row["start_time"]:
+        guessed = row["stop_time"] is not None and row["start_time"] == row["stop_time"]
+        if guessed and not row["is_running"] and start < row["start_time"]:
             updates["start_time"] = start  # the stop came first and had to guess the start
         if updates:
             assignments = ", ".join(f"{c} = ?" for c in updates)
