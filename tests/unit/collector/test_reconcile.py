@@ -197,3 +197,35 @@ async def test_refresh_metadata_rereads_slurm(
     )
     assert missing.status_code == 404 and "99" in missing.json()["detail"]
     assert os.path.exists(tmp_path / "bin" / "sacct.args")
+
+
+async def test_reconciler_corrects_cancelled_jobs_the_epilog_called_completed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_store: SqliteStore
+) -> None:
+    """Real 22.05 captures: job 1 `exit 3`, jobs 2 and 3 scancel'ed (their epilog saw exit 0:0)."""
+    fake_slurm(
+        tmp_path / "bin",
+        monkeypatch,
+        squeue="squeue-json-failed-cancelled.json",
+        sacct="sacct-json-failed-cancelled.json",
+    )
+    db = fx_store.writer
+    for job_id, start, end, code, state in (
+        (1, 1795408694, 1795408699, 3, "FAILED"),
+        (2, 1795408706, 1795408710, 0, "COMPLETED"),
+    ):
+        jobs.record_start(db, "jobpulse-test", job_id, start, {"user_name": "root"}, "prolog")
+        jobs.record_stop(db, "jobpulse-test", job_id, end, state, code, "epilog")
+    await reconcile.reconcile_once(fx_store, lookback=3600)
+    rows = {r["job_id"]: dict(r) for r in db.execute("SELECT * FROM jobs")}
+    assert (rows[1]["state"], rows[1]["exit_code"]) == (
+        "FAILED",
+        3,
+    )  # sacct's return_code 0 does not erase it
+    assert (rows[2]["state"], rows[2]["exit_code"], rows[2]["start_time"]) == ("CANCELLED", 143, 1795408706)
+    assert (rows[3]["state"], rows[3]["is_running"], rows[3]["source"]) == (
+        "CANCELLED",
+        0,
+        "reconciler",
+    )  # no hook at all
+    assert db.execute("SELECT count(*) FROM jobs").fetchone()[0] == 3

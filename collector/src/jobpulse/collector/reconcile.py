@@ -62,6 +62,10 @@ def apply_slurm_job(
         jobs.record_stop(db, cluster, job.job_id, end, job.state, job.exit_code, source, start=start)
         if overwrite:
             jobs.refresh_run(db, run, fields, job.state, job.exit_code, end)
+        else:
+            # The epilog cannot tell a cancelled job from a finished one (22.05 gives it exit 0:0):
+            # Slurm's state wins; its exit code only when it says more than "0".
+            jobs.settle_run(db, run, job.state, job.exit_code)
     elif overwrite:
         jobs.refresh_run(db, run, fields)
     row = db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone()
@@ -87,6 +91,11 @@ def fetch(lookback: float, now: float | None = None) -> tuple[list[SlurmJob], st
     try:
         for job in slurm.sacct(int(now - lookback)):
             if job.start and job.state not in ("PENDING", "REQUEUED"):
+                seen = found.get((job.job_id, job.start))
+                if seen is not None and not job.exit_code and seen.exit_code:
+                    job.exit_code = (
+                        seen.exit_code
+                    )  # 22.05's sacct --json -X reports return_code 0 for failures
                 found[(job.job_id, job.start)] = job  # accounting has the final word on ended jobs
     except slurm.SlurmError as exc:
         error = str(exc)

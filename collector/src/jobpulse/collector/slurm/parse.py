@@ -85,8 +85,9 @@ def _exit(value: Any) -> int | None:
     raw = number(value)
     if raw is None:
         return None
-    # squeue reports the raw wait status (exit code << 8 | signal)
-    return (raw >> 8) & 0xFF if raw > 255 else raw
+    # squeue 22.05 reports the raw wait status: exit code << 8 | signal (768 = exit 3, 15 = SIGTERM)
+    signal_number = raw & 0x7F
+    return 128 + signal_number if signal_number else (raw >> 8) & 0xFF
 
 
 def _tres_count(tres: Any, kind: str) -> int | None:

@@ -106,6 +106,19 @@ def record_start(
     return int(existing["run_id"]) if existing is not None else 0
 
 
+def settle_run(db: sqlite3.Connection, run_id: int, state: str, exit_code: int | None) -> None:
+    """Correct an ended run's state (and a non-zero exit code) from Slurm's records; no-op when equal."""
+    row = db.execute("SELECT state, exit_code, is_running FROM jobs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None or row["is_running"] or not state:
+        return
+    code = exit_code if exit_code else row["exit_code"]
+    if (row["state"], row["exit_code"]) != (state, code):
+        db.execute(
+            "UPDATE jobs SET state = ?, exit_code = ?, updated = ? WHERE run_id = ?",
+            (state, code, time.time(), run_id),
+        )
+
+
 def refresh_run(
     db: sqlite3.Connection,
     run_id: int,
