@@ -11,7 +11,8 @@
 # this repository's packaging/slurm scripts, which call this checkout's jobpulse-agent; the test
 # points them at its agent through $JOBPULSE_SLURM_DIR/etc/jobpulse-hook.env.
 # Needs root, cgroup v1 at /sys/fs/cgroup and the packages slurm-wlm munge (slurmdbd mariadb-server for
-# sacct). Source $JOBPULSE_SLURM_DIR/cluster.env to use the cluster's sbatch/squeue/sacct.
+# sacct). $JOBPULSE_SLURM_FIRST_JOB_ID sets the first job id (tests keep theirs apart from other
+# runs' cgroups). Source $JOBPULSE_SLURM_DIR/cluster.env to use the cluster's sbatch/squeue/sacct.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -95,6 +96,7 @@ Prolog=$REPO/packaging/slurm/prolog.d/50-jobpulse.sh
 Epilog=$REPO/packaging/slurm/epilog.d/50-jobpulse.sh
 PrologFlags=Contain
 KillWait=5
+FirstJobId=${JOBPULSE_SLURM_FIRST_JOB_ID:-1}
 JobCompType=jobcomp/none
 $node_line NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=compute Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
