@@ -210,3 +210,29 @@ async def test_refresh_without_slurm_cli_is_503(
     )
     assert response.status_code == 503
     assert "Slurm CLI" in response.json()["detail"]
+
+
+async def test_api_start_and_hook_stop_meet_in_one_run(
+    fx_client: AsyncTestClient, fx_store: SqliteStore, fx_key: dict[str, str]
+) -> None:
+    """A JobMon-style script starts the job without a cluster; the node's epilog (via the agent) ends it."""
+    from jobpulse.collector.store.jobs import apply_event
+    from jobpulse.proto.v1 import ingest_pb2 as pb
+
+    body = {k: v for k, v in START.items() if k != "ClusterId"}
+    assert (await fx_client.put("/api/job_start", json=body, headers=fx_key)).status_code == 200
+    stop = pb.JobEvent(
+        kind=pb.JobEvent.STOP,
+        time_ms=1_795_400_100_000,
+        meta=pb.JobMeta(
+            job_id="4242", cluster="testcluster", end_time=1_795_400_100, exit_code=0, state="COMPLETED"
+        ),
+    )
+    apply_event(fx_store.writer, "vm", "testcluster", stop)
+    [run] = runs(fx_store, 4242)
+    assert (run["is_running"], run["stop_time"], run["state"], run["user_name"]) == (
+        0,
+        1_795_400_100,
+        "COMPLETED",
+        "alice",
+    )

@@ -25,7 +25,7 @@ from jobpulse.collector.store.sqlite import SqliteStore
 from litestar import Controller, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 MAX_BODY = 256 * 1024  # a job script can be long, but not this long
@@ -89,7 +89,7 @@ def _check_time(value: int, field: str) -> int:
     return value
 
 
-def _fields(data: JobMetadata) -> dict[str, Any]:
+def _fields(data: JSONBody[JobMetadata]) -> dict[str, Any]:
     nodes = [n.Name for n in data.Nodes if n.Name]
     return {
         "user_name": data.UserName,
@@ -119,7 +119,9 @@ class JobControlController(Controller):
         guards=[requires(Role.JOB_CONTROL)],
         status_code=200,
     )
-    async def job_start(self, store: NamedDependency[SqliteStore], data: JobMetadata) -> dict[str, Any]:
+    async def job_start(
+        self, store: NamedDependency[SqliteStore], data: JSONBody[JobMetadata]
+    ) -> dict[str, Any]:
         job_id = _check_id(data.Id)
         start = _check_time(data.StartTime, "StartTime") or int(time.time())
         stop = _check_time(data.StopTime, "StopTime")
@@ -141,7 +143,7 @@ class JobControlController(Controller):
         guards=[requires(Role.JOB_CONTROL)],
     )
     async def job_stop(
-        self, store: NamedDependency[SqliteStore], job_id: FromPath[str], data: StopJob
+        self, store: NamedDependency[SqliteStore], job_id: FromPath[str], data: JSONBody[StopJob]
     ) -> dict[str, Any]:
         if not job_id.isdigit():
             raise _bad("id", f"{job_id!r} is not a Slurm job number")

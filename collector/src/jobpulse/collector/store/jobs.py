@@ -158,6 +158,8 @@ def record_stop(
     """
     now = time.time()
     row = _latest_run(db, cluster, job_id, before=stop)
+    if row is None and cluster:
+        row = _latest_run(db, "", job_id, before=stop)  # started by a caller that did not know the cluster
     if row is not None and row["is_running"]:
         db.execute(
             "UPDATE jobs SET stop_time = ?, is_running = 0, state = ?, exit_code = ?, updated = ? WHERE run_id = ?",
