@@ -185,3 +185,12 @@ def _become_nobody() -> None:
     os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)
+
+
+def test_send_budget_leaves_room_for_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow start (loaded node) shrinks the agent's share, so the event is spooled before timeout(1) kills us."""
+    assert 0 < hooks.seconds_since_exec() < 3600
+    monkeypatch.setattr(hooks, "seconds_since_exec", lambda: 0.3)
+    assert hooks.send_budget() == pytest.approx(hooks.DEADLINE - 0.3)
+    monkeypatch.setattr(hooks, "seconds_since_exec", lambda: 5.0)
+    assert hooks.send_budget() == hooks.MIN_SEND

@@ -25,9 +25,11 @@ from jobpulse.agent import events, jobstate
 
 log = logging.getLogger("jobpulse.agent.hooks")
 
-# Total wall-clock budget for talking to the agent; Python start-up and the
-# spool write fit in the rest of the 2 s a hook may take.
-SEND_BUDGET = 1.0
+# The hook must be done (event sent or spooled) well before the packaged script's
+# `timeout 1.8` kills it: the agent gets what is left of DEADLINE after Python's start-up
+# (slow on a loaded node), but at least MIN_SEND.
+DEADLINE = 1.4
+MIN_SEND = 0.1
 _CPUS_ITEM = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
 
 
@@ -48,6 +50,23 @@ def setup_logging() -> None:
         handler.setFormatter(logging.Formatter("jobpulse-hook: %(levelname)s %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+
+
+def seconds_since_exec() -> float:
+    """How long this process has run (start-up included), from /proc; 0 when unknown."""
+    try:
+        with open("/proc/self/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in clock ticks
+        return max(0.0, uptime - started)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def send_budget() -> float:
+    return max(MIN_SEND, DEADLINE - seconds_since_exec())
 
 
 def cpus_on_node(value: str) -> int:
@@ -161,7 +180,7 @@ def run_hook(kind: str, socket_path: Path, state_dir: Path, env: Mapping[str, st
             log.error("prolog job %s: cannot write job state under %s: %s", job_id, state_dir, exc)
     outcome = "lost"
     try:
-        outcome = events.deliver(socket_path, state_dir / "events", event, timeout=SEND_BUDGET)
+        outcome = events.deliver(socket_path, state_dir / "events", event, timeout=send_budget())
     except Exception:
         log.exception("%s job %s: delivering the event failed", kind, job_id)
     if kind == "epilog":
