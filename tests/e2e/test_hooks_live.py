@@ -202,3 +202,54 @@ def test_non_root_cannot_hand_the_agent_events(collector: Collector) -> None:
     finally:
         stop(agent)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def runs(collector: Collector, job_id: int) -> list[dict[str, Any]]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{collector.state / 'jobpulse.db'}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM jobs WHERE job_id = ? ORDER BY run_id", (job_id,))]
+
+
+def test_duplicates_out_of_order_and_requeue_through_the_hooks(tmp_path: Path, collector: Collector) -> None:
+    state = tmp_path / "agent"
+    agent = start_agent(state, collector.grpc_target)
+    try:
+        dup = unique_job_id()
+        hook("prolog", state, slurm_env(dup))
+        hook("prolog", state, slurm_env(dup, SLURM_JOB_ACCOUNT="other"))  # slurmd retried the prolog
+        hook("epilog", state, slurm_env(dup, SLURM_JOB_EXIT_CODE2="0:0"))
+        hook("epilog", state, slurm_env(dup, SLURM_JOB_EXIT_CODE2="9:0"))
+        early = unique_job_id()
+        hook("epilog", state, slurm_env(early, SLURM_JOB_EXIT_CODE2="2:0"))  # the stop arrives first
+        requeued = unique_job_id()
+        hook("prolog", state, slurm_env(requeued))
+        hook("epilog", state, slurm_env(requeued, SLURM_JOB_EXIT_CODE2="0:15"))
+        time.sleep(1.1)  # Slurm restarts a requeued job in a later second
+        hook("prolog", state, slurm_env(requeued, SLURM_JOB_RESTART_COUNT="1"))
+        wait_for(lambda: len(runs(collector, requeued)) == 2, what="the requeued run")
+        wait_for(
+            lambda: runs(collector, dup) and not runs(collector, dup)[0]["is_running"], what="dup job stop"
+        )
+        wait_for(lambda: runs(collector, early), what="early stop")
+    finally:
+        stop(agent)
+    [one] = runs(collector, dup)
+    assert (one["account"], one["exit_code"], one["state"], one["is_running"]) == (
+        "physics",
+        0,
+        "COMPLETED",
+        0,
+    )
+    [stopped_first] = runs(collector, early)
+    assert (stopped_first["is_running"], stopped_first["exit_code"], stopped_first["user_name"]) == (
+        0,
+        2,
+        "alice",
+    )
+    assert stopped_first["start_time"] <= stopped_first["stop_time"]
+    first, second = runs(collector, requeued)
+    assert (first["is_running"], first["state"], first["exit_code"]) == (0, "CANCELLED", 143)
+    assert (second["is_running"], second["stop_time"]) == (1, None)
+    assert second["start_time"] > first["stop_time"]
