@@ -162,6 +162,7 @@ def test_reconciler_is_off_without_slurm(monkeypatch: pytest.MonkeyPatch, tmp_pa
         cli.squeue()
     fake_slurm(tmp_path / "bin", monkeypatch, squeue="squeue-json-running.json")
     assert reconcile.enabled("auto")
+    assert not reconcile.enabled("maybe")  # a typo turns it off (with a warning), never crashes the collector
 
 
 async def test_refresh_metadata_rereads_slurm(

@@ -103,7 +103,6 @@ def meta_from_env(env: Mapping[str, str], source: str) -> dict[str, Any]:
         "qos": "SLURM_JOB_QOS",
         "job_name": "SLURM_JOB_NAME",
         "sluid": "SLURM_JOB_SLUID",
-        "group": "SLURM_JOB_GROUP",
     }
     for key, name in strings.items():
         if env.get(name):

@@ -122,26 +122,38 @@ async def reconcile_once(store: SqliteStore, lookback: float) -> Outcome:
 
 
 async def run_forever(store: SqliteStore, interval: float, lookback: float) -> None:
-    """The collector's reconciler task; logs and keeps going on any error."""
+    """The collector's reconciler task; logs and keeps going on any error.
+
+    The first pass looks ``lookback`` back (jobs that ended while the collector was down); later passes
+    only since the previous successful pass, with a margin: running jobs come from squeue anyway.
+    """
     log.info("reconciler: checking Slurm every %.0fs (lookback %.0fs)", interval, lookback)
+    window = lookback
     while True:
+        began = time.time()
         try:
-            outcome = await reconcile_once(store, lookback)
+            outcome = await reconcile_once(store, window)
             log.debug("reconciler: %s", outcome)
+            window = min(lookback, 3 * interval + 60)
         except slurm.SlurmUnavailable as exc:
             log.warning("reconciler: %s; stopping", exc)
             return
         except Exception:
             log.exception("reconciler pass failed")
+            window = min(lookback, window + (time.time() - began) + interval)
         await asyncio.sleep(interval)
 
 
 def enabled(mode: str) -> bool:
-    """Setting ``reconcile``: "auto" (on when squeue is in PATH), "on", "off"."""
-    if mode == "off":
+    """Setting ``reconcile``: "auto" (on when squeue is in PATH), "on" or "off"."""
+    value = mode.strip().lower()
+    if value in ("off", "false", "no", "0"):
         return False
-    if mode == "on":
+    if value in ("on", "true", "yes", "1"):
         return True
+    if value != "auto":
+        log.warning("reconcile = %r is not auto, on or off: reconciler off", mode)
+        return False
     return slurm.available()
 
 
