@@ -38,14 +38,28 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     runs = parser.parse_args().runs
-    env = {"PATH": os.environ["PATH"], "SLURM_JOB_ID": "4242", "SLURM_JOB_USER": "alice", "SLURM_NODELIST": "n1"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_USER": "alice",
+        "SLURM_NODELIST": "n1",
+    }
     baseline = median([sys.executable, "-c", "pass"], env, runs)
     print(f"baseline python -c pass: {baseline * 1000:.0f} ms")
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
 
         def hook(sock: Path) -> list[str]:
-            return [sys.executable, "-m", "jobpulse.agent.cli", "prolog", "--state-dir", str(state), "--socket", str(sock)]
+            return [
+                sys.executable,
+                "-m",
+                "jobpulse.agent.cli",
+                "prolog",
+                "--state-dir",
+                str(state),
+                "--socket",
+                str(sock),
+            ]
 
         absent = median(hook(state / "none.sock"), env, runs)
         print(f"prolog, agent absent (spooled): {absent * 1000:.0f} ms = {absent / baseline:.1f}x baseline")
@@ -61,7 +75,9 @@ def main() -> None:
             hung.bind(str(state / "hung.sock"))
             hung.listen(64)
             stuck = median(hook(state / "hung.sock"), env, max(3, runs // 5))
-        print(f"prolog, socket never answers: {stuck * 1000:.0f} ms = {stuck / baseline:.1f}x baseline (limit 2000 ms)")
+        print(
+            f"prolog, socket never answers: {stuck * 1000:.0f} ms = {stuck / baseline:.1f}x baseline (limit 2000 ms)"
+        )
 
 
 if __name__ == "__main__":
