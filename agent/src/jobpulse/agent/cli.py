@@ -1,9 +1,12 @@
-"""`jobpulse-agent`: run | exec | once."""
+"""`jobpulse-agent`: run | exec | once | prolog | epilog.
+
+Imports of the heavy parts (psutil, grpc, the sampler) happen inside the
+commands that need them: prolog/epilog run for every Slurm job and must start fast.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import math
@@ -16,12 +19,7 @@ import time
 from pathlib import Path
 
 from jobpulse.agent import events
-from jobpulse.agent.cgroupctl import JobCgroup
-from jobpulse.agent.sampler import Sampler
 from jobpulse.agent.settings import AgentSettings, load_settings
-from jobpulse.agent.sources.base import VALUE_FIELDS
-from jobpulse.agent.sources.node import NodeSource
-from jobpulse.agent.wire import GPU_VALUE_FIELDS
 from jobpulse.common.config import ConfigError
 
 log = logging.getLogger("jobpulse.agent")
@@ -50,6 +48,8 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from jobpulse.agent.daemon import Agent
 
     settings = _settings(args)
@@ -68,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_exec(args: argparse.Namespace) -> int:
     """Run CMD as a monitored job: own cgroup when possible, else a tracked process tree."""
+    from jobpulse.agent.cgroupctl import JobCgroup
+
     settings = _settings(args)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -143,7 +145,10 @@ def cmd_once(args: argparse.Namespace) -> int:
     are real rates rather than blanks.
     """
     from google.protobuf.json_format import MessageToDict
-    from jobpulse.agent.sampler import gpu_source
+    from jobpulse.agent.sampler import Sampler, gpu_source
+    from jobpulse.agent.sources.base import VALUE_FIELDS
+    from jobpulse.agent.sources.node import NodeSource
+    from jobpulse.agent.wire import GPU_VALUE_FIELDS
 
     settings = _settings(args)
     sampler = Sampler(
@@ -210,6 +215,19 @@ def cmd_once(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hook(args: argparse.Namespace) -> int:
+    """slurmd's Prolog/Epilog: hand the job event to the agent. Always 0: a failing hook drains the node."""
+    from jobpulse.agent import hooks
+
+    hooks.setup_logging()
+    try:
+        settings = _settings(args)
+        hooks.run_hook(args.command_name, settings.socket, settings.state_dir)
+    except Exception:
+        log.exception("jobpulse-agent %s failed", args.command_name)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobpulse-agent", description="jobpulse node agent")
     sub = parser.add_subparsers(dest="command_name", required=True)
@@ -236,12 +254,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between the two readings that give rates (default 1)",
     )
     once.set_defaults(func=cmd_once)
+    for kind in ("prolog", "epilog"):
+        hook = sub.add_parser(
+            kind, help=f"slurmd {kind.capitalize()}: report job {'start' if kind == 'prolog' else 'end'}"
+        )
+        _common(hook)
+        hook.set_defaults(func=cmd_hook)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit:
+        if argv[:1] in (["prolog"], ["epilog"]):
+            return 0  # a hook never fails the job, even when called wrongly (argparse said why)
+        raise
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -8,7 +8,6 @@ answer, the event is written to the events directory and picked up later.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -18,7 +17,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # asyncio costs ~50 ms to import; the prolog/epilog never need it
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,9 @@ def peer_uid(sock: socket.socket) -> int:
 
 
 async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
-    """Listen on ``path`` (mode 0600) and hand each request to ``handler``."""
+    """Listen on ``path`` (mode 0600, in a 0700 directory) and hand each request to ``handler``."""
+    import asyncio
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.exists() or path.is_symlink():
         path.unlink()
@@ -94,9 +98,12 @@ def send(path: Path, request: dict[str, Any], timeout: float = 1.5) -> dict[str,
 def drop(events_dir: Path, request: dict[str, Any]) -> Path:
     """Write an event for the agent to pick up later (atomic rename, root-only directory)."""
     events_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.geteuid() == 0:
+        os.chmod(events_dir, 0o700)  # a pre-existing, looser directory is tightened
     name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
     tmp = events_dir / f".{name}.tmp"
-    with open(tmp, "w") as handle:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with open(fd, "w") as handle:
         json.dump(request, handle)
         handle.flush()
         os.fsync(handle.fileno())

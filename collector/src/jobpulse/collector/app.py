@@ -11,7 +11,9 @@ from typing import Any
 
 import grpc
 import uvicorn
+from jobpulse.collector import reconcile
 from jobpulse.collector.api.auth import AuthController
+from jobpulse.collector.api.job_control import JobControlController
 from jobpulse.collector.api.jobs import JobsController
 from jobpulse.collector.api.ping import ping
 from jobpulse.collector.auth.bootstrap import ensure_admin
@@ -47,7 +49,7 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     auth = build_auth(settings)
     app = Litestar(
-        route_handlers=[ping, AuthController, JobsController],
+        route_handlers=[ping, AuthController, JobsController, JobControlController],
         on_app_init=[auth.on_app_init],
         openapi_config=OpenAPIConfig(
             title="jobpulse",
@@ -111,10 +113,13 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     app = create_app(store, settings)
     config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on")
     http = uvicorn.Server(config)
+    reconciler = reconcile.start(store, settings)
     try:
         await http.serve(sockets=[http_sock])
     finally:
         scheduler.shutdown(wait=False)
+        if reconciler is not None:
+            reconciler.cancel()
         await server.stop(grace=2)
         store.close()
         if ready_file is not None:

@@ -50,6 +50,10 @@ class CollectorSettings:
     finding_mem_near_limit_fraction: float = 0.95  # peak memory / memory limit
     finding_short_job: float = 300.0  # seconds
     finding_many_nodes: int = 8
+    # Slurm reconciler: "auto" (on when squeue is in PATH), "on" or "off"
+    reconcile: str = "auto"
+    reconcile_interval: float = 60.0
+    reconcile_lookback: float = 86400.0
 
     @property
     def database_path(self) -> Path:

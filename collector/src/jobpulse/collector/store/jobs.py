@@ -18,71 +18,209 @@ def parse_job_id(value: str) -> int:
         raise BatchError(f"job_id {value!r} is not a Slurm job number") from exc
 
 
+# Metadata columns a start may fill in; a later start of the same run only fills blanks.
+META_COLUMNS: tuple[str, ...] = (
+    "user_name",
+    "user_id",
+    "group_name",
+    "group_id",
+    "account",
+    "partition",
+    "qos",
+    "job_name",
+    "num_nodes",
+    "num_tasks",
+    "cpus",
+    "gpus_per_node",
+    "mem_requested_bytes",
+    "nodes",
+    "nodelist",
+)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == "" or value == "[]" or value == 0
+
+
+def _latest_run(
+    db: sqlite3.Connection, cluster: str | None, job_id: int, before: int | None = None
+) -> sqlite3.Row | None:
+    """The newest run of a job (a requeued job has several) that started by ``before``; any cluster
+    when ``cluster`` is None."""
+    sql = "SELECT * FROM jobs WHERE job_id = ?"
+    params: list[Any] = [job_id]
+    if before is not None:
+        sql += " AND start_time <= ?"
+        params.append(before)
+    if cluster is not None:
+        sql += " AND cluster = ?"
+        params.append(cluster)
+    row: sqlite3.Row | None = db.execute(
+        sql + " ORDER BY start_time DESC, run_id DESC LIMIT 1", params
+    ).fetchone()
+    return row
+
+
+def record_start(
+    db: sqlite3.Connection, cluster: str | None, job_id: int, start: int, fields: dict[str, Any], source: str
+) -> int:
+    """Record that a run of ``job_id`` started at ``start``; returns its run_id.
+
+    Idempotent: a start for a run we already know (the newest run is still running, or it ended at or
+    after ``start`` -- the stop arrived first) only fills in metadata that run lacks. A start after the
+    newest run ended is a requeue: a new run, the old one is left as it was. ``cluster`` None (a
+    caller that does not know it) matches the job in any cluster.
+    """
+    now = time.time()
+    row = _latest_run(db, cluster, job_id)
+    if row is None and cluster:
+        row = _latest_run(db, "", job_id)  # created by a caller that did not know the cluster
+    if row is not None and (row["is_running"] or (row["stop_time"] or 0) >= start):
+        updates = {
+            c: fields[c] for c in META_COLUMNS if c in fields and not _blank(fields[c]) and _blank(row[c])
+        }
+        if cluster and not row["cluster"]:
+            updates["cluster"] = cluster
+        guessed = row["stop_time"] is not None and row["start_time"] == row["stop_time"]
+        if guessed and not row["is_running"] and start < row["start_time"]:
+            updates["start_time"] = start  # the stop came first and had to guess the start
+        if updates:
+            assignments = ", ".join(f"{c} = ?" for c in updates)
+            db.execute(
+                f"UPDATE jobs SET {assignments}, updated = ? WHERE run_id = ?",
+                [*updates.values(), now, row["run_id"]],
+            )
+        return int(row["run_id"])
+    columns = [c for c in META_COLUMNS if fields.get(c) is not None]
+    values = [fields[c] for c in columns]
+    cursor = db.execute(
+        f"""INSERT INTO jobs (job_id, cluster, start_time, is_running, state, source, updated
+              {"".join(", " + c for c in columns)})
+            VALUES (?, ?, ?, 1, 'RUNNING', ?, ?{", ?" * len(columns)})
+            ON CONFLICT(cluster, job_id, start_time) DO NOTHING""",
+        [job_id, cluster or "", start, source, now, *values],
+    )
+    if cursor.rowcount:
+        return int(cursor.lastrowid or 0)
+    existing = _latest_run(db, cluster, job_id)
+    return int(existing["run_id"]) if existing is not None else 0
+
+
+def settle_run(db: sqlite3.Connection, run_id: int, state: str, exit_code: int | None) -> None:
+    """Correct an ended run's state (and a non-zero exit code) from Slurm's records; no-op when equal."""
+    row = db.execute("SELECT state, exit_code, is_running FROM jobs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None or row["is_running"] or not state:
+        return
+    code = exit_code if exit_code else row["exit_code"]
+    if (row["state"], row["exit_code"]) != (state, code):
+        db.execute(
+            "UPDATE jobs SET state = ?, exit_code = ?, updated = ? WHERE run_id = ?",
+            (state, code, time.time(), run_id),
+        )
+
+
+def refresh_run(
+    db: sqlite3.Connection,
+    run_id: int,
+    fields: dict[str, Any],
+    state: str | None = None,
+    exit_code: int | None = None,
+    stop: int | None = None,
+) -> None:
+    """Overwrite a run's metadata (and end, when given) with what Slurm itself says (admin refresh)."""
+    updates = {c: fields[c] for c in META_COLUMNS if c in fields and not _blank(fields[c])}
+    if state is not None and stop is not None:
+        updates.update(state=state, exit_code=exit_code, stop_time=stop, is_running=0)
+    if updates:
+        assignments = ", ".join(f"{c} = ?" for c in updates)
+        db.execute(
+            f"UPDATE jobs SET {assignments}, updated = ? WHERE run_id = ?",
+            [*updates.values(), time.time(), run_id],
+        )
+
+
+def record_stop(
+    db: sqlite3.Connection,
+    cluster: str | None,
+    job_id: int,
+    stop: int,
+    state: str,
+    exit_code: int | None,
+    source: str,
+    start: int = 0,
+    fields: dict[str, Any] | None = None,
+) -> int:
+    """Record that the newest run of ``job_id`` ended; returns its run_id.
+
+    A duplicate stop changes nothing. A stop for a job never seen creates the record (its start is
+    ``start`` when known, else the stop time, until a late start corrects it). A stop with a known
+    start after the newest run ended belongs to a requeued run whose start was missed: a new run.
+    """
+    now = time.time()
+    row = _latest_run(db, cluster, job_id, before=stop)
+    if row is None and cluster:
+        row = _latest_run(db, "", job_id, before=stop)  # started by a caller that did not know the cluster
+    if row is not None and row["is_running"]:
+        db.execute(
+            "UPDATE jobs SET stop_time = ?, is_running = 0, state = ?, exit_code = ?, updated = ? WHERE run_id = ?",
+            (max(stop, row["start_time"]), state, exit_code, now, row["run_id"]),
+        )
+        return int(row["run_id"])
+    if row is not None and not (start and start > (row["stop_time"] or 0)):
+        return int(row["run_id"])  # already stopped: a duplicate
+    fields = fields or {}
+    columns = [c for c in META_COLUMNS if fields.get(c) is not None]
+    cursor = db.execute(
+        f"""INSERT INTO jobs (job_id, cluster, start_time, stop_time, is_running, state, exit_code, source,
+              updated{"".join(", " + c for c in columns)})
+            VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?{", ?" * len(columns)})
+            ON CONFLICT(cluster, job_id, start_time) DO NOTHING""",
+        [job_id, cluster or "", min(start or stop, stop), stop, state, exit_code, source, now]
+        + [fields[c] for c in columns],
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def _meta_fields(meta: pb.JobMeta, node: str) -> dict[str, Any]:
+    return {
+        "user_name": meta.user,
+        "user_id": meta.uid if meta.user or meta.uid else None,
+        "group_name": meta.group,
+        "group_id": meta.gid if meta.group or meta.gid else None,
+        "account": meta.account,
+        "partition": meta.partition,
+        "qos": meta.qos,
+        "job_name": meta.job_name,
+        "num_nodes": meta.num_nodes or None,
+        "num_tasks": meta.num_tasks or None,
+        "cpus": meta.cpus_on_node or None,
+        "gpus_per_node": len(meta.gpus),
+        "mem_requested_bytes": meta.mem_requested_bytes or None,
+        "nodes": json.dumps([node]),
+        "nodelist": meta.nodelist or node,
+    }
+
+
 def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEvent) -> None:
     meta = event.meta
     job_id = parse_job_id(meta.job_id)
     cluster = meta.cluster or cluster
-    now = time.time()
     if event.kind == pb.JobEvent.START:
         start = meta.start_time or event.time_ms // 1000
-        db.execute(
-            """INSERT INTO jobs (job_id, cluster, user_name, user_id, group_name, group_id, account, partition,
-                 qos, job_name, num_nodes, num_tasks, cpus, gpus_per_node, mem_requested_bytes, nodes, nodelist,
-                 start_time, is_running, state, source, updated)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'RUNNING', ?, ?)
-               ON CONFLICT(cluster, job_id, start_time) DO NOTHING""",
-            (
-                job_id,
-                cluster,
-                meta.user,
-                meta.uid,
-                meta.group,
-                meta.gid,
-                meta.account,
-                meta.partition,
-                meta.qos,
-                meta.job_name,
-                meta.num_nodes or None,
-                meta.num_tasks or None,
-                meta.cpus_on_node or None,
-                len(meta.gpus),
-                meta.mem_requested_bytes or None,
-                json.dumps([node]),
-                meta.nodelist or node,
-                start,
-                meta.source,
-                now,
-            ),
-        )
+        record_start(db, cluster, job_id, start, _meta_fields(meta, node), meta.source)
     elif event.kind == pb.JobEvent.STOP:
         stop = meta.end_time or event.time_ms // 1000
-        row = db.execute(
-            "SELECT run_id FROM jobs WHERE cluster = ? AND job_id = ? ORDER BY start_time DESC LIMIT 1",
-            (cluster, job_id),
-        ).fetchone()
-        if row is None:
-            db.execute(
-                """INSERT INTO jobs (job_id, cluster, nodes, nodelist, start_time, stop_time, is_running,
-                     state, exit_code, source, updated) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)""",
-                (
-                    job_id,
-                    cluster,
-                    json.dumps([node]),
-                    node,
-                    meta.start_time or stop,
-                    stop,
-                    meta.state or "COMPLETED",
-                    meta.exit_code,
-                    meta.source,
-                    now,
-                ),
-            )
-        else:
-            db.execute(
-                """UPDATE jobs SET stop_time = ?, is_running = 0, state = ?, exit_code = ?, updated = ?
-                   WHERE run_id = ? AND is_running = 1""",
-                (stop, meta.state or "COMPLETED", meta.exit_code, now, row[0]),
-            )
+        record_stop(
+            db,
+            cluster,
+            job_id,
+            stop,
+            meta.state or "COMPLETED",
+            meta.exit_code,
+            meta.source,
+            start=meta.start_time,
+            fields=_meta_fields(meta, node),
+        )
 
 
 def list_jobs(

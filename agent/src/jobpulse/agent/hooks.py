@@ -1,0 +1,192 @@
+"""`jobpulse-agent prolog|epilog`: turn slurmd's Prolog/Epilog environment into a job event.
+
+slurmd runs these as root for every job, and a prolog that fails or hangs
+drains the node. So: read only the environment (never call a Slurm command),
+give the agent at most ``budget`` seconds, spool the event to the events
+directory when the agent does not answer, log trouble to syslog, and always
+exit 0. The imports stay light (no grpc, psutil or asyncio): the hook's cost
+is paid on every job start and end.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jobpulse.agent import events, jobstate
+
+log = logging.getLogger("jobpulse.agent.hooks")
+
+# The hook must be done (event sent or spooled) well before the packaged script's
+# `timeout 1.8` kills it: the agent gets what is left of DEADLINE after Python's start-up
+# (slow on a loaded node), but at least MIN_SEND.
+DEADLINE = 1.4
+MIN_SEND = 0.1
+_CPUS_ITEM = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
+
+
+def setup_logging() -> None:
+    """syslog (journal) when /dev/log exists, else stderr: slurmd discards a hook's stdout."""
+    root = logging.getLogger()
+    root.handlers.clear()
+    handler: logging.Handler
+    if os.path.exists("/dev/log"):
+        try:
+            handler = logging.handlers.SysLogHandler(address="/dev/log")
+            handler.setFormatter(logging.Formatter("jobpulse-hook[%(process)d]: %(levelname)s %(message)s"))
+        except OSError:
+            handler = logging.StreamHandler(sys.stderr)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    if not isinstance(handler, logging.handlers.SysLogHandler):
+        handler.setFormatter(logging.Formatter("jobpulse-hook: %(levelname)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def seconds_since_exec() -> float:
+    """How long this process has run (start-up included), from /proc; 0 when unknown."""
+    try:
+        with open("/proc/self/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in clock ticks
+        return max(0.0, uptime - started)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def send_budget() -> float:
+    return max(MIN_SEND, DEADLINE - seconds_since_exec())
+
+
+def cpus_on_node(value: str) -> int:
+    """First node's count from SLURM_JOB_CPUS_PER_NODE ("4", "2(x3),1"); 0 when unreadable."""
+    first = value.split(",")[0].strip()
+    match = _CPUS_ITEM.match(first)
+    return int(match.group(1)) if match else 0
+
+
+def gpus(env: Mapping[str, str]) -> list[str]:
+    """GPUs given to the job on this node: SLURM_JOB_GPUS, else CUDA_VISIBLE_DEVICES."""
+    raw = env.get("SLURM_JOB_GPUS") or env.get("CUDA_VISIBLE_DEVICES") or ""
+    return [g.strip() for g in raw.split(",") if g.strip() and g.strip() != "NoDevFiles"]
+
+
+def _int(env: Mapping[str, str], name: str) -> int | None:
+    try:
+        return int(env[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def meta_from_env(env: Mapping[str, str], source: str) -> dict[str, Any]:
+    """JobMeta fields (proto names) from a Slurm prolog/epilog environment; absent ones are left out."""
+    job_id = env.get("SLURM_JOB_ID") or env.get("SLURM_JOBID") or ""
+    if not job_id.isdigit():
+        raise ValueError(f"SLURM_JOB_ID {job_id!r} is not a Slurm job number")
+    meta: dict[str, Any] = {"job_id": job_id, "source": source}
+    strings = {
+        "cluster": "SLURM_CLUSTER_NAME",
+        "user": "SLURM_JOB_USER",
+        "account": "SLURM_JOB_ACCOUNT",
+        "partition": "SLURM_JOB_PARTITION",
+        "qos": "SLURM_JOB_QOS",
+        "job_name": "SLURM_JOB_NAME",
+        "sluid": "SLURM_JOB_SLUID",
+    }
+    for key, name in strings.items():
+        if env.get(name):
+            meta[key] = env[name]
+    # Slurm 22.05 names it SLURM_NODELIST in prolog/epilog; later releases SLURM_JOB_NODELIST.
+    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    if nodelist:
+        meta["nodelist"] = nodelist
+    for key, name in (
+        ("uid", "SLURM_JOB_UID"),
+        ("gid", "SLURM_JOB_GID"),
+        ("num_nodes", "SLURM_JOB_NUM_NODES"),
+    ):
+        value = _int(env, name)
+        if value is not None:
+            meta[key] = value
+    cpus = cpus_on_node(env.get("SLURM_JOB_CPUS_PER_NODE", ""))
+    if cpus:
+        meta["cpus_on_node"] = cpus
+    found = gpus(env)
+    if found:
+        meta["gpus"] = found
+    return meta
+
+
+def exit_status(env: Mapping[str, str]) -> tuple[int, str]:
+    """(exit code, state) from the epilog's SLURM_JOB_EXIT_CODE2 ("code:signal") or EXIT_CODE (wait status)."""
+    code, sig = 0, 0
+    pair = env.get("SLURM_JOB_EXIT_CODE2", "")
+    if ":" in pair:
+        left, _, right = pair.partition(":")
+        code = int(left) if left.isdigit() else 0
+        sig = int(right) if right.isdigit() else 0
+    else:
+        raw = _int(env, "SLURM_JOB_EXIT_CODE")
+        if raw is not None:
+            code, sig = (raw >> 8) & 0xFF, raw & 0x7F
+    if sig:
+        # scancel and time limits end a job with SIGTERM/SIGKILL; the reconciler refines
+        # the state from sacct where accounting exists.
+        state = "CANCELLED" if sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGINT) else "FAILED"
+        return 128 + sig, state
+    return code, ("COMPLETED" if code == 0 else "FAILED")
+
+
+def build_event(kind: str, env: Mapping[str, str], now: float | None = None) -> dict[str, Any]:
+    meta = meta_from_env(env, kind)
+    stamp = int(now if now is not None else time.time())
+    if kind == "prolog":
+        meta["start_time"] = stamp
+        meta["state"] = "RUNNING"
+        return {"type": "start", "meta": meta}
+    meta["end_time"] = stamp
+    meta["exit_code"], meta["state"] = exit_status(env)
+    return {"type": "stop", "meta": meta}
+
+
+def run_hook(kind: str, socket_path: Path, state_dir: Path, env: Mapping[str, str] | None = None) -> str:
+    """Deliver the event; returns what happened ('sent', 'spooled', 'lost', 'skipped'). Never raises."""
+    started = time.monotonic()
+    os.umask(0o077)  # job state and spooled events are root's alone
+    env = os.environ if env is None else env
+    try:
+        event = build_event(kind, env)
+    except Exception as exc:
+        log.error("%s: not a Slurm job environment (%s); nothing sent", kind, exc)
+        return "skipped"
+    job_id = event["meta"]["job_id"]
+    if kind == "prolog":
+        try:
+            # The sampler reads this for GPU attribution and SLUID mapping, even across agent restarts.
+            jobstate.write(state_dir, event["meta"])
+        except OSError as exc:
+            log.error("prolog job %s: cannot write job state under %s: %s", job_id, state_dir, exc)
+    outcome = "lost"
+    try:
+        outcome = events.deliver(socket_path, state_dir / "events", event, timeout=send_budget())
+    except Exception:
+        log.exception("%s job %s: delivering the event failed", kind, job_id)
+    if kind == "epilog":
+        try:
+            jobstate.remove(state_dir, job_id)
+        except OSError as exc:
+            log.warning("epilog job %s: cannot remove job state: %s", job_id, exc)
+    level = logging.DEBUG if outcome == "sent" else logging.WARNING
+    log.log(level, "%s job %s: event %s in %.3fs", kind, job_id, outcome, time.monotonic() - started)
+    return outcome

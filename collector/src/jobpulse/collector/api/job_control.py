@@ -1,0 +1,186 @@
+"""PUT /api/job_start, PATCH /api/job_stop/{id} (role job-control) and POST /api/admin/refresh_metadata/{id}.
+
+The bodies are JobMon's job.JobMetadata and job.StopJob with their Go field
+names, so the Slurm scripts written for JobMon call jobpulse unchanged. Both
+calls are idempotent (see store.jobs.record_start/record_stop): Slurm retries
+and duplicate hooks must never create or overwrite runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import msgspec
+from jobpulse.collector.api.deps import provide_store
+from jobpulse.collector.api.jobs import job_metadata
+from jobpulse.collector.auth.guards import requires
+from jobpulse.collector.auth.roles import Role
+from jobpulse.collector.reconcile import apply_slurm_job
+from jobpulse.collector.slurm import cli as slurm
+from jobpulse.collector.store import jobs
+from jobpulse.collector.store.sqlite import SqliteStore
+from litestar import Controller, patch, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
+
+MAX_BODY = 256 * 1024  # a job script can be long, but not this long
+JOB_ID_MAX = 2**53
+
+
+class Node(msgspec.Struct, forbid_unknown_fields=True):
+    Id: int = 0
+    Name: str = ""
+
+
+class JobMetadata(msgspec.Struct, forbid_unknown_fields=True):
+    """JobMon's job.JobMetadata (Go default JSON names). Only Id is required."""
+
+    Id: int
+    UserId: int = 0
+    UserName: str = ""
+    GroupId: int = 0
+    GroupName: str = ""
+    ClusterId: str = ""
+    NumNodes: int = 0
+    NumTasks: int = 0
+    TasksPerNode: int = 0
+    GPUsPerNode: int = 0
+    StartTime: int = 0
+    StopTime: int = 0
+    IsRunning: bool = True
+    JobName: str = ""
+    Account: str = ""
+    TTL: int = 0
+    Partition: str = ""
+    JobScript: str = ""
+    ExitCode: int | None = None
+    Nodes: list[Node] = msgspec.field(default_factory=list)
+    Tags: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    Data: dict[str, Any] | None = None
+
+
+class StopJob(msgspec.Struct, forbid_unknown_fields=True):
+    """JobMon's job.StopJob."""
+
+    ExitCode: int = 0
+    StopTime: int = 0
+
+
+def _bad(field: str, message: str) -> HTTPException:
+    return HTTPException(
+        status_code=400, detail=f"{field}: {message}", extra=[{"key": field, "message": message}]
+    )
+
+
+def _check_id(job_id: int, field: str = "Id") -> int:
+    if not 0 < job_id < JOB_ID_MAX:
+        raise _bad(field, "must be a positive Slurm job number")
+    return job_id
+
+
+def _check_time(value: int, field: str) -> int:
+    if value < 0 or value > 2**40:
+        raise _bad(field, "must be seconds since the epoch")
+    return value
+
+
+def _fields(data: JSONBody[JobMetadata]) -> dict[str, Any]:
+    nodes = [n.Name for n in data.Nodes if n.Name]
+    return {
+        "user_name": data.UserName,
+        "user_id": data.UserId if data.UserName or data.UserId else None,
+        "group_name": data.GroupName,
+        "group_id": data.GroupId if data.GroupName or data.GroupId else None,
+        "account": data.Account,
+        "partition": data.Partition,
+        "job_name": data.JobName,
+        "num_nodes": data.NumNodes or len(nodes) or None,
+        "num_tasks": data.NumTasks or None,
+        "gpus_per_node": data.GPUsPerNode,
+        "nodes": json.dumps(nodes),
+        "nodelist": ",".join(nodes),
+    }
+
+
+class JobControlController(Controller):
+    dependencies = {"store": Provide(provide_store, sync_to_thread=False)}
+    tags = ["job-control"]
+    request_max_body_size = MAX_BODY
+
+    @put(
+        "/api/job_start",
+        operation_id="jobStart",
+        summary="A job started (Slurm prolog)",
+        guards=[requires(Role.JOB_CONTROL)],
+        status_code=200,
+    )
+    async def job_start(
+        self, store: NamedDependency[SqliteStore], data: JSONBody[JobMetadata]
+    ) -> dict[str, Any]:
+        job_id = _check_id(data.Id)
+        start = _check_time(data.StartTime, "StartTime") or int(time.time())
+        stop = _check_time(data.StopTime, "StopTime")
+        fields = _fields(data)
+
+        def write(db: Any) -> dict[str, Any]:
+            cluster = data.ClusterId or None
+            run = jobs.record_start(db, cluster, job_id, start, fields, "api")
+            if stop and not data.IsRunning:
+                jobs.record_stop(db, cluster, job_id, stop, _state(data.ExitCode), data.ExitCode, "api")
+            return dict(db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone())
+
+        return job_metadata(await store.write(write))
+
+    @patch(
+        "/api/job_stop/{job_id:str}",
+        operation_id="jobStop",
+        summary="A job ended (Slurm epilog)",
+        guards=[requires(Role.JOB_CONTROL)],
+    )
+    async def job_stop(
+        self, store: NamedDependency[SqliteStore], job_id: FromPath[str], data: JSONBody[StopJob]
+    ) -> dict[str, Any]:
+        if not job_id.isdigit():
+            raise _bad("id", f"{job_id!r} is not a Slurm job number")
+        number = _check_id(int(job_id), "id")
+        stop = _check_time(data.StopTime, "StopTime") or int(time.time())
+
+        def write(db: Any) -> dict[str, Any]:
+            run = jobs.record_stop(db, None, number, stop, _state(data.ExitCode), data.ExitCode, "api")
+            return dict(db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone())
+
+        return job_metadata(await store.write(write))
+
+    @post(
+        "/api/admin/refresh_metadata/{job_id:int}",
+        operation_id="refreshMetadata",
+        summary="Re-read a job from Slurm",
+        guards=[requires(Role.ADMIN)],
+        status_code=200,
+    )
+    async def refresh_metadata(
+        self, store: NamedDependency[SqliteStore], job_id: FromPath[int]
+    ) -> dict[str, Any]:
+        _check_id(job_id, "id")
+        try:
+            found = await asyncio.to_thread(slurm.job, job_id)
+        except slurm.SlurmUnavailable as exc:
+            raise HTTPException(
+                status_code=HTTP_503_SERVICE_UNAVAILABLE,
+                detail=f"cannot refresh job {job_id}: {exc}; install the Slurm client on the collector host",
+            ) from exc
+        except slurm.SlurmError as exc:
+            raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, detail=f"Slurm: {exc}") from exc
+        if found is None:
+            raise NotFoundException(f"Slurm does not know job {job_id}")
+        row = await store.write(lambda db: apply_slurm_job(db, found, "refresh", overwrite=True))
+        return job_metadata(row)
+
+
+def _state(exit_code: int | None) -> str:
+    return "COMPLETED" if not exit_code else "FAILED"

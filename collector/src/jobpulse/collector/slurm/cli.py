@@ -1,0 +1,90 @@
+"""A small wrapper around squeue/sacct/scontrol: the only place the collector runs Slurm commands.
+
+Every call has a timeout and raises SlurmUnavailable (no CLI on this host) or
+SlurmError (the command failed or printed something unreadable) with a message
+an admin can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from datetime import datetime
+from typing import Any
+
+from jobpulse.collector.slurm import parse
+from jobpulse.collector.slurm.parse import SlurmJob
+
+log = logging.getLogger(__name__)
+TIMEOUT = 30.0
+
+
+class SlurmUnavailable(RuntimeError):
+    """This host has no Slurm command-line tools."""
+
+
+class SlurmError(RuntimeError):
+    """A Slurm command failed or printed something unreadable."""
+
+
+def available() -> bool:
+    return shutil.which("squeue") is not None
+
+
+def _run(args: list[str], timeout: float = TIMEOUT) -> str:
+    exe = shutil.which(args[0])
+    if exe is None:
+        raise SlurmUnavailable(f"{args[0]} not found on the collector host (no Slurm CLI in PATH)")
+    try:
+        done = subprocess.run([exe, *args[1:]], capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise SlurmError(f"{' '.join(args)} did not answer within {timeout:.0f}s") from exc
+    if done.returncode != 0:
+        said = (done.stderr.strip() or done.stdout.strip())[:500]
+        raise SlurmError(f"{' '.join(args)} exited {done.returncode}: {said}")
+    return done.stdout
+
+
+def _json(args: list[str]) -> dict[str, Any]:
+    out = _run(args)
+    try:
+        doc = json.loads(out)
+    except ValueError as exc:
+        # e.g. "Slurm accounting storage is disabled" from sacct without slurmdbd
+        raise SlurmError(f"{' '.join(args)} printed no JSON: {out.strip()[:200]}") from exc
+    if not isinstance(doc, dict):
+        raise SlurmError(f"{' '.join(args)} printed JSON that is not an object")
+    return doc
+
+
+def squeue() -> list[SlurmJob]:
+    """Jobs slurmctld knows now (running, pending, recently ended)."""
+    return parse.jobs(_json(["squeue", "--json"]), "squeue")
+
+
+def sacct(since: int, job_id: int | None = None) -> list[SlurmJob]:
+    """Accounting records of jobs active since ``since`` (epoch s); needs slurmdbd."""
+    start = datetime.fromtimestamp(since).strftime("%Y-%m-%dT%H:%M:%S")  # sacct takes local time
+    args = ["sacct", "--json", "-X", "--allusers", "-S", start]
+    if job_id is not None:
+        args += ["-j", str(job_id)]
+    return parse.jobs(_json(args), "sacct")
+
+
+def job(job_id: int) -> SlurmJob | None:
+    """One job, from the best source available: sacct, else squeue, else scontrol."""
+    try:
+        found = [j for j in sacct(946684800, job_id) if j.job_id == job_id]
+        if found:
+            return max(found, key=lambda j: j.start or 0)
+    except SlurmError as exc:
+        log.info("sacct has nothing for job %d (%s); asking slurmctld", job_id, exc)
+    found = [j for j in squeue() if j.job_id == job_id]
+    if found:
+        return found[0]
+    try:
+        return parse.from_scontrol(_run(["scontrol", "show", "job", str(job_id)]))
+    except SlurmError:
+        return None

@@ -1,0 +1,211 @@
+"""Slurm's JSON output (`squeue --json`, `sacct --json`) turned into one job shape.
+
+Slurm 22.05 (openapi v0.0.38) prints plain numbers and strings; 23.02 and
+later wrap numbers as ``{"set": bool, "infinite": bool, "number": n}`` and
+states as lists (``["RUNNING"]``). Both are accepted everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+_MEM_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def number(value: Any) -> int | None:
+    """A Slurm number: plain, or {set, infinite, number}; None when unset or infinite."""
+    if isinstance(value, dict):
+        if not value.get("set", True) or value.get("infinite", False):
+            return None
+        value = value.get("number")
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def state(value: Any) -> str:
+    """A job state: "RUNNING", ["RUNNING"], or {"current": ...} (sacct)."""
+    if isinstance(value, dict):
+        value = value.get("current")
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return str(value or "").split(" ")[0].upper()
+
+
+@dataclass
+class SlurmJob:
+    """What jobpulse keeps of a job, whichever tool reported it."""
+
+    job_id: int
+    cluster: str = ""
+    user: str = ""
+    uid: int | None = None
+    group: str = ""
+    gid: int | None = None
+    account: str = ""
+    partition: str = ""
+    qos: str = ""
+    name: str = ""
+    nodelist: str = ""
+    num_nodes: int | None = None
+    cpus: int | None = None
+    tasks: int | None = None
+    mem_requested_bytes: int | None = None
+    start: int | None = None
+    end: int | None = None
+    state: str = ""
+    exit_code: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("RUNNING", "COMPLETING", "SUSPENDED", "CONFIGURING")
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.state) and not self.running and self.state not in ("PENDING", "REQUEUED")
+
+
+def _exit(value: Any) -> int | None:
+    """squeue: a plain wait status number; sacct: {status, return_code, signal}."""
+    if isinstance(value, dict) and ("return_code" in value or "status" in value):
+        code = number(value.get("return_code"))
+        signal = value.get("signal")
+        sig = number(signal.get("id") if isinstance(signal, dict) else None)
+        if sig:
+            return 128 + sig
+        return code
+    raw = number(value)
+    if raw is None:
+        return None
+    # squeue 22.05 reports the raw wait status: exit code << 8 | signal (768 = exit 3, 15 = SIGTERM)
+    signal_number = raw & 0x7F
+    return 128 + signal_number if signal_number else (raw >> 8) & 0xFF
+
+
+def _tres_count(tres: Any, kind: str) -> int | None:
+    for item in tres or []:
+        if isinstance(item, dict) and item.get("type") == kind:
+            return number(item.get("count"))
+    return None
+
+
+def _positive(value: int | None) -> int | None:
+    return value if value else None
+
+
+def from_squeue(job: dict[str, Any]) -> SlurmJob:
+    mem_node = number(job.get("memory_per_node"))
+    mem_cpu = number(job.get("memory_per_cpu"))
+    cpus = number(job.get("cpus"))
+    mem = mem_node if mem_node else (mem_cpu * cpus if mem_cpu and cpus else None)
+    return SlurmJob(
+        job_id=int(number(job.get("job_id")) or 0),
+        cluster=str(job.get("cluster") or ""),
+        user=str(job.get("user_name") or ""),
+        uid=number(job.get("user_id")),
+        group=str(job.get("group_name") or ""),
+        gid=number(job.get("group_id")),
+        account=str(job.get("account") or ""),
+        partition=str(job.get("partition") or ""),
+        qos=str(job.get("qos") or ""),
+        name=str(job.get("name") or ""),
+        nodelist=str(job.get("nodes") or ""),
+        num_nodes=_positive(number(job.get("node_count"))),
+        cpus=_positive(cpus),
+        tasks=_positive(number(job.get("tasks"))),
+        mem_requested_bytes=mem * (1 << 20) if mem else None,
+        start=_positive(number(job.get("start_time"))),
+        end=_positive(number(job.get("end_time"))),
+        state=state(job.get("job_state")),
+        exit_code=_exit(job.get("exit_code")),
+    )
+
+
+def from_sacct(job: dict[str, Any]) -> SlurmJob:
+    times = job.get("time") or {}
+    tres = (job.get("tres") or {}).get("allocated") or (job.get("tres") or {}).get("requested")
+    mem_mb = _tres_count(tres, "mem")
+    association = job.get("association") or {}
+    return SlurmJob(
+        job_id=int(number(job.get("job_id")) or 0),
+        cluster=str(job.get("cluster") or association.get("cluster") or ""),
+        user=str(job.get("user") or association.get("user") or ""),
+        group=str(job.get("group") or ""),
+        account=str(job.get("account") or ""),
+        partition=str(job.get("partition") or ""),
+        qos=str(job.get("qos") or ""),
+        name=str(job.get("name") or ""),
+        nodelist=str(job.get("nodes") or ""),
+        num_nodes=_positive(number(job.get("allocation_nodes")) or _tres_count(tres, "node")),
+        cpus=_positive(_tres_count(tres, "cpu")),
+        mem_requested_bytes=mem_mb * (1 << 20) if mem_mb else None,
+        start=_positive(number(times.get("start"))),
+        end=_positive(number(times.get("end"))),
+        state=state(job.get("state")),
+        exit_code=_exit(job.get("exit_code")),
+    )
+
+
+def jobs(doc: dict[str, Any], parse: str) -> list[SlurmJob]:
+    """Every job of a `squeue --json` (parse="squeue") or `sacct --json` (parse="sacct") document."""
+    convert = from_squeue if parse == "squeue" else from_sacct
+    result = []
+    for item in doc.get("jobs") or []:
+        if isinstance(item, dict):
+            job = convert(item)
+            if job.job_id:
+                result.append(job)
+    return result
+
+
+_SCONTROL_PAIR = re.compile(r"(\S+?)=(\S*)")
+
+
+def from_scontrol(text: str) -> SlurmJob | None:
+    """`scontrol show job ID` (22.05 has no --json): Key=Value pairs."""
+    pairs = dict(_SCONTROL_PAIR.findall(text))
+    job_id = number(pairs.get("JobId"))
+    if not job_id:
+        return None
+
+    def idname(value: str) -> tuple[str, int | None]:
+        match = re.match(r"^(.*?)\((\d+)\)$", value)
+        return (match.group(1), int(match.group(2))) if match else (value, None)
+
+    def epoch(value: str) -> int | None:
+        try:
+            return int(datetime.fromisoformat(value).timestamp())  # scontrol prints local time
+        except ValueError:
+            return None
+
+    user, uid = idname(pairs.get("UserId", ""))
+    group, gid = idname(pairs.get("GroupId", ""))
+    exit_code = pairs.get("ExitCode", "")
+    code, _, sig = exit_code.partition(":")
+    return SlurmJob(
+        job_id=job_id,
+        user=user,
+        uid=uid,
+        group=group,
+        gid=gid,
+        account=pairs.get("Account", "") if pairs.get("Account") != "(null)" else "",
+        partition=pairs.get("Partition", ""),
+        qos=pairs.get("QOS", ""),
+        name=pairs.get("JobName", ""),
+        nodelist=pairs.get("NodeList", "") if pairs.get("NodeList") != "(null)" else "",
+        num_nodes=_positive(number(pairs.get("NumNodes", "").split("-")[0])),
+        cpus=_positive(number(pairs.get("NumCPUs"))),
+        tasks=_positive(number(pairs.get("NumTasks"))),
+        start=epoch(pairs.get("StartTime", "")),
+        end=epoch(pairs.get("EndTime", "")),
+        state=state(pairs.get("JobState")),
+        exit_code=(128 + int(sig)) if sig.isdigit() and int(sig) else number(code),
+    )

@@ -1,0 +1,220 @@
+"""End to end on a real Slurm (Debian's 22.05): sbatch jobs while a real agent and collector run.
+
+scripts/slurm-cluster.sh brings up munge, MariaDB, slurmdbd, slurmctld and slurmd on loopback, with
+Prolog/Epilog = this repository's packaged hook scripts calling this checkout's jobpulse-agent. The
+collector runs the reconciler against the same cluster. Where the cluster cannot start (no packages,
+not root, no cgroup v1) the module skips with the reason; CI sets JOBPULSE_REQUIRE_SLURM=1 so that
+a skip there is a failure instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import ROOT, Collector, start_agent, start_collector, stop, wait_for
+
+pytestmark = pytest.mark.slurm
+
+SCRIPT = ROOT / "scripts" / "slurm-cluster.sh"
+CPU_SECONDS = 4.0
+BURN = f"""python3 -c '
+import time
+while time.process_time() < {CPU_SECONDS}:
+    pass
+'
+sleep 2  # so the agent samples the final counter: the cgroup is gone when the epilog runs
+"""
+MEMORY = """python3 -c '
+import time
+block = bytearray(300 * 1024 * 1024)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+time.sleep(3)
+'
+"""
+
+
+@dataclass
+class Cluster:
+    dir: Path
+    env: dict[str, str]
+    collector: Collector
+    accounting: bool
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, f"{args}: {done.stderr}"
+        return done.stdout
+
+    def sbatch(self, script: str, *options: str) -> int:
+        out = self.run("sbatch", "--parsable", "-o", "/dev/null", *options, "--wrap", script)
+        return int(out.strip().split(";")[0])
+
+    def job(self, job_id: int) -> dict[str, Any] | None:
+        response = self.collector.get(f"/api/job/{job_id}")
+        return response.json() if response.status_code == 200 else None
+
+    def finished(self, job_id: int, timeout: float = 90) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            doc = self.job(job_id)
+            return doc if doc and not doc["Metadata"]["IsRunning"] else None
+
+        return wait_for(done, timeout, f"job {job_id} recorded as ended")
+
+    def sacct_total_cpu(self, job_id: int) -> float:
+        # The allocation line (-X) of 22.05 shows 00:00:00; the job's own line sums its steps.
+        def total() -> float | None:
+            out = self.run("sacct", "-n", "-P", "-o", "JobID,TotalCPU", "-j", str(job_id))
+            for line in out.splitlines():
+                name, _, value = line.partition("|")
+                if name == str(job_id) and parse_slurm_duration(value) > 0:
+                    return parse_slurm_duration(value)
+            return None
+
+        return wait_for(total, 30, f"sacct TotalCPU of job {job_id}")
+
+
+def parse_slurm_duration(text: str) -> float:
+    """[DD-][HH:]MM:SS[.mmm] as sacct prints TotalCPU."""
+    days = 0
+    if "-" in text:
+        head, text = text.split("-", 1)
+        days = int(head)
+    parts = [float(p) for p in text.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0.0)
+    hours, minutes, seconds = parts
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+def _start_cluster(directory: Path, env: dict[str, str]) -> str | None:
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    if done.returncode != 0:
+        return (done.stderr.strip() or done.stdout.strip())[-800:]
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    directory = Path("/tmp") / f"jobpulse-slurm-e2e-{os.getpid()}"
+    env = {
+        **os.environ,
+        "JOBPULSE_SLURM_DIR": str(directory),
+        "JOBPULSE_SLURM_FIRST_JOB_ID": str(5_000_000 + (os.getpid() % 100_000) * 10),
+    }
+    reason = _start_cluster(directory, env)
+    if reason is not None:
+        subprocess.run(["bash", str(SCRIPT), "stop"], env=env, capture_output=True, check=False)
+        if os.environ.get("JOBPULSE_REQUIRE_SLURM") == "1":
+            pytest.fail(f"real Slurm required here but it did not start: {reason}")
+        pytest.skip(f"no real Slurm cluster on this machine: {reason}")
+    slurm_env = dict(env)
+    for line in (directory / "cluster.env").read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        slurm_env[key] = value
+    state = tmp_path_factory.mktemp("slurm-e2e")
+    collector = start_collector(
+        state / "collector",
+        env={
+            "SLURM_CONF": slurm_env["SLURM_CONF"],
+            "JOBPULSE_RECONCILE": "on",
+            "JOBPULSE_RECONCILE_INTERVAL": "2",
+        },
+    )
+    agent_state = state / "agent"
+    agent = start_agent(agent_state, collector.grpc_target, "--cluster", slurm_env["JOBPULSE_SLURM_CLUSTER"])
+    (directory / "etc" / "jobpulse-hook.env").write_text(
+        f"JOBPULSE_AGENT={ROOT / '.venv' / 'bin' / 'jobpulse-agent'}\n"
+        f"JOBPULSE_STATE_DIR={agent_state}\nJOBPULSE_SOCKET={agent_state / 'agent.sock'}\n"
+    )
+    try:
+        yield Cluster(directory, slurm_env, collector, slurm_env.get("JOBPULSE_SLURM_ACCOUNTING") == "yes")
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120, check=False)
+        stop(agent)
+        stop(collector.proc)
+        subprocess.run(["rm", "-rf", str(directory)], check=False)
+
+
+def _cpu_seconds(samples: list[dict[str, Any]]) -> float:
+    return max((s["cpu_user_seconds"] or 0) + (s["cpu_system_seconds"] or 0) for s in samples)
+
+
+def test_cpu_and_memory_jobs_are_measured_like_slurm_accounts_them(cluster: Cluster) -> None:
+    cpu_job = cluster.sbatch(BURN, "-J", "burn")
+    mem_job = cluster.sbatch(MEMORY, "-J", "mem", "--mem=600M")
+    burn = cluster.finished(cpu_job)
+    mem = cluster.finished(mem_job)
+    node = cluster.env["JOBPULSE_SLURM_NODE"]
+    for doc, name in ((burn, "burn"), (mem, "mem")):
+        meta = doc["Metadata"]
+        assert (meta["UserName"], meta["UserId"], meta["Partition"], meta["NodeList"], meta["Cpus"]) == (
+            "root",
+            0,
+            "compute",
+            node,
+            1,
+        )
+        assert (meta["ExitCode"], meta["State"], meta["ClusterId"]) == (0, "COMPLETED", "jobpulse-test")
+        assert 0 < meta["StartTime"] <= meta["StopTime"]
+        assert meta["JobName"] in ("", name)  # the prolog does not see the name; the reconciler fills it in
+    measured = _cpu_seconds(burn["Samples"])
+    slurm_cpu = cluster.sacct_total_cpu(cpu_job) if cluster.accounting else CPU_SECONDS
+    assert measured == pytest.approx(slurm_cpu, rel=0.10), (measured, slurm_cpu)
+    assert burn["Metadata"]["StopTime"] - burn["Metadata"]["StartTime"] >= CPU_SECONDS
+    peak = max(s["mem_peak_bytes"] or 0 for s in mem["Samples"])
+    assert peak >= 290 * 2**20, peak
+    # one run per job, whatever mix of hooks and reconciler passes reported it
+    rows = cluster.collector.get("/api/jobs", params={"limit": 1000}).json()["Jobs"]
+    assert sorted(j["Id"] for j in rows if j["Id"] in (cpu_job, mem_job)) == sorted([cpu_job, mem_job])
+
+
+def test_failing_job_is_recorded_with_its_exit_code(cluster: Cluster) -> None:
+    job = cluster.sbatch("exit 3")
+    meta = cluster.finished(job)["Metadata"]
+    assert (meta["ExitCode"], meta["State"]) == (3, "FAILED")
+
+
+def test_scancel_is_recorded_as_cancelled(cluster: Cluster) -> None:
+    job = cluster.sbatch("sleep 300")
+    wait_for(lambda: cluster.job(job), 60, f"job {job} start recorded")
+    cluster.run("scancel", str(job))
+
+    def cancelled() -> dict[str, Any] | None:
+        doc = cluster.job(job)
+        return doc["Metadata"] if doc and doc["Metadata"]["State"] == "CANCELLED" else None
+
+    # The epilog sees exit 0:0 for a cancelled job; the reconciler (every 2 s here) corrects it.
+    meta = wait_for(cancelled, 60, f"job {job} recorded as cancelled")
+    assert meta["IsRunning"] is False and meta["StopTime"] >= meta["StartTime"]
+
+
+def test_missed_hooks_are_filled_in_by_the_reconciler(cluster: Cluster) -> None:
+    hook_env = cluster.dir / "etc" / "jobpulse-hook.env"
+    saved = hook_env.read_text()
+    hook_env.write_text("JOBPULSE_AGENT=/nonexistent/jobpulse-agent\n")  # hooks run but reach nobody
+    try:
+        job = cluster.sbatch("sleep 1", "-J", "unhooked")
+        meta = cluster.finished(job)["Metadata"]
+    finally:
+        hook_env.write_text(saved)
+    assert (meta["UserName"], meta["Partition"], meta["JobName"], meta["State"]) == (
+        "root",
+        "compute",
+        "unhooked",
+        "COMPLETED",
+    )
+
+
+def test_parse_slurm_duration() -> None:
+    assert parse_slurm_duration("00:03.092") == pytest.approx(3.092)
+    assert parse_slurm_duration("01:02:03") == 3723
+    assert parse_slurm_duration("1-00:00:01") == 86401

@@ -1,0 +1,196 @@
+"""prolog/epilog: what they read from slurmd's environment (real captures) and what they do when alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from jobpulse.agent import hooks, jobstate
+from support import FIXTURES
+
+SLURM = FIXTURES / "slurm"
+# the unprivileged user cannot enter root's checkout, so it runs the system interpreter
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def captured_env(name: str, index: int = -1) -> dict[str, str]:
+    """One environment block of a real prolog/epilog capture (`KEY=VALUE` lines after `=== ...`)."""
+    blocks: list[dict[str, str]] = []
+    in_env = False
+    for line in (SLURM / name).read_text().splitlines():
+        if line.startswith("=== "):
+            blocks.append({})
+            in_env = True
+        elif line.startswith("--- "):
+            in_env = False
+        elif in_env and "=" in line:
+            key, _, value = line.partition("=")
+            blocks[-1][key] = value
+    return blocks[index]
+
+
+def hook(
+    kind: str, state: Path, sock: Path, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "jobpulse.agent.cli", kind, "--state-dir", str(state), "--socket", str(sock)],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return done, time.monotonic() - started
+
+
+def test_prolog_meta_from_a_real_slurm_22_05_environment() -> None:
+    event = hooks.build_event("prolog", captured_env("prolog-env.log"), now=1_795_404_625)
+    assert event["type"] == "start"
+    assert event["meta"] == {
+        "job_id": "2",
+        "source": "prolog",
+        "cluster": "testcluster",
+        "user": "root",
+        "account": "root",
+        "partition": "compute",
+        "nodelist": "vm",  # Slurm 22.05: SLURM_NODELIST
+        "uid": 0,
+        "gid": 0,
+        "num_nodes": 1,
+        "cpus_on_node": 1,
+        "start_time": 1_795_404_625,
+        "state": "RUNNING",
+    }
+
+
+def test_epilog_meta_carries_the_exit_code() -> None:
+    env = captured_env("epilog-env.log")
+    event = hooks.build_event("epilog", env, now=1_795_404_631)
+    assert event["type"] == "stop"
+    assert (event["meta"]["exit_code"], event["meta"]["state"], event["meta"]["end_time"]) == (
+        0,
+        "COMPLETED",
+        1_795_404_631,
+    )
+    assert hooks.exit_status({**env, "SLURM_JOB_EXIT_CODE2": "3:0", "SLURM_JOB_EXIT_CODE": "768"}) == (
+        3,
+        "FAILED",
+    )
+    assert hooks.exit_status({"SLURM_JOB_EXIT_CODE2": "0:15"}) == (143, "CANCELLED")
+    assert hooks.exit_status({"SLURM_JOB_EXIT_CODE": "768"}) == (3, "FAILED")  # no EXIT_CODE2: a wait status
+    assert hooks.exit_status({"SLURM_JOB_EXIT_CODE": "9"}) == (137, "CANCELLED")
+
+
+def test_newer_slurm_names_gpus_and_sluid() -> None:
+    env = {
+        "SLURM_JOB_ID": "17",
+        "SLURM_JOB_NODELIST": "gpu[01-02]",
+        "SLURM_NODELIST": "ignored",
+        "SLURM_JOB_CPUS_PER_NODE": "8(x2)",
+        "SLURM_JOB_GPUS": "0,2",
+        "CUDA_VISIBLE_DEVICES": "5",
+        "SLURM_JOB_SLUID": "s1a2b3c4",
+        "SLURM_JOB_QOS": "high",
+    }
+    meta = hooks.meta_from_env(env, "prolog")
+    assert (meta["nodelist"], meta["cpus_on_node"], meta["gpus"], meta["sluid"], meta["qos"]) == (
+        "gpu[01-02]",
+        8,
+        ["0", "2"],
+        "s1a2b3c4",
+        "high",
+    )
+    assert hooks.meta_from_env({"SLURM_JOB_ID": "3", "CUDA_VISIBLE_DEVICES": "1,3"}, "prolog")["gpus"] == [
+        "1",
+        "3",
+    ]
+
+
+def test_prolog_writes_job_state_for_the_sampler_and_epilog_removes_it(tmp_path: Path) -> None:
+    env = {"SLURM_JOB_ID": "23", "SLURM_JOB_GPUS": "1", "SLURM_JOB_SLUID": "abc", "SLURM_JOB_USER": "alice"}
+    assert hooks.run_hook("prolog", tmp_path / "none.sock", tmp_path, env) == "spooled"
+    meta = jobstate.load_all(tmp_path)["23"]
+    assert (meta["gpus"], meta["sluid"], meta["user"]) == (["1"], "abc", "alice")
+    assert (tmp_path / "jobs" / "23.json").stat().st_mode & 0o077 == 0
+    hooks.run_hook("epilog", tmp_path / "none.sock", tmp_path, env)
+    assert "23" not in jobstate.load_all(tmp_path)
+
+
+def test_hook_outside_slurm_exits_0_and_sends_nothing(tmp_path: Path) -> None:
+    done, _ = hook("prolog", tmp_path, tmp_path / "agent.sock", {})
+    assert done.returncode == 0
+    assert "not a Slurm job environment" in done.stderr or os.path.exists("/dev/log")
+    assert not (tmp_path / "events").exists()
+    bad_args, _ = hook("epilog", tmp_path, tmp_path / "agent.sock", {"SLURM_JOB_ID": "5"})
+    assert bad_args.returncode == 0
+    wrong = subprocess.run(
+        [sys.executable, "-m", "jobpulse.agent.cli", "prolog", "--bogus"], capture_output=True, check=False
+    )
+    assert wrong.returncode == 0
+
+
+def test_agent_down_hook_spools_fast(tmp_path: Path) -> None:
+    env = captured_env("prolog-env.log")
+    done, took = hook("prolog", tmp_path, tmp_path / "agent.sock", env)
+    assert done.returncode == 0 and took < 2.0, (took, done.stderr)
+    [spooled] = list((tmp_path / "events").glob("*.json"))
+    assert json.loads(spooled.read_text())["meta"]["job_id"] == "2"
+    assert spooled.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "events").stat().st_mode & 0o777 == 0o700
+
+
+def test_hung_agent_socket_hook_spools_within_2s(tmp_path: Path) -> None:
+    sock_path = tmp_path / "agent.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(sock_path))
+        listener.listen(8)  # accepts (the kernel completes the connect) and never answers
+        done, took = hook("epilog", tmp_path, sock_path, captured_env("epilog-env.log"))
+    assert done.returncode == 0 and took < 2.0, (took, done.stderr)
+    [spooled] = list((tmp_path / "events").glob("*.json"))
+    assert json.loads(spooled.read_text())["type"] == "stop"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to an unprivileged user")
+@pytest.mark.skipif(
+    not os.path.exists(SYSTEM_PYTHON), reason="no /usr/bin/python3 for the unprivileged probe"
+)
+def test_non_root_cannot_write_the_events_dir(tmp_path: Path) -> None:
+    state = Path("/tmp") / f"jobpulse-hooks-{os.getpid()}"
+    state.mkdir(mode=0o755)
+    try:
+        hooks.run_hook("prolog", state / "agent.sock", state, {"SLURM_JOB_ID": "31"})
+        probe = (
+            "import sys\n"
+            "try:\n"
+            f"    open('{state}/events/forged.json', 'w').write('{{}}')\n"
+            "except PermissionError:\n"
+            "    sys.exit(13)\n"
+            "sys.exit(0)\n"
+        )
+        as_nobody = subprocess.run([SYSTEM_PYTHON, "-c", probe], preexec_fn=_become_nobody, check=False)
+        assert as_nobody.returncode == 13
+        assert not (state / "events" / "forged.json").exists()
+    finally:
+        subprocess.run(["rm", "-rf", str(state)], check=True)
+
+
+def _become_nobody() -> None:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+def test_send_budget_leaves_room_for_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow start (loaded node) shrinks the agent's share, so the event is spooled before timeout(1) kills us."""
+    assert 0 < hooks.seconds_since_exec() < 3600
+    monkeypatch.setattr(hooks, "seconds_since_exec", lambda: 0.3)
+    assert hooks.send_budget() == pytest.approx(hooks.DEADLINE - 0.3)
+    monkeypatch.setattr(hooks, "seconds_since_exec", lambda: 5.0)
+    assert hooks.send_budget() == hooks.MIN_SEND

@@ -1,0 +1,238 @@
+"""PUT /api/job_start and PATCH /api/job_stop/{id}: JobMon's bodies, idempotency, requeue, bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import login
+from jobpulse.collector.store import users
+from jobpulse.collector.store.sqlite import SqliteStore
+from litestar.testing import AsyncTestClient
+
+START = {
+    "Id": 4242,
+    "UserId": 1001,
+    "UserName": "alice",
+    "GroupId": 1001,
+    "GroupName": "alice",
+    "ClusterId": "testcluster",
+    "NumNodes": 1,
+    "NumTasks": 2,
+    "TasksPerNode": 2,
+    "GPUsPerNode": 0,
+    "StartTime": 1_795_400_000,
+    "StopTime": 0,
+    "IsRunning": True,
+    "JobName": "sim",
+    "Account": "proj1",
+    "TTL": 0,
+    "Partition": "compute",
+    "JobScript": "#!/bin/bash\nsrun sim\n",
+    "Nodes": [{"Id": 1, "Name": "vm"}],
+    "Tags": [],
+}
+
+
+@pytest.fixture
+def fx_key(fx_store: SqliteStore) -> dict[str, str]:
+    key, _ = users.create_api_key(fx_store.writer, "slurm", "job-control", "prolog")
+    return {"X-Api-Key": key}
+
+
+def runs(store: SqliteStore, job_id: int) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in store.writer.execute("SELECT * FROM jobs WHERE job_id = ? ORDER BY run_id", (job_id,))
+    ]
+
+
+async def test_start_then_stop_records_the_run(
+    fx_client: AsyncTestClient, fx_store: SqliteStore, fx_key: dict[str, str]
+) -> None:
+    response = await fx_client.put("/api/job_start", json=START, headers=fx_key)
+    assert response.status_code == 200, response.text
+    assert response.json()["IsRunning"] is True
+    response = await fx_client.patch(
+        "/api/job_stop/4242", json={"ExitCode": 3, "StopTime": 1_795_400_100}, headers=fx_key
+    )
+    assert response.status_code == 200, response.text
+    [run] = runs(fx_store, 4242)
+    assert (run["user_name"], run["user_id"], run["account"], run["partition"], run["job_name"]) == (
+        "alice",
+        1001,
+        "proj1",
+        "compute",
+        "sim",
+    )
+    assert (run["start_time"], run["stop_time"], run["exit_code"], run["state"], run["is_running"]) == (
+        1_795_400_000,
+        1_795_400_100,
+        3,
+        "FAILED",
+        0,
+    )
+    assert run["nodelist"] == "vm" and run["num_tasks"] == 2
+
+
+async def test_duplicate_start_and_stop_change_nothing(
+    fx_client: AsyncTestClient, fx_store: SqliteStore, fx_key: dict[str, str]
+) -> None:
+    await fx_client.put("/api/job_start", json=START, headers=fx_key)
+    again = await fx_client.put("/api/job_start", json={**START, "JobName": "renamed"}, headers=fx_key)
+    assert again.status_code == 200
+    [run] = runs(fx_store, 4242)
+    assert run["job_name"] == "sim"
+    await fx_client.patch(
+        "/api/job_stop/4242", json={"ExitCode": 0, "StopTime": 1_795_400_100}, headers=fx_key
+    )
+    before = runs(fx_store, 4242)
+    dup = await fx_client.patch(
+        "/api/job_stop/4242", json={"ExitCode": 9, "StopTime": 1_795_400_200}, headers=fx_key
+    )
+    assert dup.status_code == 200
+    after = runs(fx_store, 4242)
+    assert [(r["stop_time"], r["exit_code"], r["state"]) for r in after] == [(1_795_400_100, 0, "COMPLETED")]
+    assert [r["updated"] for r in after] == [r["updated"] for r in before]
+
+
+async def test_stop_before_start_creates_then_merges(
+    fx_client: AsyncTestClient, fx_store: SqliteStore, fx_key: dict[str, str]
+) -> None:
+    response = await fx_client.patch(
+        "/api/job_stop/4242", json={"ExitCode": 0, "StopTime": 1_795_400_100}, headers=fx_key
+    )
+    assert response.status_code == 200
+    [run] = runs(fx_store, 4242)
+    assert (run["is_running"], run["stop_time"], run["user_name"]) == (0, 1_795_400_100, "")
+    # the late start fills in the metadata and the real start of that same run
+    await fx_client.put("/api/job_start", json=START, headers=fx_key)
+    [run] = runs(fx_store, 4242)
+    assert (run["is_running"], run["start_time"], run["stop_time"], run["user_name"]) == (
+        0,
+        1_795_400_000,
+        1_795_400_100,
+        "alice",
+    )
+
+
+async def test_requeue_is_a_separate_run(
+    fx_client: AsyncTestClient, fx_store: SqliteStore, fx_key: dict[str, str]
+) -> None:
+    await fx_client.put("/api/job_start", json=START, headers=fx_key)
+    await fx_client.patch(
+        "/api/job_stop/4242", json={"ExitCode": 0, "StopTime": 1_795_400_100}, headers=fx_key
+    )
+    await fx_client.put("/api/job_start", json={**START, "StartTime": 1_795_400_500}, headers=fx_key)
+    first, second = runs(fx_store, 4242)
+    assert (first["start_time"], first["stop_time"], first["is_running"]) == (1_795_400_000, 1_795_400_100, 0)
+    assert (second["start_time"], second["stop_time"], second["is_running"]) == (1_795_400_500, None, 1)
+    await fx_client.patch(
+        "/api/job_stop/4242", json={"ExitCode": 1, "StopTime": 1_795_400_600}, headers=fx_key
+    )
+    first, second = runs(fx_store, 4242)
+    assert first["exit_code"] == 0 and (second["stop_time"], second["exit_code"]) == (1_795_400_600, 1)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({k: v for k, v in START.items() if k != "Id"}, "Id"),
+        ({**START, "Id": "abc"}, "Id"),
+        ({**START, "StartTime": "yesterday"}, "StartTime"),
+        ({**START, "Nodes": [{"Name": 5}]}, "Name"),
+        ({**START, "Surprise": 1}, "Surprise"),
+        ({**START, "Id": -4}, "Id"),
+    ],
+)
+async def test_bad_start_bodies_are_rejected_naming_the_field(
+    fx_client: AsyncTestClient,
+    fx_store: SqliteStore,
+    fx_key: dict[str, str],
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    response = await fx_client.put("/api/job_start", json=body, headers=fx_key)
+    assert response.status_code == 400, response.text
+    assert field in response.text
+    assert fx_store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+
+
+async def test_bad_stop_input(
+    fx_client: AsyncTestClient, fx_store: SqliteStore, fx_key: dict[str, str]
+) -> None:
+    bad_id = await fx_client.patch("/api/job_stop/12x", json={"ExitCode": 0}, headers=fx_key)
+    assert bad_id.status_code == 400 and "id" in bad_id.json()["detail"]
+    bad_type = await fx_client.patch("/api/job_stop/5", json={"ExitCode": "zero"}, headers=fx_key)
+    assert bad_type.status_code == 400 and "ExitCode" in bad_type.text
+    unknown = await fx_client.patch("/api/job_stop/5", json={"ExitCode": 0, "Signal": 9}, headers=fx_key)
+    assert unknown.status_code == 400 and "Signal" in unknown.text
+    assert fx_store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+
+
+async def test_huge_body_is_refused(
+    fx_client: AsyncTestClient, fx_store: SqliteStore, fx_key: dict[str, str]
+) -> None:
+    response = await fx_client.put(
+        "/api/job_start", json={**START, "JobScript": "x" * 2_000_000}, headers=fx_key
+    )
+    assert response.status_code == 413
+    assert fx_store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+
+
+async def test_only_job_control_or_admin_may_start_and_stop(
+    fx_client: AsyncTestClient, fx_store: SqliteStore
+) -> None:
+    anonymous = await fx_client.put("/api/job_start", json=START)
+    assert anonymous.status_code == 401
+    token = await login(fx_client, "alice", "alice-password")
+    user = await fx_client.put("/api/job_start", json=START, headers={"Authorization": f"Bearer {token}"})
+    assert user.status_code == 403 and "job-control" in user.json()["detail"]
+    stop = await fx_client.patch("/api/job_stop/4242", json={}, headers={"Authorization": f"Bearer {token}"})
+    assert stop.status_code == 403
+    user_key, _ = users.create_api_key(fx_store.writer, "alice", "user", "mine")
+    keyed = await fx_client.put("/api/job_start", json=START, headers={"X-Api-Key": user_key})
+    assert keyed.status_code == 403
+    assert fx_store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+    # a job-control key can start jobs but read nothing
+    key, _ = users.create_api_key(fx_store.writer, "slurm", "job-control", "prolog")
+    assert (await fx_client.put("/api/job_start", json=START, headers={"X-Api-Key": key})).status_code == 200
+    assert (await fx_client.get("/api/jobs", headers={"X-Api-Key": key})).status_code == 403
+
+
+async def test_refresh_without_slurm_cli_is_503(
+    fx_client: AsyncTestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    token = await login(fx_client, "admin", "admin-secret-pw")
+    response = await fx_client.post(
+        "/api/admin/refresh_metadata/1", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 503
+    assert "Slurm CLI" in response.json()["detail"]
+
+
+async def test_api_start_and_hook_stop_meet_in_one_run(
+    fx_client: AsyncTestClient, fx_store: SqliteStore, fx_key: dict[str, str]
+) -> None:
+    """A JobMon-style script starts the job without a cluster; the node's epilog (via the agent) ends it."""
+    from jobpulse.collector.store.jobs import apply_event
+    from jobpulse.proto.v1 import ingest_pb2 as pb
+
+    body = {k: v for k, v in START.items() if k != "ClusterId"}
+    assert (await fx_client.put("/api/job_start", json=body, headers=fx_key)).status_code == 200
+    stop = pb.JobEvent(
+        kind=pb.JobEvent.STOP,
+        time_ms=1_795_400_100_000,
+        meta=pb.JobMeta(
+            job_id="4242", cluster="testcluster", end_time=1_795_400_100, exit_code=0, state="COMPLETED"
+        ),
+    )
+    apply_event(fx_store.writer, "vm", "testcluster", stop)
+    [run] = runs(fx_store, 4242)
+    assert (run["is_running"], run["stop_time"], run["state"], run["user_name"]) == (
+        0,
+        1_795_400_100,
+        "COMPLETED",
+        "alice",
+    )
