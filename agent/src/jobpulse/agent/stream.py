@@ -34,6 +34,9 @@ KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    # grpc-core >= 1.6x times out an unanswered ping after ping_timeout (default 60 s), not after
+    # keepalive_timeout: set both.
+    ("grpc.http2.ping_timeout_ms", 10_000),
 ]
 
 

@@ -96,6 +96,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),  # agents ping every 20 s
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.http2.ping_timeout_ms", 10_000),  # what grpc-core >= 1.6x actually times out on
         ]
     )
     pb_grpc.add_IngestServicer_to_server(IngestServicer(store, token=settings.token), server)
