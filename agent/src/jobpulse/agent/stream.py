@@ -25,6 +25,7 @@ from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 64  # unacked batches on the wire; the collector's pace bounds ours
+BUNDLE_BYTES = 512 * 1024  # replayed batches per message, by size (gRPC's default limit is 4 MiB)
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 
@@ -103,9 +104,21 @@ class StreamClient:
             if not records:
                 await self.spool.changed.wait()
                 continue
+            if len(records) == 1:
+                yield pb.AgentMessage(batch=pb.Batch.FromString(records[0][1]))
+                sent = records[0][0]
+                continue
+            # A backlog (replay): several batches per message, far cheaper for both ends.
+            bundle, size = pb.Batches(), 0
             for seq, payload in records:
-                yield pb.AgentMessage(batch=pb.Batch.FromString(payload))
+                bundle.batches.append(pb.Batch.FromString(payload))
+                size += len(payload)
                 sent = seq
+                if size >= BUNDLE_BYTES:
+                    yield pb.AgentMessage(batches=bundle)
+                    bundle, size = pb.Batches(), 0
+            if bundle.batches:
+                yield pb.AgentMessage(batches=bundle)
 
     def _channel(self) -> grpc.aio.Channel:
         if self.tls is not None:

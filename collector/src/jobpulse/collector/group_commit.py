@@ -13,6 +13,7 @@ import asyncio
 import logging
 
 from jobpulse.collector.store import ingest
+from jobpulse.collector.store.errors import BatchError
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
@@ -27,6 +28,7 @@ class GroupCommitter:
         self.max_group = max_group
         self._waiting: list[tuple[ingest.Pending, asyncio.Future[Result]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._known: dict[tuple[str, str], int] = {}  # last stored seq per stream (only writer)
 
     async def submit(self, node: str, stream_id: str, cluster: str, batch: pb.Batch) -> Result:
         """Store ``batch``; returns (acked seq, stored?) once committed.
@@ -34,12 +36,29 @@ class GroupCommitter:
         Raises:
             BatchError: malformed batch (checked before it joins a group, so it cannot spoil one).
         """
-        pending = ingest.prepare(node, stream_id, cluster, batch)
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._waiting.append((pending, future))
+        return (await self.submit_many(node, stream_id, cluster, [batch]))[0]
+
+    async def submit_many(
+        self, node: str, stream_id: str, cluster: str, batches: list[pb.Batch]
+    ) -> list[Result]:
+        """Store consecutive batches of one stream, in order; all are checked before any is queued.
+
+        Raises:
+            BatchError: a malformed batch (its ``seq`` attribute names it); none of them is stored.
+        """
+        prepared = []
+        for batch in batches:
+            try:
+                prepared.append(ingest.prepare(node, stream_id, cluster, batch))
+            except BatchError as exc:
+                exc.seq = batch.seq
+                raise
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Result]] = [loop.create_future() for _ in prepared]
+        self._waiting.extend(zip(prepared, futures, strict=True))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
-        return await future
+        return list(await asyncio.gather(*futures))
 
     async def _run(self) -> None:
         while self._waiting:
@@ -65,7 +84,7 @@ class GroupCommitter:
                 self._resolve(future, result)
 
     async def _write(self, items: list[ingest.Pending]) -> list[Result]:
-        return await self.store.write(lambda db: ingest.ingest_many(db, items))
+        return await self.store.write(lambda db: ingest.ingest_many(db, items, self._known))
 
     @staticmethod
     def _resolve(future: asyncio.Future[Result], result: Result) -> None:

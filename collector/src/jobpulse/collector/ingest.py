@@ -65,14 +65,23 @@ class IngestServicer(pb_grpc.IngestServicer):
         )
         yield pb.CollectorMessage(ack=pb.Ack(seq=last))
         async for message in request_iterator:
-            if message.WhichOneof("body") != "batch":
+            kind = message.WhichOneof("body")
+            if kind == "batch":
+                batches: list[pb.Batch] = [message.batch]
+            elif kind == "batches":
+                batches = list(message.batches.batches)
+            else:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only batches may follow the hello")
-            batch = message.batch
             try:
-                acked, stored = await self.committer.submit(node, stream_id, cluster, batch)
+                # Awaiting the commit before reading the next message is the flow control: a slow
+                # database slows this stream, and nothing of it is buffered here meanwhile.
+                results = await self.committer.submit_many(node, stream_id, cluster, batches)
             except BatchError as exc:
-                log.warning("refused batch %d from %s: %s", batch.seq, node, exc)
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {batch.seq}: {exc}")
-            if stored and self.on_batch is not None:
-                self.on_batch(node, batch)
-            yield pb.CollectorMessage(ack=pb.Ack(seq=acked))
+                log.warning("refused batch %d from %s: %s", exc.seq, node, exc)
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {exc.seq}: {exc}")
+            if self.on_batch is not None:
+                for batch, (_, stored) in zip(batches, results, strict=True):
+                    if stored:
+                        self.on_batch(node, batch)
+            if results:
+                yield pb.CollectorMessage(ack=pb.Ack(seq=max(acked for acked, _ in results)))

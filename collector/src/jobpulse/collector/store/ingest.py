@@ -32,12 +32,13 @@ _GPU_INSERT = (
 )
 
 
-def _check_columns(message: Any, names: Iterable[str], label: str) -> int:
-    lengths = {name: len(getattr(message, name)) for name in names}
-    distinct = set(lengths.values())
-    if len(distinct) > 1:
+def _check_lengths(label: str, names: Iterable[str], columns: list[Any]) -> int:
+    """The common length of parallel columns; BatchError naming them all when they differ."""
+    first = len(columns[0])
+    if any(len(c) != first for c in columns):
+        lengths = dict(zip(names, (len(c) for c in columns), strict=True))
         raise BatchError(f"{label}: columns have different lengths {lengths}")
-    return distinct.pop() if distinct else 0
+    return first
 
 
 def record_hello(db: sqlite3.Connection, hello: pb.Hello) -> int:
@@ -96,8 +97,8 @@ class Pending:
     stream_id: str
     cluster: str
     batch: pb.Batch
-    job_ids: list[int]
-    gpu_jobs: list[int | None]
+    job_rows: list[tuple[Any, ...]]
+    gpu_rows: list[tuple[Any, ...]]
 
 
 def prepare(node: str, stream_id: str, cluster: str, batch: pb.Batch) -> Pending:
@@ -107,12 +108,31 @@ def prepare(node: str, stream_id: str, cluster: str, batch: pb.Batch) -> Pending
         BatchError: malformed batch; nothing of it is stored.
     """
     jobs = batch.jobs
-    n_jobs = _check_columns(jobs, ("job_id", "step", "time_ms", *JOB_SAMPLE_COLUMNS), "jobs")
+    job_rows: list[tuple[Any, ...]] = []
+    if jobs.ByteSize():
+        values = [getattr(jobs, c) for c in JOB_SAMPLE_COLUMNS]
+        n = _check_lengths(
+            "jobs",
+            ("job_id", "step", "time_ms", *JOB_SAMPLE_COLUMNS),
+            [jobs.job_id, jobs.step, jobs.time_ms, *values],
+        )
+        try:
+            ids = list(map(int, jobs.job_id))
+        except ValueError:
+            ids = [parse_job_id(j) for j in jobs.job_id]  # raises BatchError naming the bad one
+        job_rows = list(zip(ids, [node] * n, jobs.step, jobs.time_ms, *values, strict=True))
     gpus = batch.gpus
-    _check_columns(gpus, ("uuid", "time_ms", "job_id", *GPU_SAMPLE_COLUMNS), "gpus")
-    job_ids = [parse_job_id(j) for j in jobs.job_id] if n_jobs else []
-    gpu_jobs = [parse_job_id(j) if j else None for j in gpus.job_id]
-    return Pending(node, stream_id, cluster, batch, job_ids, gpu_jobs)
+    gpu_rows: list[tuple[Any, ...]] = []
+    if gpus.ByteSize():
+        values = [getattr(gpus, c) for c in GPU_SAMPLE_COLUMNS]
+        n = _check_lengths(
+            "gpus",
+            ("uuid", "time_ms", "job_id", *GPU_SAMPLE_COLUMNS),
+            [gpus.uuid, gpus.time_ms, gpus.job_id, *values],
+        )
+        gpu_jobs = [parse_job_id(j) if j else None for j in gpus.job_id]
+        gpu_rows = list(zip([node] * n, gpus.uuid, gpus.time_ms, gpu_jobs, *values, strict=True))
+    return Pending(node, stream_id, cluster, batch, job_rows, gpu_rows)
 
 
 def ingest_batch(
@@ -126,88 +146,101 @@ def ingest_batch(
     return ingest_many(db, [prepare(node, stream_id, cluster, batch)])[0]
 
 
-def ingest_many(db: sqlite3.Connection, items: list[Pending]) -> list[tuple[int, bool]]:
+def ingest_many(
+    db: sqlite3.Connection, items: list[Pending], known: dict[tuple[str, str], int] | None = None
+) -> list[tuple[int, bool]]:
     """Store several validated batches in ONE transaction (group commit); one result per batch.
 
     Batches of one stream must be in sequence order; a replayed one is acknowledged, not stored.
-    The commit, not the statements, dominates the cost of a small batch, so sharing it between the
-    batches that arrived while the previous commit ran is what lets many agents stream at once.
+    Rows of all batches go into one ``executemany`` per table: per-statement and per-commit costs
+    are paid once per group instead of once per batch, which is what lets hundreds of agents
+    stream small batches at once. ``known``, when given, caches each stream's last stored seq
+    across calls (valid because this connection is the only writer); it is updated after COMMIT.
     """
-    results = []
     now = time.time()
+    results: list[tuple[int, bool]] = []
+    last: dict[tuple[str, str], int] = {}
+    job_rows: list[tuple[Any, ...]] = []
+    node_rows: list[tuple[Any, ...]] = []
+    gpu_rows: list[tuple[Any, ...]] = []
+    fs_rows: dict[tuple[str, str], tuple[Any, ...]] = {}
+    gap_rows: list[tuple[Any, ...]] = []
     db.execute("BEGIN IMMEDIATE")
     try:
         for item in items:
-            results.append(_apply(db, item, now))
+            key = (item.node, item.stream_id)
+            if key not in last and known is not None and key in known:
+                last[key] = known[key]
+            if key not in last:
+                row = db.execute(
+                    "SELECT last_seq FROM agent_streams WHERE node = ? AND stream_id = ?", key
+                ).fetchone()
+                last[key] = int(row[0]) if row else 0
+            if item.batch.seq <= last[key]:
+                results.append((last[key], False))
+                continue
+            _collect(db, item, job_rows, node_rows, gpu_rows, fs_rows)
+            gap_rows.extend(
+                (item.node, item.stream_id, g.from_ms, g.to_ms, g.batches, g.bytes, now)
+                for g in item.batch.gaps
+            )
+            last[key] = item.batch.seq
+            results.append((item.batch.seq, True))
+        if job_rows:
+            db.executemany(_JOB_INSERT, job_rows)
+        if node_rows:
+            db.executemany(_NODE_INSERT, node_rows)
+        if gpu_rows:
+            db.executemany(_GPU_INSERT, gpu_rows)
+        if fs_rows:
+            db.executemany(
+                """INSERT INTO filesystems (node, mountpoint, device, fstype, total_bytes, used_bytes, ts)
+                   VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(node, mountpoint) DO UPDATE SET
+                   device=excluded.device, fstype=excluded.fstype, total_bytes=excluded.total_bytes,
+                   used_bytes=excluded.used_bytes, ts=excluded.ts""",
+                fs_rows.values(),
+            )
+        if gap_rows:
+            db.executemany(
+                "INSERT INTO gaps (node, stream_id, from_ms, to_ms, batches, bytes, received)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                gap_rows,
+            )
+        db.executemany(
+            "INSERT INTO agent_streams (node, stream_id, last_seq, updated) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(node, stream_id) DO UPDATE SET last_seq=excluded.last_seq, updated=excluded.updated",
+            [(node, stream, seq, now) for (node, stream), seq in last.items()],
+        )
+        db.executemany(
+            "UPDATE nodes SET last_seen = ? WHERE name = ?", [(now, node) for node in {n for n, _ in last}]
+        )
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+    if known is not None:
+        known.update(last)
     return results
 
 
-def _apply(db: sqlite3.Connection, item: Pending, now: float) -> tuple[int, bool]:
-    node, stream_id, cluster, batch = item.node, item.stream_id, item.cluster, item.batch
-    jobs, gpus = batch.jobs, batch.gpus
-    n_jobs = len(item.job_ids)
-    row = db.execute(
-        "SELECT last_seq FROM agent_streams WHERE node = ? AND stream_id = ?", (node, stream_id)
-    ).fetchone()
-    last = int(row[0]) if row else 0
-    if batch.seq <= last:
-        return last, False
-    if n_jobs:
-        db.executemany(
-            _JOB_INSERT,
-            zip(
-                item.job_ids,
-                [node] * n_jobs,
-                jobs.step,
-                jobs.time_ms,
-                *(getattr(jobs, c) for c in JOB_SAMPLE_COLUMNS),
-                strict=True,
-            ),
-        )
+def _collect(
+    db: sqlite3.Connection,
+    item: Pending,
+    job_rows: list[tuple[Any, ...]],
+    node_rows: list[tuple[Any, ...]],
+    gpu_rows: list[tuple[Any, ...]],
+    fs_rows: dict[tuple[str, str], tuple[Any, ...]],
+) -> None:
+    """Add one batch's rows to the group's; apply its job events now (they are few)."""
+    node, batch = item.node, item.batch
+    job_rows.extend(item.job_rows)
+    gpu_rows.extend(item.gpu_rows)
     if batch.node:
-        db.executemany(
-            _NODE_INSERT,
-            ((node, s.time_ms, *(getattr(s, c) for c in NODE_SAMPLE_COLUMNS)) for s in batch.node),
-        )
+        node_rows.extend((node, s.time_ms, *(getattr(s, c) for c in NODE_SAMPLE_COLUMNS)) for s in batch.node)
         latest = batch.node[-1]
-        db.executemany(
-            """INSERT INTO filesystems (node, mountpoint, device, fstype, total_bytes, used_bytes, ts)
-               VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(node, mountpoint) DO UPDATE SET
-               device=excluded.device, fstype=excluded.fstype, total_bytes=excluded.total_bytes,
-               used_bytes=excluded.used_bytes, ts=excluded.ts""",
-            (
-                (node, f.mountpoint, f.device, f.fstype, f.total_bytes, f.used_bytes, latest.time_ms)
-                for f in latest.filesystems
-            ),
-        )
-    if gpus.uuid:
-        db.executemany(
-            _GPU_INSERT,
-            zip(
-                [node] * len(gpus.uuid),
-                gpus.uuid,
-                gpus.time_ms,
-                item.gpu_jobs,
-                *(getattr(gpus, c) for c in GPU_SAMPLE_COLUMNS),
-                strict=True,
-            ),
-        )
+        for f in latest.filesystems:
+            fs_rows[(node, f.mountpoint)] = (
+                node, f.mountpoint, f.device, f.fstype, f.total_bytes, f.used_bytes, latest.time_ms,
+            )  # fmt: skip
     for event in batch.events:
-        apply_event(db, node, cluster, event)
-    for gap in batch.gaps:
-        db.execute(
-            "INSERT INTO gaps (node, stream_id, from_ms, to_ms, batches, bytes, received)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (node, stream_id, gap.from_ms, gap.to_ms, gap.batches, gap.bytes, now),
-        )
-    db.execute(
-        "INSERT INTO agent_streams (node, stream_id, last_seq, updated) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT(node, stream_id) DO UPDATE SET last_seq=excluded.last_seq, updated=excluded.updated",
-        (node, stream_id, batch.seq, now),
-    )
-    db.execute("UPDATE nodes SET last_seen = ? WHERE name = ?", (now, node))
-    return batch.seq, True
+        apply_event(db, node, item.cluster, event)
