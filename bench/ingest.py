@@ -95,17 +95,27 @@ class SimAgent:
             call.cancel()
 
 
+def cpu_seconds(pid: int) -> float:
+    """user+system CPU of a process, from /proc (to see who is starved on a shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def drive(
-    target: str, agents: int, jobs: int, window: int, bundle: int, warmup: float, duration: float
-) -> tuple[float, int]:
+    target: str, agents: int, jobs: int, window: int, bundle: int, warmup: float, duration: float, pid: int,
+    cpu: dict[str, float],
+) -> tuple[float, int]:  # fmt: skip
     """(batches committed per second in the measured window, total batches acked)."""
     sims = [SimAgent(i, jobs, window, bundle) for i in range(agents)]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(s.run(target, stop)) for s in sims]
     await asyncio.sleep(warmup)
     start_b, start_t = sum(s.acked for s in sims), time.perf_counter()
+    start_c, start_d = cpu_seconds(pid), cpu_seconds(os.getpid())
     await asyncio.sleep(duration)
     end_b, end_t = sum(s.acked for s in sims), time.perf_counter()
+    cpu["collector"] = (cpu_seconds(pid) - start_c) / (end_t - start_t)
+    cpu["driver"] = (cpu_seconds(os.getpid()) - start_d) / (end_t - start_t)
     stop.set()
     for s in sims:
         s._acks.set()
@@ -166,6 +176,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     args = parser.parse_args()
     per_row = len(MEASURED)
+    cpu: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="jobpulse-bench-") as tmp:
         state = Path(tmp) / "collector"
         state.mkdir()
@@ -194,6 +205,8 @@ def main() -> int:
                     args.bundle,
                     args.warmup,
                     args.duration,
+                    collector.pid,
+                    cpu,
                 )
             )
         finally:
@@ -210,7 +223,11 @@ def main() -> int:
         base_rows = baseline(Path(tmp) / "baseline.db", args.agents, args.jobs, max(200_000, rows))
         base_samples = base_rows * per_row
     print(
-        f"agents={args.agents} jobs/batch={args.jobs} metrics/job={per_row} window={args.window} cpus={os.cpu_count()}"
+        f"agents={args.agents} jobs/batch={args.jobs} metrics/job={per_row} window={args.window} "
+        f"bundle={args.bundle} cpus={os.cpu_count()} load1={os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"cpu in the measured window: collector {cpu['collector']:.0%} of a core, load generator {cpu['driver']:.0%}"
     )
     print(f"collector: {batches_s:,.0f} batches/s = {batches_s * args.jobs:,.0f} job rows/s = "
           f"{ingest_samples:,.0f} samples/s committed ({rows:,} rows checked in the database)")  # fmt: skip
