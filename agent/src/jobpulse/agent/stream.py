@@ -85,6 +85,7 @@ class StreamClient:
         self.tls = tls
         self.max_in_flight = max_in_flight
         self.acked = 0
+        self.sent = 0  # highest seq handed to gRPC on the current connection
         self.connected = asyncio.Event()
         self._acks = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -92,7 +93,7 @@ class StreamClient:
     async def _requests(self, resumed: asyncio.Event) -> AsyncIterator[pb.AgentMessage]:
         yield pb.AgentMessage(hello=self.hello())
         await resumed.wait()  # the collector's first ack says where to resume
-        sent = self.acked
+        sent = self.sent = self.acked
         while not self._stopping.is_set():
             room = self.max_in_flight - (sent - self.acked)
             if room <= 0:
@@ -105,15 +106,15 @@ class StreamClient:
                 await self.spool.changed.wait()
                 continue
             if len(records) == 1:
+                sent = self.sent = records[0][0]
                 yield pb.AgentMessage(batch=pb.Batch.FromString(records[0][1]))
-                sent = records[0][0]
                 continue
             # A backlog (replay): several batches per message, far cheaper for both ends.
             bundle, size = pb.Batches(), 0
             for seq, payload in records:
                 bundle.batches.append(pb.Batch.FromString(payload))
                 size += len(payload)
-                sent = seq
+                sent = self.sent = seq
                 if size >= BUNDLE_BYTES:
                     yield pb.AgentMessage(batches=bundle)
                     bundle, size = pb.Batches(), 0
@@ -168,6 +169,11 @@ class StreamClient:
             delay = next(delays)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    @property
+    def in_flight(self) -> int:
+        """Batches sent on this connection and not yet acknowledged (at most max_in_flight)."""
+        return max(0, self.sent - self.acked) if self.connected.is_set() else 0
 
     def stop(self) -> None:
         self._stopping.set()

@@ -58,6 +58,8 @@ class GroupCommitter:
         self._waiting.extend(zip(prepared, futures, strict=True))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
+        if len(futures) == 1:
+            return [await futures[0]]
         return list(await asyncio.gather(*futures))
 
     async def _run(self) -> None:
