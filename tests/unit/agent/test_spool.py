@@ -201,3 +201,13 @@ def test_pending_gap_survives_a_crash_before_it_is_sent(tmp_path: Path) -> None:
     third = Spool(tmp_path, max_bytes=16 * 1024, segment_bytes=4096)
     seq = third.append(batch(10_001))
     assert not pb.Batch.FromString(third.pending(seq - 1)[0][1]).gaps
+
+
+def test_skip_past_a_sequence_the_collector_already_has(tmp_path: Path) -> None:
+    """A spool restored from an old copy must not reuse numbers the collector would take as replays."""
+    spool = Spool(tmp_path)
+    spool.append(batch(1))
+    spool.skip_past(50)
+    assert spool.append(batch(2)) == 51
+    spool.skip_past(10)  # behind us: nothing to do
+    assert spool.append(batch(3)) == 52

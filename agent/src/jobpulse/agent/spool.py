@@ -304,6 +304,16 @@ class Spool:
     def next_seq(self) -> int:
         return self._next_seq
 
+    def skip_past(self, seq: int) -> None:
+        """The collector already has ``seq`` of this stream (a spool restored from an old copy):
+        continue above it, or new batches would be acknowledged as replays and never stored."""
+        if seq >= self._next_seq:
+            log.error(
+                "spool: collector has seq %d of stream %s but the spool is at %d; continuing at %d",
+                seq, self.stream_id[:8], self._next_seq - 1, seq + 1,
+            )  # fmt: skip
+            self._next_seq = seq + 1
+
     def append(self, batch: pb.Batch) -> int:
         """Give ``batch`` the next sequence number and make it durable; returns the seq."""
         now = _now_ms()

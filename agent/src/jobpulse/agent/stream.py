@@ -138,6 +138,7 @@ class StreamClient:
                     if not resumed.is_set():
                         # Resume point; lower than ours only if the collector lost its database.
                         self.acked = message.ack.seq
+                        self.spool.skip_past(message.ack.seq)
                         resumed.set()
                         self.connected.set()
                         log.info("connected to %s; collector has up to seq %d", self.target, self.acked)

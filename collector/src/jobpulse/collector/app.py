@@ -112,10 +112,12 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     await server.start()
     grpc_host = settings.grpc_listen.rsplit(":", 1)[0]
     log.info(
-        "jobpulse collector %s: gRPC on %s:%d, HTTP on http://%s:%d (docs /docs), database %s",
+        "jobpulse collector %s: gRPC on %s:%d (%s, %s), HTTP on http://%s:%d (docs /docs), database %s",
         __version__,
         grpc_host,
         grpc_port,
+        "mutual TLS" if settings.tls_ca else "TLS" if credentials is not None else "plaintext",
+        "token required" if settings.token else "no token",
         settings.http_host,
         http_port,
         settings.database_path,
