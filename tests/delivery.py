@@ -6,8 +6,11 @@ segments are moved aside instead of deleted: every batch the agent ever made dur
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +85,20 @@ def agent(state: Path, collector: str, node: str, tick: float = 0.05, **env: str
         tick=tick,
         env={"JOBPULSE_SPOOL_KEEP_ACKED": "1", **env},
     )
+
+
+def agent_killed_while_starting(state: Path, collector: str, node: str, after: float, **env: str) -> None:
+    """Start an agent and SIGKILL it ``after`` seconds later, ready or not (mid spool recovery)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobpulse.agent.cli", "run", "--state-dir", str(state),
+         "--socket", str(state / "agent.sock"), "--collector", collector, "--node", node,
+         "--cgroup-root", str(CGROUPS), "--tick", "0.05"],
+        stdout=open(state / "agent.log", "ab"), stderr=subprocess.STDOUT,
+        env={**os.environ, "JOBPULSE_SPOOL_KEEP_ACKED": "1", **env},
+    )  # fmt: skip
+    time.sleep(after)
+    proc.kill()
+    proc.wait()
 
 
 def drain(state: Path, collector: Collector, node: str, **env: str) -> Produced:

@@ -11,7 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-from delivery import agent, assert_exactly_once, drain, gaps, stored
+from delivery import agent, agent_killed_while_starting, assert_exactly_once, drain, gaps, stored
 from support import start_collector, stop
 
 KILLS = int(os.environ.get("JOBPULSE_SOAK_KILLS", "50"))
@@ -25,13 +25,18 @@ def test_crash_soak(tmp_path: Path) -> None:
     port = collector.grpc_port
     state = tmp_path / "agent"
     proc = agent(state, collector.grpc_target, "soak1", **SPOOL)
-    kills = {"agent": 0, "collector": 0}
+    kills = {"agent": 0, "collector": 0, "agent while starting": 0}
     try:
         for _ in range(KILLS):
             time.sleep(rng.uniform(0.0, 0.6))  # a random moment: mid-append, mid-commit, mid-trim
             if rng.random() < 0.5:
                 stop(proc, signal.SIGKILL)
                 kills["agent"] += 1
+                if rng.random() < 0.25:  # and once more while it recovers its spool
+                    agent_killed_while_starting(
+                        state, collector.grpc_target, "soak1", rng.uniform(0, 0.8), **SPOOL
+                    )
+                    kills["agent while starting"] += 1
                 proc = agent(state, collector.grpc_target, "soak1", **SPOOL)
             else:
                 stop(collector.proc, signal.SIGKILL)
@@ -39,7 +44,7 @@ def test_crash_soak(tmp_path: Path) -> None:
                 collector = start_collector(tmp_path / "collector", grpc_port=port)
         stop(proc, signal.SIGKILL)
         made = drain(state, collector, "soak1", **SPOOL)
-        assert sum(kills.values()) == KILLS
+        assert kills["agent"] + kills["collector"] == KILLS
         assert len(made.seqs) > KILLS
         assert_exactly_once(collector, "soak1", made)
         assert gaps(collector, "soak1") == 0
