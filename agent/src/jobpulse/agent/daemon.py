@@ -51,10 +51,20 @@ class Agent:
             state_dir=settings.state_dir,
             proc_root=settings.proc_root,
         )
-        self.spool = Spool(max_bytes=settings.spool_max_bytes)
+        self.spool = Spool(
+            settings.spool_dir,
+            max_bytes=settings.spool_max_bytes,
+            max_age=settings.spool_max_age,
+            keep_acked=settings.spool_keep_acked,
+        )
         self.paused = False
         self.client = StreamClient(
-            settings.collector, self.spool, self.hello, token=settings.token, on_control=self.on_control
+            settings.collector,
+            self.spool,
+            self.hello,
+            token=settings.token,
+            on_control=self.on_control,
+            tls=settings.client_tls(),
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -83,10 +93,7 @@ class Agent:
 
     def emit(self, batch: pb.Batch) -> int:
         """Give the batch its sequence number and put it in the spool (the only way out)."""
-        seq = self.spool.next_seq()
-        batch.seq = seq
-        self.spool.append(seq, batch.SerializeToString())
-        return seq
+        return self.spool.append(batch)
 
     async def handle_event(self, request: dict[str, Any]) -> dict[str, Any]:
         kind = request.get("type")
@@ -166,6 +173,7 @@ class Agent:
             self.client.stop()
             server.close()
             await asyncio.gather(stream_task, return_exceptions=True)
+            self.spool.close()
 
     def stop(self) -> None:
         self._stopping.set()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobpulse.common import config
+
+if TYPE_CHECKING:
+    from jobpulse.agent.stream import ClientTls
 
 DEFAULT_CONFIG_PATH = Path("/etc/jobpulse/agent.toml")
 
@@ -26,6 +30,11 @@ class AgentSettings:
     socket: Path = Path("/run/jobpulse/agent.sock")
     spool_max_bytes: int = 256 * 1024 * 1024
     spool_max_age: float = 7 * 86400.0
+    spool_keep_acked: bool = False  # audit/testing: move acknowledged segments to <spool>/acked
+    tls: bool = False  # TLS to the collector, verified against the system CAs unless tls_ca is set
+    tls_ca: Path | None = None  # CA that signed the collector's certificate (implies tls)
+    tls_cert: Path | None = None  # client certificate for mutual TLS (with tls_key)
+    tls_key: Path | None = None
     log_level: str = "INFO"
     # NVML's expensive calls run every N ticks, not every tick (see README "Agent: what is measured").
     gpu_process_every: int = 6
@@ -35,6 +44,16 @@ class AgentSettings:
     @property
     def spool_dir(self) -> Path:
         return self.state_dir / "spool"
+
+    def client_tls(self) -> ClientTls | None:
+        """None for a plaintext channel; a ClientTls when any TLS setting is given."""
+        if not (self.tls or self.tls_ca or self.tls_cert or self.tls_key):
+            return None
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise config.ConfigError("tls_cert and tls_key must be given together")
+        from jobpulse.agent.stream import ClientTls
+
+        return ClientTls(ca=self.tls_ca, cert=self.tls_cert, key=self.tls_key)
 
     @property
     def events_dir(self) -> Path:

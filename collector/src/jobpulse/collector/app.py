@@ -19,9 +19,11 @@ from jobpulse.collector.api.ping import ping
 from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.auth.security import build_auth
 from jobpulse.collector.ingest import IngestServicer
+from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.scheduler import start_scheduler
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common.config import ConfigError
 from jobpulse.common.version import __version__
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
 from litestar import Litestar, Request, Response
@@ -76,6 +78,20 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server_credentials(settings: CollectorSettings) -> grpc.ServerCredentials | None:
+    """TLS when tls_cert/tls_key are set; mutual TLS (client certificate required) when tls_ca is."""
+    if not (settings.tls_cert or settings.tls_key or settings.tls_ca):
+        return None
+    if not (settings.tls_cert and settings.tls_key):
+        raise ConfigError("tls_cert and tls_key must both be set for TLS (tls_ca adds client certificates)")
+    try:
+        pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
+        ca = settings.tls_ca.read_bytes() if settings.tls_ca else None
+    except OSError as exc:
+        raise ConfigError(f"cannot read TLS file: {exc}") from exc
+    return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
+
+
 async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> None:
     """Run gRPC ingest and the HTTP API until SIGINT/SIGTERM, in this one event loop."""
     store = SqliteStore(settings.database_path)
@@ -84,14 +100,21 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),  # a second collector must fail, not silently share the port
+            # A silently dead agent is noticed within keepalive_time + keepalive_timeout = 40 s.
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),  # agents ping every 20 s
             ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.http2.ping_timeout_ms", 10_000),  # what grpc-core >= 1.6x actually times out on
         ]
     )
     pb_grpc.add_IngestServicer_to_server(IngestServicer(store, token=settings.token), server)
-    grpc_port = server.add_insecure_port(settings.grpc_listen)
+    credentials = server_credentials(settings)
+    if credentials is None:
+        grpc_port = server.add_insecure_port(settings.grpc_listen)
+    else:
+        grpc_port = server.add_secure_port(settings.grpc_listen, credentials)
     if grpc_port == 0:
         raise OSError(f"cannot listen for gRPC on {settings.grpc_listen} (in use?)")
     http_sock = _bind(settings.http_host, settings.http_port)
@@ -99,10 +122,12 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     await server.start()
     grpc_host = settings.grpc_listen.rsplit(":", 1)[0]
     log.info(
-        "jobpulse collector %s: gRPC on %s:%d, HTTP on http://%s:%d (docs /docs), database %s",
+        "jobpulse collector %s: gRPC on %s:%d (%s, %s), HTTP on http://%s:%d (docs /docs), database %s",
         __version__,
         grpc_host,
         grpc_port,
+        "mutual TLS" if settings.tls_ca else "TLS" if credentials is not None else "plaintext",
+        "token required" if settings.token else "no token",
         settings.http_host,
         http_port,
         settings.database_path,
@@ -114,9 +139,11 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on")
     http = uvicorn.Server(config)
     reconciler = reconcile.start(store, settings)
+    watch = asyncio.create_task(NodeWatch(store, settings.node_down_after).run())
     try:
         await http.serve(sockets=[http_sock])
     finally:
+        watch.cancel()
         scheduler.shutdown(wait=False)
         if reconciler is not None:
             reconciler.cancel()

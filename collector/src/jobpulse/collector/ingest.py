@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 import grpc
+from jobpulse.collector.group_commit import GroupCommitter
 from jobpulse.collector.store.sqlite import BatchError, SqliteStore
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
@@ -21,20 +22,27 @@ class IngestServicer(pb_grpc.IngestServicer):
         self.store = store
         self.token = token
         self.on_batch = on_batch
+        self.committer = GroupCommitter(store)
 
-    def _authorized(self, context: grpc.aio.ServicerContext) -> bool:
+    def _token_problem(self, context: grpc.aio.ServicerContext) -> str | None:
+        """None when the stream may proceed, else why not ("missing"/"wrong"); the token is never logged."""
         if not self.token:
-            return True
+            return None
         metadata = dict(context.invocation_metadata() or ())
         presented = str(metadata.get("authorization", ""))
-        return hmac.compare_digest(presented.encode(), f"Bearer {self.token}".encode())
+        if not presented:
+            return "missing"
+        if not hmac.compare_digest(presented.encode(), f"Bearer {self.token}".encode()):
+            return "wrong"
+        return None
 
     async def Stream(
         self, request_iterator: AsyncIterator[pb.AgentMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.CollectorMessage]:
         peer = context.peer()
-        if not self._authorized(context):
-            log.warning("refused agent stream from %s: bad or missing token", peer)
+        problem = self._token_problem(context)
+        if problem is not None:
+            log.warning("refused agent stream from %s: %s token", peer, problem)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong agent token")
         first = await anext(aiter(request_iterator), None)
         if first is None:
@@ -57,14 +65,23 @@ class IngestServicer(pb_grpc.IngestServicer):
         )
         yield pb.CollectorMessage(ack=pb.Ack(seq=last))
         async for message in request_iterator:
-            if message.WhichOneof("body") != "batch":
+            kind = message.WhichOneof("body")
+            if kind == "batch":
+                batches: list[pb.Batch] = [message.batch]
+            elif kind == "batches":
+                batches = list(message.batches.batches)
+            else:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only batches may follow the hello")
-            batch = message.batch
             try:
-                acked, stored = await self.store.ingest(node, stream_id, cluster, batch)
+                # Awaiting the commit before reading the next message is the flow control: a slow
+                # database slows this stream, and nothing of it is buffered here meanwhile.
+                results = await self.committer.submit_many(node, stream_id, cluster, batches)
             except BatchError as exc:
-                log.warning("refused batch %d from %s: %s", batch.seq, node, exc)
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {batch.seq}: {exc}")
-            if stored and self.on_batch is not None:
-                self.on_batch(node, batch)
-            yield pb.CollectorMessage(ack=pb.Ack(seq=acked))
+                log.warning("refused batch %d from %s: %s", exc.seq, node, exc)
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {exc.seq}: {exc}")
+            if self.on_batch is not None:
+                for batch, (_, stored) in zip(batches, results, strict=True):
+                    if stored:
+                        self.on_batch(node, batch)
+            if results:
+                yield pb.CollectorMessage(ack=pb.Ack(seq=max(acked for acked, _ in results)))

@@ -18,6 +18,10 @@ class CollectorSettings:
     state_dir: Path = Path("/var/lib/jobpulse")
     database: str = ""  # default: <state_dir>/jobpulse.db
     token: str = ""  # agents must present it when set
+    tls_cert: Path | None = None  # server certificate (PEM); with tls_key turns on TLS for gRPC
+    tls_key: Path | None = None
+    tls_ca: Path | None = None  # when set, agents must present a client certificate signed by it (mTLS)
+    node_down_after: float = 60.0  # seconds of silence after which a node counts as down
     default_tick: float = 10.0
     # Authentication
     admin_user: str = "admin"

@@ -5,3 +5,5 @@ from __future__ import annotations
 
 class BatchError(ValueError):
     """A batch that cannot be stored as sent (ragged columns, non-numeric job id); nothing of it is stored."""
+
+    seq: int = 0  # which batch, when the caller knows it

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from jobpulse.collector.store.errors import BatchError
@@ -39,12 +40,13 @@ _GPU_INSERT = (
 )
 
 
-def _check_columns(message: Any, names: Iterable[str], label: str) -> int:
-    lengths = {name: len(getattr(message, name)) for name in names}
-    distinct = set(lengths.values())
-    if len(distinct) > 1:
+def _check_lengths(label: str, names: Iterable[str], columns: list[Any]) -> int:
+    """The common length of parallel columns; BatchError naming them all when they differ."""
+    first = len(columns[0])
+    if any(len(c) != first for c in columns):
+        lengths = dict(zip(names, (len(c) for c in columns), strict=True))
         raise BatchError(f"{label}: columns have different lengths {lengths}")
-    return distinct.pop() if distinct else 0
+    return first
 
 
 def _series_ranges(
@@ -111,6 +113,55 @@ def record_hello(db: sqlite3.Connection, hello: pb.Hello) -> int:
     return int(row[0]) if row else 0
 
 
+@dataclass
+class Pending:
+    """One validated batch waiting for the writer (validation happens outside the transaction)."""
+
+    node: str
+    stream_id: str
+    cluster: str
+    batch: pb.Batch
+    job_rows: list[tuple[Any, ...]]
+    gpu_rows: list[tuple[Any, ...]]
+    series_rows: list[tuple[int, str, str, int, int, int]]
+
+
+def prepare(node: str, stream_id: str, cluster: str, batch: pb.Batch) -> Pending:
+    """Check a batch before it goes near the database.
+
+    Raises:
+        BatchError: malformed batch; nothing of it is stored.
+    """
+    jobs = batch.jobs
+    job_rows: list[tuple[Any, ...]] = []
+    series_rows: list[tuple[int, str, str, int, int, int]] = []
+    if jobs.ByteSize():
+        values = [getattr(jobs, c) for c in JOB_SAMPLE_COLUMNS]
+        n = _check_lengths(
+            "jobs",
+            ("job_id", "step", "time_ms", *JOB_SAMPLE_COLUMNS),
+            [jobs.job_id, jobs.step, jobs.time_ms, *values],
+        )
+        try:
+            ids = list(map(int, jobs.job_id))
+        except ValueError:
+            ids = [parse_job_id(j) for j in jobs.job_id]  # raises BatchError naming the bad one
+        job_rows = list(zip(ids, [node] * n, jobs.step, jobs.time_ms, *values, strict=True))
+        series_rows = _series_ranges(node, ids, jobs.step, jobs.time_ms)
+    gpus = batch.gpus
+    gpu_rows: list[tuple[Any, ...]] = []
+    if gpus.ByteSize():
+        values = [getattr(gpus, c) for c in GPU_SAMPLE_COLUMNS]
+        n = _check_lengths(
+            "gpus",
+            ("uuid", "time_ms", "job_id", *GPU_SAMPLE_COLUMNS),
+            [gpus.uuid, gpus.time_ms, gpus.job_id, *values],
+        )
+        gpu_jobs = [parse_job_id(j) if j else None for j in gpus.job_id]
+        gpu_rows = list(zip([node] * n, gpus.uuid, gpus.time_ms, gpu_jobs, *values, strict=True))
+    return Pending(node, stream_id, cluster, batch, job_rows, gpu_rows, series_rows)
+
+
 def ingest_batch(
     db: sqlite3.Connection, node: str, stream_id: str, cluster: str, batch: pb.Batch
 ) -> tuple[int, bool]:
@@ -119,79 +170,107 @@ def ingest_batch(
     Raises:
         BatchError: malformed batch; nothing of it is stored.
     """
-    jobs = batch.jobs
-    n_jobs = _check_columns(jobs, ("job_id", "step", "time_ms", *JOB_SAMPLE_COLUMNS), "jobs")
-    gpus = batch.gpus
-    _check_columns(gpus, ("uuid", "time_ms", "job_id", *GPU_SAMPLE_COLUMNS), "gpus")
-    job_ids = [parse_job_id(j) for j in jobs.job_id] if n_jobs else []
-    gpu_jobs = [parse_job_id(j) if j else None for j in gpus.job_id]
+    return ingest_many(db, [prepare(node, stream_id, cluster, batch)])[0]
+
+
+def ingest_many(
+    db: sqlite3.Connection, items: list[Pending], known: dict[tuple[str, str], int] | None = None
+) -> list[tuple[int, bool]]:
+    """Store several validated batches in ONE transaction (group commit); one result per batch.
+
+    Batches of one stream must be in sequence order; a replayed one is acknowledged, not stored.
+    Rows of all batches go into one ``executemany`` per table: per-statement and per-commit costs
+    are paid once per group instead of once per batch, which is what lets hundreds of agents
+    stream small batches at once. ``known``, when given, caches each stream's last stored seq
+    across calls (valid because this connection is the only writer); it is updated after COMMIT.
+    """
+    now = time.time()
+    results: list[tuple[int, bool]] = []
+    last: dict[tuple[str, str], int] = {}
+    job_rows: list[tuple[Any, ...]] = []
+    node_rows: list[tuple[Any, ...]] = []
+    gpu_rows: list[tuple[Any, ...]] = []
+    fs_rows: dict[tuple[str, str], tuple[Any, ...]] = {}
+    gap_rows: list[tuple[Any, ...]] = []
+    series_rows: list[tuple[int, str, str, int, int, int]] = []
     db.execute("BEGIN IMMEDIATE")
     try:
-        row = db.execute(
-            "SELECT last_seq FROM agent_streams WHERE node = ? AND stream_id = ?", (node, stream_id)
-        ).fetchone()
-        last = int(row[0]) if row else 0
-        if batch.seq <= last:
-            db.execute("COMMIT")
-            return last, False
-        if n_jobs:
-            db.executemany(
-                _JOB_INSERT,
-                zip(
-                    job_ids,
-                    [node] * n_jobs,
-                    jobs.step,
-                    jobs.time_ms,
-                    *(getattr(jobs, c) for c in JOB_SAMPLE_COLUMNS),
-                    strict=True,
-                ),
+        for item in items:
+            key = (item.node, item.stream_id)
+            if key not in last and known is not None and key in known:
+                last[key] = known[key]
+            if key not in last:
+                row = db.execute(
+                    "SELECT last_seq FROM agent_streams WHERE node = ? AND stream_id = ?", key
+                ).fetchone()
+                last[key] = int(row[0]) if row else 0
+            if item.batch.seq <= last[key]:
+                results.append((last[key], False))
+                continue
+            _collect(db, item, job_rows, node_rows, gpu_rows, fs_rows)
+            series_rows.extend(item.series_rows)
+            gap_rows.extend(
+                (item.node, item.stream_id, g.from_ms, g.to_ms, g.batches, g.bytes, now)
+                for g in item.batch.gaps
             )
-            db.executemany(_SERIES_UPSERT, _series_ranges(node, job_ids, jobs.step, jobs.time_ms))
-        if batch.node:
-            db.executemany(
-                _NODE_INSERT,
-                ((node, s.time_ms, *(getattr(s, c) for c in NODE_SAMPLE_COLUMNS)) for s in batch.node),
-            )
-            latest = batch.node[-1]
+            last[key] = item.batch.seq
+            results.append((item.batch.seq, True))
+        if job_rows:
+            db.executemany(_JOB_INSERT, job_rows)
+            db.executemany(_SERIES_UPSERT, series_rows)
+        if node_rows:
+            db.executemany(_NODE_INSERT, node_rows)
+        if gpu_rows:
+            db.executemany(_GPU_INSERT, gpu_rows)
+        if fs_rows:
             db.executemany(
                 """INSERT INTO filesystems (node, mountpoint, device, fstype, total_bytes, used_bytes, ts)
                    VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(node, mountpoint) DO UPDATE SET
                    device=excluded.device, fstype=excluded.fstype, total_bytes=excluded.total_bytes,
                    used_bytes=excluded.used_bytes, ts=excluded.ts""",
-                (
-                    (node, f.mountpoint, f.device, f.fstype, f.total_bytes, f.used_bytes, latest.time_ms)
-                    for f in latest.filesystems
-                ),
+                fs_rows.values(),
             )
-        if gpus.uuid:
+        if gap_rows:
             db.executemany(
-                _GPU_INSERT,
-                zip(
-                    [node] * len(gpus.uuid),
-                    gpus.uuid,
-                    gpus.time_ms,
-                    gpu_jobs,
-                    *(getattr(gpus, c) for c in GPU_SAMPLE_COLUMNS),
-                    strict=True,
-                ),
-            )
-        for event in batch.events:
-            apply_event(db, node, cluster, event)
-        now = time.time()
-        for gap in batch.gaps:
-            db.execute(
                 "INSERT INTO gaps (node, stream_id, from_ms, to_ms, batches, bytes, received)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (node, stream_id, gap.from_ms, gap.to_ms, gap.batches, gap.bytes, now),
+                gap_rows,
             )
-        db.execute(
+        db.executemany(
             "INSERT INTO agent_streams (node, stream_id, last_seq, updated) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(node, stream_id) DO UPDATE SET last_seq=excluded.last_seq, updated=excluded.updated",
-            (node, stream_id, batch.seq, now),
+            [(node, stream, seq, now) for (node, stream), seq in last.items()],
         )
-        db.execute("UPDATE nodes SET last_seen = ? WHERE name = ?", (now, node))
+        db.executemany(
+            "UPDATE nodes SET last_seen = ? WHERE name = ?", [(now, node) for node in {n for n, _ in last}]
+        )
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return batch.seq, True
+    if known is not None:
+        known.update(last)
+    return results
+
+
+def _collect(
+    db: sqlite3.Connection,
+    item: Pending,
+    job_rows: list[tuple[Any, ...]],
+    node_rows: list[tuple[Any, ...]],
+    gpu_rows: list[tuple[Any, ...]],
+    fs_rows: dict[tuple[str, str], tuple[Any, ...]],
+) -> None:
+    """Add one batch's rows to the group's; apply its job events now (they are few)."""
+    node, batch = item.node, item.batch
+    job_rows.extend(item.job_rows)
+    gpu_rows.extend(item.gpu_rows)
+    if batch.node:
+        node_rows.extend((node, s.time_ms, *(getattr(s, c) for c in NODE_SAMPLE_COLUMNS)) for s in batch.node)
+        latest = batch.node[-1]
+        for f in latest.filesystems:
+            fs_rows[(node, f.mountpoint)] = (
+                node, f.mountpoint, f.device, f.fstype, f.total_bytes, f.used_bytes, latest.time_ms,
+            )  # fmt: skip
+    for event in batch.events:
+        apply_event(db, node, item.cluster, event)
