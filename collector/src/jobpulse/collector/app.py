@@ -59,7 +59,6 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
             httpconf.openapi_json,
         ],
         on_app_init=[auth.on_app_init],
-        on_startup=[lambda: logging.getLogger().addHandler(buffer)],
         on_shutdown=[lambda: logging.getLogger().removeHandler(buffer)],
         middleware=[RequestCounter(metrics), *httpconf.rate_limits(settings.http)],
         compression_config=httpconf.compression(settings.http),
@@ -74,6 +73,7 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     app.state.auth = auth
     app.state.metrics = metrics
     app.state.logbuffer = buffer
+    logging.getLogger().addHandler(buffer)  # from now on, so the start-up lines are in the backlog
     app.state.oidc = OidcClient(settings.oidc) if settings.oidc.enabled else None
     return app
 
@@ -108,6 +108,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     http_sock = _bind(settings.http_host, settings.http_port)
     http_port = http_sock.getsockname()[1]
     await server.start()
+    app = create_app(store, settings)
     grpc_host = settings.grpc_listen.rsplit(":", 1)[0]
     log.info(
         "jobpulse collector %s: gRPC on %s:%d, HTTP on http://%s:%d (docs /docs), database %s",
@@ -120,7 +121,6 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     )
     if ready_file is not None:
         ready_file.write_text(json.dumps({"grpc_port": grpc_port, "http_port": http_port}))
-    app = create_app(store, settings)
     config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on")
     http = uvicorn.Server(config)
     try:

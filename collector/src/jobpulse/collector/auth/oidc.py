@@ -155,7 +155,10 @@ class OidcClient:
             claims = CodeIDToken(
                 decoded.claims,
                 decoded.header,
-                {"iss": {"essential": True, "value": metadata["issuer"]}},
+                {
+                    "iss": {"essential": True, "value": metadata["issuer"]},
+                    "aud": {"essential": True, "values": [self.settings.client_id]},
+                },
                 {
                     "nonce": nonce,
                     "client_id": self.settings.client_id,

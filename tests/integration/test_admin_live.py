@@ -1,0 +1,56 @@
+"""WS /api/admin/livelog against a real collector process, with a real WebSocket client."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from support import Collector, start_collector, stop
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    c = start_collector(tmp_path / "collector")
+    yield c
+    stop(c.proc)
+
+
+async def _until(ws: websockets.ClientConnection, marker: str) -> str:
+    while True:
+        line = await asyncio.wait_for(ws.recv(), 5)
+        assert isinstance(line, str)
+        if marker in line:
+            return line
+
+
+async def test_livelog_streams_backlog_and_new_lines(collector: Collector) -> None:
+    token = collector.login()
+    ws_url = f"ws://127.0.0.1:{collector.http_port}/api/admin/livelog"
+    # browsers cannot set headers on a WebSocket: a short-lived ticket goes in the URL
+    ticket = httpx.post(
+        collector.url + "/api/auth/ws-ticket", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ).json()["token"]
+    async with websockets.connect(f"{ws_url}?token={ticket}") as ws:
+        start_line = await _until(ws, "jobpulse collector")  # the start-up line, from the backlog
+        assert "gRPC on" in start_line
+        who = f"user{secrets.token_hex(4)}"
+        async with httpx.AsyncClient() as client:
+            response = await client.post(
+                collector.url + "/api/notify/admin", json={"Username": who, "Roles": []}
+            )
+            assert response.status_code == 200
+        line = await _until(ws, who)
+        assert "role request" in line and "WARNING" in line
+
+
+async def test_livelog_refuses_anonymous_and_bad_tickets(collector: Collector) -> None:
+    ws_url = f"ws://127.0.0.1:{collector.http_port}/api/admin/livelog"
+    for url in (ws_url, ws_url + "?token=forged"):
+        with pytest.raises((websockets.InvalidStatus, websockets.ConnectionClosed)):
+            async with websockets.connect(url) as ws:
+                await asyncio.wait_for(ws.recv(), 5)
