@@ -136,6 +136,18 @@ async def test_openapi_served_at_docs_and_api(fx_client: AsyncTestClient) -> Non
         assert path in schema["paths"], path
     roles = schema["paths"]["/api/config/users/{user}"]["patch"]["requestBody"]["content"]["application/json"]
     assert roles["schema"]
+    # the uniform error body and the cross-cutting statuses are documented on every operation
+    audit = schema["paths"]["/api/admin/audit"]["get"]
+    for code in ("401", "403", "429"):
+        assert audit["responses"][code]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }
+    assert "Retry-After" in audit["responses"]["429"]["headers"]
+    assert schema["components"]["schemas"]["ErrorBody"]["required"] == ["detail"]
+    # routes that need no credentials say so; the others inherit the global requirement
+    assert schema["paths"]["/api/notify/admin"]["post"]["security"] == [{}]
+    assert "security" not in audit
+    assert {"ApiKey": []} in schema["security"] and {"BearerToken": []} in schema["security"]
     assert (await fx_client.get("/docs")).status_code == 200
 
 

@@ -59,6 +59,7 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
             httpconf.openapi_json,
         ],
         on_app_init=[auth.on_app_init],
+        on_startup=[httpconf.document_errors],
         on_shutdown=[lambda: logging.getLogger().removeHandler(buffer)],
         middleware=[RequestCounter(metrics), *httpconf.rate_limits(settings.http)],
         compression_config=httpconf.compression(settings.http),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobpulse.collector.settings import HttpSettings
-from litestar import Request, Response, get
+from litestar import Litestar, Request, Response, get
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException
@@ -18,7 +18,18 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    Schema,
+    SecurityScheme,
+)
+from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS
 
 API_KEY_SCHEME = "ApiKey"
@@ -136,3 +147,61 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
         headers["Retry-After"] = str(max(1, int(reset))) if str(reset).lstrip("-").isdigit() else "60"
         body["detail"] = "too many requests; retry after the number of seconds in Retry-After"
     return Response(body, status_code=exc.status_code, headers=headers or None)
+
+
+_ERROR_CODES = {
+    "400": "Bad request: malformed JSON, a wrong type or value (the field is named in detail)",
+    "401": "No, expired, revoked or invalid credentials",
+    "403": "Authenticated, but without the role this endpoint needs",
+    "404": "Not found (another user's job answers the same as a missing one)",
+    "413": "Request body larger than the configured limit",
+    "429": "Rate limit reached; retry after Retry-After seconds",
+}
+
+
+def document_errors(app: Litestar) -> None:
+    """Describe the uniform error body and the cross-cutting error statuses on every operation,
+    and mark routes that need no credentials as such (``security: []``)."""
+    schema = app.openapi_schema
+    components = schema.components
+    if isinstance(components, list):  # pragma: no cover - Litestar always builds one Components here
+        return
+    components.schemas = dict(components.schemas or {})
+    components.schemas["ErrorBody"] = Schema(
+        type=OpenAPIType.OBJECT,
+        properties={
+            "detail": Schema(type=OpenAPIType.STRING, description="what went wrong, naming the field"),
+            "errors": Schema(type=OpenAPIType.ARRAY, description="validation problems, one per field"),
+        },
+        required=["detail"],
+    )
+    public = {
+        (route.path, method)
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for handler in route.route_handlers
+        if handler.opt.get("exclude_from_auth")
+        for method in getattr(handler, "http_methods", ())
+    }
+    error = Reference(ref="#/components/schemas/ErrorBody")
+    for path, item in (schema.paths or {}).items():
+        for method in ("get", "put", "post", "patch", "delete"):
+            operation: Operation | None = getattr(item, method, None)
+            if operation is None:
+                continue
+            responses = operation.responses = dict(operation.responses or {})
+            for code, description in _ERROR_CODES.items():
+                if code == "403" and (path, method.upper()) in public:
+                    continue
+                existing = responses.get(code)
+                if isinstance(existing, OpenAPIResponse) and existing.content:
+                    continue  # e.g. Litestar's own 400 description of validation errors
+                responses[code] = OpenAPIResponse(
+                    description=description,
+                    content={"application/json": OpenAPIMediaType(schema=error)},
+                    headers={"Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))}
+                    if code == "429"
+                    else None,
+                )
+            if (path, method.upper()) in public:
+                operation.security = [{}]
