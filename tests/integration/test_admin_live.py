@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from support import Collector, start_collector, stop
+from support import Collector, running, start_agent, start_collector, stop, wait_for
 
 
 @pytest.fixture
@@ -54,3 +54,26 @@ async def test_livelog_refuses_anonymous_and_bad_tickets(collector: Collector) -
         with pytest.raises((websockets.InvalidStatus, websockets.ConnectionClosed)):
             async with websockets.connect(url) as ws:
                 await asyncio.wait_for(ws.recv(), 5)
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_metrics_count_batches_from_a_real_agent(collector: Collector, tmp_path: Path) -> None:
+    agent = start_agent(tmp_path / "agent", collector.grpc_target, tick=0.5)
+    with running(agent):
+        text = wait_for(
+            lambda: (
+                (t := collector.get("/metrics", auth=False).text)
+                and _metric(t, "jobpulse_ingest_batches_total") >= 2
+                and t
+            ),
+            30,
+            "two batches counted",
+        )
+    assert _metric(text, 'jobpulse_ingest_samples_total{kind="node"}') >= 2
+    assert _metric(text, "jobpulse_nodes") == 1

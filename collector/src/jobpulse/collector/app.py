@@ -93,6 +93,8 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     store = SqliteStore(settings.database_path)
     store.open()
     ensure_admin(store.writer, settings)
+    app = create_app(store, settings)
+    metrics: CollectorMetrics = app.state.metrics
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),  # a second collector must fail, not silently share the port
@@ -102,14 +104,14 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
             ("grpc.keepalive_permit_without_calls", 1),
         ]
     )
-    pb_grpc.add_IngestServicer_to_server(IngestServicer(store, token=settings.token), server)
+    servicer = IngestServicer(store, token=settings.token, on_batch=metrics.observe_batch)
+    pb_grpc.add_IngestServicer_to_server(servicer, server)
     grpc_port = server.add_insecure_port(settings.grpc_listen)
     if grpc_port == 0:
         raise OSError(f"cannot listen for gRPC on {settings.grpc_listen} (in use?)")
     http_sock = _bind(settings.http_host, settings.http_port)
     http_port = http_sock.getsockname()[1]
     await server.start()
-    app = create_app(store, settings)
     grpc_host = settings.grpc_listen.rsplit(":", 1)[0]
     log.info(
         "jobpulse collector %s: gRPC on %s:%d, HTTP on http://%s:%d (docs /docs), database %s",

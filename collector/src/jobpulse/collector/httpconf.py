@@ -79,7 +79,7 @@ def cors(http: HttpSettings) -> CORSConfig | None:
         allow_origins=list(http.cors_origins),
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-API-Key"],
-        allow_credentials=True,
+        allow_credentials="*" not in http.cors_origins,  # browsers refuse credentials to a wildcard
         max_age=600,
     )
 

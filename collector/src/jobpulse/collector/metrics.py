@@ -3,7 +3,8 @@
 Each app has its own registry (tests build many apps in one process). HTTP
 requests are counted by a small ASGI middleware keyed by route template (not
 the raw path, so job ids do not explode the label set); node, job and user
-counts are read from the database at scrape time.
+counts are read from the database at scrape time; ingest counters are fed by
+the gRPC servicer's ``on_batch`` hook.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from typing import Any
 
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.proto.v1 import ingest_pb2 as pb
 from litestar import Request, Response, get
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -45,9 +47,13 @@ class CollectorMetrics:
         )
         self.jobs_running = Gauge("jobpulse_jobs_running", "Jobs not yet ended", registry=self.registry)
         self.jobs = Gauge("jobpulse_jobs", "Jobs known", registry=self.registry)
-        self.batches = Gauge(
-            "jobpulse_ingest_batches",
-            "Batches acknowledged, summed over agent streams",
+        self.batches = Counter(
+            "jobpulse_ingest_batches", "Batches stored since the collector started", registry=self.registry
+        )
+        self.samples = Counter(
+            "jobpulse_ingest_samples",
+            "Samples stored since the collector started, by kind",
+            ["kind"],
             registry=self.registry,
         )
         self.ws_livelog = Gauge(
@@ -64,7 +70,13 @@ class CollectorMetrics:
         jobs, running = db.execute("SELECT count(*), coalesce(sum(is_running), 0) FROM jobs").fetchone()
         self.jobs.set(jobs)
         self.jobs_running.set(running)
-        self.batches.set(db.execute("SELECT coalesce(sum(last_seq), 0) FROM agent_streams").fetchone()[0])
+
+    def observe_batch(self, node: str, batch: pb.Batch) -> None:
+        """IngestServicer's ``on_batch`` hook: called once per batch actually stored (not for replays)."""
+        self.batches.inc()
+        self.samples.labels("job").inc(len(batch.jobs.job_id))
+        self.samples.labels("node").inc(len(batch.node))
+        self.samples.labels("gpu").inc(len(batch.gpus.uuid))
 
 
 class RequestCounter(ASGIMiddleware):
