@@ -216,3 +216,9 @@ async def test_audit_log_paging(fx_client: AsyncTestClient) -> None:
     assert first[0]["id"] > first[1]["id"] > rest[0]["id"]
     bad = await fx_client.get("/api/admin/audit?limit=0", headers=admin)
     assert bad.status_code == 400 and "limit" in bad.json()["detail"]
+    huge = await fx_client.delete("/api/admin/notifications/92146752539874711078455738368", headers=admin)
+    assert (
+        huge.status_code == 400 and "request_id" in huge.json()["detail"]
+    )  # found by schemathesis: was a 500
+    not_int = await fx_client.delete("/api/admin/notifications/abc", headers=admin)
+    assert not_int.status_code in (400, 404) and not_int.json()["detail"]

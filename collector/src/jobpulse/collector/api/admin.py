@@ -19,7 +19,7 @@ from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar import Controller, Request, delete, get, post
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._@+-]+$")]
 
@@ -143,7 +143,7 @@ class AdminController(Controller):
         self,
         request: Request[Any, Any, Any],
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
         actor: Annotated[str | None, QueryParameter(max_length=256)] = None,
     ) -> list[AuditEntry]:
         rows = await _store(request).read(lambda db: users.list_audit(db, limit, offset, actor))
@@ -166,7 +166,9 @@ class AdminController(Controller):
         status_code=204,
         summary="Mark a role request as handled without changing roles",
     )
-    async def dismiss(self, request: Request[Any, Any, Any], request_id: FromPath[int]) -> None:
+    async def dismiss(
+        self, request: Request[Any, Any, Any], request_id: Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+    ) -> None:
         admin = principal_of(request).username
 
         def resolve(db: sqlite3.Connection) -> bool:

@@ -16,7 +16,7 @@ from jobpulse.collector.auth.roles import unknown_roles
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar import Request, post
-from litestar.exceptions import ValidationException
+from litestar.exceptions import ServiceUnavailableException, ValidationException
 from litestar.params import JSONBody
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,13 @@ async def notify_admin(request: Request[Any, Any, Any], data: JSONBody[UserInfo]
         )
     store: SqliteStore = request.app.state.store
     client = request.client.host if request.client else ""
-    request_id, new = await store.write(
-        lambda db: users.add_role_request(db, data.Username, data.Roles, client)
-    )
+    try:
+        request_id, new = await store.write(
+            lambda db: users.add_role_request(db, data.Username, data.Roles, client)
+        )
+    except users.TooManyRequestsPending as exc:
+        log.error("role request from %r refused: %s", data.Username, exc)
+        raise ServiceUnavailableException(f"{exc}; try again later") from exc
     log.warning(
         "role request #%d from user %r for roles %s (client %s)%s",
         request_id,

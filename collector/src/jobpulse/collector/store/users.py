@@ -191,12 +191,22 @@ def set_roles(db: sqlite3.Connection, username: str, roles: list[str]) -> dict[s
 
 
 # -- role requests (POST /api/notify/admin) ------------------------------------------
+MAX_PENDING_REQUESTS = 1000  # anyone may ask, so the table is bounded even across many client addresses
+
+
+class TooManyRequestsPending(Exception):
+    """The admins have MAX_PENDING_REQUESTS unanswered requests; new ones wait until some are handled."""
+
+
 def add_role_request(
     db: sqlite3.Connection, username: str, roles: list[str], client: str
 ) -> tuple[int, bool]:
     """Record a request; a repeated pending request from the same user is not stored twice.
 
     Returns (request id, whether it is new).
+
+    Raises:
+        TooManyRequestsPending: the pending list is full.
     """
     row = db.execute(
         "SELECT id FROM role_requests WHERE username = ? AND resolved IS NULL", (username,)
@@ -207,6 +217,9 @@ def add_role_request(
             (_now(), json.dumps(sorted(set(roles))), client, row["id"]),
         )
         return int(row["id"]), False
+    pending = db.execute("SELECT count(*) FROM role_requests WHERE resolved IS NULL").fetchone()[0]
+    if pending >= MAX_PENDING_REQUESTS:
+        raise TooManyRequestsPending(f"{pending} role requests are waiting for the admins")
     cur = db.execute(
         "INSERT INTO role_requests (ts, username, roles, client) VALUES (?, ?, ?, ?)",
         (_now(), username, json.dumps(sorted(set(roles))), client),
