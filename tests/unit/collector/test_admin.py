@@ -15,9 +15,10 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 async def _admin(client: AsyncTestClient) -> dict[str, str]:
+    """Headers of an admin script: bearer token, and asking for JSON answers."""
     token = await login(client, "admin", ADMIN_PASSWORD)
     client.cookies.clear()
-    return _bearer(token)
+    return {**_bearer(token), "Accept": "application/json"}
 
 
 async def _alice(client: AsyncTestClient) -> dict[str, str]:
@@ -76,6 +77,19 @@ async def test_generate_api_key_defaults_to_job_control_and_is_shown_once(
     # a job-control key works for the Slurm hooks' role and for nothing else
     assert (await fx_client.get("/api/jobs", headers={"X-API-Key": key})).status_code == 403
     assert (await fx_client.get("/api/admin/apikeys", headers=_bearer(key))).status_code == 403
+
+
+async def test_generate_api_key_answers_the_bare_key_to_jobmons_front_end(fx_client: AsyncTestClient) -> None:
+    """JobMon's settings page POSTs with its cookie, no body and no Accept preference, and shows the body."""
+    await login(fx_client, "admin", ADMIN_PASSWORD)  # keeps the session cookie, like the browser
+    response = await fx_client.post("/api/generateAPIKey", headers={"Accept": "*/*"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    key = response.text
+    assert key.startswith("jp_") and "\n" not in key
+    fx_client.cookies.clear()
+    # a working job-control key: authenticated (not 401), but not allowed to read jobs
+    assert (await fx_client.get("/api/jobs", headers={"X-API-Key": key})).status_code == 403
 
 
 async def test_api_key_role_from_query_or_body_and_revocation(fx_client: AsyncTestClient) -> None:

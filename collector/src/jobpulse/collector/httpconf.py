@@ -159,6 +159,10 @@ _ERROR_CODES = {
 }
 
 
+# Operations that also answer plain text (content negotiation), for JobMon's front end.
+TEXT_ALTERNATIVES = {("/api/generateAPIKey", "post"): {"200": "text/plain"}}
+
+
 def document_errors(app: Litestar) -> None:
     """Describe the uniform error body and the cross-cutting error statuses on every operation
     (replacing Litestar's own 400 description, whose body shape differs from ours), and mark routes that
@@ -203,3 +207,10 @@ def document_errors(app: Litestar) -> None:
                 )
             if (path, method.upper()) in public:
                 operation.security = [{}]
+            for code, media in TEXT_ALTERNATIVES.get((path, method), {}).items():
+                answer = responses.get(code)
+                if isinstance(answer, OpenAPIResponse):
+                    answer.content = {
+                        **(answer.content or {}),
+                        media: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+                    }

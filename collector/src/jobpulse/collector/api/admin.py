@@ -17,8 +17,9 @@ from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role, unknown_roles
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, MediaType, Request, Response, delete, get, post
 from litestar.exceptions import NotFoundException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._@+-]+$")]
@@ -80,6 +81,11 @@ class AdminController(Controller):
         operation_id="generateAPIKey",
         status_code=200,
         summary="Create an API key (shown once, stored hashed); job-control keys are for Slurm hooks",
+        description=(
+            "Answers JSON when the request's Accept header names application/json; otherwise the bare key "
+            "as text/plain, which is what JobMon's front end reads (and handy for KEY=$(curl ...))."
+        ),
+        responses={200: ResponseSpec(NewApiKey, description="The new key (its secret is shown only here)")},
     )
     async def generate_api_key(
         self,
@@ -88,7 +94,7 @@ class AdminController(Controller):
         role: Annotated[str | None, QueryParameter(max_length=32)] = None,
         name: Annotated[str | None, QueryParameter(max_length=256)] = None,
         owner: Annotated[str | None, QueryParameter(max_length=256)] = None,
-    ) -> NewApiKey:
+    ) -> Response[Any]:
         body = data or ApiKeyRequest()
         chosen_role = body.role or role or Role.JOB_CONTROL.value
         if unknown_roles([chosen_role]):
@@ -113,7 +119,9 @@ class AdminController(Controller):
             return key, record
 
         key, record = await _store(request).write(lambda db: users.in_transaction(db, create))
-        return NewApiKey(key=key, **record)
+        if "application/json" in request.headers.get("accept", ""):
+            return Response(NewApiKey(key=key, **record))
+        return Response(key, media_type=MediaType.TEXT)
 
     @get("/api/admin/apikeys", operation_id="listApiKeys", summary="All API keys (never their secrets)")
     async def list_api_keys(self, request: Request[Any, Any, Any]) -> list[ApiKeyRecord]:

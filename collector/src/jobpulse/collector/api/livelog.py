@@ -1,7 +1,7 @@
 """``WS /api/admin/livelog``: the buffered log lines on connect, then each new line as it is logged.
 
-Lines are text frames, one log line each (``<time> <LEVEL> <logger>: <message>``),
-as JobMon's admin page shows them. The socket waits on the buffer's queue
+Lines are text frames, one log line each (``<time> <LEVEL> <logger>: <message>``
+and a newline: JobMon's admin page concatenates the frames as they come). The socket waits on the buffer's queue
 (fed by the logging handler), so a line reaches admins as soon as it is logged.
 """
 
@@ -31,14 +31,14 @@ async def livelog(socket: WebSocket[Any, Any, Any]) -> None:
     closed = asyncio.create_task(_until_closed(socket))
     try:
         for line in backlog:
-            await socket.send_text(line)
+            await socket.send_text(line + "\n")
         while not closed.done():
             getter = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
             if getter not in done:
                 getter.cancel()
                 break
-            await socket.send_text(getter.result())
+            await socket.send_text(getter.result() + "\n")
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the admin went away while we were sending
     finally:

@@ -22,8 +22,10 @@ from litestar.params import JSONBody
 log = logging.getLogger(__name__)
 
 
-class UserInfo(msgspec.Struct, forbid_unknown_fields=True):
-    """JobMon's auth.UserInfo: who asks, and the roles asked for (empty: "any role that lets me in")."""
+class UserInfo(msgspec.Struct):
+    """JobMon's auth.UserInfo: who asks, and the roles asked for (empty: "any role that lets me in").
+
+    Other fields are ignored, as JobMon's decoder does: its front end may send the whole claim set."""
 
     Username: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     Roles: Annotated[list[str], msgspec.Meta(max_length=8)] = msgspec.field(default_factory=list)
