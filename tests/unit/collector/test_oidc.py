@@ -173,3 +173,12 @@ async def test_unreachable_provider_is_a_502(fx_store: SqliteStore, fx_settings:
     async with AsyncTestClient(app=create_app(fx_store, fx_settings), base_url=BASE) as client:
         response = await client.get("/auth/oauth/login", follow_redirects=False)
         assert response.status_code == 502 and "identity provider" in response.json()["detail"]
+
+
+async def test_token_endpoint_refusal_is_a_401_not_a_500(
+    oidc_client: AsyncTestClient, fx_settings: CollectorSettings
+) -> None:
+    fx_settings.oidc.client_secret = "wrong-secret"  # the provider refuses the code exchange
+    response = await oidc_client.get(await _to_provider_and_back(oidc_client), follow_redirects=False)
+    assert response.status_code == 401
+    assert "invalid_client" in response.json()["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -18,6 +19,8 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
 from litestar.security.jwt import JWTCookieAuth, Token
+
+log = logging.getLogger(__name__)
 
 REMEMBER_TTL = 30 * 86400.0
 
@@ -90,6 +93,9 @@ class AuthController(Controller):
         store: SqliteStore = request.app.state.store
         user = await store.read(lambda db: users.get_user(db, data.Username))
         if not verify_password(user["password_hash"] if user else None, data.Password) or user is None:
+            log.warning(
+                "failed login for %r from %s", data.Username, request.client.host if request.client else "?"
+            )
             raise NotAuthorizedException("wrong username or password")
         body, cookie = await start_session(request, data.Username, user["roles"], data.Remember)
         return Response(body, cookies=[cookie])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from authlib.common.errors import AuthlibBaseError
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oidc.core import CodeIDToken
@@ -138,7 +139,7 @@ class OidcClient:
                     if info.get("sub") != claims.get("sub"):
                         raise OidcError("userinfo subject does not match the ID token")
                     claims = {**info, **claims}
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, AuthlibBaseError) as exc:
             raise OidcError(f"code exchange with the identity provider failed: {exc}") from exc
         return claims
 
