@@ -77,3 +77,31 @@ def test_metrics_count_batches_from_a_real_agent(collector: Collector, tmp_path:
         )
     assert _metric(text, 'jobpulse_ingest_samples_total{kind="node"}') >= 2
     assert _metric(text, "jobpulse_nodes") == 1
+
+
+def test_http_behaviour_over_a_real_server(tmp_path: Path) -> None:
+    """Rate limit, gzip and CORS as configured from the environment, through uvicorn."""
+    c = start_collector(
+        tmp_path / "c",
+        env={
+            "JOBPULSE_HTTP_LOGIN_RATE_LIMIT_PER_MINUTE": "2",
+            "JOBPULSE_HTTP_CORS_ORIGINS": "https://jobs.example.org,https://other.example.org",
+        },
+    )
+    try:
+        bad = {"Username": "admin", "Password": "wrong"}
+        codes = [httpx.post(c.url + "/api/login", json=bad, timeout=10).status_code for _ in range(3)]
+        assert codes == [401, 401, 429]
+        limited = httpx.post(c.url + "/api/login", json=bad, timeout=10)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert limited.json()["detail"]
+        schema = httpx.get(c.url + "/api/openapi.json", headers={"Accept-Encoding": "gzip"}, timeout=10)
+        assert schema.headers["content-encoding"] == "gzip" and schema.json()["paths"]
+        preflight = httpx.options(
+            c.url + "/api/jobs",
+            headers={"Origin": "https://other.example.org", "Access-Control-Request-Method": "GET"},
+            timeout=10,
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://other.example.org"
+    finally:
+        stop(c.proc)
