@@ -11,14 +11,21 @@ from typing import Any
 
 import grpc
 import uvicorn
-from jobpulse.collector import reconcile
+from jobpulse.collector import httpconf, logbuffer, reconcile
+from jobpulse.collector.api.admin import AdminController
 from jobpulse.collector.api.auth import AuthController
+from jobpulse.collector.api.config_users import UserRolesController
 from jobpulse.collector.api.job_control import JobControlController
 from jobpulse.collector.api.jobs import JobsController
+from jobpulse.collector.api.livelog import livelog
+from jobpulse.collector.api.notify import notify_admin
+from jobpulse.collector.api.oidc import OidcController
 from jobpulse.collector.api.ping import ping
 from jobpulse.collector.auth.bootstrap import ensure_admin
+from jobpulse.collector.auth.oidc import OidcClient
 from jobpulse.collector.auth.security import build_auth
 from jobpulse.collector.ingest import IngestServicer
+from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics_endpoint
 from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.scheduler import start_scheduler
 from jobpulse.collector.settings import CollectorSettings
@@ -28,19 +35,9 @@ from jobpulse.common.version import __version__
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 log = logging.getLogger(__name__)
-
-
-def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, object]]:
-    """Uniform error body {"detail": ...}; validation errors keep their per-field extra."""
-    body: dict[str, object] = {"detail": exc.detail}
-    if getattr(exc, "extra", None):
-        body["errors"] = exc.extra
-    return Response(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
@@ -50,22 +47,40 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     auth = build_auth(settings)
+    metrics = CollectorMetrics()
+    buffer = logbuffer.LogBuffer(settings.http.livelog_lines)
     app = Litestar(
-        route_handlers=[ping, AuthController, JobsController, JobControlController],
+        route_handlers=[
+            ping,
+            AuthController,
+            JobsController,
+            JobControlController,
+            AdminController,
+            UserRolesController,
+            notify_admin,
+            livelog,
+            OidcController,
+            metrics_endpoint,
+            httpconf.openapi_json,
+        ],
         on_app_init=[auth.on_app_init],
-        openapi_config=OpenAPIConfig(
-            title="jobpulse",
-            version=__version__,
-            description="Per-job resource monitoring for Slurm clusters",
-            path="/docs",
-            render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
-        ),
-        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        on_startup=[httpconf.document_errors],
+        on_shutdown=[lambda: logging.getLogger().removeHandler(buffer)],
+        middleware=[RequestCounter(metrics), *httpconf.rate_limits(settings.http)],
+        compression_config=httpconf.compression(settings.http),
+        cors_config=httpconf.cors(settings.http),
+        request_max_body_size=settings.http.max_body_bytes,
+        openapi_config=httpconf.openapi(__version__),
+        exception_handlers={HTTPException: httpconf.http_error, Exception: _internal_error},
         debug=False,
     )
     app.state.store = store
     app.state.settings = settings
     app.state.auth = auth
+    app.state.metrics = metrics
+    app.state.logbuffer = buffer
+    logging.getLogger().addHandler(buffer)  # from now on, so the start-up lines are in the backlog
+    app.state.oidc = OidcClient(settings.oidc) if settings.oidc.enabled else None
     return app
 
 
@@ -97,6 +112,8 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     store = SqliteStore(settings.database_path)
     store.open()
     ensure_admin(store.writer, settings)
+    app = create_app(store, settings)
+    metrics: CollectorMetrics = app.state.metrics
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),  # a second collector must fail, not silently share the port
@@ -109,7 +126,8 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
             ("grpc.http2.ping_timeout_ms", 10_000),  # what grpc-core >= 1.6x actually times out on
         ]
     )
-    pb_grpc.add_IngestServicer_to_server(IngestServicer(store, token=settings.token), server)
+    servicer = IngestServicer(store, token=settings.token, on_batch=metrics.observe_batch)
+    pb_grpc.add_IngestServicer_to_server(servicer, server)
     credentials = server_credentials(settings)
     if credentials is None:
         grpc_port = server.add_insecure_port(settings.grpc_listen)
@@ -135,7 +153,6 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     if ready_file is not None:
         ready_file.write_text(json.dumps({"grpc_port": grpc_port, "http_port": http_port}))
     scheduler = start_scheduler(store, settings)
-    app = create_app(store, settings)
     config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on")
     http = uvicorn.Server(config)
     reconciler = reconcile.start(store, settings)

@@ -2,12 +2,52 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobpulse.common import config
 
 DEFAULT_CONFIG_PATH = Path("/etc/jobpulse/collector.toml")
+
+
+@dataclass
+class HttpSettings:
+    """Cross-cutting HTTP behaviour (TOML section ``[http]``, environment ``JOBPULSE_HTTP_*``)."""
+
+    # Requests per minute per client address; 0 turns the limit off (e.g. behind a proxy that limits).
+    rate_limit_per_minute: int = 1200
+    # Stricter limit on password guessing and unauthenticated writes (login, role requests, OIDC).
+    login_rate_limit_per_minute: int = 20
+    # Origins allowed to call the API from a browser (CORS); empty: CORS off (same origin only).
+    cors_origins: list[str] = field(default_factory=list)
+    max_body_bytes: int = 1024 * 1024  # larger request bodies answer 413
+    gzip_min_bytes: int = 1024  # responses at least this big are gzip-compressed when the client accepts it
+    livelog_lines: int = 1000  # log lines kept in memory for WS /api/admin/livelog
+
+
+@dataclass
+class OidcSettings:
+    """OpenID Connect login (TOML section ``[oidc]``, environment ``JOBPULSE_OIDC_*``); off until set."""
+
+    issuer: str = ""  # e.g. https://login.example.org/realms/hpc (discovery: <issuer>/.well-known/...)
+    discovery_url: str = ""  # overrides <issuer>/.well-known/openid-configuration
+    client_id: str = ""
+    client_secret: str = ""
+    redirect_url: str = ""  # https://jobpulse.example.org/auth/oauth/callback
+    after_login_url: str = "/"  # where the browser goes once logged in (the front page)
+    scopes: str = "openid email profile"
+    username_claim: str = "preferred_username"
+    roles_claim: str = "groups"  # claim holding the IdP's groups/roles, mapped through role_map
+    role_map: dict[str, str] = field(default_factory=dict)  # IdP group -> jobpulse role
+    default_roles: list[str] = field(default_factory=lambda: ["user"])  # for users no mapping matched
+
+    @property
+    def enabled(self) -> bool:
+        return bool((self.issuer or self.discovery_url) and self.client_id and self.redirect_url)
+
+    @property
+    def metadata_url(self) -> str:
+        return self.discovery_url or self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
 @dataclass
@@ -58,6 +98,8 @@ class CollectorSettings:
     reconcile: str = "auto"
     reconcile_interval: float = 60.0
     reconcile_lookback: float = 86400.0
+    http: HttpSettings = field(default_factory=HttpSettings)
+    oidc: OidcSettings = field(default_factory=OidcSettings)
 
     @property
     def database_path(self) -> Path:

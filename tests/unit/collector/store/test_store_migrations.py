@@ -36,7 +36,10 @@ def test_migrates_from_every_earlier_version(tmp_path: Path, start: int) -> None
     db = connect(tmp_path / "old.db")
     migrate(db, target=start)
     assert current_version(db) == start
-    if start >= 1:
+    # Samples written straight into job_samples are what collectors before the ledger (v3) stored;
+    # from v3 on the ingest path keeps the ledger, so the raw-insert fixture only fits v1 and v2.
+    old_samples = 1 <= start < 3
+    if old_samples:
         _v1_data(db)
     db.close()
 
@@ -45,7 +48,8 @@ def test_migrates_from_every_earlier_version(tmp_path: Path, start: int) -> None
     assert current_version(db) == LATEST
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"job_series", "job_samples_1m", "job_samples_1h", "job_summaries", "tags", "job_tags"} <= tables
-    if start >= 1:
+    assert "role_requests" in tables
+    if old_samples:
         # The old samples are untouched, known to the ledger, and roll up like new ones.
         assert db.execute("SELECT count(*) FROM job_samples").fetchone()[0] == 24
         ledger = db.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -18,6 +19,8 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
 from litestar.security.jwt import JWTCookieAuth, Token
+
+log = logging.getLogger(__name__)
 
 REMEMBER_TTL = 30 * 86400.0
 
@@ -48,13 +51,39 @@ def _auth(request: Request[Any, Any, Any]) -> JWTCookieAuth[Principal, Token]:
     return auth
 
 
+async def start_session(
+    request: Request[Any, Any, Any], username: str, roles: list[str], remember: bool = False
+) -> tuple[LoginResult, Cookie]:
+    """A server-side session, its JWT and the ``Authorization`` cookie: shared by local and OIDC login."""
+    store: SqliteStore = request.app.state.store
+    settings: CollectorSettings = request.app.state.settings
+    ttl = REMEMBER_TTL if remember else settings.session_ttl
+    session_id = await store.write(lambda db: users.create_session(db, username, ttl))
+    token = _auth(request).create_token(
+        identifier=username,
+        token_expiration=timedelta(seconds=ttl),
+        token_unique_jwt_id=session_id,
+        token_extras={"kind": "session"},
+    )
+    cookie = Cookie(
+        key=COOKIE_NAME,
+        value=f"Bearer {token}",
+        max_age=int(ttl),
+        path="/",
+        httponly=not settings.cookie_js_readable,
+        secure=settings.cookie_secure,
+        samesite="lax",
+    )
+    return LoginResult(token=token, expires_in=int(ttl), user=UserInfo(username, roles)), cookie
+
+
 class AuthController(Controller):
     tags = ["auth"]
 
     @post(
         "/api/login",
         operation_id="login",
-        opt={"exclude_from_auth": True},
+        opt={"exclude_from_auth": True, "strict_rate_limit": True},
         status_code=200,
         summary="Log in with a local account; sets the session cookie and returns a bearer token",
     )
@@ -62,28 +91,13 @@ class AuthController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[AuthPayload]
     ) -> Response[LoginResult]:
         store: SqliteStore = request.app.state.store
-        settings: CollectorSettings = request.app.state.settings
         user = await store.read(lambda db: users.get_user(db, data.Username))
         if not verify_password(user["password_hash"] if user else None, data.Password) or user is None:
+            log.warning(
+                "failed login for %r from %s", data.Username, request.client.host if request.client else "?"
+            )
             raise NotAuthorizedException("wrong username or password")
-        ttl = REMEMBER_TTL if data.Remember else settings.session_ttl
-        session_id = await store.write(lambda db: users.create_session(db, data.Username, ttl))
-        token = _auth(request).create_token(
-            identifier=data.Username,
-            token_expiration=timedelta(seconds=ttl),
-            token_unique_jwt_id=session_id,
-            token_extras={"kind": "session"},
-        )
-        cookie = Cookie(
-            key=COOKIE_NAME,
-            value=f"Bearer {token}",
-            max_age=int(ttl),
-            path="/",
-            httponly=not settings.cookie_js_readable,
-            secure=settings.cookie_secure,
-            samesite="lax",
-        )
-        body = LoginResult(token=token, expires_in=int(ttl), user=UserInfo(data.Username, user["roles"]))
+        body, cookie = await start_session(request, data.Username, user["roles"], data.Remember)
         return Response(body, cookies=[cookie])
 
     @post("/api/logout", operation_id="logout", status_code=200, summary="End the current session")
@@ -118,4 +132,4 @@ class AuthController(Controller):
         return {"token": token, "expires_in": int(ttl)}
 
 
-__all__ = ["AuthController", "AuthPayload", "UserInfo"]
+__all__ = ["AuthController", "AuthPayload", "UserInfo", "start_session"]

@@ -15,6 +15,11 @@ class Role(StrEnum):
 ALL_ROLES = frozenset(r.value for r in Role)
 
 
+def unknown_roles(roles: list[str]) -> list[str]:
+    """The names in ``roles`` that are not roles, so a 400 can name them."""
+    return sorted({r for r in roles if r not in ALL_ROLES})
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: a person (session) or a script (API key)."""

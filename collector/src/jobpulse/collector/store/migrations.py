@@ -217,7 +217,22 @@ def _v3_storage(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_auth, _v3_storage]
+def _v4_role_requests(db: sqlite3.Connection) -> None:
+    """Role requests sent to the admins (POST /api/notify/admin), listed for them until resolved."""
+    _script(
+        db,
+        """
+        CREATE TABLE role_requests (
+            id INTEGER PRIMARY KEY, ts REAL NOT NULL, username TEXT NOT NULL, roles TEXT NOT NULL,
+            client TEXT NOT NULL DEFAULT '', resolved REAL
+        );
+        CREATE INDEX role_requests_user ON role_requests (username, resolved);
+        CREATE INDEX audit_log_ts ON audit_log (ts);
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_auth, _v3_storage, _v4_role_requests]
 LATEST = len(MIGRATIONS)
 
 

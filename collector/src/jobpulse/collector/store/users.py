@@ -12,9 +12,11 @@ import json
 import secrets
 import sqlite3
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 KEY_PREFIX = "jp"
+T = TypeVar("T")
 
 
 def _now() -> float:
@@ -155,3 +157,100 @@ def audit(db: sqlite3.Connection, actor: str, action: str, target: str = "", det
         "INSERT INTO audit_log (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
         (_now(), actor, action, target, json.dumps(detail) if detail is not None else None),
     )
+
+
+def list_audit(
+    db: sqlite3.Connection, limit: int = 100, offset: int = 0, actor: str | None = None
+) -> list[dict[str, Any]]:
+    """Newest first; ``detail`` decoded back from JSON."""
+    where, params = ("WHERE actor = ?", [actor]) if actor else ("", [])
+    rows = db.execute(
+        f"SELECT * FROM audit_log {where} ORDER BY id DESC LIMIT ? OFFSET ?", (*params, limit, offset)
+    ).fetchall()
+    out = []
+    for row in rows:
+        entry = dict(row)
+        entry["detail"] = json.loads(entry["detail"]) if entry["detail"] is not None else None
+        out.append(entry)
+    return out
+
+
+# -- roles ------------------------------------------------------------------------
+def set_roles(db: sqlite3.Connection, username: str, roles: list[str]) -> dict[str, Any]:
+    """Set a user's roles, creating the user (no password: OIDC or API keys only) when unknown.
+
+    Pending role requests of that user count as answered.
+    """
+    existing = get_user(db, username)
+    source = existing["source"] if existing else "admin"
+    user = upsert_user(db, username, roles, None, source)
+    db.execute(
+        "UPDATE role_requests SET resolved = ? WHERE username = ? AND resolved IS NULL", (_now(), username)
+    )
+    return user
+
+
+# -- role requests (POST /api/notify/admin) ------------------------------------------
+MAX_PENDING_REQUESTS = 1000  # anyone may ask, so the table is bounded even across many client addresses
+
+
+class TooManyRequestsPending(Exception):
+    """The admins have MAX_PENDING_REQUESTS unanswered requests; new ones wait until some are handled."""
+
+
+def add_role_request(
+    db: sqlite3.Connection, username: str, roles: list[str], client: str
+) -> tuple[int, bool]:
+    """Record a request; a repeated pending request from the same user is not stored twice.
+
+    Returns (request id, whether it is new).
+
+    Raises:
+        TooManyRequestsPending: the pending list is full.
+    """
+    row = db.execute(
+        "SELECT id FROM role_requests WHERE username = ? AND resolved IS NULL", (username,)
+    ).fetchone()
+    if row is not None:
+        db.execute(
+            "UPDATE role_requests SET ts = ?, roles = ?, client = ? WHERE id = ?",
+            (_now(), json.dumps(sorted(set(roles))), client, row["id"]),
+        )
+        return int(row["id"]), False
+    pending = db.execute("SELECT count(*) FROM role_requests WHERE resolved IS NULL").fetchone()[0]
+    if pending >= MAX_PENDING_REQUESTS:
+        raise TooManyRequestsPending(f"{pending} role requests are waiting for the admins")
+    cur = db.execute(
+        "INSERT INTO role_requests (ts, username, roles, client) VALUES (?, ?, ?, ?)",
+        (_now(), username, json.dumps(sorted(set(roles))), client),
+    )
+    return int(cur.lastrowid or 0), True
+
+
+def list_role_requests(db: sqlite3.Connection, include_resolved: bool = False) -> list[dict[str, Any]]:
+    where = "" if include_resolved else "WHERE resolved IS NULL"
+    out = []
+    for row in db.execute(f"SELECT * FROM role_requests {where} ORDER BY id DESC LIMIT 1000"):
+        entry = dict(row)
+        entry["roles"] = json.loads(entry["roles"])
+        out.append(entry)
+    return out
+
+
+def resolve_role_request(db: sqlite3.Connection, request_id: int) -> bool:
+    cur = db.execute(
+        "UPDATE role_requests SET resolved = ? WHERE id = ? AND resolved IS NULL", (_now(), request_id)
+    )
+    return cur.rowcount > 0
+
+
+def in_transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` in one transaction, so an admin change and its audit entry land together or not at all."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result

@@ -1,0 +1,113 @@
+"""``GET /auth/oauth/login`` and ``GET /auth/oauth/callback`` (seed 004): OIDC login when configured.
+
+Without an ``[oidc]`` configuration both answer 404 with a message. After a
+successful callback the user exists locally (created on first login, with the
+roles the provider's groups map to, else ``default_roles``; roles an admin gave
+are kept) and gets a session exactly as ``/api/login`` makes one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Annotated, Any
+
+from jobpulse.collector.api.auth import start_session
+from jobpulse.collector.auth.oidc import OidcClient, OidcError
+from jobpulse.collector.auth.roles import ALL_ROLES
+from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store import users
+from jobpulse.collector.store.sqlite import SqliteStore
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import Cookie
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
+from litestar.params import QueryParameter
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_302_FOUND, HTTP_502_BAD_GATEWAY
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "oauth_session"
+
+
+def _client(request: Request[Any, Any, Any]) -> OidcClient:
+    client: OidcClient | None = request.app.state.oidc
+    if client is None:
+        raise NotFoundException("OIDC login is not configured on this collector (see [oidc] in the README)")
+    return client
+
+
+class OidcController(Controller):
+    tags = ["auth"]
+    opt = {"exclude_from_auth": True, "strict_rate_limit": True}
+
+    @get(
+        "/auth/oauth/login",
+        operation_id="oauthLogin",
+        summary='Start OIDC login: sets the "oauth_session" cookie and redirects to the identity provider',
+    )
+    async def login(self, request: Request[Any, Any, Any]) -> Redirect:
+        client = _client(request)
+        settings: CollectorSettings = request.app.state.settings
+        try:
+            url, session_id = await client.begin()
+        except OidcError as exc:
+            log.error("OIDC login cannot start: %s", exc)
+            raise _unavailable(str(exc)) from exc
+        cookie = Cookie(
+            key=SESSION_COOKIE,
+            value=session_id,
+            max_age=600,
+            path="/auth/oauth",
+            httponly=True,
+            secure=settings.cookie_secure,
+            samesite="lax",  # sent on the provider's top-level redirect back to us
+        )
+        return Redirect(url, status_code=HTTP_302_FOUND, cookies=[cookie])
+
+    @get(
+        "/auth/oauth/callback",
+        operation_id="oauthCallback",
+        summary="OIDC callback (called by the identity provider's redirect): sets the session cookie",
+    )
+    async def callback(
+        self,
+        request: Request[Any, Any, Any],
+        oauth_state: Annotated[str, QueryParameter(name="state", max_length=512)] = "",
+        code: Annotated[str, QueryParameter(max_length=4096)] = "",
+        error: Annotated[str, QueryParameter(max_length=256)] = "",
+    ) -> Response[Any]:
+        client = _client(request)
+        settings: CollectorSettings = request.app.state.settings
+        if error:
+            raise NotAuthorizedException(f"identity provider refused the login: {error}")
+        if not oauth_state or not code:
+            raise NotAuthorizedException("callback lacks state or code; start again at /auth/oauth/login")
+        try:
+            claims = await client.finish(request.cookies.get(SESSION_COOKIE, ""), oauth_state, code)
+            username = client.username(claims)
+        except OidcError as exc:
+            log.warning("OIDC login failed: %s", exc)
+            raise NotAuthorizedException(f"OIDC login failed: {exc}") from exc
+        mapped = [r for r in client.mapped_roles(claims) if r in ALL_ROLES]
+        defaults = [r for r in settings.oidc.default_roles if r in ALL_ROLES]
+        email = str(claims.get("email") or "")
+        name = str(claims.get("name") or "")
+
+        def upsert(db: sqlite3.Connection) -> dict[str, Any]:
+            existing = users.get_user(db, username)
+            roles = sorted(set(existing["roles"] if existing else (mapped or defaults)) | set(mapped))
+            return users.upsert_user(db, username, roles, None, "oidc", email, name)
+
+        store: SqliteStore = request.app.state.store
+        user = await store.write(lambda db: users.in_transaction(db, upsert))
+        _, session_cookie = await start_session(request, username, user["roles"])
+        log.info("OIDC login of %r with roles %s", username, user["roles"])
+        clear = Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/auth/oauth")
+        return Redirect(
+            settings.oidc.after_login_url, status_code=HTTP_302_FOUND, cookies=[session_cookie, clear]
+        )
+
+
+def _unavailable(message: str) -> HTTPException:
+    return HTTPException(detail=f"identity provider unavailable: {message}", status_code=HTTP_502_BAD_GATEWAY)

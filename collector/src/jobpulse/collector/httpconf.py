@@ -1,0 +1,216 @@
+"""Cross-cutting HTTP behaviour: rate limits, compression, CORS, OpenAPI and the uniform error body.
+
+Every 4xx/5xx answers ``{"detail": "..."}``; validation errors name the field
+in ``detail`` and list each problem in ``errors``; a 429 carries
+``Retry-After``. All of it is Litestar's built-ins configured from ``[http]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobpulse.collector.settings import HttpSettings
+from litestar import Litestar, Request, Response, get
+from litestar.config.compression import CompressionConfig
+from litestar.config.cors import CORSConfig
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    Schema,
+    SecurityScheme,
+)
+from litestar.routes import HTTPRoute
+from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS
+
+API_KEY_SCHEME = "ApiKey"
+
+
+class StrictRateLimitMiddleware(RateLimitMiddleware):
+    """Its own class so its counters are kept apart from the general limit's (Litestar keys by class name)."""
+
+
+def _is_strict(request: Request[Any, Any, Any]) -> bool:
+    return bool(request.route_handler.opt.get("strict_rate_limit"))
+
+
+def rate_limits(http: HttpSettings) -> list[DefineMiddleware]:
+    """A general per-client limit, and a stricter one on routes marked ``strict_rate_limit``
+    (password login, OIDC, unauthenticated role requests). 0 turns either off."""
+    out = []
+    if http.rate_limit_per_minute > 0:
+        out.append(
+            RateLimitConfig(
+                rate_limit=("minute", http.rate_limit_per_minute),
+                exclude=["^/docs", "^/api/openapi.json"],
+                store="rate_limit",
+            ).middleware
+        )
+    if http.login_rate_limit_per_minute > 0:
+        out.append(
+            RateLimitConfig(
+                rate_limit=("minute", http.login_rate_limit_per_minute),
+                check_throttle_handler=_is_strict,
+                middleware_class=StrictRateLimitMiddleware,
+                store="rate_limit_strict",
+            ).middleware
+        )
+    return out
+
+
+def compression(http: HttpSettings) -> CompressionConfig:
+    return CompressionConfig(backend="gzip", minimum_size=http.gzip_min_bytes, gzip_compress_level=6)
+
+
+def cors(http: HttpSettings) -> CORSConfig | None:
+    """Off unless origins are configured: the API is then callable from exactly those browser origins."""
+    if not http.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(http.cors_origins),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+        allow_credentials="*" not in http.cors_origins,  # browsers refuse credentials to a wildcard
+        max_age=600,
+    )
+
+
+def openapi(version: str) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="jobpulse",
+        version=version,
+        description=(
+            "Per-job resource monitoring for Slurm clusters. Authenticate with the session cookie or "
+            "bearer token from POST /api/login, or with an API key (X-API-Key header or Bearer jp_...)."
+        ),
+        path="/docs",
+        render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
+        components=Components(
+            security_schemes={
+                API_KEY_SCHEME: SecurityScheme(
+                    type="apiKey",
+                    name="X-API-Key",
+                    security_scheme_in="header",
+                    description="API key from POST /api/generateAPIKey (also accepted as Bearer jp_...)",
+                )
+            }
+        ),
+        security=[{API_KEY_SCHEME: []}],
+    )
+
+
+@get(
+    "/api/openapi.json",
+    include_in_schema=False,
+    opt={"exclude_from_auth": True},
+    media_type="application/vnd.oai.openapi+json",
+)
+async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The same schema as /docs/openapi.json, at the address API clients look for."""
+    schema: dict[str, Any] = request.app.openapi_schema.to_schema()
+    return schema
+
+
+def _field_errors(extra: Any) -> list[str]:
+    if not isinstance(extra, list):
+        return []
+    out = []
+    for item in extra:
+        if isinstance(item, dict) and item.get("message"):
+            key = item.get("key")
+            out.append(f"{key}: {item['message']}" if key else str(item["message"]))
+    return out
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, object]]:
+    """Uniform error body ``{"detail": ...}``; validation problems are named in it, field by field."""
+    detail = str(exc.detail)
+    body: dict[str, object] = {"detail": detail}
+    extra = getattr(exc, "extra", None)
+    if extra:
+        body["errors"] = extra
+        problems = [p for p in _field_errors(extra) if p.split(":", 1)[0] not in detail.split(":", 1)[0]]
+        if problems and exc.status_code < 500:
+            body["detail"] = f"{detail}: {'; '.join(problems)}"
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == HTTP_429_TOO_MANY_REQUESTS:
+        reset = headers.get("RateLimit-Reset", "60")
+        headers["Retry-After"] = str(max(1, int(reset))) if str(reset).lstrip("-").isdigit() else "60"
+        body["detail"] = "too many requests; retry after the number of seconds in Retry-After"
+    return Response(body, status_code=exc.status_code, headers=headers or None)
+
+
+_ERROR_CODES = {
+    "400": "Bad request: malformed JSON, a wrong type or value (the field is named in detail)",
+    "401": "No, expired, revoked or invalid credentials",
+    "403": "Authenticated, but without the role this endpoint needs",
+    "404": "Not found (another user's job answers the same as a missing one)",
+    "413": "Request body larger than the configured limit",
+    "429": "Rate limit reached; retry after Retry-After seconds",
+}
+
+
+# Operations that also answer plain text (content negotiation), for JobMon's front end.
+TEXT_ALTERNATIVES = {("/api/generateAPIKey", "post"): {"200": "text/plain"}}
+
+
+def document_errors(app: Litestar) -> None:
+    """Describe the uniform error body and the cross-cutting error statuses on every operation
+    (replacing Litestar's own 400 description, whose body shape differs from ours), and mark routes that
+    need no credentials as such (``security: [{}]``)."""
+    schema = app.openapi_schema
+    components = schema.components
+    if isinstance(components, list):  # pragma: no cover - Litestar always builds one Components here
+        return
+    components.schemas = dict(components.schemas or {})
+    components.schemas["ErrorBody"] = Schema(
+        type=OpenAPIType.OBJECT,
+        properties={
+            "detail": Schema(type=OpenAPIType.STRING, description="what went wrong, naming the field"),
+            "errors": Schema(type=OpenAPIType.ARRAY, description="validation problems, one per field"),
+        },
+        required=["detail"],
+    )
+    public = {
+        (route.path, method)
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for handler in route.route_handlers
+        if handler.opt.get("exclude_from_auth")
+        for method in getattr(handler, "http_methods", ())
+    }
+    error = Reference(ref="#/components/schemas/ErrorBody")
+    for path, item in (schema.paths or {}).items():
+        for method in ("get", "put", "post", "patch", "delete"):
+            operation: Operation | None = getattr(item, method, None)
+            if operation is None:
+                continue
+            responses = operation.responses = dict(operation.responses or {})
+            for code, description in _ERROR_CODES.items():
+                if code == "403" and (path, method.upper()) in public:
+                    continue
+                responses[code] = OpenAPIResponse(
+                    description=description,
+                    content={"application/json": OpenAPIMediaType(schema=error)},
+                    headers={"Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))}
+                    if code == "429"
+                    else None,
+                )
+            if (path, method.upper()) in public:
+                operation.security = [{}]
+            for code, media in TEXT_ALTERNATIVES.get((path, method), {}).items():
+                answer = responses.get(code)
+                if isinstance(answer, OpenAPIResponse):
+                    answer.content = {
+                        **(answer.content or {}),
+                        media: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+                    }

@@ -1,0 +1,125 @@
+"""``GET /metrics``: Prometheus text format for the collector itself (prometheus_client).
+
+Each app has its own registry (tests build many apps in one process). HTTP
+requests are counted by a small ASGI middleware keyed by route template (not
+the raw path, so job ids do not explode the label set); node, job and user
+counts are read from the database at scrape time; ingest counters are fed by
+the gRPC servicer's ``on_batch`` hook.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.proto.v1 import ingest_pb2 as pb
+from litestar import Request, Response, get
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+
+class CollectorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http_requests = Counter(
+            "jobpulse_http_requests_total",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "jobpulse_http_request_seconds", "HTTP request duration", ["route"], registry=self.registry
+        )
+        self.nodes = Gauge("jobpulse_nodes", "Nodes that have reported", registry=self.registry)
+        self.nodes_recent = Gauge(
+            "jobpulse_nodes_active", "Nodes that reported in the last 5 minutes", registry=self.registry
+        )
+        self.jobs_running = Gauge("jobpulse_jobs_running", "Jobs not yet ended", registry=self.registry)
+        self.jobs = Gauge("jobpulse_jobs", "Jobs known", registry=self.registry)
+        self.batches = Counter(
+            "jobpulse_ingest_batches", "Batches stored since the collector started", registry=self.registry
+        )
+        self.samples = Counter(
+            "jobpulse_ingest_samples",
+            "Samples stored since the collector started, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.ws_livelog = Gauge(
+            "jobpulse_livelog_clients", "Connected livelog clients", registry=self.registry
+        )
+
+    def refresh(self, db: sqlite3.Connection) -> None:
+        now = time.time()
+        nodes, recent = db.execute(
+            "SELECT count(*), coalesce(sum(last_seen > ?), 0) FROM nodes", (now - 300,)
+        ).fetchone()
+        self.nodes.set(nodes)
+        self.nodes_recent.set(recent)
+        jobs, running = db.execute("SELECT count(*), coalesce(sum(is_running), 0) FROM jobs").fetchone()
+        self.jobs.set(jobs)
+        self.jobs_running.set(running)
+
+    def observe_batch(self, node: str, batch: pb.Batch) -> None:
+        """IngestServicer's ``on_batch`` hook: called once per batch actually stored (not for replays)."""
+        self.batches.inc()
+        self.samples.labels("job").inc(len(batch.jobs.job_id))
+        self.samples.labels("node").inc(len(batch.node))
+        self.samples.labels("gpu").inc(len(batch.gpus.uuid))
+
+
+class RequestCounter(ASGIMiddleware):
+    """Counts every HTTP response by method, route template and status."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, metrics: CollectorMetrics) -> None:
+        self.metrics = metrics
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        started = time.perf_counter()
+        status = 500
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await next_app(scope, receive, counting_send)
+        finally:
+            handler = scope.get("route_handler")
+            paths = getattr(handler, "paths", None)
+            route = sorted(paths)[0] if paths else "unmatched"
+            self.metrics.http_requests.labels(scope.get("method", ""), route, str(status)).inc()
+            self.metrics.http_seconds.labels(route).observe(time.perf_counter() - started)
+
+
+@get(
+    "/metrics",
+    operation_id="metrics",
+    tags=["ops"],
+    opt={"exclude_from_auth": True},
+    summary="Prometheus metrics of the collector (text format)",
+    media_type=CONTENT_TYPE_LATEST,
+)
+async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    metrics: CollectorMetrics = request.app.state.metrics
+    store: SqliteStore = request.app.state.store
+    await store.read(metrics.refresh)
+    logbuffer = getattr(request.app.state, "logbuffer", None)
+    if logbuffer is not None:
+        metrics.ws_livelog.set(logbuffer.subscriber_count)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
