@@ -12,11 +12,17 @@ from typing import Any
 import grpc
 import uvicorn
 from jobpulse.collector.api.auth import AuthController
+from jobpulse.collector.api.config import ConfigController
 from jobpulse.collector.api.jobs import JobsController
+from jobpulse.collector.api.live import live
+from jobpulse.collector.api.metrics import MetricsController
 from jobpulse.collector.api.ping import ping
+from jobpulse.collector.api.search import SearchController
+from jobpulse.collector.api.tags import TagsController
 from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.auth.security import build_auth
 from jobpulse.collector.ingest import IngestServicer
+from jobpulse.collector.live import LiveFeed
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common.version import __version__
@@ -43,10 +49,23 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     return Response({"detail": "internal server error"}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 
-def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
+def create_app(
+    store: SqliteStore, settings: CollectorSettings, live_feed: LiveFeed | None = None
+) -> Litestar:
     auth = build_auth(settings)
+    live_feed = live_feed or LiveFeed()
     app = Litestar(
-        route_handlers=[ping, AuthController, JobsController],
+        route_handlers=[
+            ping,
+            AuthController,
+            JobsController,
+            MetricsController,
+            ConfigController,
+            SearchController,
+            TagsController,
+            live,
+        ],
+        plugins=[live_feed.plugin],
         on_app_init=[auth.on_app_init],
         openapi_config=OpenAPIConfig(
             title="jobpulse",
@@ -61,6 +80,7 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     app.state.store = store
     app.state.settings = settings
     app.state.auth = auth
+    app.state.live = live_feed
     return app
 
 
@@ -87,7 +107,10 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
             ("grpc.keepalive_permit_without_calls", 1),
         ]
     )
-    pb_grpc.add_IngestServicer_to_server(IngestServicer(store, token=settings.token), server)
+    live_feed = LiveFeed()  # committed batches -> WS /api/live/{id} subscribers
+    pb_grpc.add_IngestServicer_to_server(
+        IngestServicer(store, token=settings.token, on_batch=live_feed.on_batch), server
+    )
     grpc_port = server.add_insecure_port(settings.grpc_listen)
     if grpc_port == 0:
         raise OSError(f"cannot listen for gRPC on {settings.grpc_listen} (in use?)")
@@ -106,7 +129,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     )
     if ready_file is not None:
         ready_file.write_text(json.dumps({"grpc_port": grpc_port, "http_port": http_port}))
-    app = create_app(store, settings)
+    app = create_app(store, settings, live_feed)
     config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on")
     http = uvicorn.Server(config)
     try:

@@ -1,44 +1,80 @@
-"""GET /api/jobs and GET /api/job/{id}: job metadata and measured series."""
+"""GET /api/jobs (filtered, sorted, paginated job list) and GET /api/job/{id} (JobData, CSV export)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Annotated, Any, Literal, cast
 
+from jobpulse.collector import metric_catalog
+from jobpulse.collector.api import jobdata
 from jobpulse.collector.api.deps import provide_store
 from jobpulse.collector.auth.guards import check_job_access, principal_of, requires
-from jobpulse.collector.auth.roles import Role
+from jobpulse.collector.auth.roles import Principal, Role
+from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag, MetricData
+from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store import jobs, samples, series, tags
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, Parameter
+from litestar.exceptions import ValidationException
+from litestar.params import FromPath, QueryParameter
+
+Bounds = tuple[int | None, int | None]
+SortKey = Literal[
+    "StartTime",
+    "StopTime",
+    "Duration",
+    "Id",
+    "UserName",
+    "Account",
+    "Partition",
+    "State",
+    "NumNodes",
+    "JobName",
+]
 
 
-def job_metadata(row: dict[str, Any]) -> dict[str, Any]:
-    """A jobs row in the JobMetadata shape (JobMon field names, times in epoch seconds)."""
-    return {
-        "Id": row["job_id"],
-        "UserId": row["user_id"],
-        "UserName": row["user_name"],
-        "GroupId": row["group_id"],
-        "GroupName": row["group_name"],
-        "ClusterId": row["cluster"],
-        "NumNodes": row["num_nodes"],
-        "NumTasks": row["num_tasks"],
-        "Cpus": row["cpus"],
-        "GPUsPerNode": row["gpus_per_node"],
-        "StartTime": row["start_time"],
-        "StopTime": row["stop_time"] or 0,
-        "IsRunning": bool(row["is_running"]),
-        "JobName": row["job_name"],
-        "Account": row["account"],
-        "Partition": row["partition"],
-        "State": row["state"],
-        "ExitCode": row["exit_code"],
-        "Nodes": [{"Name": n} for n in json.loads(row["nodes"])],
-        "NodeList": row["nodelist"],
-    }
+def parse_range(name: str, value: str | None) -> Bounds | None:
+    """JobMon's range filter "from,to" (either side may be empty); 400 naming ``name`` otherwise."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    if len(parts) != 2:
+        raise ValidationException(f"{name}: expected 'from,to' (either may be empty), got {value!r}")
+    try:
+        low, high = (int(p) if p.strip() else None for p in parts)
+    except ValueError:
+        raise ValidationException(f"{name}: bounds must be integers, got {value!r}") from None
+    return low, high
+
+
+def parse_list(name: str, value: str | None, kind: type[int] | type[str] = str) -> list[Any]:
+    if not value:
+        return []
+    try:
+        return [kind(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ValidationException(
+            f"{name}: expected comma-separated {kind.__name__}s, got {value!r}"
+        ) from None
+
+
+async def load_job(request: Request[Any, Any, Any], store: SqliteStore, job_id: int) -> dict[str, Any]:
+    """The latest run of the job, if the caller may see it (else 404, the same as a missing job)."""
+    return check_job_access(principal_of(request), await store.get_job(job_id), job_id)
+
+
+def tick_of(request: Request[Any, Any, Any]) -> float:
+    settings: CollectorSettings = request.app.state.settings
+    return settings.default_tick
+
+
+def interval_label(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def scope_user(principal: Principal) -> str | None:
+    return None if principal.is_admin else principal.username
 
 
 class JobsController(Controller):
@@ -46,46 +82,192 @@ class JobsController(Controller):
     tags = ["jobs"]
     guards = [requires(Role.USER)]
 
-    @get("/api/jobs", operation_id="listJobs", summary="Jobs, newest first")
+    @get("/api/jobs", operation_id="listJobs", summary="Jobs matching the filters (users: their own)")
     async def list_jobs(
         self,
         request: Request[Any, Any, Any],
         store: NamedDependency[SqliteStore],
-        limit: int = Parameter(default=100, ge=1, le=10_000),
-        offset: int = Parameter(default=0, ge=0),
-    ) -> dict[str, Any]:
+        user_name: Annotated[str | None, QueryParameter(name="UserName", max_length=256)] = None,
+        user_id: Annotated[int | None, QueryParameter(name="UserId")] = None,
+        group_name: Annotated[str | None, QueryParameter(name="GroupName", max_length=256)] = None,
+        group_id: Annotated[int | None, QueryParameter(name="GroupId")] = None,
+        account: Annotated[str | None, QueryParameter(name="Account", max_length=256)] = None,
+        partition: Annotated[str | None, QueryParameter(name="Partition", max_length=256)] = None,
+        job_state: Annotated[str | None, QueryParameter(name="State", max_length=64)] = None,
+        node: Annotated[str | None, QueryParameter(name="Node", max_length=256)] = None,
+        is_running: Annotated[bool | None, QueryParameter(name="IsRunning")] = None,
+        num_nodes: Annotated[
+            str | None, QueryParameter(name="NumNodes", description="range 'from,to'")
+        ] = None,
+        num_tasks: Annotated[
+            str | None, QueryParameter(name="NumTasks", description="range 'from,to'")
+        ] = None,
+        num_gpus: Annotated[str | None, QueryParameter(name="NumGpus", description="range 'from,to'")] = None,
+        time_range: Annotated[
+            str | None, QueryParameter(name="Time", description="start time range 'from,to', epoch seconds")
+        ] = None,
+        min_duration: Annotated[
+            int | None, QueryParameter(name="MinDuration", ge=0, description="seconds")
+        ] = None,
+        max_duration: Annotated[
+            int | None, QueryParameter(name="MaxDuration", ge=0, description="seconds")
+        ] = None,
+        tag_ids: Annotated[
+            str | None, QueryParameter(name="Tags", description="tag ids, comma-separated")
+        ] = None,
+        tag_names: Annotated[
+            str | None, QueryParameter(name="TagNames", description="tag names, comma-separated")
+        ] = None,
+        findings: Annotated[
+            str | None,
+            QueryParameter(name="Findings", description="efficiency findings (tags of type 'finding')"),
+        ] = None,
+        sort: Annotated[SortKey, QueryParameter(name="sort")] = "StartTime",
+        order: Annotated[Literal["asc", "desc"], QueryParameter(name="order")] = "desc",
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=10_000)] = 100,
+        offset: Annotated[int, QueryParameter(name="offset", ge=0)] = 0,
+    ) -> JobListData:
         principal = principal_of(request)
-        user = None if principal.is_admin else principal.username
-        rows = await store.list_jobs(user=user, limit=limit, offset=offset)
-        return {
-            "Jobs": [job_metadata(r) for r in rows],
-            "Config": {"RadarChartMetrics": [], "Partitions": {}, "Tags": []},
-        }
-
-    @get("/api/job/{job_id:int}", operation_id="getJob", summary="One job with its samples per node")
-    async def get_job(
-        self, request: Request[Any, Any, Any], store: NamedDependency[SqliteStore], job_id: FromPath[int]
-    ) -> dict[str, Any]:
-        row = check_job_access(principal_of(request), await store.get_job(job_id), job_id)
-        samples = await store.job_samples(job_id)
-        series: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in JOB_SAMPLE_COLUMNS}
-        for sample in samples:
-            for column in JOB_SAMPLE_COLUMNS:
-                if sample[column] is not None:
-                    series[column].setdefault(sample["node"], []).append(
-                        {"_time": sample["ts"] / 1000, "_value": sample[column]}
-                    )
-        cpu_seconds = max(
-            ((s["cpu_user_seconds"] or 0) + (s["cpu_system_seconds"] or 0) for s in samples), default=None
+        query = jobs.JobQuery(
+            user=user_name,
+            user_id=user_id,
+            group=group_name,
+            group_id=group_id,
+            account=account,
+            partition=partition,
+            state=job_state,
+            node=node,
+            is_running=is_running,
+            num_nodes=parse_range("NumNodes", num_nodes),
+            num_tasks=parse_range("NumTasks", num_tasks),
+            num_gpus=parse_range("NumGpus", num_gpus),
+            time=parse_range("Time", time_range),
+            duration=(min_duration, max_duration)
+            if min_duration is not None or max_duration is not None
+            else None,
+            tag_ids=parse_list("Tags", tag_ids, int),
+            tag_names=parse_list("TagNames", tag_names),
+            findings=parse_list("Findings", findings),
+            sort=sort,
+            descending=order == "desc",
+            limit=limit,
+            offset=offset,
         )
-        peak = max((s["mem_peak_bytes"] or s["mem_current_bytes"] or 0 for s in samples), default=None)
-        return {
-            "Metadata": job_metadata(row),
-            "MetricData": [
-                {"Config": {"Guid": c, "Measurement": c}, "Data": series[c]}
-                for c in JOB_SAMPLE_COLUMNS
-                if series[c]
-            ],
-            "Summary": {"CpuSeconds": cpu_seconds, "MemPeakBytes": peak, "Samples": len(samples)},
-            "Samples": samples,
-        }
+        own = scope_user(principal)
+        if own is not None:
+            if user_name not in (None, own):
+                query.user = "\0nobody"  # asking for someone else's jobs: none of them are visible
+            else:
+                query.user = own
+        sample_interval = interval_label(tick_of(request))
+
+        def run(db: Any) -> JobListData:
+            rows, total = jobs.query_jobs(db, query)
+            by_run = jobdata.tags_by_run(db, [r["run_id"] for r in rows])
+            config = metric_catalog.load(db, sample_interval)
+            return JobListData(
+                Jobs=[jobdata.job_metadata(r, by_run[r["run_id"]]) for r in rows],
+                Config=JobListConfig(
+                    RadarChartMetrics=config.RadarChartMetrics,
+                    Partitions=config.Partitions,
+                    Tags=[JobTag(**t) for t in tags.all_tags(db, own)],
+                ),
+                Total=total,
+                Limit=limit,
+                Offset=offset,
+            )
+
+        return await store.read(run)
+
+    @get(
+        "/api/job/{job_id:int}",
+        operation_id="getJob",
+        summary="One job: metadata, summary, tags and every metric per node (raw=true: full resolution)",
+        responses=None,
+    )
+    async def get_job(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[SqliteStore],
+        job_id: FromPath[int],
+        raw: Annotated[
+            bool, QueryParameter(name="raw", description="full resolution; RawData holds CSV")
+        ] = False,
+        node: Annotated[
+            str | None, QueryParameter(name="node", max_length=4096, description="nodes, pipe-separated a|b")
+        ] = None,
+        sample_interval: Annotated[
+            float | None,
+            QueryParameter(
+                name="sampleInterval", gt=0, le=jobdata.MAX_SAMPLE_INTERVAL, description="seconds"
+            ),
+        ] = None,
+        fmt: Annotated[
+            Literal["json", "csv"] | None,
+            QueryParameter(
+                name="format", description="csv: a CSV download of every sample (also Accept: text/csv)"
+            ),
+        ] = None,
+    ) -> Response[JobData]:
+        row = await load_job(request, store, job_id)
+        nodes = [n for n in node.split("|") if n] if node else None
+        want_csv = fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", ""))
+        start_ms = (int(row["start_time"]) - 2) * 1000
+        if want_csv:
+            rows = await store.read(lambda db: samples.job_samples(db, job_id, start_ms))
+            if nodes is not None:
+                rows = [r for r in rows if r["node"] in nodes]
+            body = jobdata.samples_csv(rows, JOB_SAMPLE_COLUMNS)
+            headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
+            return cast(Response[JobData], Response(body, media_type="text/csv", headers=headers))
+        tick = tick_of(request)
+
+        def run(db: Any) -> JobData:
+            measured, _count = series.sampling(db, job_id, start_ms)
+            intervals, default = jobdata.sample_intervals(row, measured or tick)
+            interval = sample_interval or default
+            catalog = metric_catalog.load_metrics(db, interval_label(tick))
+            measurements = sorted({m.Measurement for m in catalog})
+            metric_data: list[MetricData] = []
+            if raw:
+                rows = samples.job_samples(db, job_id, start_ms)
+                data: series.Series = {m: {} for m in measurements}
+                for r in rows:
+                    if nodes is None or r["node"] in nodes:
+                        for m in measurements:
+                            if r[m] is not None:
+                                data[m].setdefault(r["node"], []).append((r["ts"] / 1000, float(r[m])))
+            else:
+                by_fn: dict[str, series.Series] = {}
+                for fn in {metric_catalog.normalise_agg(m.AggFn) or "mean" for m in catalog}:
+                    by_fn[fn] = series.job_series(
+                        db, job_id, measurements, interval, fn, nodes, False, start_ms
+                    )
+            for metric in catalog:
+                if raw:
+                    per_node = data[metric.Measurement]
+                else:
+                    per_node = by_fn[metric_catalog.normalise_agg(metric.AggFn) or "mean"][metric.Measurement]
+                if not per_node:
+                    continue
+                metric_data.append(
+                    MetricData(
+                        Config=metric,
+                        Data={n: jobdata.points(n, p) for n, p in per_node.items()},
+                        RawData=jobdata.raw_csv(metric, per_node) if raw else "",
+                    )
+                )
+            job_tags = tags.job_tags(db, row["run_id"])
+            summary, findings = jobdata.job_summary(db, row["run_id"])
+            return JobData(
+                Metadata=jobdata.job_metadata(row, job_tags),
+                MetricData=metric_data,
+                QuantileData=[],
+                SampleInterval=0.0 if raw else interval,
+                SampleIntervals=intervals,
+                Tags=[JobTag(**t) for t in job_tags],
+                Summary=summary,
+                Findings=findings,
+            )
+
+        return Response(await store.read(run))

@@ -145,7 +145,36 @@ def _v2_auth(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_auth]
+def _v3_tags(db: sqlite3.Connection) -> None:
+    """Job tags (JobMon's job.JobTag): a tag is shared by name and type, attached to job runs."""
+    _script(
+        db,
+        """
+        CREATE TABLE tags (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL DEFAULT '',
+            created_by TEXT NOT NULL DEFAULT '', UNIQUE (name, type)
+        );
+        CREATE TABLE job_tags (
+            run_id INTEGER NOT NULL REFERENCES jobs (run_id) ON DELETE CASCADE,
+            tag_id INTEGER NOT NULL REFERENCES tags (id) ON DELETE CASCADE,
+            PRIMARY KEY (run_id, tag_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX job_tags_tag ON job_tags (tag_id);
+        """,
+    )
+
+
+def _v4_api_config(db: sqlite3.Connection) -> None:
+    """Admin-edited API configuration (metric catalogue, partitions) as JSON documents by key."""
+    _script(
+        db,
+        """
+        CREATE TABLE api_config (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL NOT NULL);
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_auth, _v3_tags, _v4_api_config]
 LATEST = len(MIGRATIONS)
 
 
