@@ -24,7 +24,9 @@ async def tokens(fx_client: AsyncTestClient, fx_store: SqliteStore) -> dict[str,
     return result
 
 
-async def test_metric_with_agg_fn_and_interval(fx_client: AsyncTestClient, tokens: dict[str, dict[str, str]]) -> None:
+async def test_metric_with_agg_fn_and_interval(
+    fx_client: AsyncTestClient, tokens: dict[str, dict[str, str]]
+) -> None:
     alice = tokens["alice"]
     url = "/api/metric/201?metric=cpu_cores&sampleInterval=600"
     by_fn = {}
@@ -66,10 +68,14 @@ async def test_metric_access(fx_client: AsyncTestClient, tokens: dict[str, dict[
     assert (await fx_client.get("/api/metric/201?metric=cpu_cores")).status_code == 401
     other = await fx_client.get("/api/metric/201?metric=cpu_cores", headers=tokens["bob"])
     assert other.status_code == 404
-    assert (await fx_client.get("/api/metric/201?metric=cpu_cores", headers=tokens["admin"])).status_code == 200
+    assert (
+        await fx_client.get("/api/metric/201?metric=cpu_cores", headers=tokens["admin"])
+    ).status_code == 200
 
 
-async def test_config_catalogue_and_update(fx_client: AsyncTestClient, tokens: dict[str, dict[str, str]]) -> None:
+async def test_config_catalogue_and_update(
+    fx_client: AsyncTestClient, tokens: dict[str, dict[str, str]]
+) -> None:
     assert (await fx_client.get("/api/config")).status_code == 401
     assert (await fx_client.get("/api/config", headers=tokens["alice"])).status_code == 403
     config = (await fx_client.get("/api/config", headers=tokens["admin"])).json()
@@ -111,7 +117,9 @@ async def test_config_update_is_validated(
 ) -> None:
     response = await fx_client.patch("/api/config/update", json=body, headers=tokens["admin"])
     assert response.status_code == 400 and name in response.text, response.text
-    assert (await fx_client.patch("/api/config/update", json=body, headers=tokens["alice"])).status_code == 403
+    assert (
+        await fx_client.patch("/api/config/update", json=body, headers=tokens["alice"])
+    ).status_code == 403
 
 
 async def test_search(fx_client: AsyncTestClient, tokens: dict[str, dict[str, str]]) -> None:
@@ -126,11 +134,15 @@ async def test_search(fx_client: AsyncTestClient, tokens: dict[str, dict[str, st
     assert (await fx_client.get("/api/search/all/202", headers=admin)).text == "job:202"
     assert (await fx_client.get("/api/search/all/x")).status_code == 401
     assert (await fx_client.get("/api/search/user/o", headers=admin)).json() == ["bob"]
-    assert (await fx_client.get("/api/search/user/%25", headers=admin)).json() == []  # LIKE wildcards are literal
+    assert (
+        await fx_client.get("/api/search/user/%25", headers=admin)
+    ).json() == []  # LIKE wildcards are literal
     assert (await fx_client.get("/api/search/user/o", headers=alice)).status_code == 403
 
 
-async def test_tags_add_remove_and_access(fx_client: AsyncTestClient, tokens: dict[str, dict[str, str]]) -> None:
+async def test_tags_add_remove_and_access(
+    fx_client: AsyncTestClient, tokens: dict[str, dict[str, str]]
+) -> None:
     alice, bob = tokens["alice"], tokens["bob"]
     added = await fx_client.post("/api/tags/add_tag?job=201", json={"Name": "keep"}, headers=alice)
     assert added.status_code == 200, added.text
@@ -140,12 +152,20 @@ async def test_tags_add_remove_and_access(fx_client: AsyncTestClient, tokens: di
     assert [t["Name"] for t in job["Metadata"]["Tags"]] == ["keep"]
     listed = (await fx_client.get(f"/api/jobs?Tags={tag['Id']}", headers=alice)).json()
     assert [j["Id"] for j in listed["Jobs"]] == [201]
-    assert (await fx_client.post("/api/tags/add_tag?job=201", json={"Name": "x"}, headers=bob)).status_code == 404
+    assert (
+        await fx_client.post("/api/tags/add_tag?job=201", json={"Name": "x"}, headers=bob)
+    ).status_code == 404
     assert (await fx_client.post("/api/tags/add_tag?job=201", json={"Name": "x"})).status_code == 401
-    assert (await fx_client.post("/api/tags/add_tag?job=201", json={"Name": ""}, headers=alice)).status_code == 400
-    assert (await fx_client.post("/api/tags/add_tag?job=abc", json={"Name": "x"}, headers=alice)).status_code == 400
+    assert (
+        await fx_client.post("/api/tags/add_tag?job=201", json={"Name": ""}, headers=alice)
+    ).status_code == 400
+    assert (
+        await fx_client.post("/api/tags/add_tag?job=abc", json={"Name": "x"}, headers=alice)
+    ).status_code == 400
     assert (await fx_client.post("/api/tags/add_tag", json={"Name": "x"}, headers=alice)).status_code == 400
-    assert (await fx_client.post("/api/tags/add_tag?job=201", json={"Name": 5}, headers=alice)).status_code == 400
+    assert (
+        await fx_client.post("/api/tags/add_tag?job=201", json={"Name": 5}, headers=alice)
+    ).status_code == 400
     removed = await fx_client.post("/api/tags/remove_tag?job=201", json={"Name": "keep"}, headers=alice)
     assert removed.status_code == 200
     job = (await fx_client.get("/api/job/201", headers=alice)).json()

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, object]]:
     """Uniform error body {"detail": ...}; validation errors keep their per-field extra."""
-    body: dict[str, object] = {"detail": exc.detail}
+    body: dict[str, object] = {"detail": exc.detail, "status_code": exc.status_code}
     if getattr(exc, "extra", None):
         body["errors"] = exc.extra
     return Response(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))

@@ -20,6 +20,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromPath, QueryParameter
 
 Bounds = tuple[int | None, int | None]
+INT64 = 2**63 - 1  # SQLite's INTEGER range: larger values are refused as 400, never overflow to 500
 SortKey = Literal[
     "StartTime",
     "StopTime",
@@ -43,6 +44,8 @@ def parse_range(name: str, value: str | None) -> Bounds | None:
         raise ValidationException(f"{name}: expected 'from,to' (either may be empty), got {value!r}")
     try:
         low, high = (int(p) if p.strip() else None for p in parts)
+        if any(b is not None and abs(b) > INT64 for b in (low, high)):
+            raise ValueError
     except ValueError:
         raise ValidationException(f"{name}: bounds must be integers, got {value!r}") from None
     return low, high
@@ -52,7 +55,10 @@ def parse_list(name: str, value: str | None, kind: type[int] | type[str] = str) 
     if not value:
         return []
     try:
-        return [kind(v.strip()) for v in value.split(",") if v.strip()]
+        items = [kind(v.strip()) for v in value.split(",") if v.strip()]
+        if any(isinstance(v, int) and abs(v) > INT64 for v in items):
+            raise ValueError
+        return items
     except ValueError:
         raise ValidationException(
             f"{name}: expected comma-separated {kind.__name__}s, got {value!r}"
@@ -61,7 +67,9 @@ def parse_list(name: str, value: str | None, kind: type[int] | type[str] = str) 
 
 async def load_job(request: Request[Any, Any, Any], store: SqliteStore, job_id: int) -> dict[str, Any]:
     """The latest run of the job, if the caller may see it (else 404, the same as a missing job)."""
-    return check_job_access(principal_of(request), await store.get_job(job_id), job_id)
+    principal = principal_of(request)
+    row = await store.get_job(job_id) if 0 <= job_id <= INT64 else None
+    return check_job_access(principal, row, job_id)
 
 
 def tick_of(request: Request[Any, Any, Any]) -> float:
@@ -87,67 +95,67 @@ class JobsController(Controller):
         self,
         request: Request[Any, Any, Any],
         store: NamedDependency[SqliteStore],
-        user_name: Annotated[str | None, QueryParameter(name="UserName", max_length=256)] = None,
-        user_id: Annotated[int | None, QueryParameter(name="UserId")] = None,
-        group_name: Annotated[str | None, QueryParameter(name="GroupName", max_length=256)] = None,
-        group_id: Annotated[int | None, QueryParameter(name="GroupId")] = None,
-        account: Annotated[str | None, QueryParameter(name="Account", max_length=256)] = None,
-        partition: Annotated[str | None, QueryParameter(name="Partition", max_length=256)] = None,
-        job_state: Annotated[str | None, QueryParameter(name="State", max_length=64)] = None,
-        node: Annotated[str | None, QueryParameter(name="Node", max_length=256)] = None,
-        is_running: Annotated[bool | None, QueryParameter(name="IsRunning")] = None,
-        num_nodes: Annotated[
+        UserName: Annotated[str | None, QueryParameter(name="UserName", max_length=256)] = None,
+        UserId: Annotated[int | None, QueryParameter(name="UserId", ge=-INT64, le=INT64)] = None,
+        GroupName: Annotated[str | None, QueryParameter(name="GroupName", max_length=256)] = None,
+        GroupId: Annotated[int | None, QueryParameter(name="GroupId", ge=-INT64, le=INT64)] = None,
+        Account: Annotated[str | None, QueryParameter(name="Account", max_length=256)] = None,
+        Partition: Annotated[str | None, QueryParameter(name="Partition", max_length=256)] = None,
+        State: Annotated[str | None, QueryParameter(name="State", max_length=64)] = None,
+        Node: Annotated[str | None, QueryParameter(name="Node", max_length=256)] = None,
+        IsRunning: Annotated[bool | None, QueryParameter(name="IsRunning")] = None,
+        NumNodes: Annotated[
             str | None, QueryParameter(name="NumNodes", description="range 'from,to'")
         ] = None,
-        num_tasks: Annotated[
+        NumTasks: Annotated[
             str | None, QueryParameter(name="NumTasks", description="range 'from,to'")
         ] = None,
-        num_gpus: Annotated[str | None, QueryParameter(name="NumGpus", description="range 'from,to'")] = None,
-        time_range: Annotated[
+        NumGpus: Annotated[str | None, QueryParameter(name="NumGpus", description="range 'from,to'")] = None,
+        Time: Annotated[
             str | None, QueryParameter(name="Time", description="start time range 'from,to', epoch seconds")
         ] = None,
-        min_duration: Annotated[
-            int | None, QueryParameter(name="MinDuration", ge=0, description="seconds")
+        MinDuration: Annotated[
+            int | None, QueryParameter(name="MinDuration", ge=0, le=INT64, description="seconds")
         ] = None,
-        max_duration: Annotated[
-            int | None, QueryParameter(name="MaxDuration", ge=0, description="seconds")
+        MaxDuration: Annotated[
+            int | None, QueryParameter(name="MaxDuration", ge=0, le=INT64, description="seconds")
         ] = None,
-        tag_ids: Annotated[
+        Tags: Annotated[
             str | None, QueryParameter(name="Tags", description="tag ids, comma-separated")
         ] = None,
-        tag_names: Annotated[
+        TagNames: Annotated[
             str | None, QueryParameter(name="TagNames", description="tag names, comma-separated")
         ] = None,
-        findings: Annotated[
+        Findings: Annotated[
             str | None,
             QueryParameter(name="Findings", description="efficiency findings (tags of type 'finding')"),
         ] = None,
         sort: Annotated[SortKey, QueryParameter(name="sort")] = "StartTime",
         order: Annotated[Literal["asc", "desc"], QueryParameter(name="order")] = "desc",
         limit: Annotated[int, QueryParameter(name="limit", ge=1, le=10_000)] = 100,
-        offset: Annotated[int, QueryParameter(name="offset", ge=0)] = 0,
+        offset: Annotated[int, QueryParameter(name="offset", ge=0, le=INT64)] = 0,
     ) -> JobListData:
         principal = principal_of(request)
         query = jobs.JobQuery(
-            user=user_name,
-            user_id=user_id,
-            group=group_name,
-            group_id=group_id,
-            account=account,
-            partition=partition,
-            state=job_state,
-            node=node,
-            is_running=is_running,
-            num_nodes=parse_range("NumNodes", num_nodes),
-            num_tasks=parse_range("NumTasks", num_tasks),
-            num_gpus=parse_range("NumGpus", num_gpus),
-            time=parse_range("Time", time_range),
-            duration=(min_duration, max_duration)
-            if min_duration is not None or max_duration is not None
+            user=UserName,
+            user_id=UserId,
+            group=GroupName,
+            group_id=GroupId,
+            account=Account,
+            partition=Partition,
+            state=State,
+            node=Node,
+            is_running=IsRunning,
+            num_nodes=parse_range("NumNodes", NumNodes),
+            num_tasks=parse_range("NumTasks", NumTasks),
+            num_gpus=parse_range("NumGpus", NumGpus),
+            time=parse_range("Time", Time),
+            duration=(MinDuration, MaxDuration)
+            if MinDuration is not None or MaxDuration is not None
             else None,
-            tag_ids=parse_list("Tags", tag_ids, int),
-            tag_names=parse_list("TagNames", tag_names),
-            findings=parse_list("Findings", findings),
+            tag_ids=parse_list("Tags", Tags, int),
+            tag_names=parse_list("TagNames", TagNames),
+            findings=parse_list("Findings", Findings),
             sort=sort,
             descending=order == "desc",
             limit=limit,
@@ -155,7 +163,7 @@ class JobsController(Controller):
         )
         own = scope_user(principal)
         if own is not None:
-            if user_name not in (None, own):
+            if UserName not in (None, own):
                 query.user = "\0nobody"  # asking for someone else's jobs: none of them are visible
             else:
                 query.user = own
@@ -182,7 +190,7 @@ class JobsController(Controller):
     @get(
         "/api/job/{job_id:int}",
         operation_id="getJob",
-        summary="One job: metadata, summary, tags and every metric per node (raw=true: full resolution)",
+        summary="One job: metadata, summary, tags and every metric per Node (raw=true: full resolution)",
         responses=None,
     )
     async def get_job(
@@ -193,16 +201,16 @@ class JobsController(Controller):
         raw: Annotated[
             bool, QueryParameter(name="raw", description="full resolution; RawData holds CSV")
         ] = False,
-        node: Annotated[
-            str | None, QueryParameter(name="node", max_length=4096, description="nodes, pipe-separated a|b")
+        Node: Annotated[
+            str | None, QueryParameter(name="Node", max_length=4096, description="nodes, pipe-separated a|b")
         ] = None,
-        sample_interval: Annotated[
+        sampleInterval: Annotated[
             float | None,
             QueryParameter(
                 name="sampleInterval", gt=0, le=jobdata.MAX_SAMPLE_INTERVAL, description="seconds"
             ),
         ] = None,
-        fmt: Annotated[
+        format: Annotated[
             Literal["json", "csv"] | None,
             QueryParameter(
                 name="format", description="csv: a CSV download of every sample (also Accept: text/csv)"
@@ -210,13 +218,13 @@ class JobsController(Controller):
         ] = None,
     ) -> Response[JobData]:
         row = await load_job(request, store, job_id)
-        nodes = [n for n in node.split("|") if n] if node else None
-        want_csv = fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", ""))
+        nodes = [n for n in Node.split("|") if n] if Node else None
+        want_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
         start_ms = (int(row["start_time"]) - 2) * 1000
         if want_csv:
             rows = await store.read(lambda db: samples.job_samples(db, job_id, start_ms))
             if nodes is not None:
-                rows = [r for r in rows if r["node"] in nodes]
+                rows = [r for r in rows if r["Node"] in nodes]
             body = jobdata.samples_csv(rows, JOB_SAMPLE_COLUMNS)
             headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
             return cast(Response[JobData], Response(body, media_type="text/csv", headers=headers))
@@ -225,7 +233,7 @@ class JobsController(Controller):
         def run(db: Any) -> JobData:
             measured, _count = series.sampling(db, job_id, start_ms)
             intervals, default = jobdata.sample_intervals(row, measured or tick)
-            interval = sample_interval or default
+            interval = sampleInterval or default
             catalog = metric_catalog.load_metrics(db, interval_label(tick))
             measurements = sorted({m.Measurement for m in catalog})
             metric_data: list[MetricData] = []
@@ -233,10 +241,10 @@ class JobsController(Controller):
                 rows = samples.job_samples(db, job_id, start_ms)
                 data: series.Series = {m: {} for m in measurements}
                 for r in rows:
-                    if nodes is None or r["node"] in nodes:
+                    if nodes is None or r["Node"] in nodes:
                         for m in measurements:
                             if r[m] is not None:
-                                data[m].setdefault(r["node"], []).append((r["ts"] / 1000, float(r[m])))
+                                data[m].setdefault(r["Node"], []).append((r["ts"] / 1000, float(r[m])))
             else:
                 by_fn: dict[str, series.Series] = {}
                 for fn in {metric_catalog.normalise_agg(m.AggFn) or "mean" for m in catalog}:

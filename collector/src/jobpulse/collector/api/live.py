@@ -27,7 +27,9 @@ WS_NOT_FOUND = 4404  # application close code: no such job (or not yours)
 async def live(socket: WebSocket[Any, Any, Any], job_id: int, channels: ChannelsPlugin) -> None:
     store: SqliteStore = socket.app.state.store
     try:
-        row = check_job_access(principal_of(socket), await store.get_job(job_id), job_id)
+        row = check_job_access(
+            principal_of(socket), await store.get_job(job_id) if 0 <= job_id < 2**63 else None, job_id
+        )
     except Exception as exc:
         await socket.close(code=WS_NOT_FOUND, reason=str(getattr(exc, "detail", "not found"))[:120])
         return

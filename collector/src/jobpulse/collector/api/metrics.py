@@ -36,11 +36,11 @@ class MetricsController(Controller):
                 name="metric", min_length=1, max_length=128, description="metric GUID (see /api/config)"
             ),
         ],
-        agg_fn: Annotated[
+        aggFn: Annotated[
             str | None,
             QueryParameter(name="aggFn", max_length=16, description="mean (or avg), min, max, sum"),
         ] = None,
-        sample_interval: Annotated[
+        sampleInterval: Annotated[
             float | None,
             QueryParameter(
                 name="sampleInterval", gt=0, le=jobdata.MAX_SAMPLE_INTERVAL, description="seconds"
@@ -56,14 +56,14 @@ class MetricsController(Controller):
         config = next((m for m in catalog if metric == m.GUID), None)
         if config is None:
             raise ValidationException(f"metric: unknown metric GUID {metric!r}; see GET /api/config")
-        fn = metric_catalog.normalise_agg(agg_fn if agg_fn is not None else config.AggFn)
+        fn = metric_catalog.normalise_agg(aggFn if aggFn is not None else config.AggFn)
         if fn is None:
-            raise ValidationException(f"aggFn: {agg_fn!r} is not one of mean (avg), min, max, sum")
+            raise ValidationException(f"aggFn: {aggFn!r} is not one of mean (avg), min, max, sum")
         nodes = [n for n in node.split("|") if n] if node else None
         start_ms = (int(row["start_time"]) - 2) * 1000
 
         def run(db: Any) -> series.Series:
-            interval = sample_interval
+            interval = sampleInterval
             if interval is None:
                 measured, _ = series.sampling(db, job_id, start_ms)
                 interval = jobdata.sample_intervals(row, measured or tick)[1]

@@ -28,7 +28,7 @@ class TagsController(Controller):
         request: Request[Any, Any, Any],
         store: NamedDependency[SqliteStore],
         data: JSONBody[JobTag],
-        job: Annotated[int, QueryParameter(name="job", ge=0, description="job id")],
+        job: Annotated[int, QueryParameter(name="job", ge=0, le=2**63 - 1, description="job id")],
     ) -> JobTag:
         row = await load_job(request, store, job)
         principal = principal_of(request)
@@ -53,7 +53,7 @@ class TagsController(Controller):
         request: Request[Any, Any, Any],
         store: NamedDependency[SqliteStore],
         data: JSONBody[JobTag],
-        job: Annotated[int, QueryParameter(name="job", ge=0, description="job id")],
+        job: Annotated[int, QueryParameter(name="job", ge=0, le=2**63 - 1, description="job id")],
     ) -> JobTag:
         row = await load_job(request, store, job)
         removed = await store.write(lambda db: tags.remove_tag(db, row["run_id"], data.Name))
