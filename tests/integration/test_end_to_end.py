@@ -59,9 +59,27 @@ def _exec(state: Path, job_id: str, code: str) -> subprocess.CompletedProcess[by
     )
 
 
+def _series(doc: dict, guid: str) -> list[float]:
+    """Full-resolution values of one metric (raw=true), all nodes."""
+    return [
+        p["_value"]
+        for m in doc["MetricData"]
+        if m["Config"]["GUID"] == guid
+        for points in m["Data"].values()
+        for p in points
+    ]
+
+
+def _cpu_seconds(doc: dict) -> float:
+    return max(
+        u + s
+        for u, s in zip(_series(doc, "cpu_user_seconds"), _series(doc, "cpu_system_seconds"), strict=True)
+    )
+
+
 def _finished_job(collector: Collector, job_id: str) -> dict:
     def done() -> dict | None:
-        response = collector.get(f"/api/job/{job_id}")
+        response = collector.get(f"/api/job/{job_id}?raw=true")
         if response.status_code == 200 and response.json()["Metadata"]["IsRunning"] is False:
             return response.json()
         return None
@@ -84,13 +102,11 @@ def test_job_in_real_cgroup_is_measured_stored_and_served(tmp_path: Path, collec
     meta = doc["Metadata"]
     assert meta["Id"] == job and meta["ClusterId"] == "test" and meta["ExitCode"] == 0
     assert meta["StopTime"] >= meta["StartTime"] > 0
-    samples = doc["Samples"]
-    assert len(samples) >= 2, samples
-    cpu = max(s["cpu_user_seconds"] + s["cpu_system_seconds"] for s in samples)
-    assert cpu == pytest.approx(1.5, rel=0.2)
-    peak = max(s["mem_peak_bytes"] for s in samples)
+    assert len(_series(doc, "cpu_user_seconds")) >= 2, doc["MetricData"]
+    assert _cpu_seconds(doc) == pytest.approx(1.5, rel=0.2)
+    peak = max(_series(doc, "mem_peak_bytes"))
     assert 190 * 2**20 < peak < 300 * 2**20
-    cpu_series = {m["Config"]["Guid"]: m["Data"] for m in doc["MetricData"]}["cpu_cores"]
+    cpu_series = {m["Config"]["GUID"]: m["Data"] for m in doc["MetricData"]}["cpu_cores"]
     assert max(point["_value"] for points in cpu_series.values() for point in points) > 0.5
     listed = collector.get("/api/jobs").json()["Jobs"]
     assert [j["Id"] for j in listed] == [job]
@@ -128,8 +144,7 @@ def test_job_without_cgroup_is_tracked_by_process_tree(tmp_path: Path, collector
         assert result.returncode == 0, result.stderr.decode()
         assert b"process tree" in result.stderr
         doc = _finished_job(collector, "7")
-    cpu = max(s["cpu_user_seconds"] + s["cpu_system_seconds"] for s in doc["Samples"])
-    assert cpu == pytest.approx(1.5, rel=0.2)
+    assert _cpu_seconds(doc) == pytest.approx(1.5, rel=0.2)
 
 
 def test_failing_job_records_its_exit_code(tmp_path: Path, collector: Collector) -> None:

@@ -190,7 +190,7 @@ class JobsController(Controller):
     @get(
         "/api/job/{job_id:int}",
         operation_id="getJob",
-        summary="One job: metadata, summary, tags and every metric per Node (raw=true: full resolution)",
+        summary="One job: metadata, summary, tags and every metric per node (raw=true: full resolution)",
         responses=None,
     )
     async def get_job(
@@ -201,8 +201,8 @@ class JobsController(Controller):
         raw: Annotated[
             bool, QueryParameter(name="raw", description="full resolution; RawData holds CSV")
         ] = False,
-        Node: Annotated[
-            str | None, QueryParameter(name="Node", max_length=4096, description="nodes, pipe-separated a|b")
+        node: Annotated[
+            str | None, QueryParameter(name="node", max_length=4096, description="nodes, pipe-separated a|b")
         ] = None,
         sampleInterval: Annotated[
             float | None,
@@ -218,13 +218,13 @@ class JobsController(Controller):
         ] = None,
     ) -> Response[JobData]:
         row = await load_job(request, store, job_id)
-        nodes = [n for n in Node.split("|") if n] if Node else None
+        nodes = [n for n in node.split("|") if n] if node else None
         want_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
         start_ms = (int(row["start_time"]) - 2) * 1000
         if want_csv:
             rows = await store.read(lambda db: samples.job_samples(db, job_id, start_ms))
             if nodes is not None:
-                rows = [r for r in rows if r["Node"] in nodes]
+                rows = [r for r in rows if r["node"] in nodes]
             body = jobdata.samples_csv(rows, JOB_SAMPLE_COLUMNS)
             headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
             return cast(Response[JobData], Response(body, media_type="text/csv", headers=headers))
@@ -241,10 +241,10 @@ class JobsController(Controller):
                 rows = samples.job_samples(db, job_id, start_ms)
                 data: series.Series = {m: {} for m in measurements}
                 for r in rows:
-                    if nodes is None or r["Node"] in nodes:
+                    if nodes is None or r["node"] in nodes:
                         for m in measurements:
                             if r[m] is not None:
-                                data[m].setdefault(r["Node"], []).append((r["ts"] / 1000, float(r[m])))
+                                data[m].setdefault(r["node"], []).append((r["ts"] / 1000, float(r[m])))
             else:
                 by_fn: dict[str, series.Series] = {}
                 for fn in {metric_catalog.normalise_agg(m.AggFn) or "mean" for m in catalog}:

@@ -31,6 +31,7 @@ async def live(socket: WebSocket[Any, Any, Any], job_id: int, channels: Channels
             principal_of(socket), await store.get_job(job_id) if 0 <= job_id < 2**63 else None, job_id
         )
     except Exception as exc:
+        await socket.accept()  # accepted first so that the client sees the reason, not a bare 403
         await socket.close(code=WS_NOT_FOUND, reason=str(getattr(exc, "detail", "not found"))[:120])
         return
     await socket.accept()
