@@ -9,6 +9,7 @@ Messages are JSON: ``{"type": "hello", "job", "running"}`` first, then ``{"type"
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -17,10 +18,29 @@ from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.live import channel_name
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar import WebSocket, websocket
-from litestar.channels import ChannelsPlugin
+from litestar.channels import ChannelsPlugin, Subscriber
 from litestar.exceptions import WebSocketDisconnect
 
 WS_NOT_FOUND = 4404  # application close code: no such job (or not yours)
+
+
+async def _pump(socket: WebSocket[Any, Any, Any], subscriber: Subscriber) -> None:
+    """Forward the job's messages until its end message."""
+    async for message in subscriber.iter_events():
+        await socket.send_text(message.decode())
+        if message.startswith(b'{"type":"end"'):
+            return
+
+
+async def _until_client_leaves(socket: WebSocket[Any, Any, Any]) -> None:
+    """Returns when the client disconnects, so a quiet job does not keep a dead subscription."""
+    try:
+        while True:
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+    except WebSocketDisconnect:
+        return
 
 
 @websocket("/api/live/{job_id:int}", guards=[requires(Role.USER)], name="live")
@@ -46,11 +66,14 @@ async def live(socket: WebSocket[Any, Any, Any], job_id: int, channels: Channels
             await socket.send_text(msgspec.json.encode({"type": "end", "job": job_id}).decode())
             await socket.close(code=1000)
             return
+        pump = asyncio.create_task(_pump(socket, subscriber))
+        watch = asyncio.create_task(_until_client_leaves(socket))
         try:
-            async for message in subscriber.iter_events():
-                await socket.send_text(message.decode())
-                if message.startswith(b'{"type":"end"'):
-                    break
-        except WebSocketDisconnect:
+            done, _ = await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, watch):
+                task.cancel()
+            await asyncio.gather(pump, watch, return_exceptions=True)
+        if watch in done:
             return
     await socket.close(code=1000)
