@@ -247,9 +247,14 @@ class JobsController(Controller):
                                 data[m].setdefault(r["node"], []).append((r["ts"] / 1000, float(r[m])))
             else:
                 by_fn: dict[str, series.Series] = {}
-                for fn in {metric_catalog.normalise_agg(m.AggFn) or "mean" for m in catalog}:
+                wanted: dict[str, set[str]] = {}  # one scan per aggregation, of only its metrics
+                for m in catalog:
+                    wanted.setdefault(metric_catalog.normalise_agg(m.AggFn) or "mean", set()).add(
+                        m.Measurement
+                    )
+                for fn, names in wanted.items():
                     by_fn[fn] = series.job_series(
-                        db, job_id, measurements, interval, fn, nodes, False, start_ms
+                        db, job_id, sorted(names), interval, fn, nodes, False, start_ms
                     )
             for metric in catalog:
                 if raw:
