@@ -106,7 +106,7 @@ def start_collector(state: Path, password: str) -> tuple[subprocess.Popen[bytes]
             str(ready),
         ],
         env={**os.environ, "JOBPULSE_ADMIN_PASSWORD": password, "JOBPULSE_LOG_LEVEL": "WARNING"},
-        stdout=(state / "collector.log").open("ab"),  # noqa: SIM115 (the child keeps it)
+        stdout=(state / "collector.log").open("ab"),
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
