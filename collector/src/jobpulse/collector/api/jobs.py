@@ -248,10 +248,9 @@ class JobsController(Controller):
             else:
                 by_fn: dict[str, series.Series] = {}
                 wanted: dict[str, set[str]] = {}  # one scan per aggregation, of only its metrics
-                for m in catalog:
-                    wanted.setdefault(metric_catalog.normalise_agg(m.AggFn) or "mean", set()).add(
-                        m.Measurement
-                    )
+                for entry in catalog:
+                    fn_name = metric_catalog.normalise_agg(entry.AggFn) or "mean"
+                    wanted.setdefault(fn_name, set()).add(entry.Measurement)
                 for fn, names in wanted.items():
                     by_fn[fn] = series.job_series(
                         db, job_id, sorted(names), interval, fn, nodes, False, start_ms
