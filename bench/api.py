@@ -127,15 +127,21 @@ async def http_load(
 ) -> tuple[float, float]:
     """(requests/s, p95 latency in ms) of ``clients`` concurrent loops over GET ``path``."""
     latencies: list[float] = []
+    errors = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as client:
         await client.get(path)  # warm up
         end = time.perf_counter() + duration
 
         async def worker() -> None:
+            nonlocal errors
             while time.perf_counter() < end:
                 t0 = time.perf_counter()
-                response = await client.get(path)
+                try:
+                    response = await client.get(path)
+                except httpx.TransportError:  # counted and reported, never silently dropped
+                    errors += 1
+                    continue
                 latencies.append((time.perf_counter() - t0) * 1000)
                 if response.status_code != 200:
                     raise SystemExit(f"GET {path}: {response.status_code} {response.text[:200]}")
@@ -143,6 +149,8 @@ async def http_load(
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
         elapsed = time.perf_counter() - t0
+    if errors:
+        print(f"  ({errors} transport errors on {path})")
     return len(latencies) / elapsed, p95(latencies)
 
 
