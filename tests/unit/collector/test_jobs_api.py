@@ -8,6 +8,7 @@ import io
 import pytest
 from conftest import ADMIN_PASSWORD, login
 from jobpulse.collector.store import tags
+from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
 from seed import add_job, add_samples
@@ -176,3 +177,29 @@ async def test_job_access_and_bad_input(fx_client: AsyncTestClient, alice: dict[
         response = await fx_client.get(f"/api/job/101?{query}", headers=alice)
         assert response.status_code == 400 and name in response.text, (query, response.text)
     assert (await fx_client.get("/api/job/abc", headers=alice)).status_code == 404
+
+
+async def test_finished_job_series_are_cached_until_a_late_batch_arrives(
+    fx_client: AsyncTestClient, seeded: SqliteStore, alice: dict[str, str]
+) -> None:
+    from jobpulse.proto.v1 import ingest_pb2 as pb
+
+    def nodes() -> set[str]:
+        return set({m["Config"]["GUID"]: m for m in body["MetricData"]}["cpu_cores"]["Data"])
+
+    body = (await fx_client.get("/api/job/101", headers=alice)).json()
+    assert nodes() == {"n1", "n2"}
+    add_samples(seeded.writer, 101, ("n9",), T0 + 60, 3)  # stored behind the API's back
+    body = (await fx_client.get("/api/job/101", headers=alice)).json()
+    assert nodes() == {"n1", "n2"}  # served from the cache
+    late = pb.Batch(seq=1)
+    late.jobs.job_id.append("101")
+    late.jobs.step.append("")
+    late.jobs.time_ms.append((T0 + 90) * 1000)
+    for column in JOB_SAMPLE_COLUMNS:
+        getattr(late.jobs, column).append(1.0)
+    fx_client.app.state.live.on_batch("n9", late)  # the ingest hook: a replayed batch for job 101
+    body = (await fx_client.get("/api/job/101", headers=alice)).json()
+    assert nodes() == {"n1", "n2", "n9"}
+    raw = (await fx_client.get("/api/job/101?raw=true&node=n9", headers=alice)).json()  # never cached
+    assert len({m["Config"]["GUID"]: m for m in raw["MetricData"]}["cpu_cores"]["Data"]["n9"]) == 3

@@ -13,6 +13,7 @@ import grpc
 import uvicorn
 from jobpulse.collector.api.auth import AuthController
 from jobpulse.collector.api.config import ConfigController
+from jobpulse.collector.api.jobcache import JobDataCache
 from jobpulse.collector.api.jobs import JobsController
 from jobpulse.collector.api.live import live
 from jobpulse.collector.api.metrics import MetricsController
@@ -81,6 +82,8 @@ def create_app(
     app.state.settings = settings
     app.state.auth = auth
     app.state.live = live_feed
+    app.state.job_cache = JobDataCache()
+    live_feed.job_listeners.append(app.state.job_cache.invalidate_jobs)
     return app
 
 

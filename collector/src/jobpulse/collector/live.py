@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -45,6 +46,8 @@ class LiveFeed:
             subscriber_backlog_strategy="dropleft",
         )
         self.published = 0
+        # called with the job ids of every committed batch (e.g. to drop cached series of those jobs)
+        self.job_listeners: list[Callable[[Iterable[int]], None]] = []
 
     def on_batch(self, node: str, batch: pb.Batch) -> None:
         """Publish the batch's whole-job samples and job ends. Never raises into the ingest path."""
@@ -54,6 +57,10 @@ class LiveFeed:
             log.exception("live feed: could not publish batch %d from %s", batch.seq, node)
 
     def _publish(self, node: str, batch: pb.Batch) -> None:
+        if self.job_listeners:
+            ids = {int(j) for j in batch.jobs.job_id if j.isdigit()}
+            for listener in self.job_listeners:
+                listener(ids)
         if self.plugin._pub_queue is None:  # app not started yet (no subscribers possible)
             return
         now_ms = time.time() * 1000

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, cast
 
+import msgspec
 from jobpulse.collector import metric_catalog
 from jobpulse.collector.api import jobdata
 from jobpulse.collector.api.deps import provide_store
+from jobpulse.collector.api.jobcache import JobDataCache
 from jobpulse.collector.auth.guards import check_job_access, principal_of, requires
 from jobpulse.collector.auth.roles import Principal, Role
-from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag, MetricData
+from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag, MetricConfig, MetricData
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store import jobs, samples, series, tags
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
@@ -230,45 +232,31 @@ class JobsController(Controller):
             return cast(Response[JobData], Response(body, media_type="text/csv", headers=headers))
         tick = tick_of(request)
 
+        cache: JobDataCache = request.app.state.job_cache
+        finished = not row["is_running"] and not raw
+
         def run(db: Any) -> JobData:
-            measured, _count = series.sampling(db, job_id, start_ms)
-            intervals, default = jobdata.sample_intervals(row, measured or tick)
+            sampling_key = ("sampling", row["run_id"], row["stop_time"])
+            measured = cache.get(sampling_key) if finished else None
+            if measured is None:
+                measured = series.sampling(db, job_id, start_ms)[0] or tick
+                if finished:
+                    cache.put(sampling_key, job_id, measured)
+            intervals, default = jobdata.sample_intervals(row, cast(float, measured))
             interval = sampleInterval or default
             catalog = metric_catalog.load_metrics(db, interval_label(tick))
-            measurements = sorted({m.Measurement for m in catalog})
-            metric_data: list[MetricData] = []
-            if raw:
-                rows = samples.job_samples(db, job_id, start_ms)
-                data: series.Series = {m: {} for m in measurements}
-                for r in rows:
-                    if nodes is None or r["node"] in nodes:
-                        for m in measurements:
-                            if r[m] is not None:
-                                data[m].setdefault(r["node"], []).append((r["ts"] / 1000, float(r[m])))
-            else:
-                by_fn: dict[str, series.Series] = {}
-                wanted: dict[str, set[str]] = {}  # one scan per aggregation, of only its metrics
-                for entry in catalog:
-                    fn_name = metric_catalog.normalise_agg(entry.AggFn) or "mean"
-                    wanted.setdefault(fn_name, set()).add(entry.Measurement)
-                for fn, names in wanted.items():
-                    by_fn[fn] = series.job_series(
-                        db, job_id, sorted(names), interval, fn, nodes, False, start_ms
-                    )
-            for metric in catalog:
-                if raw:
-                    per_node = data[metric.Measurement]
-                else:
-                    per_node = by_fn[metric_catalog.normalise_agg(metric.AggFn) or "mean"][metric.Measurement]
-                if not per_node:
-                    continue
-                metric_data.append(
-                    MetricData(
-                        Config=metric,
-                        Data={n: jobdata.points(n, p) for n, p in per_node.items()},
-                        RawData=jobdata.raw_csv(metric, per_node) if raw else "",
-                    )
-                )
+            key = (
+                row["run_id"],
+                row["stop_time"],
+                interval,
+                tuple(nodes or ()),
+                msgspec.json.encode(catalog),
+            )
+            metric_data = cast(list[MetricData] | None, cache.get(key) if finished else None)
+            if metric_data is None:
+                metric_data = _metric_data(db, job_id, catalog, interval, nodes, raw, start_ms)
+                if finished:
+                    cache.put(key, job_id, metric_data)
             job_tags = tags.job_tags(db, row["run_id"])
             summary, findings = jobdata.job_summary(db, row["run_id"])
             return JobData(
@@ -283,3 +271,48 @@ class JobsController(Controller):
             )
 
         return Response(await store.read(run))
+
+
+def _metric_data(
+    db: Any,
+    job_id: int,
+    catalog: list[MetricConfig],
+    interval: float,
+    nodes: list[str] | None,
+    raw: bool,
+    start_ms: int,
+) -> list[MetricData]:
+    """Every catalogue metric of the job per node: bucketed with its AggFn, or every sample (raw)."""
+    measurements = sorted({m.Measurement for m in catalog})
+    metric_data: list[MetricData] = []
+    if raw:
+        rows = samples.job_samples(db, job_id, start_ms)
+        data: series.Series = {m: {} for m in measurements}
+        for r in rows:
+            if nodes is None or r["node"] in nodes:
+                for m in measurements:
+                    if r[m] is not None:
+                        data[m].setdefault(r["node"], []).append((r["ts"] / 1000, float(r[m])))
+    else:
+        by_fn: dict[str, series.Series] = {}
+        wanted: dict[str, set[str]] = {}  # one scan per aggregation, of only its metrics
+        for entry in catalog:
+            fn_name = metric_catalog.normalise_agg(entry.AggFn) or "mean"
+            wanted.setdefault(fn_name, set()).add(entry.Measurement)
+        for fn, names in wanted.items():
+            by_fn[fn] = series.job_series(db, job_id, sorted(names), interval, fn, nodes, False, start_ms)
+    for metric in catalog:
+        if raw:
+            per_node = data[metric.Measurement]
+        else:
+            per_node = by_fn[metric_catalog.normalise_agg(metric.AggFn) or "mean"][metric.Measurement]
+        if not per_node:
+            continue
+        metric_data.append(
+            MetricData(
+                Config=metric,
+                Data={n: jobdata.points(n, p) for n, p in per_node.items()},
+                RawData=jobdata.raw_csv(metric, per_node) if raw else "",
+            )
+        )
+    return metric_data
