@@ -19,7 +19,9 @@ from jobpulse.collector.live import channel_name
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar import WebSocket, websocket
 from litestar.channels import ChannelsPlugin, Subscriber
+from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath
 
 WS_NOT_FOUND = 4404  # application close code: no such job (or not yours)
 
@@ -44,7 +46,9 @@ async def _until_client_leaves(socket: WebSocket[Any, Any, Any]) -> None:
 
 
 @websocket("/api/live/{job_id:int}", guards=[requires(Role.USER)], name="live")
-async def live(socket: WebSocket[Any, Any, Any], job_id: int, channels: ChannelsPlugin) -> None:
+async def live(
+    socket: WebSocket[Any, Any, Any], job_id: FromPath[int], channels: NamedDependency[ChannelsPlugin]
+) -> None:
     store: SqliteStore = socket.app.state.store
     try:
         row = check_job_access(
