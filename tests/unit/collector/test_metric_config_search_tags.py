@@ -172,3 +172,27 @@ async def test_tags_add_remove_and_access(
     assert job["Metadata"]["Tags"] == []
     again = await fx_client.post("/api/tags/remove_tag?job=201", json={"Name": "keep"}, headers=alice)
     assert again.status_code == 404
+
+
+async def test_job_control_keys_cannot_read_job_data(
+    fx_client: AsyncTestClient, fx_store: SqliteStore
+) -> None:
+    """The Slurm hooks' role may start and stop jobs, nothing else: every job-data route is 403."""
+    from jobpulse.collector.store import users
+
+    add_job(fx_store.writer, 401, "alice", start=T0, stop=T0 + 60)
+    key, _ = users.create_api_key(fx_store.writer, "slurm", "job-control", "hooks")
+    headers = {"X-API-Key": key}
+    for method, url in (
+        ("GET", "/api/jobs"),
+        ("GET", "/api/job/401"),
+        ("GET", "/api/metric/401?metric=cpu_cores"),
+        ("GET", "/api/search/all/401"),
+        ("GET", "/api/search/user/a"),
+        ("GET", "/api/config"),
+        ("POST", "/api/tags/add_tag?job=401"),
+    ):
+        response = await fx_client.request(
+            method, url, headers=headers, json={"Name": "x"} if method == "POST" else None
+        )
+        assert response.status_code == 403, (url, response.text)
