@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from jobpulse.collector import metric_catalog
+from jobpulse.collector.api.common import interval_label, tick_of
 from jobpulse.collector.api.deps import provide_store
-from jobpulse.collector.api.jobs import interval_label, tick_of
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.schemas import ConfigUpdate, Configuration

@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from jobpulse.collector.schemas import JobMetadata, JobTag, MetricConfig, Node
+from jobpulse.collector import metric_catalog
+from jobpulse.collector.schemas import JobMetadata, JobTag, MetricConfig, MetricData, Node
+from jobpulse.collector.store import samples, series
 
 DEFAULT_MAX_POINTS_PER_JOB = 200  # as JobMon: a chart gets about this many points
 DEFAULT_INTERVALS = (30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -130,3 +132,48 @@ def job_summary(db: sqlite3.Connection, run_id: int) -> tuple[dict[str, Any] | N
     if "job_findings" in tables:
         findings = [dict(r) for r in db.execute("SELECT * FROM job_findings WHERE run_id = ?", (run_id,))]
     return summary, findings
+
+
+def metric_data(
+    db: Any,
+    job_id: int,
+    catalog: list[MetricConfig],
+    interval: float,
+    nodes: list[str] | None,
+    raw: bool,
+    start_ms: int,
+) -> list[MetricData]:
+    """Every catalogue metric of the job per node: bucketed with its AggFn, or every sample (raw)."""
+    measurements = sorted({m.Measurement for m in catalog})
+    metric_data: list[MetricData] = []
+    if raw:
+        rows = samples.job_samples(db, job_id, start_ms)
+        data: series.Series = {m: {} for m in measurements}
+        for r in rows:
+            if nodes is None or r["node"] in nodes:
+                for m in measurements:
+                    if r[m] is not None:
+                        data[m].setdefault(r["node"], []).append((r["ts"] / 1000, float(r[m])))
+    else:
+        by_fn: dict[str, series.Series] = {}
+        wanted: dict[str, set[str]] = {}  # one scan per aggregation, of only its metrics
+        for entry in catalog:
+            fn_name = metric_catalog.normalise_agg(entry.AggFn) or "mean"
+            wanted.setdefault(fn_name, set()).add(entry.Measurement)
+        for fn, names in wanted.items():
+            by_fn[fn] = series.job_series(db, job_id, sorted(names), interval, fn, nodes, False, start_ms)
+    for metric in catalog:
+        if raw:
+            per_node = data[metric.Measurement]
+        else:
+            per_node = by_fn[metric_catalog.normalise_agg(metric.AggFn) or "mean"][metric.Measurement]
+        if not per_node:
+            continue
+        metric_data.append(
+            MetricData(
+                Config=metric,
+                Data={n: points(n, p) for n, p in per_node.items()},
+                RawData=raw_csv(metric, per_node) if raw else "",
+            )
+        )
+    return metric_data

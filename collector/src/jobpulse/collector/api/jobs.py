@@ -7,22 +7,27 @@ from typing import Annotated, Any, Literal, cast
 import msgspec
 from jobpulse.collector import metric_catalog
 from jobpulse.collector.api import jobdata
+from jobpulse.collector.api.common import (
+    INT64,
+    interval_label,
+    load_job,
+    parse_list,
+    parse_range,
+    scope_user,
+    tick_of,
+)
 from jobpulse.collector.api.deps import provide_store
 from jobpulse.collector.api.jobcache import JobDataCache
-from jobpulse.collector.auth.guards import check_job_access, principal_of, requires
-from jobpulse.collector.auth.roles import Principal, Role
-from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag, MetricConfig, MetricData
-from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.auth.guards import principal_of, requires
+from jobpulse.collector.auth.roles import Role
+from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag, MetricData
 from jobpulse.collector.store import jobs, samples, series, tags
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import ValidationException
 from litestar.params import FromPath, QueryParameter
 
-Bounds = tuple[int | None, int | None]
-INT64 = 2**63 - 1  # SQLite's INTEGER range: larger values are refused as 400, never overflow to 500
 SortKey = Literal[
     "StartTime",
     "StopTime",
@@ -35,56 +40,6 @@ SortKey = Literal[
     "NumNodes",
     "JobName",
 ]
-
-
-def parse_range(name: str, value: str | None) -> Bounds | None:
-    """JobMon's range filter "from,to" (either side may be empty); 400 naming ``name`` otherwise."""
-    if value is None:
-        return None
-    parts = value.split(",")
-    if len(parts) != 2:
-        raise ValidationException(f"{name}: expected 'from,to' (either may be empty), got {value!r}")
-    try:
-        low, high = (int(p) if p.strip() else None for p in parts)
-        if any(b is not None and abs(b) > INT64 for b in (low, high)):
-            raise ValueError
-    except ValueError:
-        raise ValidationException(f"{name}: bounds must be integers, got {value!r}") from None
-    return low, high
-
-
-def parse_list(name: str, value: str | None, kind: type[int] | type[str] = str) -> list[Any]:
-    if not value:
-        return []
-    try:
-        items = [kind(v.strip()) for v in value.split(",") if v.strip()]
-        if any(isinstance(v, int) and abs(v) > INT64 for v in items):
-            raise ValueError
-        return items
-    except ValueError:
-        raise ValidationException(
-            f"{name}: expected comma-separated {kind.__name__}s, got {value!r}"
-        ) from None
-
-
-async def load_job(request: Request[Any, Any, Any], store: SqliteStore, job_id: int) -> dict[str, Any]:
-    """The latest run of the job, if the caller may see it (else 404, the same as a missing job)."""
-    principal = principal_of(request)
-    row = await store.get_job(job_id) if 0 <= job_id <= INT64 else None
-    return check_job_access(principal, row, job_id)
-
-
-def tick_of(request: Request[Any, Any, Any]) -> float:
-    settings: CollectorSettings = request.app.state.settings
-    return settings.default_tick
-
-
-def interval_label(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
-def scope_user(principal: Principal) -> str | None:
-    return None if principal.is_admin else principal.username
 
 
 class JobsController(Controller):
@@ -254,7 +209,7 @@ class JobsController(Controller):
             )
             metric_data = cast(list[MetricData] | None, cache.get(key) if finished else None)
             if metric_data is None:
-                metric_data = _metric_data(db, job_id, catalog, interval, nodes, raw, start_ms)
+                metric_data = jobdata.metric_data(db, job_id, catalog, interval, nodes, raw, start_ms)
                 if finished:
                     cache.put(key, job_id, metric_data)
             job_tags = tags.job_tags(db, row["run_id"])
@@ -271,48 +226,3 @@ class JobsController(Controller):
             )
 
         return Response(await store.read(run))
-
-
-def _metric_data(
-    db: Any,
-    job_id: int,
-    catalog: list[MetricConfig],
-    interval: float,
-    nodes: list[str] | None,
-    raw: bool,
-    start_ms: int,
-) -> list[MetricData]:
-    """Every catalogue metric of the job per node: bucketed with its AggFn, or every sample (raw)."""
-    measurements = sorted({m.Measurement for m in catalog})
-    metric_data: list[MetricData] = []
-    if raw:
-        rows = samples.job_samples(db, job_id, start_ms)
-        data: series.Series = {m: {} for m in measurements}
-        for r in rows:
-            if nodes is None or r["node"] in nodes:
-                for m in measurements:
-                    if r[m] is not None:
-                        data[m].setdefault(r["node"], []).append((r["ts"] / 1000, float(r[m])))
-    else:
-        by_fn: dict[str, series.Series] = {}
-        wanted: dict[str, set[str]] = {}  # one scan per aggregation, of only its metrics
-        for entry in catalog:
-            fn_name = metric_catalog.normalise_agg(entry.AggFn) or "mean"
-            wanted.setdefault(fn_name, set()).add(entry.Measurement)
-        for fn, names in wanted.items():
-            by_fn[fn] = series.job_series(db, job_id, sorted(names), interval, fn, nodes, False, start_ms)
-    for metric in catalog:
-        if raw:
-            per_node = data[metric.Measurement]
-        else:
-            per_node = by_fn[metric_catalog.normalise_agg(metric.AggFn) or "mean"][metric.Measurement]
-        if not per_node:
-            continue
-        metric_data.append(
-            MetricData(
-                Config=metric,
-                Data={n: jobdata.points(n, p) for n, p in per_node.items()},
-                RawData=jobdata.raw_csv(metric, per_node) if raw else "",
-            )
-        )
-    return metric_data

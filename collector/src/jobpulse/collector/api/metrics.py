@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from jobpulse.collector import metric_catalog
 from jobpulse.collector.api import jobdata
+from jobpulse.collector.api.common import interval_label, load_job, tick_of
 from jobpulse.collector.api.deps import provide_store
-from jobpulse.collector.api.jobs import interval_label, load_job, tick_of
 from jobpulse.collector.auth.guards import requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.schemas import MetricData

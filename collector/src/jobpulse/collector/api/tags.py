@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from jobpulse.collector.api.common import load_job
 from jobpulse.collector.api.deps import provide_store
-from jobpulse.collector.api.jobs import load_job
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.schemas import JobTag
