@@ -133,6 +133,9 @@ async def test_search(fx_client: AsyncTestClient, tokens: dict[str, dict[str, st
     assert (await fx_client.get("/api/search/all/bob", headers=admin)).text == "user:bob"
     assert (await fx_client.get("/api/search/all/202", headers=admin)).text == "job:202"
     assert (await fx_client.get("/api/search/all/x")).status_code == 401
+    assert (
+        await fx_client.get("/api/search/all/%C2%B2", headers=alice)
+    ).status_code == 404  # '²' (fuzz find)
     assert (await fx_client.get("/api/search/user/o", headers=admin)).json() == ["bob"]
     assert (
         await fx_client.get("/api/search/user/%25", headers=admin)

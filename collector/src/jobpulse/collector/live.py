@@ -31,6 +31,11 @@ def channel_name(job_id: int | str) -> str:
     return f"job:{job_id}"
 
 
+def _job_number(value: str) -> int | None:
+    """The numeric Slurm job id, or None (``str.isdigit`` alone would accept '²')."""
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -58,16 +63,17 @@ class LiveFeed:
 
     def _publish(self, node: str, batch: pb.Batch) -> None:
         if self.job_listeners:
-            ids = {int(j) for j in batch.jobs.job_id if j.isdigit()}
+            ids = {n for n in (_job_number(j.strip()) for j in batch.jobs.job_id) if n is not None}
             for listener in self.job_listeners:
                 listener(ids)
         if self.plugin._pub_queue is None:  # app not started yet (no subscribers possible)
             return
         now_ms = time.time() * 1000
         jobs = batch.jobs
-        by_job: dict[str, list[dict[str, Any]]] = {}
-        for i, job_id in enumerate(jobs.job_id):
-            if jobs.step[i]:
+        by_job: dict[int, list[dict[str, Any]]] = {}
+        for i, raw_id in enumerate(jobs.job_id):
+            job_id = _job_number(raw_id.strip())
+            if jobs.step[i] or job_id is None:
                 continue
             values = {c: _finite(getattr(jobs, c)[i]) for c in JOB_SAMPLE_COLUMNS}
             by_job.setdefault(job_id, []).append({"ts": jobs.time_ms[i] / 1000, "values": values})
@@ -75,7 +81,7 @@ class LiveFeed:
             for sample in samples:
                 message = {
                     "type": "sample",
-                    "job": int(job_id),
+                    "job": job_id,
                     "node": node,
                     "published_ms": now_ms,
                     **sample,
@@ -83,12 +89,13 @@ class LiveFeed:
                 self.plugin.publish(msgspec.json.encode(message), channels=[channel_name(job_id)])
                 self.published += 1
         for event in batch.events:
-            if event.kind == pb.JobEvent.STOP and event.meta.job_id:
+            stopped = _job_number(event.meta.job_id.strip())
+            if event.kind == pb.JobEvent.STOP and stopped is not None:
                 end = {
                     "type": "end",
-                    "job": int(event.meta.job_id) if event.meta.job_id.isdigit() else event.meta.job_id,
+                    "job": stopped,
                     "node": node,
                     "state": event.meta.state or "COMPLETED",
                     "published_ms": now_ms,
                 }
-                self.plugin.publish(msgspec.json.encode(end), channels=[channel_name(event.meta.job_id)])
+                self.plugin.publish(msgspec.json.encode(end), channels=[channel_name(stopped)])

@@ -31,7 +31,7 @@ class SearchController(Controller):
     ) -> str:
         principal = principal_of(request)
         term = term.strip()
-        if term.isdigit() and len(term) < 19:
+        if term.isascii() and term.isdigit() and len(term) < 19:  # not '²', which isdigit() accepts
             job = await store.get_job(int(term))
             if job is not None and (principal.is_admin or job["user_name"] == principal.username):
                 return f"job:{int(term)}"
