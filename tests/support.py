@@ -178,3 +178,20 @@ def cgroup_v1_writable(root: Path = Path("/sys/fs/cgroup")) -> str | None:
     except OSError as exc:
         return f"cgroup hierarchy at {root} not writable: {exc}"
     return None
+
+
+def raw_series(doc: dict[str, Any], guid: str) -> list[float]:
+    """Full-resolution values of one metric from a GET /api/job/{id}?raw=true answer, all nodes."""
+    return [
+        p["_value"]
+        for m in doc["MetricData"]
+        if m["Config"]["GUID"] == guid
+        for points in m["Data"].values()
+        for p in points
+    ]
+
+
+def raw_cpu_seconds(doc: dict[str, Any]) -> float:
+    """The job's CPU-seconds counter (user + system) at its last sample."""
+    pairs = zip(raw_series(doc, "cpu_user_seconds"), raw_series(doc, "cpu_system_seconds"), strict=True)
+    return max(u + s for u, s in pairs)

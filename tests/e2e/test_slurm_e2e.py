@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, Collector, start_agent, start_collector, stop, wait_for
+from support import ROOT, Collector, raw_cpu_seconds, raw_series, start_agent, start_collector, stop, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -57,7 +57,7 @@ class Cluster:
         return int(out.strip().split(";")[0])
 
     def job(self, job_id: int) -> dict[str, Any] | None:
-        response = self.collector.get(f"/api/job/{job_id}")
+        response = self.collector.get(f"/api/job/{job_id}?raw=true")
         return response.json() if response.status_code == 200 else None
 
     def finished(self, job_id: int, timeout: float = 90) -> dict[str, Any]:
@@ -144,10 +144,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         subprocess.run(["rm", "-rf", str(directory)], check=False)
 
 
-def _cpu_seconds(samples: list[dict[str, Any]]) -> float:
-    return max((s["cpu_user_seconds"] or 0) + (s["cpu_system_seconds"] or 0) for s in samples)
-
-
 def test_cpu_and_memory_jobs_are_measured_like_slurm_accounts_them(cluster: Cluster) -> None:
     cpu_job = cluster.sbatch(BURN, "-J", "burn")
     mem_job = cluster.sbatch(MEMORY, "-J", "mem", "--mem=600M")
@@ -166,11 +162,11 @@ def test_cpu_and_memory_jobs_are_measured_like_slurm_accounts_them(cluster: Clus
         assert (meta["ExitCode"], meta["State"], meta["ClusterId"]) == (0, "COMPLETED", "jobpulse-test")
         assert 0 < meta["StartTime"] <= meta["StopTime"]
         assert meta["JobName"] in ("", name)  # the prolog does not see the name; the reconciler fills it in
-    measured = _cpu_seconds(burn["Samples"])
+    measured = raw_cpu_seconds(burn)
     slurm_cpu = cluster.sacct_total_cpu(cpu_job) if cluster.accounting else CPU_SECONDS
     assert measured == pytest.approx(slurm_cpu, rel=0.10), (measured, slurm_cpu)
     assert burn["Metadata"]["StopTime"] - burn["Metadata"]["StartTime"] >= CPU_SECONDS
-    peak = max(s["mem_peak_bytes"] or 0 for s in mem["Samples"])
+    peak = max(raw_series(mem, "mem_peak_bytes"))
     assert peak >= 290 * 2**20, peak
     # one run per job, whatever mix of hooks and reconciler passes reported it
     rows = cluster.collector.get("/api/jobs", params={"limit": 1000}).json()["Jobs"]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from support import (
     Collector,
     cgroup_v1_writable,
+    raw_cpu_seconds,
+    raw_series,
     running,
     start_agent,
     start_collector,
@@ -61,7 +64,7 @@ def _exec(state: Path, job_id: str, code: str) -> subprocess.CompletedProcess[by
 
 def _finished_job(collector: Collector, job_id: str) -> dict:
     def done() -> dict | None:
-        response = collector.get(f"/api/job/{job_id}")
+        response = collector.get(f"/api/job/{job_id}?raw=true")
         if response.status_code == 200 and response.json()["Metadata"]["IsRunning"] is False:
             return response.json()
         return None
@@ -84,21 +87,27 @@ def test_job_in_real_cgroup_is_measured_stored_and_served(tmp_path: Path, collec
     meta = doc["Metadata"]
     assert meta["Id"] == job and meta["ClusterId"] == "test" and meta["ExitCode"] == 0
     assert meta["StopTime"] >= meta["StartTime"] > 0
-    samples = doc["Samples"]
-    assert len(samples) >= 2, samples
-    cpu = max(s["cpu_user_seconds"] + s["cpu_system_seconds"] for s in samples)
-    assert cpu == pytest.approx(1.5, rel=0.2)
-    peak = max(s["mem_peak_bytes"] for s in samples)
+    assert len(raw_series(doc, "cpu_user_seconds")) >= 2, doc["MetricData"]
+    assert raw_cpu_seconds(doc) == pytest.approx(1.5, rel=0.2)
+    peak = max(raw_series(doc, "mem_peak_bytes"))
     assert 190 * 2**20 < peak < 300 * 2**20
-    cpu_series = {m["Config"]["Guid"]: m["Data"] for m in doc["MetricData"]}["cpu_cores"]
-    # cores used over time integrates back to the CPU-seconds counter (robust to a loaded machine)
-    points = sorted((p["_time"], p["_value"]) for node_points in cpu_series.values() for p in node_points)
-    times = sorted({s["ts"] / 1000 for s in samples})
-    integral = sum(
-        value * (t - prev)
-        for (t, value), prev in zip(points, [times[0], *[p[0] for p in points[:-1]]], strict=True)
+    cpu_series = {m["Config"]["GUID"]: m["Data"] for m in doc["MetricData"]}["cpu_cores"]
+
+    # cores used over time integrates back to the CPU-seconds counter (robust on a loaded machine)
+    def at(point: dict) -> float:
+        return datetime.fromisoformat(point["_time"].replace("Z", "+00:00")).timestamp()
+
+    points = sorted((at(p), p["_value"]) for node_points in cpu_series.values() for p in node_points)
+    first = min(
+        at(p)
+        for m in doc["MetricData"]
+        if m["Config"]["GUID"] == "cpu_user_seconds"
+        for node_points in m["Data"].values()
+        for p in node_points
     )
-    assert integral == pytest.approx(cpu, rel=0.25)
+    starts = [first, *[t for t, _ in points[:-1]]]
+    integral = sum(v * (t - t0) for (t, v), t0 in zip(points, starts, strict=True))
+    assert integral == pytest.approx(raw_cpu_seconds(doc), rel=0.25)
     listed = collector.get("/api/jobs").json()["Jobs"]
     assert [j["Id"] for j in listed] == [job]
 
@@ -135,8 +144,7 @@ def test_job_without_cgroup_is_tracked_by_process_tree(tmp_path: Path, collector
         assert result.returncode == 0, result.stderr.decode()
         assert b"process tree" in result.stderr
         doc = _finished_job(collector, "7")
-    cpu = max(s["cpu_user_seconds"] + s["cpu_system_seconds"] for s in doc["Samples"])
-    assert cpu == pytest.approx(1.5, rel=0.2)
+    assert raw_cpu_seconds(doc) == pytest.approx(1.5, rel=0.2)
 
 
 def test_failing_job_records_its_exit_code(tmp_path: Path, collector: Collector) -> None:

@@ -29,10 +29,10 @@ def test_job_response_has_summary_and_findings(tmp_path: Path) -> None:
     with TestClient(app=create_app(store, settings)) as client:
         client.headers["X-API-Key"] = key
         before = client.get("/api/job/3").json()
-        assert before["Summary"]["Job"] is None and before["Findings"] == [] and before["Tags"] == []
+        assert before["Summary"] is None and before["Findings"] == [] and before["Tags"] == []
         summarize(store.writer, 1, now=T0 / 1000 + 4000, thresholds=Thresholds())
         body = client.get("/api/job/3").json()
-    assert body["Summary"]["Job"]["cpu_efficiency"] == 0.5 / 16
+    assert body["Summary"]["cpu_efficiency"] == 0.5 / 16
     assert [(f["rule"], f["threshold"]) for f in body["Findings"]] == [("low_cpu_efficiency", 0.25)]
     assert [t["Name"] for t in body["Tags"]] == ["low_cpu_efficiency"]
     store.close()

@@ -14,17 +14,24 @@ import uvicorn
 from jobpulse.collector import httpconf, logbuffer, reconcile
 from jobpulse.collector.api.admin import AdminController
 from jobpulse.collector.api.auth import AuthController
+from jobpulse.collector.api.config import ConfigController
 from jobpulse.collector.api.config_users import UserRolesController
 from jobpulse.collector.api.job_control import JobControlController
+from jobpulse.collector.api.jobcache import JobDataCache
 from jobpulse.collector.api.jobs import JobsController
+from jobpulse.collector.api.live import live
 from jobpulse.collector.api.livelog import livelog
+from jobpulse.collector.api.metrics import MetricsController
 from jobpulse.collector.api.notify import notify_admin
 from jobpulse.collector.api.oidc import OidcController
 from jobpulse.collector.api.ping import ping
+from jobpulse.collector.api.search import SearchController
+from jobpulse.collector.api.tags import TagsController
 from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.auth.oidc import OidcClient
 from jobpulse.collector.auth.security import build_auth
 from jobpulse.collector.ingest import IngestServicer
+from jobpulse.collector.live import LiveFeed
 from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics_endpoint
 from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.scheduler import start_scheduler
@@ -32,6 +39,7 @@ from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common.config import ConfigError
 from jobpulse.common.version import __version__
+from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
@@ -45,10 +53,13 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     return Response({"detail": "internal server error"}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 
-def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
+def create_app(
+    store: SqliteStore, settings: CollectorSettings, live_feed: LiveFeed | None = None
+) -> Litestar:
     auth = build_auth(settings)
     metrics = CollectorMetrics()
     buffer = logbuffer.LogBuffer(settings.http.livelog_lines)
+    live_feed = live_feed or LiveFeed()
     app = Litestar(
         route_handlers=[
             ping,
@@ -62,7 +73,13 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
             OidcController,
             metrics_endpoint,
             httpconf.openapi_json,
+            MetricsController,
+            ConfigController,
+            SearchController,
+            TagsController,
+            live,
         ],
+        plugins=[live_feed.plugin],
         on_app_init=[auth.on_app_init],
         on_startup=[httpconf.document_errors],
         on_shutdown=[lambda: logging.getLogger().removeHandler(buffer)],
@@ -81,6 +98,9 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     app.state.logbuffer = buffer
     logging.getLogger().addHandler(buffer)  # from now on, so the start-up lines are in the backlog
     app.state.oidc = OidcClient(settings.oidc) if settings.oidc.enabled else None
+    app.state.live = live_feed
+    app.state.job_cache = JobDataCache()
+    live_feed.job_listeners.append(app.state.job_cache.invalidate_jobs)
     return app
 
 
@@ -112,7 +132,8 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     store = SqliteStore(settings.database_path)
     store.open()
     ensure_admin(store.writer, settings)
-    app = create_app(store, settings)
+    live_feed = LiveFeed()  # committed batches -> WS /api/live/{id} subscribers
+    app = create_app(store, settings, live_feed)
     metrics: CollectorMetrics = app.state.metrics
     server = grpc.aio.server(
         options=[
@@ -126,7 +147,12 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
             ("grpc.http2.ping_timeout_ms", 10_000),  # what grpc-core >= 1.6x actually times out on
         ]
     )
-    servicer = IngestServicer(store, token=settings.token, on_batch=metrics.observe_batch)
+
+    def on_batch(node: str, batch: pb.Batch) -> None:
+        metrics.observe_batch(node, batch)
+        live_feed.on_batch(node, batch)
+
+    servicer = IngestServicer(store, token=settings.token, on_batch=on_batch)
     pb_grpc.add_IngestServicer_to_server(servicer, server)
     credentials = server_credentials(settings)
     if credentials is None:

@@ -143,23 +143,32 @@ def run_demo(duration: float | None, http_port: int, grpc_port: int, keep: bool 
 
         def finished() -> dict[str, Any] | None:
             with contextlib.suppress(httpx.HTTPError):
-                doc: dict[str, Any] = httpx.get(f"{api}/api/job/1", headers=bearer, timeout=5).json()
+                doc: dict[str, Any] = httpx.get(f"{api}/api/job/1?raw=true", headers=bearer, timeout=5).json()
                 if doc.get("Metadata", {}).get("IsRunning") is False:
                     return doc
             return None
 
         doc = _wait_for(finished, 15, "the job's record")
-        summary = doc["Summary"]
+        series = {
+            m["Config"]["GUID"]: [p["_value"] for points in m["Data"].values() for p in points]
+            for m in doc["MetricData"]
+        }
+        cpu = [
+            u + s
+            for u, s in zip(
+                series.get("cpu_user_seconds", []), series.get("cpu_system_seconds", []), strict=False
+            )
+        ]
         print(f"\nJob 1 ({doc['Metadata']['JobName']}) exit code {job.returncode}, measured by jobpulse:")
-        print(f"  CPU-seconds: {summary['CpuSeconds']:.2f}")
-        print(f"  peak memory: {human_bytes(summary['MemPeakBytes'])}")
-        print(f"  samples:     {summary['Samples']}")
+        print(f"  CPU-seconds: {max(cpu, default=0.0):.2f}")
+        print(f"  peak memory: {human_bytes(max(series.get('mem_peak_bytes', []), default=0.0))}")
+        print(f"  samples:     {len(series.get('cpu_user_seconds', []))}")
         print(
             f"\nLog in as admin / {password}  (POST /api/login sets a session cookie and returns a bearer token):"
         )
         print(f'  curl -s {api}/api/login -d \'{{"Username":"admin","Password":"{password}"}}\'')
         print(f"  {api}/api/jobs            jobs")
-        print(f"  {api}/api/job/1           job 1 with its samples")
+        print(f"  {api}/api/job/1           job 1: metrics per node (?raw=true, ?format=csv)")
         print(f"  {api}/docs                API documentation (OpenAPI)")
         print(
             "  jobpulse-agent once --json --cgroup-root /sys/fs/cgroup    one sample of this node", flush=True

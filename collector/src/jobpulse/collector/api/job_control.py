@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 from jobpulse.collector.api.deps import provide_store
-from jobpulse.collector.api.jobs import job_metadata
+from jobpulse.collector.api.jobdata import job_metadata as _job_metadata
 from jobpulse.collector.auth.guards import requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.reconcile import apply_slurm_job
@@ -29,6 +29,14 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 MAX_BODY = 256 * 1024  # a job script can be long, but not this long
+
+
+def job_metadata(row: dict[str, Any]) -> dict[str, Any]:
+    """The stored run as JobMon's job.JobMetadata."""
+    doc: dict[str, Any] = msgspec.to_builtins(_job_metadata(row))
+    return doc
+
+
 JOB_ID_MAX = 2**53
 
 

@@ -1,46 +1,45 @@
-"""GET /api/jobs and GET /api/job/{id}: job metadata and measured series."""
+"""GET /api/jobs (filtered, sorted, paginated job list) and GET /api/job/{id} (JobData, CSV export)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Annotated, Any, Literal, cast
 
+import msgspec
+from jobpulse.collector import metric_catalog
+from jobpulse.collector.api import jobdata
+from jobpulse.collector.api.common import (
+    INT64,
+    interval_label,
+    load_job,
+    parse_list,
+    parse_range,
+    scope_user,
+    tick_of,
+)
 from jobpulse.collector.api.deps import provide_store
-from jobpulse.collector.auth.guards import check_job_access, principal_of, requires
+from jobpulse.collector.api.jobcache import JobDataCache
+from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
+from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag, MetricData
+from jobpulse.collector.store import jobs, samples, series, tags
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore
-from jobpulse.collector.store.tags import job_tags
-from jobpulse.collector.summary import load_summary
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, QueryParameter
 
-
-def job_metadata(row: dict[str, Any]) -> dict[str, Any]:
-    """A jobs row in the JobMetadata shape (JobMon field names, times in epoch seconds)."""
-    return {
-        "Id": row["job_id"],
-        "UserId": row["user_id"],
-        "UserName": row["user_name"],
-        "GroupId": row["group_id"],
-        "GroupName": row["group_name"],
-        "ClusterId": row["cluster"],
-        "NumNodes": row["num_nodes"],
-        "NumTasks": row["num_tasks"],
-        "Cpus": row["cpus"],
-        "GPUsPerNode": row["gpus_per_node"],
-        "StartTime": row["start_time"],
-        "StopTime": row["stop_time"] or 0,
-        "IsRunning": bool(row["is_running"]),
-        "JobName": row["job_name"],
-        "Account": row["account"],
-        "Partition": row["partition"],
-        "State": row["state"],
-        "ExitCode": row["exit_code"],
-        "Nodes": [{"Name": n} for n in json.loads(row["nodes"])],
-        "NodeList": row["nodelist"],
-    }
+SortKey = Literal[
+    "StartTime",
+    "StopTime",
+    "Duration",
+    "Id",
+    "UserName",
+    "Account",
+    "Partition",
+    "State",
+    "NumNodes",
+    "JobName",
+]
 
 
 class JobsController(Controller):
@@ -48,57 +47,182 @@ class JobsController(Controller):
     tags = ["jobs"]
     guards = [requires(Role.USER)]
 
-    @get("/api/jobs", operation_id="listJobs", summary="Jobs, newest first")
+    @get("/api/jobs", operation_id="listJobs", summary="Jobs matching the filters (users: their own)")
     async def list_jobs(
         self,
         request: Request[Any, Any, Any],
         store: NamedDependency[SqliteStore],
-        limit: int = Parameter(default=100, ge=1, le=10_000),
-        offset: int = Parameter(default=0, ge=0),
-    ) -> dict[str, Any]:
+        UserName: Annotated[str | None, QueryParameter(name="UserName", max_length=256)] = None,
+        UserId: Annotated[int | None, QueryParameter(name="UserId", ge=-INT64, le=INT64)] = None,
+        GroupName: Annotated[str | None, QueryParameter(name="GroupName", max_length=256)] = None,
+        GroupId: Annotated[int | None, QueryParameter(name="GroupId", ge=-INT64, le=INT64)] = None,
+        Account: Annotated[str | None, QueryParameter(name="Account", max_length=256)] = None,
+        Partition: Annotated[str | None, QueryParameter(name="Partition", max_length=256)] = None,
+        State: Annotated[str | None, QueryParameter(name="State", max_length=64)] = None,
+        Node: Annotated[str | None, QueryParameter(name="Node", max_length=256)] = None,
+        IsRunning: Annotated[bool | None, QueryParameter(name="IsRunning")] = None,
+        NumNodes: Annotated[
+            str | None, QueryParameter(name="NumNodes", description="range 'from,to'")
+        ] = None,
+        NumTasks: Annotated[
+            str | None, QueryParameter(name="NumTasks", description="range 'from,to'")
+        ] = None,
+        NumGpus: Annotated[str | None, QueryParameter(name="NumGpus", description="range 'from,to'")] = None,
+        Time: Annotated[
+            str | None, QueryParameter(name="Time", description="start time range 'from,to', epoch seconds")
+        ] = None,
+        MinDuration: Annotated[
+            int | None, QueryParameter(name="MinDuration", ge=0, le=INT64, description="seconds")
+        ] = None,
+        MaxDuration: Annotated[
+            int | None, QueryParameter(name="MaxDuration", ge=0, le=INT64, description="seconds")
+        ] = None,
+        Tags: Annotated[
+            str | None, QueryParameter(name="Tags", description="tag ids, comma-separated")
+        ] = None,
+        TagNames: Annotated[
+            str | None, QueryParameter(name="TagNames", description="tag names, comma-separated")
+        ] = None,
+        Findings: Annotated[
+            str | None,
+            QueryParameter(name="Findings", description="efficiency findings (tags of type 'finding')"),
+        ] = None,
+        sort: Annotated[SortKey, QueryParameter(name="sort")] = "StartTime",
+        order: Annotated[Literal["asc", "desc"], QueryParameter(name="order")] = "desc",
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=10_000)] = 100,
+        offset: Annotated[int, QueryParameter(name="offset", ge=0, le=INT64)] = 0,
+    ) -> JobListData:
         principal = principal_of(request)
-        user = None if principal.is_admin else principal.username
-        rows = await store.list_jobs(user=user, limit=limit, offset=offset)
-        return {
-            "Jobs": [job_metadata(r) for r in rows],
-            "Config": {"RadarChartMetrics": [], "Partitions": {}, "Tags": []},
-        }
-
-    @get("/api/job/{job_id:int}", operation_id="getJob", summary="One job with its samples per node")
-    async def get_job(
-        self, request: Request[Any, Any, Any], store: NamedDependency[SqliteStore], job_id: FromPath[int]
-    ) -> dict[str, Any]:
-        row = check_job_access(principal_of(request), await store.get_job(job_id), job_id)
-        samples = await store.job_samples(job_id)
-        series: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in JOB_SAMPLE_COLUMNS}
-        for sample in samples:
-            for column in JOB_SAMPLE_COLUMNS:
-                if sample[column] is not None:
-                    series[column].setdefault(sample["node"], []).append(
-                        {"_time": sample["ts"] / 1000, "_value": sample[column]}
-                    )
-        cpu_seconds = max(
-            ((s["cpu_user_seconds"] or 0) + (s["cpu_system_seconds"] or 0) for s in samples), default=None
+        query = jobs.JobQuery(
+            user=UserName,
+            user_id=UserId,
+            group=GroupName,
+            group_id=GroupId,
+            account=Account,
+            partition=Partition,
+            state=State,
+            node=Node,
+            is_running=IsRunning,
+            num_nodes=parse_range("NumNodes", NumNodes),
+            num_tasks=parse_range("NumTasks", NumTasks),
+            num_gpus=parse_range("NumGpus", NumGpus),
+            time=parse_range("Time", Time),
+            duration=(MinDuration, MaxDuration)
+            if MinDuration is not None or MaxDuration is not None
+            else None,
+            tag_ids=parse_list("Tags", Tags, int),
+            tag_names=parse_list("TagNames", TagNames),
+            findings=parse_list("Findings", Findings),
+            sort=sort,
+            descending=order == "desc",
+            limit=limit,
+            offset=offset,
         )
-        peak = max((s["mem_peak_bytes"] or s["mem_current_bytes"] or 0 for s in samples), default=None)
-        stored = await store.read(lambda db: load_summary(db, row["run_id"]))
-        tags = await store.read(lambda db: job_tags(db, row["run_id"]))
-        findings = stored.pop("findings", []) if stored else []
-        return {
-            "Metadata": job_metadata(row),
-            "Findings": findings,
-            "Tags": tags,
-            "MetricData": [
-                {"Config": {"Guid": c, "Measurement": c}, "Data": series[c]}
-                for c in JOB_SAMPLE_COLUMNS
-                if series[c]
-            ],
-            # "Job": the stored summary (summary.JobSummary), null until the job has finished and been summarized.
-            "Summary": {
-                "CpuSeconds": cpu_seconds,
-                "MemPeakBytes": peak,
-                "Samples": len(samples),
-                "Job": stored,
-            },
-            "Samples": samples,
-        }
+        own = scope_user(principal)
+        if own is not None:
+            if UserName not in (None, own):
+                query.user = "\0nobody"  # asking for someone else's jobs: none of them are visible
+            else:
+                query.user = own
+        sample_interval = interval_label(tick_of(request))
+
+        def run(db: Any) -> JobListData:
+            rows, total = jobs.query_jobs(db, query)
+            by_run = jobdata.tags_by_run(db, [r["run_id"] for r in rows])
+            config = metric_catalog.load(db, sample_interval)
+            return JobListData(
+                Jobs=[jobdata.job_metadata(r, by_run[r["run_id"]]) for r in rows],
+                Config=JobListConfig(
+                    RadarChartMetrics=config.RadarChartMetrics,
+                    Partitions=config.Partitions,
+                    Tags=[JobTag(**t) for t in tags.all_tags(db, own)],
+                ),
+                Total=total,
+                Limit=limit,
+                Offset=offset,
+            )
+
+        return await store.read(run)
+
+    @get(
+        "/api/job/{job_id:int}",
+        operation_id="getJob",
+        summary="One job: metadata, summary, tags and every metric per node (raw=true: full resolution)",
+        responses=None,
+    )
+    async def get_job(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[SqliteStore],
+        job_id: FromPath[int],
+        raw: Annotated[
+            bool, QueryParameter(name="raw", description="full resolution; RawData holds CSV")
+        ] = False,
+        node: Annotated[
+            str | None, QueryParameter(name="node", max_length=4096, description="nodes, pipe-separated a|b")
+        ] = None,
+        sampleInterval: Annotated[
+            float | None,
+            QueryParameter(
+                name="sampleInterval", gt=0, le=jobdata.MAX_SAMPLE_INTERVAL, description="seconds"
+            ),
+        ] = None,
+        format: Annotated[
+            Literal["json", "csv"] | None,
+            QueryParameter(
+                name="format", description="csv: a CSV download of every sample (also Accept: text/csv)"
+            ),
+        ] = None,
+    ) -> Response[JobData]:
+        row = await load_job(request, store, job_id)
+        nodes = [n for n in node.split("|") if n] if node else None
+        want_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
+        start_ms = (int(row["start_time"]) - 2) * 1000
+        if want_csv:
+            rows = await store.read(lambda db: samples.job_samples(db, job_id, start_ms))
+            if nodes is not None:
+                rows = [r for r in rows if r["node"] in nodes]
+            body = jobdata.samples_csv(rows, JOB_SAMPLE_COLUMNS)
+            headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
+            return cast(Response[JobData], Response(body, media_type="text/csv", headers=headers))
+        tick = tick_of(request)
+
+        cache: JobDataCache = request.app.state.job_cache
+        finished = not row["is_running"] and not raw
+
+        def run(db: Any) -> JobData:
+            sampling_key = ("sampling", row["run_id"], row["stop_time"])
+            measured = cache.get(sampling_key) if finished else None
+            if measured is None:
+                measured = series.sampling(db, job_id, start_ms)[0] or tick
+                if finished:
+                    cache.put(sampling_key, job_id, measured)
+            intervals, default = jobdata.sample_intervals(row, cast(float, measured))
+            interval = sampleInterval or default
+            catalog = metric_catalog.load_metrics(db, interval_label(tick))
+            key = (
+                row["run_id"],
+                row["stop_time"],
+                interval,
+                tuple(nodes or ()),
+                msgspec.json.encode(catalog),
+            )
+            metric_data = cast(list[MetricData] | None, cache.get(key) if finished else None)
+            if metric_data is None:
+                metric_data = jobdata.metric_data(db, job_id, catalog, interval, nodes, raw, start_ms)
+                if finished:
+                    cache.put(key, job_id, metric_data)
+            job_tags = tags.job_tags(db, row["run_id"])
+            summary, findings = jobdata.job_summary(db, row["run_id"])
+            return JobData(
+                Metadata=jobdata.job_metadata(row, job_tags),
+                MetricData=metric_data,
+                QuantileData=[],
+                SampleInterval=0.0 if raw else interval,
+                SampleIntervals=intervals,
+                Tags=[JobTag(**t) for t in job_tags],
+                Summary=summary,
+                Findings=findings,
+            )
+
+        return Response(await store.read(run))

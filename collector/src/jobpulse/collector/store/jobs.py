@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobpulse.collector.store.errors import BatchError
@@ -242,3 +243,119 @@ def get_job(db: sqlite3.Connection, job_id: int) -> dict[str, Any] | None:
         "SELECT * FROM jobs WHERE job_id = ? ORDER BY start_time DESC, run_id DESC LIMIT 1", (job_id,)
     ).fetchone()
     return dict(row) if row else None
+
+
+# -- filtered job list (GET /api/jobs) ------------------------------------------------------------
+SORT_COLUMNS: dict[str, str] = {
+    "StartTime": "start_time",
+    "StopTime": "COALESCE(stop_time, 1e18)",
+    "Duration": "(COALESCE(stop_time, CAST(strftime('%s','now') AS INTEGER)) - start_time)",
+    "Id": "job_id",
+    "UserName": "user_name",
+    "Account": "account",
+    "Partition": "partition",
+    "State": "state",
+    "NumNodes": "num_nodes",
+    "JobName": "job_name",
+}
+_DURATION = SORT_COLUMNS["Duration"]
+
+
+@dataclass
+class JobQuery:
+    """Filters of the job list; None means "any". Ranges are inclusive (from, to), either end None."""
+
+    user: str | None = None
+    user_id: int | None = None
+    group: str | None = None
+    group_id: int | None = None
+    account: str | None = None
+    partition: str | None = None
+    state: str | None = None
+    node: str | None = None
+    is_running: bool | None = None
+    num_nodes: tuple[int | None, int | None] | None = None
+    num_tasks: tuple[int | None, int | None] | None = None
+    num_gpus: tuple[int | None, int | None] | None = None
+    time: tuple[int | None, int | None] | None = None  # start time, epoch seconds
+    duration: tuple[int | None, int | None] | None = None  # seconds
+    tag_ids: list[int] = field(default_factory=list)  # every one must be present
+    tag_names: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # tags of type "finding"
+    sort: str = "StartTime"
+    descending: bool = True
+    limit: int = 100
+    offset: int = 0
+
+
+def _range(
+    column: str, bounds: tuple[int | None, int | None] | None, where: list[str], params: list[Any]
+) -> None:
+    if bounds is None:
+        return
+    low, high = bounds
+    if low is not None:
+        where.append(f"{column} >= ?")
+        params.append(low)
+    if high is not None:
+        where.append(f"{column} <= ?")
+        params.append(high)
+
+
+def query_jobs(db: sqlite3.Connection, q: JobQuery) -> tuple[list[dict[str, Any]], int]:
+    """(one page of job rows, the number matching in all) for the filters of ``q``."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("user_name", q.user),
+        ("user_id", q.user_id),
+        ("group_name", q.group),
+        ("group_id", q.group_id),
+        ("account", q.account),
+        ("partition", q.partition),
+        ("state", q.state),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if q.is_running is not None:
+        where.append("is_running = ?")
+        params.append(int(q.is_running))
+    if q.node is not None:
+        where.append("EXISTS (SELECT 1 FROM json_each(jobs.nodes) WHERE json_each.value = ?)")
+        params.append(q.node)
+    _range("num_nodes", q.num_nodes, where, params)
+    _range("num_tasks", q.num_tasks, where, params)
+    _range("gpus_per_node", q.num_gpus, where, params)
+    _range("start_time", q.time, where, params)
+    _range(_DURATION, q.duration, where, params)
+    for column, values, extra in (
+        ("t.id", q.tag_ids, ""),
+        ("t.name", q.tag_names, ""),
+        ("t.name", q.findings, " AND t.type = 'finding'"),
+    ):
+        for value in values:
+            where.append(
+                "EXISTS (SELECT 1 FROM job_tags jt JOIN tags t ON t.id = jt.tag_id"
+                f" WHERE jt.run_id = jobs.run_id AND {column} = ?{extra})"
+            )
+            params.append(value)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    total = int(db.execute(f"SELECT count(*) FROM jobs{clause}", params).fetchone()[0])
+    order = "DESC" if q.descending else "ASC"
+    sql = (
+        f"SELECT * FROM jobs{clause} ORDER BY {SORT_COLUMNS[q.sort]} {order}, run_id {order} LIMIT ? OFFSET ?"
+    )
+    rows = [dict(r) for r in db.execute(sql, [*params, q.limit, q.offset])]
+    return rows, total
+
+
+def users_with_jobs(db: sqlite3.Connection, contains: str, limit: int = 100) -> list[str]:
+    """Usernames containing ``contains`` (case-insensitive) among users with at least one job."""
+    escaped = contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = db.execute(
+        "SELECT DISTINCT user_name FROM jobs WHERE user_name != '' AND user_name LIKE ? ESCAPE '\\'"
+        " ORDER BY user_name LIMIT ?",
+        (f"%{escaped}%", limit),
+    )
+    return [r[0] for r in rows]

@@ -232,7 +232,23 @@ def _v4_role_requests(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_auth, _v3_storage, _v4_role_requests]
+def _v5_api_config(db: sqlite3.Connection) -> None:
+    """Admin-edited API configuration (metric catalogue, partitions) as JSON documents by key."""
+    _script(
+        db,
+        """
+        CREATE TABLE api_config (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL NOT NULL);
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _v1,
+    _v2_auth,
+    _v3_storage,
+    _v4_role_requests,
+    _v5_api_config,
+]
 LATEST = len(MIGRATIONS)
 
 

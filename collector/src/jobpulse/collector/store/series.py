@@ -30,6 +30,7 @@ before changing it. Invalid arguments raise ValueError naming the parameter.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -226,3 +227,65 @@ def _extend(into: dict[str, list[Any]], times: list[int], values: list[Any], agg
         v.extend(values)
     else:
         into["v"] = values
+
+
+ACROSS_NODES = "all"
+Points = dict[str, dict[str, list[tuple[float, float]]]]
+
+
+def job_series_points(
+    db: sqlite3.Connection,
+    job_id: int,
+    metrics: Sequence[str],
+    sample_interval_s: float,
+    agg_fn: str,
+    nodes: Sequence[str] | None = None,
+    across_nodes: bool = False,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> Points:
+    """:func:`job_series` as (interval start in s, value) pairs per node: the shape of JobMon's MetricData.
+
+    ``mean`` is accepted for ``avg`` (JobMon's name), a fractional interval is rounded up to whole
+    seconds, points that were not measured are left out, and the across-nodes series is keyed
+    ``ACROSS_NODES``. Every requested metric is a key; nodes without any value for it are absent.
+    """
+    fn = "avg" if agg_fn == "mean" else agg_fn
+    interval = max(1, math.ceil(sample_interval_s))
+    answer = job_series(
+        db,
+        job_id,
+        metrics,
+        interval,
+        fn,
+        nodes=nodes,
+        across_nodes=across_nodes,
+        start_ms=start_ms,
+        end_ms=end_ms,
+    )
+    out: Points = {m: {} for m in metrics}
+    for metric, per_node in answer["series"].items():
+        for node, column in per_node.items():
+            points = [
+                (t / 1000, float(v)) for t, v in zip(column["t"], column["v"], strict=True) if v is not None
+            ]
+            if points:
+                out[metric][ACROSS_NODES if node == "*" else node] = points
+    return out
+
+
+def sampling(db: sqlite3.Connection, job_id: int, start_ms: int | None = None) -> tuple[float | None, int]:
+    """(the measured sample interval in seconds, the number of whole-job samples) of a job.
+
+    The interval is the mean spacing on the node with most samples; None with fewer than two samples.
+    """
+    sql = "SELECT node, count(*) AS n, min(ts), max(ts) FROM job_samples WHERE job_id = ? AND step = ''"
+    params: list[object] = [job_id]
+    if start_ms is not None:
+        sql += " AND ts >= ?"
+        params.append(start_ms)
+    rows = db.execute(sql + " GROUP BY node ORDER BY n DESC", params).fetchall()
+    total = sum(int(r[1]) for r in rows)
+    if not rows or rows[0][1] < 2:
+        return None, total
+    return (rows[0][3] - rows[0][2]) / 1000 / (rows[0][1] - 1), total

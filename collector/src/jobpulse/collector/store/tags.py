@@ -62,3 +62,15 @@ def job_tags(db: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
         (run_id,),
     )
     return [_tag(r) for r in rows]
+
+
+def all_tags(db: sqlite3.Connection, user: str | None = None) -> list[dict[str, Any]]:
+    """Tags in use (on the jobs of ``user`` when given): the choices of the job list's tag filter."""
+    sql = (
+        "SELECT DISTINCT t.id, t.name, t.type, t.created_by FROM tags t JOIN job_tags jt ON jt.tag_id = t.id"
+    )
+    params: list[Any] = []
+    if user is not None:
+        sql += " JOIN jobs j ON j.run_id = jt.run_id WHERE j.user_name = ?"
+        params.append(user)
+    return [_tag(r) for r in db.execute(sql + " ORDER BY t.name", params)]

@@ -1,0 +1,65 @@
+"""Helpers shared by the job-data routes: query parsing with 400s that name the parameter, job access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobpulse.collector.auth.guards import check_job_access, principal_of
+from jobpulse.collector.auth.roles import Principal
+from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store.sqlite import SqliteStore
+from litestar import Request
+from litestar.exceptions import ValidationException
+
+Bounds = tuple[int | None, int | None]
+INT64 = 2**63 - 1  # SQLite's INTEGER range: larger values are refused as 400, never overflow to 500
+
+
+def parse_range(name: str, value: str | None) -> Bounds | None:
+    """JobMon's range filter "from,to" (either side may be empty); 400 naming ``name`` otherwise."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    if len(parts) != 2:
+        raise ValidationException(f"{name}: expected 'from,to' (either may be empty), got {value!r}")
+    try:
+        low, high = (int(p) if p.strip() else None for p in parts)
+        if any(b is not None and abs(b) > INT64 for b in (low, high)):
+            raise ValueError
+    except ValueError:
+        raise ValidationException(f"{name}: bounds must be integers, got {value!r}") from None
+    return low, high
+
+
+def parse_list(name: str, value: str | None, kind: type[int] | type[str] = str) -> list[Any]:
+    if not value:
+        return []
+    try:
+        items = [kind(v.strip()) for v in value.split(",") if v.strip()]
+        if any(isinstance(v, int) and abs(v) > INT64 for v in items):
+            raise ValueError
+        return items
+    except ValueError:
+        raise ValidationException(
+            f"{name}: expected comma-separated {kind.__name__}s, got {value!r}"
+        ) from None
+
+
+async def load_job(request: Request[Any, Any, Any], store: SqliteStore, job_id: int) -> dict[str, Any]:
+    """The latest run of the job, if the caller may see it (else 404, the same as a missing job)."""
+    principal = principal_of(request)
+    row = await store.get_job(job_id) if 0 <= job_id <= INT64 else None
+    return check_job_access(principal, row, job_id)
+
+
+def tick_of(request: Request[Any, Any, Any]) -> float:
+    settings: CollectorSettings = request.app.state.settings
+    return settings.default_tick
+
+
+def interval_label(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def scope_user(principal: Principal) -> str | None:
+    return None if principal.is_admin else principal.username

@@ -1,0 +1,148 @@
+"""The metric catalogue: what each stored job metric is called, measured in and aggregated by.
+
+Defaults cover every job_samples column (one entry each, GUID = column name so URLs stay readable);
+an admin may edit display names, units, default aggregation and partitions with
+``PATCH /api/config/update``; the edited catalogue is kept in the ``api_config`` table.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import msgspec
+from jobpulse.collector.schemas import Configuration, MetricConfig, PartitionConfig
+
+__all__ = ["Configuration", "MetricConfig", "PartitionConfig"]
+from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
+
+AGG_FNS = ("mean", "min", "max", "sum")
+AGG_ALIASES = {"avg": "mean"}
+CATEGORIES = ["cpu", "mem", "io", "gpu"]
+RADAR_CHART = ["cpu_cores", "mem_current_bytes", "io_read_bytes", "io_write_bytes", "gpu_util_percent"]
+
+# column -> (display name, unit, type, default aggFn). Units as JobMon spells them ("B", "%", ...).
+_DEFAULTS: dict[str, tuple[str, str, str, str]] = {
+    "cpu_user_seconds": ("CPU user time", "s", "cpu", "max"),
+    "cpu_system_seconds": ("CPU system time", "s", "cpu", "max"),
+    "cpu_cores": ("CPU cores used", "", "cpu", "mean"),
+    "alloc_cpus": ("Allocated CPUs", "", "cpu", "max"),
+    "mem_current_bytes": ("Memory used", "B", "mem", "mean"),
+    "mem_peak_bytes": ("Memory peak", "B", "mem", "max"),
+    "mem_anon_bytes": ("Anonymous memory", "B", "mem", "mean"),
+    "mem_file_bytes": ("Page cache", "B", "mem", "mean"),
+    "mem_limit_bytes": ("Memory limit", "B", "mem", "max"),
+    "oom_kills": ("OOM kills", "", "mem", "max"),
+    "io_read_bytes": ("Bytes read", "B", "io", "max"),
+    "io_write_bytes": ("Bytes written", "B", "io", "max"),
+    "pids": ("Processes", "", "cpu", "mean"),
+    "gpu_util_percent": ("GPU utilisation", "%", "gpu", "mean"),
+    "gpu_mem_bytes": ("GPU memory used", "B", "gpu", "mean"),
+    "gpu_power_watts": ("GPU power", "W", "gpu", "mean"),
+}
+assert set(_DEFAULTS) == set(JOB_SAMPLE_COLUMNS), "every stored job metric needs a catalogue entry"
+
+
+class CatalogError(ValueError):
+    """An invalid catalogue edit; the message names the offending field."""
+
+
+def default_metrics(sample_interval: str) -> list[MetricConfig]:
+    return [
+        MetricConfig(
+            GUID=column,
+            Measurement=column,
+            Type=kind,
+            Categories=[kind],
+            AggFn=agg,
+            SampleInterval=sample_interval,
+            Unit=unit,
+            DisplayName=name,
+        )
+        for column, (name, unit, kind, agg) in _DEFAULTS.items()
+    ]
+
+
+def normalise_agg(name: str) -> str | None:
+    """JobMon's name for an aggregation function (``avg`` is accepted for ``mean``), None if unknown."""
+    name = AGG_ALIASES.get(name, name)
+    return name if name in AGG_FNS else None
+
+
+def _load(db: sqlite3.Connection, key: str) -> object | None:
+    row = db.execute("SELECT value FROM api_config WHERE key = ?", (key,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def load_metrics(db: sqlite3.Connection, sample_interval: str) -> list[MetricConfig]:
+    """The catalogue: the stored edit, or the defaults; sorted by display name as JobMon does."""
+    stored = _load(db, "metrics")
+    metrics = (
+        msgspec.convert(stored, list[MetricConfig])
+        if stored is not None
+        else default_metrics(sample_interval)
+    )
+    return sorted(metrics, key=lambda m: m.DisplayName)
+
+
+def load(db: sqlite3.Connection, sample_interval: str) -> Configuration:
+    """The current configuration: stored edits over the defaults; partitions seen in jobs are listed
+    with every metric unless configured."""
+    metrics = load_metrics(db, sample_interval)
+    stored_parts = _load(db, "partitions")
+    partitions: dict[str, PartitionConfig] = (
+        msgspec.convert(stored_parts, dict[str, PartitionConfig]) if stored_parts is not None else {}
+    )
+    guids = [m.GUID for m in metrics]
+    for (name,) in db.execute("SELECT DISTINCT partition FROM jobs WHERE partition != ''"):
+        partitions.setdefault(name, PartitionConfig(Metrics=list(guids)))
+    return Configuration(
+        Metrics=metrics,
+        Partitions=partitions,
+        SampleInterval=sample_interval,
+        MetricCategories=list(CATEGORIES),
+        RadarChartMetrics=[g for g in RADAR_CHART if g in guids],
+    )
+
+
+def validate(
+    metrics: list[MetricConfig] | None, partitions: dict[str, PartitionConfig] | None, current: Configuration
+) -> None:
+    """Raise CatalogError naming the field when an edit could not be served."""
+    effective = metrics if metrics is not None else current.Metrics
+    seen: set[str] = set()
+    for i, metric in enumerate(metrics or []):
+        where = f"Metrics[{i}]"
+        if metric.GUID in seen:
+            raise CatalogError(f"{where}.GUID: duplicate GUID {metric.GUID!r}")
+        seen.add(metric.GUID)
+        if metric.Measurement not in JOB_SAMPLE_COLUMNS:
+            raise CatalogError(
+                f"{where}.Measurement: {metric.Measurement!r} is not a stored metric; one of {list(JOB_SAMPLE_COLUMNS)}"
+            )
+        if normalise_agg(metric.AggFn) is None:
+            raise CatalogError(f"{where}.AggFn: {metric.AggFn!r} is not one of {list(AGG_FNS)}")
+        for fn in metric.AvailableAggFns:
+            if normalise_agg(fn) is None:
+                raise CatalogError(f"{where}.AvailableAggFns: {fn!r} is not one of {list(AGG_FNS)}")
+    if metrics is not None and not metrics:
+        raise CatalogError("Metrics: the catalogue cannot be empty")
+    guids = {m.GUID for m in effective}
+    for name, part in (partitions or {}).items():
+        for guid in part.Metrics:
+            if guid not in guids:
+                raise CatalogError(f"Partitions[{name!r}].Metrics: unknown metric GUID {guid!r}")
+
+
+def save(
+    db: sqlite3.Connection, metrics: list[MetricConfig] | None, partitions: dict[str, PartitionConfig] | None
+) -> None:
+    now = time.time()
+    for key, value in (("metrics", metrics), ("partitions", partitions)):
+        if value is not None:
+            db.execute(
+                "INSERT INTO api_config (key, value, updated) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
+                " SET value = excluded.value, updated = excluded.updated",
+                (key, msgspec.json.encode(value).decode(), now),
+            )

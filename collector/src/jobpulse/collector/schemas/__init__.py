@@ -1,0 +1,150 @@
+"""Payload types of the job-monitoring API, with JobMon's JSON field names (seed 004).
+
+Field names and units follow Cranken/JobMon's backend (job.JobMetadata, job.JobData,
+config.MetricConfig, ...), so clients written for that API work unchanged. msgspec Structs
+give the OpenAPI document real schemas and validate request bodies with the field named.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+NameStr = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Text = Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class Node(msgspec.Struct):
+    Name: str
+
+
+class JobTag(msgspec.Struct):
+    """job.JobTag. On add/remove only Name is required; Type defaults to "user"."""
+
+    Name: NameStr
+    Id: int = 0
+    Type: Annotated[str, msgspec.Meta(max_length=64)] = "user"
+    CreatedBy: Text = ""
+
+
+class JobMetadata(msgspec.Struct):
+    """job.JobMetadata; times in seconds since the epoch, StopTime 0 while running."""
+
+    Id: int
+    UserId: int
+    UserName: str
+    GroupId: int
+    GroupName: str
+    ClusterId: str
+    NumNodes: int
+    NumTasks: int
+    TasksPerNode: int
+    GPUsPerNode: int
+    StartTime: int
+    StopTime: int
+    IsRunning: bool
+    JobName: str
+    Account: str
+    TTL: int
+    Partition: str
+    JobScript: str
+    ExitCode: int
+    Nodes: list[Node]
+    Tags: list[JobTag]
+    # jobpulse additions (JobMon clients ignore unknown fields)
+    State: str
+    NodeList: str
+    Cpus: int
+
+
+class MetricConfig(msgspec.Struct):
+    """config.MetricConfig. Measurement is the stored job_samples column the metric reads."""
+
+    GUID: NameStr
+    Measurement: NameStr
+    Type: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    Categories: list[Text] = msgspec.field(default_factory=list)
+    AggFn: str = "mean"
+    AvailableAggFns: list[str] = msgspec.field(default_factory=lambda: ["mean", "min", "max", "sum"])
+    SampleInterval: str = ""
+    Unit: Annotated[str, msgspec.Meta(max_length=32)] = ""
+    DisplayName: Text = ""
+    FilterFunc: Text = ""
+    PostQueryOp: Text = ""
+    SeparationKey: Text = ""
+    MaxPerNode: float = 0
+    MaxPerType: float = 0
+    PThreadAggFn: str = ""
+    SubMeasurements: list[Text] = msgspec.field(default_factory=list)
+
+
+class PartitionConfig(msgspec.Struct):
+    """config.PartitionConfig (MaxTime in seconds, Metrics = metric GUIDs)."""
+
+    MaxTime: Annotated[int, msgspec.Meta(ge=0)] = 0
+    Metrics: list[NameStr] = msgspec.field(default_factory=list)
+    VirtualPartitions: dict[NameStr, Any] = msgspec.field(default_factory=dict)
+
+
+class Configuration(msgspec.Struct):
+    """The parts of config.Configuration this API serves and accepts."""
+
+    Metrics: list[MetricConfig] = msgspec.field(default_factory=list)
+    Partitions: dict[NameStr, PartitionConfig] = msgspec.field(default_factory=dict)
+    SampleInterval: str = ""
+    MetricQuantiles: list[str] = msgspec.field(default_factory=list)
+    MetricCategories: list[str] = msgspec.field(default_factory=list)
+    RadarChartMetrics: list[str] = msgspec.field(default_factory=list)
+
+
+class ConfigUpdate(msgspec.Struct, forbid_unknown_fields=False):
+    """PATCH body: only the parts present (Metrics, Partitions) are replaced."""
+
+    Metrics: list[MetricConfig] | None = None
+    Partitions: dict[NameStr, PartitionConfig] | None = None
+
+
+class JobListConfig(msgspec.Struct):
+    RadarChartMetrics: list[str]
+    Partitions: dict[str, PartitionConfig]
+    Tags: list[JobTag]
+
+
+class JobListData(msgspec.Struct):
+    """job.JobListData plus the pagination figures (Total matches the filter, before Limit/Offset)."""
+
+    Jobs: list[JobMetadata]
+    Config: JobListConfig
+    Total: int
+    Limit: int
+    Offset: int
+
+
+class MetricData(msgspec.Struct):
+    """job.MetricData: Data maps node -> points {"_time": RFC 3339, "_value", "hostname"};
+    RawData (raw=true only) is the same data as CSV."""
+
+    Config: MetricConfig
+    Data: dict[str, list[dict[str, Any]]]
+    RawData: str = ""
+
+
+class QuantileData(msgspec.Struct):
+    Config: MetricConfig
+    Quantiles: list[str]
+    Data: dict[str, list[dict[str, Any]]]
+    RawData: str = ""
+
+
+class JobData(msgspec.Struct):
+    """job.JobData plus Summary/Findings (issue 5; null when not computed) and the tags."""
+
+    Metadata: JobMetadata
+    MetricData: list[MetricData]
+    QuantileData: list[QuantileData]
+    SampleInterval: float
+    SampleIntervals: list[float]
+    Tags: list[JobTag]
+    Summary: dict[str, Any] | None = None
+    Findings: list[dict[str, Any]] = msgspec.field(default_factory=list)

@@ -1,0 +1,109 @@
+"""WS /api/live/{id} access rules and message flow, fed through the ingest hook (LiveFeed.on_batch)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+from jobpulse.collector.app import create_app
+from jobpulse.collector.auth.bootstrap import ensure_admin
+from jobpulse.collector.auth.passwords import hash_password
+from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store import users
+from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
+from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.proto.v1 import ingest_pb2 as pb
+from litestar.exceptions import WebSocketDisconnect
+from litestar.testing import TestClient
+from seed import add_job
+
+
+def _batch(job_id: int, seq: int, stop: bool = False) -> pb.Batch:
+    batch = pb.Batch(seq=seq)
+    now = int(time.time() * 1000)
+    for step in ("", "batch"):
+        batch.jobs.job_id.append(str(job_id))
+        batch.jobs.step.append(step)
+        batch.jobs.time_ms.append(now)
+        for column in JOB_SAMPLE_COLUMNS:
+            getattr(batch.jobs, column).append(math.inf if column == "mem_limit_bytes" else float(seq))
+    if stop:
+        batch.events.append(
+            pb.JobEvent(kind=pb.JobEvent.STOP, time_ms=now, meta=pb.JobMeta(job_id=str(job_id)))
+        )
+    return batch
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> TestClient:
+    settings = CollectorSettings(state_dir=tmp_path, admin_password="admin-pw-123")
+    store = SqliteStore(settings.database_path)
+    store.open()
+    ensure_admin(store.writer, settings)
+    users.upsert_user(store.writer, "alice", ["user"], hash_password("alice-password"))
+    add_job(store.writer, 301, "alice", start=int(time.time()), stop=None)
+    add_job(store.writer, 302, "bob", start=int(time.time()), stop=None)
+    add_job(store.writer, 303, "alice", start=int(time.time()) - 60, stop=int(time.time()))
+    with TestClient(app=create_app(store, settings)) as c:
+        yield c
+    store.close()
+
+
+def _login(client: TestClient, user: str, password: str) -> None:
+    assert client.post("/api/login", json={"Username": user, "Password": password}).status_code == 200
+
+
+def test_owner_receives_whole_job_samples_then_end(client: TestClient) -> None:
+    _login(client, "alice", "alice-password")  # the session cookie authenticates the WebSocket
+    live = client.app.state.live
+
+    def feed(batch: pb.Batch) -> None:  # as the ingest path does: on the app's event loop
+        client.blocking_portal.call(live.on_batch, "n1", batch)
+
+    with client.websocket_connect("/api/live/301") as ws:
+        assert ws.receive_json() == {"type": "hello", "job": 301, "running": True}
+        feed(_batch(301, 1))
+        feed(_batch(999, 2))  # another job's sample: not on this channel
+        feed(_batch(301, 3, stop=True))
+        first = ws.receive_json()
+        assert first["type"] == "sample" and first["node"] == "n1" and first["values"]["cpu_cores"] == 1.0
+        assert first["values"]["mem_limit_bytes"] is None  # +Inf is not JSON
+        assert ws.receive_json()["values"]["cpu_cores"] == 3.0  # step rows are not sent
+        end = ws.receive_json()
+        assert end["type"] == "end" and end["job"] == 301
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 1000
+
+
+def test_finished_job_ends_at_once(client: TestClient) -> None:
+    _login(client, "alice", "alice-password")
+    with client.websocket_connect("/api/live/303") as ws:
+        assert ws.receive_json()["running"] is False
+        assert ws.receive_json()["type"] == "end"
+
+
+@pytest.mark.parametrize("job", [302, 404])
+def test_other_users_job_and_missing_job_look_the_same(client: TestClient, job: int) -> None:
+    _login(client, "alice", "alice-password")
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(f"/api/live/{job}") as ws:
+        ws.receive_json()
+    assert closed.value.code == 4404 and closed.value.detail == f"job {job} not found"
+
+
+def test_admin_may_watch_any_job_and_anonymous_may_not(client: TestClient) -> None:
+    with pytest.raises(WebSocketDisconnect), client.websocket_connect("/api/live/302") as ws:
+        ws.receive_json()
+    _login(client, "admin", "admin-pw-123")
+    with client.websocket_connect("/api/live/302") as ws:
+        assert ws.receive_json()["running"] is True
+
+
+def test_a_broken_batch_never_breaks_ingest(client: TestClient) -> None:
+    bad = pb.Batch(seq=1)
+    bad.jobs.job_id.append("not-a-number")
+    bad.jobs.step.append("")
+    bad.jobs.time_ms.append(1)
+    client.app.state.live.on_batch("n1", bad)  # logged, not raised
