@@ -105,7 +105,14 @@ def start_collector(state: Path, password: str) -> tuple[subprocess.Popen[bytes]
             "--ready-file",
             str(ready),
         ],
-        env={**os.environ, "JOBPULSE_ADMIN_PASSWORD": password, "JOBPULSE_LOG_LEVEL": "WARNING"},
+        env={
+            **os.environ,
+            "JOBPULSE_ADMIN_PASSWORD": password,
+            "JOBPULSE_LOG_LEVEL": "WARNING",
+            # a load test measures throughput, so the per-client rate limits are off here
+            "JOBPULSE_HTTP_RATE_LIMIT_PER_MINUTE": "0",
+            "JOBPULSE_HTTP_LOGIN_RATE_LIMIT_PER_MINUTE": "0",
+        },
         stdout=(state / "collector.log").open("ab"),
         stderr=subprocess.STDOUT,
     )
