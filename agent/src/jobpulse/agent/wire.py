@@ -22,18 +22,6 @@ def encode_jobs(readings: Iterable[JobReading], out: pb.JobSamples) -> None:
         getattr(out, name).extend([getter(r) for r in rows])
 
 
-def decode_jobs(samples: pb.JobSamples) -> list[JobReading]:
-    """Inverse of encode_jobs; used by tests and `once`."""
-    rows = []
-    columns = [(name, getattr(samples, name)) for name in VALUE_FIELDS]
-    for i, job_id in enumerate(samples.job_id):
-        reading = JobReading(job_id=job_id, step=samples.step[i], time_ms=samples.time_ms[i])
-        for name, column in columns:
-            setattr(reading, name, column[i])
-        rows.append(reading)
-    return rows
-
-
 GPU_VALUE_FIELDS: tuple[str, ...] = (
     "util_percent",
     "mem_used_bytes",

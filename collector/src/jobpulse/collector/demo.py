@@ -7,7 +7,6 @@ a temporary directory and the embedded SQLite database.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -195,11 +194,6 @@ def run_demo(duration: float | None, http_port: int, grpc_port: int, keep: bool 
             shutil.rmtree(state, ignore_errors=True)
         else:
             print(f"state kept in {state}")
-
-
-def ports_in(path: Path) -> dict[str, int]:
-    data: dict[str, int] = json.loads(path.read_text())
-    return data
 
 
 if os.name != "posix":  # pragma: no cover

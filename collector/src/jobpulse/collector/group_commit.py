@@ -30,14 +30,6 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self._known: dict[tuple[str, str], int] = {}  # last stored seq per stream (only writer)
 
-    async def submit(self, node: str, stream_id: str, cluster: str, batch: pb.Batch) -> Result:
-        """Store ``batch``; returns (acked seq, stored?) once committed.
-
-        Raises:
-            BatchError: malformed batch (checked before it joins a group, so it cannot spoil one).
-        """
-        return (await self.submit_many(node, stream_id, cluster, [batch]))[0]
-
     async def submit_many(
         self, node: str, stream_id: str, cluster: str, batches: list[pb.Batch]
     ) -> list[Result]:

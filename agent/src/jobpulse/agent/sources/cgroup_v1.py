@@ -53,11 +53,6 @@ def parse_blkio(data: bytes | None) -> tuple[float, float]:
     return read, write
 
 
-def read_blkio(path: Path) -> tuple[float, float]:
-    text = read_text(path)
-    return parse_blkio(text.encode() if text is not None else None)
-
-
 def effective_limit(paths: V1Paths) -> float:
     """The tightest memory.limit_in_bytes of the cgroup and its ancestors; +inf if none is set."""
     memory_root = paths.root / "memory"

@@ -46,11 +46,6 @@ def parse_io(data: bytes | None) -> tuple[float, float]:
     return float(sum(map(int, _RBYTES.findall(data)))), float(sum(map(int, _WBYTES.findall(data))))
 
 
-def read_io(path: Path) -> tuple[float, float]:
-    text = read_text(path)
-    return parse_io(text.encode() if text is not None else None)
-
-
 def effective_limit(directory: Path, top: Path | None = None) -> float:
     """memory.max of the cgroup, or the tightest ancestor's when it reads 'max'; +inf if none has one.
 

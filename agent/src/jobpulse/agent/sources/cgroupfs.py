@@ -42,22 +42,6 @@ def read_number(path: Path) -> float:
         return NAN
 
 
-def read_keyed(path: Path) -> dict[str, float] | None:
-    """A flat keyed file ('key value' per line: cpu.stat, memory.stat, memory.events)."""
-    text = read_text(path)
-    if text is None:
-        return None
-    result: dict[str, float] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        if value:
-            try:
-                result[key] = float(value)
-            except ValueError:
-                continue
-    return result
-
-
 def count_cpus(cpulist: str | None) -> float:
     """Number of CPUs in a cpuset list such as '0-3,8,10-11'; NaN if unknown."""
     if cpulist is None:

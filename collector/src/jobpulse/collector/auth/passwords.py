@@ -24,9 +24,5 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
         return False
 
 
-def needs_rehash(stored_hash: str) -> bool:
-    return _hasher.check_needs_rehash(stored_hash)
-
-
 def generate_password() -> str:
     return secrets.token_urlsafe(18)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from jobpulse.collector.store import ingest, jobs, nodes, samples
+from jobpulse.collector.store import ingest, jobs, nodes
 from jobpulse.collector.store.errors import BatchError
 from jobpulse.collector.store.migrations import migrate
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -85,19 +85,9 @@ class SqliteStore:
         return await self.write(lambda db: ingest.ingest_batch(db, node, stream_id, cluster, batch))
 
     # -- queries ---------------------------------------------------------
-    async def list_jobs(
-        self, user: str | None = None, limit: int = 100, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        return await self.read(lambda db: jobs.list_jobs(db, user, limit, offset))
-
     async def get_job(self, job_id: int) -> dict[str, Any] | None:
         return await self.read(lambda db: jobs.get_job(db, job_id))
 
     async def nodes(self, down_after: float, now: float) -> list[dict[str, Any]]:
         """Nodes with their state "up"/"down" (silent for more than ``down_after`` s) and last_seen."""
         return await self.read(lambda db: nodes.list_nodes(db, now, down_after))
-
-    async def job_samples(
-        self, job_id: int, start_ms: int | None = None, end_ms: int | None = None, step: str = ""
-    ) -> list[dict[str, Any]]:
-        return await self.read(lambda db: samples.job_samples(db, job_id, start_ms, end_ms, step))
