@@ -148,11 +148,11 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
         ]
     )
 
-    def on_batch(node: str, batch: pb.Batch) -> None:
-        metrics.observe_batch(node, batch)
-        live_feed.on_batch(node, batch)
+    def on_batches(node: str, batches: list[pb.Batch]) -> None:
+        metrics.observe_batches(node, batches)
+        live_feed.on_batches(node, batches)
 
-    servicer = IngestServicer(store, token=settings.token, on_batch=on_batch)
+    servicer = IngestServicer(store, token=settings.token, on_batches=on_batches)
     pb_grpc.add_IngestServicer_to_server(servicer, server)
     credentials = server_credentials(settings)
     if credentials is None:
