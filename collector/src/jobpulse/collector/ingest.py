@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 # Batches of one stream read from the wire but not yet committed. Bounds memory per agent (with the
 # message size limit) and is how far one transaction can batch a stream's ticks.
 READ_AHEAD = 64
+# Largest agent message accepted (gRPC's max_receive_message_length, here set to gRPC's default).
+# The agent's replay bundles stop once they pass 512 KiB (jobpulse.agent.stream.BUNDLE_BYTES), which
+# leaves room for even a very large last batch; memory held per stream is bounded by READ_AHEAD
+# batches plus one message.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 class IngestServicer(pb_grpc.IngestServicer):
