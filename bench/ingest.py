@@ -1,17 +1,25 @@
 """Ingest throughput: N simulated agents stream into a real collector over loopback, real SQLite file.
 
     scripts/dev.sh run python bench/ingest.py [--agents 200] [--duration 10] [--jobs 8]
+    scripts/dev.sh run python bench/ingest.py --bundle 64 --window 64   # the real agent's limits
 
 Each simulated agent opens the real gRPC stream (hello, then batches, acks back) and sends batches
 as fast as the collector acknowledges them, keeping up to --window batches in flight like the real
-agent. A batch is one tick of a node: --jobs job rows (columnar JobSamples) with 13 measured metrics
-each (the 3 GPU columns are NaN: no GPU) plus one node sample. "Samples" are measured metric values
-of job rows: 8 jobs x 13 metrics = 104 per batch.
+agent; --bundle N sends up to N of them per message (``Batches``), as the real agent does with a
+backlog. A batch is one tick of a node: --jobs job rows (columnar JobSamples) with 13 measured
+metrics each (realistic non-integer values; the 3 GPU columns are NaN: no GPU) plus one node sample,
+with its own sequence number and time stamps. "Samples" are measured metric values of job rows:
+8 jobs x 13 metrics = 104 per batch. The simulated agents send pre-encoded bytes (see ``Encoder``)
+so that the two cores go to the collector; the bench prints the CPU each side got, the collector's
+CPU per committed sample (a figure less sensitive to other load on the machine), and its busiest
+threads (``sqlite-writer``: the database writer; ``python``: the event loop). ``--profile FILE``
+runs the collector under cProfile.
 
 Figure: samples committed per second (counted from the collector's acks, which come only after the
 commit, and checked against the database at the end). Baseline in the same run: plain sqlite3
-executemany of the same rows into the same schema (same migrations, same PRAGMAs) in a fresh file,
-in transactions of 10,000 rows. Printed: both figures and their ratio.
+executemany of the same rows (decoded from the same messages) into the same schema (same
+migrations, same PRAGMAs) in a fresh file, in transactions of 10,000 rows, in the order the agents
+produce them. Printed: both figures and their ratio.
 """
 
 from __future__ import annotations
