@@ -75,7 +75,10 @@ class LiveFeed:
         raw_ids: set[str] = set()
         for batch in batches:
             raw_ids.update(batch.jobs.job_id[:])
-        ids = {n for n in (_job_number(j.strip()) for j in raw_ids) if n is not None}
+        try:  # the common case in one C call; ingest stores these ids as int() reads them, too
+            ids = set(map(int, raw_ids))
+        except ValueError:
+            ids = {n for n in (_job_number(j.strip()) for j in raw_ids) if n is not None}
         for listener in self.job_listeners:
             listener(ids)
         # Channels with a subscriber right now (the backend forgets a channel when its last one leaves).
