@@ -107,3 +107,17 @@ def test_a_broken_batch_never_breaks_ingest(client: TestClient) -> None:
     bad.jobs.step.append("")
     bad.jobs.time_ms.append(1)
     client.app.state.live.on_batch("n1", bad)  # logged, not raised
+
+
+def test_unwatched_jobs_cost_no_per_sample_work(client: TestClient) -> None:
+    """The ingest hook runs for every message of every agent: samples of a job nobody watches are not
+    encoded or queued at all; once someone watches, they are."""
+    live = client.app.state.live
+    client.blocking_portal.call(live.on_batches, "n1", [_batch(301, 1), _batch(302, 2)])
+    assert live.published == 0
+    _login(client, "alice", "alice-password")
+    with client.websocket_connect("/api/live/301") as ws:
+        assert ws.receive_json()["type"] == "hello"
+        client.blocking_portal.call(live.on_batches, "n1", [_batch(301, 3), _batch(302, 4)])
+        assert ws.receive_json()["values"]["cpu_cores"] == 3.0
+    assert live.published == 1  # job 301's whole-job row; nobody watched 302

@@ -30,7 +30,7 @@ from jobpulse.collector.api.tags import TagsController
 from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.auth.oidc import OidcClient
 from jobpulse.collector.auth.security import build_auth
-from jobpulse.collector.ingest import IngestServicer
+from jobpulse.collector.ingest import MAX_MESSAGE_BYTES, IngestServicer
 from jobpulse.collector.live import LiveFeed
 from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics_endpoint
 from jobpulse.collector.nodes import NodeWatch
@@ -145,14 +145,17 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.http2.ping_timeout_ms", 10_000),  # what grpc-core >= 1.6x actually times out on
+            # An agent's message is one tick or a replay bundle of at most BUNDLE_BYTES (512 KiB) plus
+            # one batch; a larger one is refused (RESOURCE_EXHAUSTED) rather than buffered.
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ]
     )
 
-    def on_batch(node: str, batch: pb.Batch) -> None:
-        metrics.observe_batch(node, batch)
-        live_feed.on_batch(node, batch)
+    def on_batches(node: str, batches: list[pb.Batch]) -> None:
+        metrics.observe_batches(node, batches)
+        live_feed.on_batches(node, batches)
 
-    servicer = IngestServicer(store, token=settings.token, on_batch=on_batch)
+    servicer = IngestServicer(store, token=settings.token, on_batches=on_batches)
     pb_grpc.add_IngestServicer_to_server(servicer, server)
     credentials = server_credentials(settings)
     if credentials is None:

@@ -1,27 +1,47 @@
-"""gRPC servicer: hello, then batches; each batch is committed before it is acknowledged."""
+"""gRPC servicer: hello, then batches; each batch is committed before it is acknowledged.
+
+A stream is read ahead (up to READ_AHEAD batches waiting for their commit) so that one group commit
+can carry several of its messages; each message is acknowledged, in order, once it is committed.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 import grpc
-from jobpulse.collector.group_commit import GroupCommitter
+from jobpulse.collector.group_commit import GroupCommitter, Result
 from jobpulse.collector.store.sqlite import BatchError, SqliteStore
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
+# Batches of one stream read from the wire but not yet committed. Bounds memory per agent (with the
+# message size limit) and is how far one transaction can batch a stream's ticks.
+READ_AHEAD = 64
+# Largest agent message accepted (gRPC's max_receive_message_length, here set to gRPC's default).
+# The agent's replay bundles stop once they pass 512 KiB (jobpulse.agent.stream.BUNDLE_BYTES), which
+# leaves room for even a very large last batch; memory held per stream is bounded by READ_AHEAD
+# batches plus one message.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
 
 class IngestServicer(pb_grpc.IngestServicer):
     def __init__(
-        self, store: SqliteStore, token: str = "", on_batch: Callable[[str, pb.Batch], None] | None = None
+        self,
+        store: SqliteStore,
+        token: str = "",
+        on_batches: Callable[[str, list[pb.Batch]], None] | None = None,
     ) -> None:
         self.store = store
         self.token = token
-        self.on_batch = on_batch
+        # called once per agent message with the batches it stored (replays left out), after the commit
+        self.on_batches = on_batches
         self.committer = GroupCommitter(store)
 
     def _token_problem(self, context: grpc.aio.ServicerContext) -> str | None:
@@ -64,24 +84,99 @@ class IngestServicer(pb_grpc.IngestServicer):
             last,
         )
         yield pb.CollectorMessage(ack=pb.Ack(seq=last))
-        async for message in request_iterator:
-            kind = message.WhichOneof("body")
-            if kind == "batch":
-                batches: list[pb.Batch] = [message.batch]
-            elif kind == "batches":
-                batches = list(message.batches.batches)
-            else:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only batches may follow the hello")
-            try:
-                # Awaiting the commit before reading the next message is the flow control: a slow
-                # database slows this stream, and nothing of it is buffered here meanwhile.
-                results = await self.committer.submit_many(node, stream_id, cluster, batches)
-            except BatchError as exc:
-                log.warning("refused batch %d from %s: %s", exc.seq, node, exc)
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {exc.seq}: {exc}")
-            if self.on_batch is not None:
-                for batch, (_, stored) in zip(batches, results, strict=True):
-                    if stored:
-                        self.on_batch(node, batch)
-            if results:
-                yield pb.CollectorMessage(ack=pb.Ack(seq=max(acked for acked, _ in results)))
+        state = _StreamState()
+        reader = asyncio.create_task(self._read(request_iterator, node, stream_id, cluster, state))
+        try:
+            async for acked, stored in self._committed(state):
+                if self.on_batches is not None and stored:
+                    self.on_batches(node, stored)
+                yield pb.CollectorMessage(ack=pb.Ack(seq=acked))
+        finally:
+            reader.cancel()
+        if state.exception is not None:
+            raise state.exception
+        if state.refusal is not None:
+            log.warning("refused stream from %s (%s): %s", node, peer, state.refusal)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, state.refusal)
+
+    async def _read(
+        self,
+        requests: AsyncIterator[pb.AgentMessage],
+        node: str,
+        stream_id: str,
+        cluster: str,
+        state: _StreamState,
+    ) -> None:
+        """Read ahead: submit each message for commit as it arrives, up to READ_AHEAD batches waiting.
+
+        Waiting for room before reading the next message is the flow control: a slow database slows
+        this stream (gRPC stops granting the agent window), and nothing beyond READ_AHEAD batches of
+        it is held here. Reading ahead lets one transaction carry several ticks of a stream.
+        """
+        try:
+            async for message in requests:
+                kind = message.WhichOneof("body")
+                if kind == "batch":
+                    batches: list[pb.Batch] = [message.batch]
+                elif kind == "batches":
+                    batches = list(message.batches.batches)
+                else:
+                    state.refusal = "only batches may follow the hello"
+                    return
+                try:
+                    future = self.committer.submit(node, stream_id, cluster, batches)
+                except BatchError as exc:
+                    state.refusal = f"batch {exc.seq}: {exc}"
+                    return
+                state.pending.append((batches, future))
+                state.batches += len(batches)
+                state.wakeup.set()
+                while state.batches >= READ_AHEAD:
+                    state.room.clear()
+                    await state.room.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the stream broke: handed to the handler once the rest is acked
+            state.exception = exc
+        finally:
+            state.finished = True
+            state.wakeup.set()
+
+    @staticmethod
+    async def _committed(state: _StreamState) -> AsyncIterator[tuple[int, list[pb.Batch]]]:
+        """(highest seq committed, batches stored) for each message, in order, once it is committed:
+        one ack per message, as agents expect (acks are cumulative, so order is all that matters)."""
+        pending = state.pending
+        while True:
+            if not pending:
+                if state.finished:
+                    return
+                state.wakeup.clear()
+                await state.wakeup.wait()
+                continue
+            batches, future = pending[0]
+            results = await future
+            pending.popleft()
+            state.batches -= len(batches)
+            state.room.set()
+            acked = 0
+            stored: list[pb.Batch] = []
+            for batch, (seq, new) in zip(batches, results, strict=True):
+                acked = max(acked, seq)
+                if new:
+                    stored.append(batch)
+            if batches:  # an empty Batches message gets no ack (nothing to acknowledge)
+                yield acked, stored
+
+
+@dataclass
+class _StreamState:
+    """What one stream's reader and its ack loop share."""
+
+    pending: deque[tuple[list[pb.Batch], asyncio.Future[list[Result]]]] = field(default_factory=deque)
+    batches: int = 0  # in ``pending``
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)  # pending grew, or the reader ended
+    room: asyncio.Event = field(default_factory=asyncio.Event)  # pending shrank
+    finished: bool = False
+    refusal: str | None = None  # a malformed message: INVALID_ARGUMENT once the earlier ones are acked
+    exception: BaseException | None = None

@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
@@ -44,8 +43,9 @@ class LiveFeed:
     """Turns committed batches into per-job channel messages."""
 
     def __init__(self) -> None:
+        self._backend = MemoryChannelsBackend()
         self.plugin = ChannelsPlugin(
-            backend=MemoryChannelsBackend(),
+            backend=self._backend,
             arbitrary_channels_allowed=True,
             subscriber_max_backlog=SUBSCRIBER_BACKLOG,
             subscriber_backlog_strategy="dropleft",
@@ -55,47 +55,70 @@ class LiveFeed:
         self.job_listeners: list[Callable[[Iterable[int]], None]] = []
 
     def on_batch(self, node: str, batch: pb.Batch) -> None:
-        """Publish the batch's whole-job samples and job ends. Never raises into the ingest path."""
-        try:
-            self._publish(node, batch)
-        except Exception:  # a live view must never cost an ingest
-            log.exception("live feed: could not publish batch %d from %s", batch.seq, node)
+        """Publish one committed batch (see :meth:`on_batches`)."""
+        self.on_batches(node, (batch,))
 
-    def _publish(self, node: str, batch: pb.Batch) -> None:
-        if self.job_listeners:
-            ids = {n for n in (_job_number(j.strip()) for j in batch.jobs.job_id) if n is not None}
-            for listener in self.job_listeners:
-                listener(ids)
-        if self.plugin._pub_queue is None:  # app not started yet (no subscribers possible)
+    def on_batches(self, node: str, batches: Sequence[pb.Batch]) -> None:
+        """Publish the whole-job samples and job ends of committed batches. Never raises into ingest.
+
+        Called once per agent message on the ingest hot path: a job nobody watches costs no
+        per-sample work here, only its id once per message (for the job listeners).
+        """
+        try:
+            self._publish(node, batches)
+        except Exception:  # a live view must never cost an ingest
+            log.exception("live feed: could not publish %d batches from %s", len(batches), node)
+
+    def _publish(self, node: str, batches: Sequence[pb.Batch]) -> None:
+        if not batches:
             return
+        raw_ids: set[str] = set()
+        for batch in batches:
+            raw_ids.update(batch.jobs.job_id[:])
+        try:  # the common case in one C call; ingest stores these ids as int() reads them, too
+            ids = set(map(int, raw_ids))
+        except ValueError:
+            ids = {n for n in (_job_number(j.strip()) for j in raw_ids) if n is not None}
+        for listener in self.job_listeners:
+            listener(ids)
+        # Channels with a subscriber right now (the backend forgets a channel when its last one leaves).
+        subscribed = self._backend._channels
+        if not subscribed or self.plugin._pub_queue is None:  # nobody watches (or app not started)
+            return
+        watched = {j for j in ids if channel_name(j) in subscribed}
+        for batch in batches:
+            if watched:
+                self._publish_samples(node, batch.jobs, watched)
+            for event in batch.events:
+                stopped = _job_number(event.meta.job_id.strip())
+                if (
+                    event.kind == pb.JobEvent.STOP
+                    and stopped is not None
+                    and channel_name(stopped) in subscribed
+                ):
+                    end = {
+                        "type": "end",
+                        "job": stopped,
+                        "node": node,
+                        "state": event.meta.state or "COMPLETED",
+                        "published_ms": time.time() * 1000,
+                    }
+                    self.plugin.publish(msgspec.json.encode(end), channels=[channel_name(stopped)])
+
+    def _publish_samples(self, node: str, jobs: pb.JobSamples, watched: set[int]) -> None:
         now_ms = time.time() * 1000
-        jobs = batch.jobs
-        by_job: dict[int, list[dict[str, Any]]] = {}
+        steps = jobs.step
         for i, raw_id in enumerate(jobs.job_id):
             job_id = _job_number(raw_id.strip())
-            if jobs.step[i] or job_id is None:
+            if job_id not in watched or steps[i]:
                 continue
-            values = {c: _finite(getattr(jobs, c)[i]) for c in JOB_SAMPLE_COLUMNS}
-            by_job.setdefault(job_id, []).append({"ts": jobs.time_ms[i] / 1000, "values": values})
-        for job_id, samples in by_job.items():
-            for sample in samples:
-                message = {
-                    "type": "sample",
-                    "job": job_id,
-                    "node": node,
-                    "published_ms": now_ms,
-                    **sample,
-                }
-                self.plugin.publish(msgspec.json.encode(message), channels=[channel_name(job_id)])
-                self.published += 1
-        for event in batch.events:
-            stopped = _job_number(event.meta.job_id.strip())
-            if event.kind == pb.JobEvent.STOP and stopped is not None:
-                end = {
-                    "type": "end",
-                    "job": stopped,
-                    "node": node,
-                    "state": event.meta.state or "COMPLETED",
-                    "published_ms": now_ms,
-                }
-                self.plugin.publish(msgspec.json.encode(end), channels=[channel_name(stopped)])
+            message = {
+                "type": "sample",
+                "job": job_id,
+                "node": node,
+                "published_ms": now_ms,
+                "ts": jobs.time_ms[i] / 1000,
+                "values": {c: _finite(getattr(jobs, c)[i]) for c in JOB_SAMPLE_COLUMNS},
+            }
+            self.plugin.publish(msgspec.json.encode(message), channels=[channel_name(job_id)])
+            self.published += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from jobpulse.collector.store.sqlite import SqliteStore
@@ -56,6 +57,9 @@ class CollectorMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self._job_samples = self.samples.labels("job")
+        self._node_samples = self.samples.labels("node")
+        self._gpu_samples = self.samples.labels("gpu")
         self.ws_livelog = Gauge(
             "jobpulse_livelog_clients", "Connected livelog clients", registry=self.registry
         )
@@ -72,11 +76,26 @@ class CollectorMetrics:
         self.jobs_running.set(running)
 
     def observe_batch(self, node: str, batch: pb.Batch) -> None:
-        """IngestServicer's ``on_batch`` hook: called once per batch actually stored (not for replays)."""
-        self.batches.inc()
-        self.samples.labels("job").inc(len(batch.jobs.job_id))
-        self.samples.labels("node").inc(len(batch.node))
-        self.samples.labels("gpu").inc(len(batch.gpus.uuid))
+        """One stored batch (see :meth:`observe_batches`)."""
+        self.observe_batches(node, (batch,))
+
+    def observe_batches(self, node: str, batches: Sequence[pb.Batch]) -> None:
+        """IngestServicer's hook: called once per agent message with the batches actually stored (not
+        replays). Counters are bumped once per message, with label children bound once, because this
+        runs on the ingest hot path for every message of every agent."""
+        if not batches:
+            return
+        job = node_n = gpu = 0
+        for batch in batches:
+            job += len(batch.jobs.job_id)
+            node_n += len(batch.node)
+            gpu += len(batch.gpus.uuid)
+        self.batches.inc(len(batches))
+        self._job_samples.inc(job)
+        if node_n:
+            self._node_samples.inc(node_n)
+        if gpu:
+            self._gpu_samples.inc(gpu)
 
 
 class RequestCounter(ASGIMiddleware):

@@ -9,6 +9,7 @@ the right thread.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -26,6 +27,16 @@ T = TypeVar("T")
 __all__ = ["BatchError", "SqliteStore", "connect"]
 
 
+def _name_os_thread(name: str) -> None:
+    """Give the current thread an OS-visible name (``top -H``, /proc/<pid>/task/*/comm): Python's own
+    thread names stay inside Python. Linux only; best effort."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
 def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     db.execute("PRAGMA journal_mode=WAL")
@@ -40,7 +51,12 @@ class SqliteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._writer_pool = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="sqlite-writer",
+            initializer=_name_os_thread,
+            initargs=("sqlite-writer",),
+        )
         self._reader_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sqlite-reader")
         self._local = threading.local()
         self._writer: sqlite3.Connection | None = None
