@@ -1,0 +1,263 @@
+"""1-minute rollups packed by hour: one row per (job, node, step, column, hour) holding 60 values.
+
+Why (measured in ``bench/query.py``, reasoning in docs/storage.md): a job page reads a few columns of
+many minutes. One wide row per minute makes that read every column of every minute (~384 bytes per
+minute, 35 MB for a 64-node day); a row per column and hour makes it read only the columns asked for,
+60 minutes at a time, in one B-tree seek per node and column (~8 bytes per minute and column).
+
+The hour rows are written once, when the hour is complete (the 1-hour rollup pass packs it). Minutes of
+the hour still in progress, and late minutes an agent delivers for an hour already packed, stay in the
+wide ``job_samples_1m`` table until that pass merges them into the hour's rows and deletes them. So a
+rollup pass never rewrites whole hours every minute, and a reader takes the union of both tables,
+a wide row replacing the packed value of its minute (it is the newer one).
+
+Format of ``vals``: 60 little-endian IEEE-754 float64 values, minute 0 to 59 of the hour. NaN means not
+measured in that minute or no such minute; column ``n`` (samples in the minute) is 0 for a minute that
+has no data at all, which is how readers tell "no minute" from "a minute where this was not measured".
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import sys
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from jobpulse.collector.store.migrations import rollup_value_columns
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+PACKED = "job_samples_1m_packed"
+WIDE = "job_samples_1m"
+COLUMNS: tuple[str, ...] = tuple(rollup_value_columns())  # "n" first
+_NAN = math.nan
+_BIG_ENDIAN = sys.byteorder == "big"
+_POS = 2**62
+
+Hour = dict[str, "array[float]"]  # column -> 60 values (array('d'))
+
+
+def encode(values: array[float]) -> bytes:
+    if _BIG_ENDIAN:
+        values = array("d", values)
+        values.byteswap()
+    return values.tobytes()
+
+
+def decode(blob: bytes) -> array[float]:
+    values = array("d")
+    values.frombytes(blob)
+    if _BIG_ENDIAN:
+        values.byteswap()
+    return values
+
+
+def empty_hour(cols: Iterable[str] = COLUMNS) -> Hour:
+    return {c: array("d", [0.0 if c == "n" else _NAN] * 60) for c in cols}
+
+
+def _marks(items: Sequence[object]) -> str:
+    return ", ".join("?" for _ in items)
+
+
+def read_hours(
+    db: sqlite3.Connection,
+    job_id: int,
+    step: str,
+    nodes: Sequence[str],
+    cols: Sequence[str],
+    lo: int,
+    hi: int,
+) -> dict[str, dict[int, Hour]]:
+    """The 1-minute data of ``nodes`` touching [lo, hi): {node: {hour start ms: {column: 60 values}}}.
+
+    Packed rows first, then the wide rows of the same minutes laid over them. ``cols`` should include
+    ``n``. Minutes outside [lo, hi) may be present in the first and last hour: callers filter by time.
+    The ``col IN (...)`` and ``node IN (...)`` lists make SQLite seek one key range per node and column.
+    """
+    cols = list(dict.fromkeys(["n", *cols]))
+    out: dict[str, dict[int, Hour]] = {}
+    if not nodes:
+        return out
+    rows = db.execute(
+        f"SELECT node, col, hour, vals FROM {PACKED} WHERE job_id = ? AND node IN ({_marks(nodes)})"
+        f" AND step = ? AND col IN ({_marks(cols)}) AND hour >= ? AND hour < ?",
+        (job_id, *nodes, step, *cols, lo - lo % HOUR_MS, hi),
+    )
+    for node, col, hour, blob in rows:
+        per_node = out.setdefault(node, {})
+        h = per_node.get(hour)
+        if h is None:
+            h = per_node[hour] = {}
+        h[col] = decode(blob)
+    for per_node in out.values():
+        for h in per_node.values():
+            for c in cols:
+                if c not in h:  # written before the column existed: nothing measured
+                    h[c] = array("d", [0.0 if c == "n" else _NAN] * 60)
+    wide = db.execute(
+        f"SELECT node, ts, {', '.join(cols)} FROM {WIDE} WHERE job_id = ? AND node IN ({_marks(nodes)})"
+        " AND step = ? AND ts >= ? AND ts < ?",
+        (job_id, *nodes, step, lo, hi),
+    )
+    for node, ts, *values in wide:
+        hour = ts - ts % HOUR_MS
+        per_node = out.setdefault(node, {})
+        h = per_node.get(hour)
+        if h is None:
+            h = per_node[hour] = empty_hour(cols)
+        i = (ts % HOUR_MS) // MINUTE_MS
+        for c, v in zip(cols, values, strict=True):
+            h[c][i] = _NAN if v is None else v
+    return out
+
+
+def minutes(hour: int, h: Hour, lo: int, hi: int) -> Iterable[tuple[int, int]]:
+    """(minute index, minute start ms) of the minutes of ``h`` with data within [lo, hi)."""
+    n = h["n"]
+    for i in range(60):
+        t = hour + i * MINUTE_MS
+        if n[i] > 0 and lo <= t < hi:
+            yield i, t
+
+
+def pack_series(
+    db: sqlite3.Connection, job_id: int, node: str, step: str, lo: int, hi: int
+) -> dict[int, Hour]:
+    """Merge the wide minutes of one series in [lo, hi) into their packed hours; returns those hours.
+
+    ``lo`` and ``hi`` are hour-aligned. The hours' existing packed rows are read, the wide minutes laid
+    over them, the 39 rows of each hour written back and the wide rows deleted: the caller's
+    transaction makes that one step. Only hours that have wide rows are touched.
+    """
+    key = (job_id, node, step)
+    touched = {
+        r[0]
+        for r in db.execute(
+            f"SELECT DISTINCT ts / {HOUR_MS} * {HOUR_MS} FROM {WIDE}"
+            " WHERE job_id = ? AND node = ? AND step = ? AND ts >= ? AND ts < ?",
+            (*key, lo, hi),
+        )
+    }
+    if not touched:
+        return {}
+    hours = read_hours(db, job_id, step, [node], COLUMNS, min(touched), max(touched) + HOUR_MS).get(node, {})
+    hours = {hour: h for hour, h in hours.items() if hour in touched}
+    db.executemany(
+        f"INSERT OR REPLACE INTO {PACKED} (job_id, node, step, col, hour, vals) VALUES (?, ?, ?, ?, ?, ?)",
+        [(*key, c, hour, encode(values)) for hour, h in sorted(hours.items()) for c, values in h.items()],
+    )
+    db.execute(
+        f"DELETE FROM {WIDE} WHERE job_id = ? AND node = ? AND step = ? AND ts >= ? AND ts < ?",
+        (*key, lo, hi),
+    )
+    return hours
+
+
+def _known(values: Iterable[float]) -> list[float]:
+    return [v for v in values if v == v]
+
+
+def hour_row(h: Hour) -> list[Any]:
+    """The 1-hour rollup row (``rollup_value_columns`` order) of one packed hour, as the SQL rollup did.
+
+    Means are weighted by the minute's samples; min, max and a counter's last value (its maximum: it only
+    grows) skip NaN; a column never measured in the hour is None.
+    """
+    n = h["n"]
+    out: list[Any] = [int(sum(n))]
+    for c in COLUMNS[1:]:
+        if c.endswith("_avg"):
+            pairs = [(a, k) for a, k in zip(h[c], n, strict=True) if k > 0 and a == a]
+            weight = sum(k for _, k in pairs)
+            out.append(sum(a * k for a, k in pairs) / weight if pairs and weight else None)
+        else:
+            known = _known(v for v, k in zip(h[c], n, strict=True) if k > 0)
+            if not known:
+                out.append(None)
+            else:
+                out.append(min(known) if c.endswith("_min") else max(known))
+    return out
+
+
+def pack_all(db: sqlite3.Connection) -> int:
+    """Pack every wide minute of an hour already rolled up to 1 hour (schema migration v6); returns rows.
+
+    Minutes of hours the 1-hour pass has not reached yet (``dirty_1h_ms`` of the series) stay wide: that
+    pass packs them, as it does for new data.
+    """
+    series = db.execute(
+        f"SELECT w.job_id, w.node, w.step, coalesce(s.dirty_1h_ms, {_POS}) FROM"
+        f" (SELECT DISTINCT job_id, node, step FROM {WIDE}) AS w LEFT JOIN job_series AS s"
+        " ON s.job_id = w.job_id AND s.node = w.node AND s.step = w.step"
+    ).fetchall()
+    rows = 0
+    for job_id, node, step, upto in series:
+        rows += len(pack_series(db, job_id, node, step, -_POS, upto - upto % HOUR_MS)) * len(COLUMNS)
+    return rows
+
+
+def delete_before(db: sqlite3.Connection, job_id: int, node: str, step: str, limit: int) -> int:
+    """Delete a series' 1-minute data before ``limit`` (hour-aligned); returns the minutes deleted."""
+    key = (job_id, node, step)
+    deleted = 0
+    for (blob,) in db.execute(
+        f"SELECT vals FROM {PACKED} WHERE job_id = ? AND node = ? AND step = ? AND col = 'n' AND hour < ?",
+        (*key, limit),
+    ):
+        deleted += sum(1 for k in decode(blob) if k > 0)
+    db.execute(
+        f"DELETE FROM {PACKED} WHERE job_id = ? AND node = ? AND step = ? AND col IN ({_marks(COLUMNS)})"
+        " AND hour < ?",
+        (*key, *COLUMNS, limit),
+    )
+    deleted += db.execute(
+        f"DELETE FROM {WIDE} WHERE job_id = ? AND node = ? AND step = ? AND ts < ?", (*key, limit)
+    ).rowcount
+    return deleted
+
+
+def first_minute(db: sqlite3.Connection, job_id: int, node: str, step: str) -> int | None:
+    """The first stored minute of a series (packed or wide), or None."""
+    key = (job_id, node, step)
+    found = [
+        r[0]
+        for r in db.execute(f"SELECT min(ts) FROM {WIDE} WHERE job_id = ? AND node = ? AND step = ?", key)
+        if r[0] is not None
+    ]
+    for hour, blob in db.execute(
+        f"SELECT hour, vals FROM {PACKED} WHERE job_id = ? AND node = ? AND step = ? AND col = 'n'"
+        " ORDER BY hour",
+        key,
+    ):
+        n = decode(blob)
+        first = next((i for i in range(60) if n[i] > 0), None)
+        if first is not None:
+            found.append(hour + first * MINUTE_MS)
+            break
+    return min(found) if found else None
+
+
+def minute_rows(db: sqlite3.Connection, job_id: int | None = None) -> list[dict[str, Any]]:
+    """Every stored minute as the wide row it stands for (job_id, node, step, ts, n, ...), in key order.
+
+    For tests and administration (reads everything; not for the query path). None where not measured.
+    """
+    where, params = ("WHERE job_id = ?", (job_id,)) if job_id is not None else ("", ())
+    out = []
+    series = db.execute(
+        f"SELECT DISTINCT job_id, node, step FROM {PACKED} {where}"
+        f" UNION SELECT DISTINCT job_id, node, step FROM {WIDE} {where} ORDER BY 1, 2, 3",
+        params * 2,
+    ).fetchall()
+    for jid, node, step in series:
+        for hour, h in sorted(read_hours(db, jid, step, [node], COLUMNS, -_POS, _POS).get(node, {}).items()):
+            for i, t in minutes(hour, h, -_POS, _POS):
+                row: dict[str, Any] = {"job_id": jid, "node": node, "step": step, "ts": t}
+                for c in COLUMNS:
+                    v = h[c][i]
+                    row[c] = int(v) if c == "n" else (None if v != v else v)
+                out.append(row)
+    return out
