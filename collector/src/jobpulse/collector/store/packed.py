@@ -62,6 +62,73 @@ def _marks(items: Sequence[object]) -> str:
     return ", ".join("?" for _ in items)
 
 
+Blobs = dict[str, dict[str, dict[int, bytes]]]  # node -> column -> hour -> packed values
+WideRows = dict[str, list[tuple[Any, ...]]]  # node -> [(ts, value per column)]
+
+
+def fetch(
+    db: sqlite3.Connection,
+    job_id: int,
+    step: str,
+    nodes: Sequence[str],
+    cols: Sequence[str],
+    lo: int,
+    hi: int,
+) -> tuple[list[str], Blobs, WideRows]:
+    """The stored 1-minute data of ``nodes`` touching [lo, hi), undecoded: (columns read, packed, wide).
+
+    The ``col IN (...)`` and ``node IN (...)`` lists make SQLite seek one key range per node and column,
+    so only the columns asked for are read. ``n`` is always among the columns.
+    """
+    cols = list(dict.fromkeys(["n", *cols]))
+    packed: Blobs = {}
+    wide: WideRows = {}
+    if not nodes:
+        return cols, packed, wide
+    rows = db.execute(
+        f"SELECT node, col, hour, vals FROM {PACKED} WHERE job_id = ? AND node IN ({_marks(nodes)})"
+        f" AND step = ? AND col IN ({_marks(cols)}) AND hour >= ? AND hour < ?",
+        (job_id, *nodes, step, *cols, lo - lo % HOUR_MS, hi),
+    )
+    current_node = current_col = None
+    target: dict[int, bytes] = {}
+    for node, col, hour, blob in rows:
+        if node != current_node or col != current_col:
+            target = packed.setdefault(node, {}).setdefault(col, {})
+            current_node, current_col = node, col
+        target[hour] = blob
+    for row in db.execute(
+        f"SELECT node, ts, {', '.join(cols)} FROM {WIDE} WHERE job_id = ? AND node IN ({_marks(nodes)})"
+        " AND step = ? AND ts >= ? AND ts < ?",
+        (job_id, *nodes, step, lo, hi),
+    ):
+        wide.setdefault(row[0], []).append(tuple(row[1:]))
+    return cols, packed, wide
+
+
+def merge(
+    cols: Sequence[str], packed: dict[str, dict[int, bytes]], wide: list[tuple[Any, ...]]
+) -> dict[int, Hour]:
+    """One node's hours, decoded, with its wide minutes laid over the packed values."""
+    hours: dict[int, Hour] = {}
+    for col, per_hour in packed.items():
+        for hour, blob in per_hour.items():
+            hours.setdefault(hour, {})[col] = decode(blob)
+    for h in hours.values():
+        for c in cols:
+            if c not in h:  # nothing stored for that column in that hour: not measured
+                h[c] = array("d", [0.0 if c == "n" else _NAN] * 60)
+    for ts, *values in wide:
+        hour = ts - ts % HOUR_MS
+        if hour not in hours:
+            hours[hour] = empty_hour(cols)
+        h = hours[hour]
+        i = (ts % HOUR_MS) // MINUTE_MS
+        for c, v in zip(cols, values, strict=True):
+            h[c][i] = _NAN if v is None else v
+    return hours
+
+
 def read_hours(
     db: sqlite3.Connection,
     job_id: int,
@@ -73,45 +140,11 @@ def read_hours(
 ) -> dict[str, dict[int, Hour]]:
     """The 1-minute data of ``nodes`` touching [lo, hi): {node: {hour start ms: {column: 60 values}}}.
 
-    Packed rows first, then the wide rows of the same minutes laid over them. ``cols`` should include
-    ``n``. Minutes outside [lo, hi) may be present in the first and last hour: callers filter by time.
-    The ``col IN (...)`` and ``node IN (...)`` lists make SQLite seek one key range per node and column.
+    Packed rows first, then the wide rows of the same minutes laid over them. Minutes outside [lo, hi)
+    may be present in the first and last hour: callers filter by time (:func:`minutes`).
     """
-    cols = list(dict.fromkeys(["n", *cols]))
-    out: dict[str, dict[int, Hour]] = {}
-    if not nodes:
-        return out
-    rows = db.execute(
-        f"SELECT node, col, hour, vals FROM {PACKED} WHERE job_id = ? AND node IN ({_marks(nodes)})"
-        f" AND step = ? AND col IN ({_marks(cols)}) AND hour >= ? AND hour < ?",
-        (job_id, *nodes, step, *cols, lo - lo % HOUR_MS, hi),
-    )
-    for node, col, hour, blob in rows:
-        per_node = out.setdefault(node, {})
-        h = per_node.get(hour)
-        if h is None:
-            h = per_node[hour] = {}
-        h[col] = decode(blob)
-    for per_node in out.values():
-        for h in per_node.values():
-            for c in cols:
-                if c not in h:  # written before the column existed: nothing measured
-                    h[c] = array("d", [0.0 if c == "n" else _NAN] * 60)
-    wide = db.execute(
-        f"SELECT node, ts, {', '.join(cols)} FROM {WIDE} WHERE job_id = ? AND node IN ({_marks(nodes)})"
-        " AND step = ? AND ts >= ? AND ts < ?",
-        (job_id, *nodes, step, lo, hi),
-    )
-    for node, ts, *values in wide:
-        hour = ts - ts % HOUR_MS
-        per_node = out.setdefault(node, {})
-        h = per_node.get(hour)
-        if h is None:
-            h = per_node[hour] = empty_hour(cols)
-        i = (ts % HOUR_MS) // MINUTE_MS
-        for c, v in zip(cols, values, strict=True):
-            h[c][i] = _NAN if v is None else v
-    return out
+    cols, packed, wide = fetch(db, job_id, step, nodes, cols, lo, hi)
+    return {node: merge(cols, packed.get(node, {}), wide.get(node, [])) for node in sorted({*packed, *wide})}
 
 
 def minutes(hour: int, h: Hour, lo: int, hi: int) -> Iterable[tuple[int, int]]:

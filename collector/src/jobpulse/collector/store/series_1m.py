@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from operator import mul
 from typing import Any
 
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS
-from jobpulse.collector.store.packed import HOUR_MS, MINUTE_MS, Hour, minutes, read_hours
+from jobpulse.collector.store.packed import HOUR_MS, MINUTE_MS, Hour, decode, fetch, merge, minutes
 
 Rows = list[tuple[str, list[int], list[list[Any]]]]  # (node or "*", times, values per metric)
 _FULL = list(range(60))
@@ -101,19 +102,24 @@ def _bucket(
     return out_t, out_v
 
 
-def _mean(xs: list[float]) -> float:
+def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs)
 
 
-_ACROSS: dict[str, Callable[[list[float]], float]] = {"avg": _mean, "sum": sum, "min": min, "max": max}
+_ACROSS: dict[str, Callable[[Sequence[float]], float]] = {"avg": _mean, "sum": sum, "min": min, "max": max}
 
 
 def _across(
     per_node: list[tuple[list[int], list[list[float]]]], agg_fn: str
 ) -> tuple[list[int], list[list[float]]]:
     """Per interval, ``agg_fn`` over the nodes' values (NaN skipped), like SQL's aggregate over rows."""
+    fn = _ACROSS[agg_fn]
+    width = len(per_node[0][1])
+    first = per_node[0][0]
+    if all(t == first for t, _ in per_node) and all(sum(v) == sum(v) for _, vs in per_node for v in vs):
+        # every node has the same intervals and no NaN: aggregate the columns of values directly
+        return first, [list(map(fn, zip(*[vs[m] for _, vs in per_node], strict=True))) for m in range(width)]
     buckets: dict[int, list[list[float]]] = {}
-    width = len(per_node[0][1]) if per_node else 0
     for times, values in per_node:
         for j, t in enumerate(times):
             slot = buckets.get(t)
@@ -123,10 +129,69 @@ def _across(
                 v = values[m][j]
                 if v == v:
                     slot[m].append(v)
-    fn = _ACROSS[agg_fn]
     times = sorted(buckets)
     nan = float("nan")
     return times, [[fn(buckets[t][m]) if buckets[t][m] else nan for t in times] for m in range(width)]
+
+
+def _whole_hours(
+    cols: list[str], packed: dict[str, dict[int, bytes]], lo: int, hi: int
+) -> tuple[list[int], list[list[float]], Sequence[float]] | None:
+    """The fast path: a node whose data is whole packed hours, all minutes present, all in [lo, hi).
+
+    Each column's hours are joined as bytes and decoded once: no per-minute Python work. None when
+    the node does not qualify (then the general path decodes hour by hour).
+    """
+    n_hours = packed.get("n")
+    if not n_hours:
+        return None
+    hours = sorted(n_hours)
+    first, last = hours[0], hours[-1]
+    if first < lo or last + HOUR_MS > hi or last - first != (len(hours) - 1) * HOUR_MS:
+        return None
+    columns = []
+    for c in cols:
+        per_hour = packed.get(c)
+        if per_hour is None or len(per_hour) != len(hours):
+            return None
+        try:
+            columns.append(decode(b"".join([per_hour[h] for h in hours])))
+        except KeyError:
+            return None
+    if min(columns[0]) <= 0:  # a minute without data: the general path leaves it out
+        return None
+    return list(range(first, last + HOUR_MS, MINUTE_MS)), [a.tolist() for a in columns[1:]], columns[0]
+
+
+def _slices(values: list[float], samples: Sequence[float], k: int, how: str) -> list[float]:
+    """Fast bucketing of NaN-free minutes into runs of ``k`` (intervals that divide the hour)."""
+    starts = range(0, len(values), k)
+    if how == "avg":
+        return [
+            sum(map(mul, values[i : i + k], samples[i : i + k])) / sum(samples[i : i + k]) for i in starts
+        ]
+    fn = _ACROSS[how]
+    return [fn(values[i : i + k]) for i in starts]
+
+
+def _node_series(
+    times: list[int],
+    values: list[list[float]],
+    samples: Sequence[float],
+    interval_ms: int,
+    hows: list[str],
+    whole: bool,
+) -> tuple[list[int], list[list[float]]]:
+    """A node's minutes combined into intervals (as they are for 60 s)."""
+    if interval_ms == MINUTE_MS:
+        return times, values
+    if whole and interval_ms % MINUTE_MS == 0 and HOUR_MS % interval_ms == 0:
+        k = interval_ms // MINUTE_MS
+        if all(sum(v) == sum(v) for v in values):  # no NaN
+            return times[::k], [_slices(v, samples, k, how) for v, how in zip(values, hows, strict=True)]
+    samples = list(samples)
+    bucketed = [_bucket(times, v, samples, interval_ms, how) for v, how in zip(values, hows, strict=True)]
+    return bucketed[0][0], [b[1] for b in bucketed]
 
 
 def minute_series(
@@ -142,26 +207,33 @@ def minute_series(
     hi: int,
 ) -> Rows:
     """One row per node with data (or one "*" row): (node, interval starts, values per metric)."""
-    cols = [_sources(m, agg_fn) for m in metrics]
+    sources = [_sources(m, agg_fn) for m in metrics]
     # sum of a gauge is mean x samples per minute; other columns are read as stored
     weighted = [agg_fn == "sum" and m not in COUNTER_COLUMNS for m in metrics]
-    data = read_hours(db, job_id, step, nodes, cols, lo, hi)
     hows = [
         "max" if m in COUNTER_COLUMNS else ("sum" if w else agg_fn)
         for m, w in zip(metrics, weighted, strict=True)
     ]
+    cols, packed, wide = fetch(db, job_id, step, nodes, sources, lo, hi)
+    index = {c: i for i, c in enumerate(cols[1:])}  # cols[0] is "n"
     interval_ms = interval * 1000
     per_node: list[tuple[str, list[int], list[list[float]]]] = []
-    for node in sorted(data):
-        times, values, samples = _node_minutes(data[node], cols, weighted, lo, hi)
+    for node in sorted({*packed, *wide}):
+        fast = None if node in wide else _whole_hours(cols, packed.get(node, {}), lo, hi)
+        samples: Sequence[float]
+        if fast is None:
+            hours = merge(cols, packed.get(node, {}), wide.get(node, []))
+            times, by_col, samples = _node_minutes(hours, cols[1:], [False] * (len(cols) - 1), lo, hi)
+        else:
+            times, by_col, samples = fast
         if not times:
             continue
-        if interval_ms != MINUTE_MS:
-            bucketed = [
-                _bucket(times, v, samples, interval_ms, how) for v, how in zip(values, hows, strict=True)
-            ]
-            times = bucketed[0][0]
-            values = [b[1] for b in bucketed]
+        values = [by_col[index[c]] for c in sources]
+        values = [
+            [a * k for a, k in zip(v, samples, strict=True)] if w else v
+            for v, w in zip(values, weighted, strict=True)
+        ]
+        times, values = _node_series(times, values, samples, interval_ms, hows, fast is not None)
         per_node.append((node, times, values))
     limits = [m == "mem_limit_bytes" for m in metrics]
     if across_nodes:

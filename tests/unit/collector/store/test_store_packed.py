@@ -1,0 +1,106 @@
+"""The packed 1-minute layout answers exactly what the wide one-row-per-minute layout answered.
+
+The reference is the SQL series query (``series._query``, still used for raw and hourly rows) run on
+a wide table filled with the same minutes: both paths must give the same points for every aggregate,
+interval and node combination, on whole packed hours (the fast path), partial hours, minutes not
+measured (NaN), an hour still in progress (wide rows) and an unlimited memory limit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jobpulse.collector.store.migrations import rollup_value_columns
+from jobpulse.collector.store.packed import PACKED, decode, minute_rows
+from jobpulse.collector.store.rollup import rollup
+from jobpulse.collector.store.series import _query
+from jobpulse.collector.store.series_1m import minute_series
+from storehelp import HOUR, T0, Agent, open_db
+
+NOW = T0 + 3 * HOUR + 20 * 60_000  # hours 0-2 complete and packed, hour 3 in progress (wide)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
+    db = open_db(Path(tmp_path_factory.mktemp("packed")) / "p.db")
+    rng = random.Random(7)
+    for node in ("n1", "n2", "n3"):
+        a = Agent(db, node)
+        rows = []
+        for k in range(0, (NOW - T0) // 10_000):
+            ts = T0 + k * 10_000
+            if node == "n2" and HOUR <= ts - T0 < HOUR + 600_000:
+                continue  # n2 sent nothing for 10 minutes: minutes absent, not NaN
+            if node == "n3" and ts - T0 < 2 * HOUR:
+                continue  # n3 joined late
+            if node == "n1" and k % 6 and rng.random() < 0.3:
+                continue  # missed ticks: minutes of 1 to 6 samples weigh differently in means
+            values = {
+                "cpu_cores": rng.uniform(0, 64),
+                "mem_current_bytes": float(rng.randrange(1 << 30)),
+                "mem_limit_bytes": math.inf,
+                "cpu_user_seconds": k * 3.0,
+            }
+            if node == "n1" and 30 <= k % 360 < 42 and ts - T0 < 2 * HOUR:
+                values["cpu_cores"] = math.nan  # not measured for two minutes in each of hours 0 and 1
+            rows.append((ts, values))
+        a.samples(9, rows)
+    rollup(db, now_ms=NOW, lag_ms=60_000)
+    cols = rollup_value_columns()
+    db.execute(
+        f"CREATE TABLE ref_1m (job_id INTEGER, node TEXT, step TEXT, ts INTEGER, {', '.join(cols)},"
+        " PRIMARY KEY (job_id, node, step, ts)) WITHOUT ROWID"
+    )
+    db.executemany(
+        f"INSERT INTO ref_1m VALUES (?, ?, ?, ?, {', '.join('?' for _ in cols)})",
+        [(r["job_id"], r["node"], r["step"], r["ts"], *(r[c] for c in cols)) for r in minute_rows(db, 9)],
+    )
+    return db
+
+
+def _reference(db: sqlite3.Connection, *args: Any) -> list[tuple[str, list[int], list[list[Any]]]]:
+    rows = _query(db, "ref_1m", 60, 9, "", *args)
+    return [(r[0], json.loads(r[1]), [json.loads(v) for v in r[2:]]) for r in rows]
+
+
+def _same(got: list[Any], want: list[Any]) -> None:
+    assert [(n, t) for n, t, _ in got] == [(n, t) for n, t, _ in want]
+    for (_, _, gv), (_, _, wv) in zip(got, want, strict=True):
+        for g, w in zip(gv, wv, strict=True):
+            assert [None if x is None else pytest.approx(x, rel=1e-12) for x in w] == g
+
+
+def test_the_layout_holds_packed_hours_and_the_hour_in_progress(db: sqlite3.Connection) -> None:
+    hours = [r[0] for r in db.execute(f"SELECT DISTINCT hour FROM {PACKED} ORDER BY 1")]
+    assert hours == [T0, T0 + HOUR, T0 + 2 * HOUR]
+    wide = db.execute("SELECT min(ts), max(ts) FROM job_samples_1m").fetchone()
+    assert tuple(wide) == (T0 + 3 * HOUR, NOW - 120_000)
+    blob = db.execute(f"SELECT vals FROM {PACKED} WHERE node = 'n2' AND col = 'n' AND hour = ?", (T0 + HOUR,))
+    n = decode(blob.fetchone()[0])
+    assert list(n[:10]) == [0.0] * 10 and set(n[10:]) == {6.0}  # the 10 silent minutes are absent
+
+
+@pytest.mark.parametrize("agg_fn", ["avg", "min", "max", "sum"])
+@pytest.mark.parametrize("interval", [60, 120, 300, 90, 3600])
+@pytest.mark.parametrize("across", [False, True])
+def test_same_answer_as_the_wide_layout(
+    db: sqlite3.Connection, agg_fn: str, interval: int, across: bool
+) -> None:
+    metrics = ["cpu_cores", "mem_current_bytes", "cpu_user_seconds", "mem_limit_bytes"]
+    nodes = ["n1", "n2", "n3"]
+    # whole packed hours (hour 2: every node on the fast path), all of them, everything, partial hours
+    ranges = (
+        (T0 + 2 * HOUR, T0 + 3 * HOUR),
+        (T0, T0 + 3 * HOUR),
+        (-(2**62), 2**62),
+        (T0 + 1_234_000, NOW - HOUR),
+    )
+    for lo, hi in ranges:
+        args = (nodes, metrics, interval, agg_fn, across, lo, hi)
+        _same(minute_series(db, 9, "", *args), _reference(db, *args))
