@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from jobpulse.collector.findings import FINDING_CREATED_BY, FINDING_TAG_TYPE, Finding, Thresholds, evaluate
-from jobpulse.collector.store.packed import minutes, read_hours
+from jobpulse.collector.store.packed import HOUR_MS, Hour, minutes, read_hours
 from jobpulse.collector.store.state import get_state, set_state
 from jobpulse.collector.store.tags import add_tag
 
@@ -109,8 +109,16 @@ _MINUTE_FIGURES = (
 )
 
 
+def _column(h: Hour, col: str, idx: list[int] | None) -> list[float]:
+    """A column of a packed hour: all 60 minutes, or the minutes ``idx``."""
+    return h[col].tolist() if idx is None else [h[col][i] for i in idx]
+
+
 def _minute_rows(db: sqlite3.Connection, job_id: int, lo: int, hi: int) -> list[tuple[Any, ...]]:
-    """Per node, _RAW_SQL's figures from the 1-minute rollups (packed hours and wide minutes) in [lo, hi]."""
+    """Per node, _RAW_SQL's figures from the 1-minute rollups (packed hours and wide minutes) in [lo, hi].
+
+    Hour by hour: a whole hour inside the job is taken as the arrays it is stored as.
+    """
     nodes = [
         r[0] for r in db.execute("SELECT node FROM job_series WHERE job_id = ? AND step = ''", (job_id,))
     ]
@@ -118,32 +126,42 @@ def _minute_rows(db: sqlite3.Connection, job_id: int, lo: int, hi: int) -> list[
     cols = [*cpu_cols, *(c for c, _ in _MINUTE_FIGURES)]
     out = []
     for node, hours in sorted(read_hours(db, job_id, "", nodes, cols, lo, hi + 1).items()):
-        picked: dict[str, list[tuple[float, float]]] = {c: [] for c, _ in _MINUTE_FIGURES}
+        extremes: dict[str, list[float]] = {c: [] for c, _ in _MINUTE_FIGURES}
+        weighted = [0.0, 0.0]  # sum of mean x samples, sum of samples, where the mean is known
         count = 0.0
-        cpu: float | None = None
+        cpu: list[float] = []
         for hour, h in hours.items():
-            for i, _ in minutes(hour, h, lo, hi + 1):
-                k = h["n"][i]
-                count += k
-                user, system = h[cpu_cols[0]][i], h[cpu_cols[1]][i]
-                if user == user or system == system:  # a missing one counts 0, as in _RAW_SQL
-                    total = (user if user == user else 0.0) + (system if system == system else 0.0)
-                    cpu = total if cpu is None else max(cpu, total)
-                for c in picked:
-                    v = h[c][i]
-                    if v == v and not (c == "mem_limit_bytes_min" and v > 1e308):
-                        picked[c].append((v, k))
+            whole = lo <= hour and hour + HOUR_MS <= hi + 1 and min(h["n"]) > 0
+            idx = None if whole else [i for i, _ in minutes(hour, h, lo, hi + 1)]
+            samples = _column(h, "n", idx)
+            if not samples:
+                continue
+            count += sum(samples)
+            # user + system CPU seconds per minute, a missing one counting 0, as _RAW_SQL does
+            cpu += [
+                (u if u == u else 0.0) + (s if s == s else 0.0)
+                for u, s in zip(_column(h, cpu_cols[0], idx), _column(h, cpu_cols[1], idx), strict=True)
+                if u == u or s == s
+            ]
+            for c, how in _MINUTE_FIGURES:
+                values = _column(h, c, idx)
+                if how is None:
+                    pairs = [(v, k) for v, k in zip(values, samples, strict=True) if v == v]
+                    weighted[0] += sum(v * k for v, k in pairs)
+                    weighted[1] += sum(k for _, k in pairs)
+                    continue
+                known = [v for v in values if v == v and not (c == "mem_limit_bytes_min" and v > 1e308)]
+                if known:
+                    extremes[c].append(how(known))
         if not count:
             continue
         figures: list[Any] = []
         for c, how in _MINUTE_FIGURES:
-            pairs = picked[c]
             if how is None:
-                weight = sum(k for _, k in pairs)
-                figures.append(sum(v * k for v, k in pairs) / weight if pairs and weight else None)
+                figures.append(weighted[0] / weighted[1] if weighted[1] else None)
             else:
-                figures.append(how(v for v, _ in pairs) if pairs else None)
-        out.append((node, int(count), cpu, *figures))
+                figures.append(how(extremes[c]) if extremes[c] else None)
+        out.append((node, int(count), max(cpu) if cpu else None, *figures))
     return out
 
 

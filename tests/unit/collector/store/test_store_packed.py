@@ -104,3 +104,49 @@ def test_same_answer_as_the_wide_layout(
     for lo, hi in ranges:
         args = (nodes, metrics, interval, agg_fn, across, lo, hi)
         _same(minute_series(db, 9, "", *args), _reference(db, *args))
+
+
+def test_summary_from_packed_minutes_matches_the_raw_samples(tmp_path: Path) -> None:
+    """A job summarized after raw retention gets the same figures as from its raw samples."""
+    from jobpulse.collector.summary import compute_summary
+    from jobpulse.proto.v1 import ingest_pb2 as pb
+
+    db = open_db(tmp_path / "s.db")
+    rng = random.Random(3)
+    stop = T0 + 2 * HOUR + 30 * 60_000  # two whole packed hours and half of a third
+    for node in ("n1", "n2"):
+        a = Agent(db, node)
+        a.event(pb.JobEvent.START, 11, T0 // 1000, cpus_on_node=8)
+        rows = []
+        for k in range((stop - T0) // 10_000):
+            if node == "n2" and k % 7 == 3:
+                continue  # missed ticks
+            values = {
+                "cpu_user_seconds": 3.0 * k,
+                "cpu_system_seconds": math.nan if k % 11 == 0 else 1.0 * k,
+                "alloc_cpus": 8.0,
+                "mem_current_bytes": float(rng.randrange(1 << 34)),
+                "mem_peak_bytes": float(rng.randrange(1 << 34)),
+                "mem_limit_bytes": math.inf if node == "n1" else 32.0 * (1 << 30),
+                "gpu_util_percent": math.nan
+                if node == "n1" and k < 396
+                else rng.uniform(0, 100),  # whole minutes
+                "io_read_bytes": 512.0 * k,
+                "oom_kills": 0.0,
+            }
+            rows.append((T0 + k * 10_000, values))
+        a.samples(11, rows)
+        a.event(pb.JobEvent.STOP, 11, stop // 1000)
+    run_id = db.execute("SELECT run_id FROM jobs").fetchone()[0]
+    rollup(db, now_ms=stop + 2 * HOUR)
+    assert db.execute(f"SELECT count(DISTINCT hour) FROM {PACKED}").fetchone()[0] == 3
+    from_raw = compute_summary(db, run_id, now=stop / 1000)
+    db.execute("DELETE FROM job_samples")
+    from_minutes = compute_summary(db, run_id, now=stop / 1000)
+    assert from_raw is not None and from_minutes is not None
+    assert (from_raw.source, from_minutes.source) == ("job_samples", "job_samples_1m")
+    assert [n.node for n in from_minutes.nodes] == ["n1", "n2"]
+    for raw, minute in zip(from_raw.nodes, from_minutes.nodes, strict=True):
+        for name, want in vars(raw).items():
+            got = getattr(minute, name)
+            assert got == (pytest.approx(want, rel=1e-9) if isinstance(want, float) else want), name
