@@ -391,15 +391,18 @@ def report(db: sqlite3.Connection, args: argparse.Namespace) -> None:
     nodes = [f"node{n:04d}" for n in range(BLOCK)]
     wanted = ["n", "cpu_cores_avg", "mem_current_bytes_avg"]
 
+    plain = db.cursor()
+    plain.row_factory = None  # tuples, as job_series reads them: the cheapest plain SELECT
+
     def packed_rows() -> object:
-        return db.execute(
+        return plain.execute(
             f"SELECT node, col, hour, vals FROM {PACKED} WHERE job_id = ? AND node IN ({', '.join('?' * len(nodes))})"
             " AND step = '' AND col IN (?, ?, ?)",
             (job, *nodes, *wanted),
         ).fetchall()
 
     def old_rows() -> object:
-        return db.execute(
+        return plain.execute(
             f"SELECT node, ts, cpu_cores_avg, mem_current_bytes_avg FROM {OLD} WHERE job_id = ? AND step = ''",
             (job,),
         ).fetchall()

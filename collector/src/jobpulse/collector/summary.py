@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, dataclass, field, replace
+from operator import add, mul
 from typing import Any
 
 from jobpulse.collector.findings import FINDING_CREATED_BY, FINDING_TAG_TYPE, Finding, Thresholds, evaluate
@@ -109,6 +110,11 @@ _MINUTE_FIGURES = (
 )
 
 
+def _no_nan(values: list[float]) -> bool:
+    total = sum(values)
+    return total == total  # NaN is the only value not equal to itself (inf - inf is NaN too: slow path)
+
+
 def _column(h: Hour, col: str, idx: list[int] | None) -> list[float]:
     """A column of a packed hour: all 60 minutes, or the minutes ``idx``."""
     return h[col].tolist() if idx is None else [h[col][i] for i in idx]
@@ -138,19 +144,30 @@ def _minute_rows(db: sqlite3.Connection, job_id: int, lo: int, hi: int) -> list[
                 continue
             count += sum(samples)
             # user + system CPU seconds per minute, a missing one counting 0, as _RAW_SQL does
-            cpu += [
-                (u if u == u else 0.0) + (s if s == s else 0.0)
-                for u, s in zip(_column(h, cpu_cols[0], idx), _column(h, cpu_cols[1], idx), strict=True)
-                if u == u or s == s
-            ]
+            user, system = _column(h, cpu_cols[0], idx), _column(h, cpu_cols[1], idx)
+            if _no_nan(user) and _no_nan(system):
+                cpu.append(max(map(add, user, system)))
+            else:
+                cpu += [
+                    (u if u == u else 0.0) + (s if s == s else 0.0)
+                    for u, s in zip(user, system, strict=True)
+                    if u == u or s == s
+                ]
             for c, how in _MINUTE_FIGURES:
                 values = _column(h, c, idx)
                 if how is None:
-                    pairs = [(v, k) for v, k in zip(values, samples, strict=True) if v == v]
-                    weighted[0] += sum(v * k for v, k in pairs)
-                    weighted[1] += sum(k for _, k in pairs)
+                    if _no_nan(values):
+                        weighted[0] += sum(map(mul, values, samples))
+                        weighted[1] += sum(samples)
+                    else:
+                        pairs = [(v, k) for v, k in zip(values, samples, strict=True) if v == v]
+                        weighted[0] += sum(v * k for v, k in pairs)
+                        weighted[1] += sum(k for _, k in pairs)
                     continue
-                known = [v for v in values if v == v and not (c == "mem_limit_bytes_min" and v > 1e308)]
+                if c == "mem_limit_bytes_min":  # an unlimited limit (+inf) is no limit
+                    known = [v for v in values if v == v and v <= 1e308]
+                else:
+                    known = values if _no_nan(values) else [v for v in values if v == v]
                 if known:
                     extremes[c].append(how(known))
         if not count:

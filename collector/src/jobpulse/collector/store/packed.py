@@ -85,7 +85,9 @@ def fetch(
     wide: WideRows = {}
     if not nodes:
         return cols, packed, wide
-    rows = db.execute(
+    cursor = db.cursor()
+    cursor.row_factory = None  # plain tuples: thousands of rows, and sqlite3.Row costs per row
+    rows = cursor.execute(
         f"SELECT node, col, hour, vals FROM {PACKED} WHERE job_id = ? AND node IN ({_marks(nodes)})"
         f" AND step = ? AND col IN ({_marks(cols)}) AND hour >= ? AND hour < ?",
         (job_id, *nodes, step, *cols, lo - lo % HOUR_MS, hi),

@@ -21,6 +21,7 @@ from jobpulse.collector.store.packed import HOUR_MS, MINUTE_MS, Hour, decode, fe
 
 Rows = list[tuple[str, list[int], list[list[Any]]]]  # (node or "*", times, values per metric)
 _FULL = list(range(60))
+_ZERO = bytes(8)
 
 
 def _sources(metric: str, agg_fn: str) -> str:
@@ -149,18 +150,21 @@ def _whole_hours(
     first, last = hours[0], hours[-1]
     if first < lo or last + HOUR_MS > hi or last - first != (len(hours) - 1) * HOUR_MS:
         return None
-    columns = []
+    joined = []
     for c in cols:
         per_hour = packed.get(c)
         if per_hour is None or len(per_hour) != len(hours):
             return None
         try:
-            columns.append(decode(b"".join([per_hour[h] for h in hours])))
+            joined.append(b"".join([per_hour[h] for h in hours]))
         except KeyError:
             return None
-    if min(columns[0]) <= 0:  # a minute without data: the general path leaves it out
+    # A minute without data (n = 0) is left out by the general path. n holds whole numbers, so the
+    # two high bytes of every non-zero value are non-zero: 8 zero bytes in a row mean a 0.0 somewhere.
+    if _ZERO in joined[0]:
         return None
-    return list(range(first, last + HOUR_MS, MINUTE_MS)), [a.tolist() for a in columns[1:]], columns[0]
+    values = [decode(b).tolist() for b in joined[1:]]
+    return list(range(first, last + HOUR_MS, MINUTE_MS)), values, decode(joined[0])
 
 
 def _slices(values: list[float], samples: Sequence[float], k: int, how: str) -> list[float]:
@@ -170,8 +174,9 @@ def _slices(values: list[float], samples: Sequence[float], k: int, how: str) -> 
         return [
             sum(map(mul, values[i : i + k], samples[i : i + k])) / sum(samples[i : i + k]) for i in starts
         ]
-    fn = _ACROSS[how]
-    return [fn(values[i : i + k]) for i in starts]
+    if how in ("min", "max"):  # one call per interval with k arguments: no slice lists
+        return list(map(min if how == "min" else max, *[values[j::k] for j in range(k)]))
+    return [sum(values[i : i + k]) for i in starts]
 
 
 def _node_series(
