@@ -30,7 +30,7 @@ NOW = T0 + 3 * HOUR + 20 * 60_000  # hours 0-2 complete and packed, hour 3 in pr
 def db(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
     db = open_db(Path(tmp_path_factory.mktemp("packed")) / "p.db")
     rng = random.Random(7)
-    for node in ("n1", "n2", "n3"):
+    for node in ("n1", "n2", "n3", "n4"):
         a = Agent(db, node)
         rows = []
         for k in range(0, (NOW - T0) // 10_000):
@@ -39,6 +39,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
                 continue  # n2 sent nothing for 10 minutes: minutes absent, not NaN
             if node == "n3" and ts - T0 < 2 * HOUR:
                 continue  # n3 joined late
+            if node == "n4" and not 20 * 60_000 <= ts - T0 < 25 * 60_000:
+                continue  # n4 ran 5 minutes: its complete hour stays wide (too few minutes to pack)
             if node == "n1" and k % 6 and rng.random() < 0.3:
                 continue  # missed ticks: minutes of 1 to 6 samples weigh differently in means
             values = {
@@ -79,8 +81,10 @@ def _same(got: list[Any], want: list[Any]) -> None:
 def test_the_layout_holds_packed_hours_and_the_hour_in_progress(db: sqlite3.Connection) -> None:
     hours = [r[0] for r in db.execute(f"SELECT DISTINCT hour FROM {PACKED} ORDER BY 1")]
     assert hours == [T0, T0 + HOUR, T0 + 2 * HOUR]
-    wide = db.execute("SELECT min(ts), max(ts) FROM job_samples_1m").fetchone()
+    wide = db.execute("SELECT min(ts), max(ts) FROM job_samples_1m WHERE node != 'n4'").fetchone()
     assert tuple(wide) == (T0 + 3 * HOUR, NOW - 120_000)
+    n4 = db.execute("SELECT ts FROM job_samples_1m WHERE node = 'n4'").fetchall()
+    assert [r[0] for r in n4] == [T0 + m * 60_000 for m in range(20, 25)]
     blob = db.execute(f"SELECT vals FROM {PACKED} WHERE node = 'n2' AND col = 'n' AND hour = ?", (T0 + HOUR,))
     n = decode(blob.fetchone()[0])
     assert list(n[:10]) == [0.0] * 10 and set(n[10:]) == {6.0}  # the 10 silent minutes are absent
@@ -93,7 +97,7 @@ def test_same_answer_as_the_wide_layout(
     db: sqlite3.Connection, agg_fn: str, interval: int, across: bool
 ) -> None:
     metrics = ["cpu_cores", "mem_current_bytes", "cpu_user_seconds", "mem_limit_bytes"]
-    nodes = ["n1", "n2", "n3"]
+    nodes = ["n1", "n2", "n3", "n4"]
     # whole packed hours (hour 2: every node on the fast path), all of them, everything, partial hours
     ranges = (
         (T0 + 2 * HOUR, T0 + 3 * HOUR),

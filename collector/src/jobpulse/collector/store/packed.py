@@ -35,6 +35,9 @@ COLUMNS: tuple[str, ...] = tuple(rollup_value_columns())  # "n" first
 _NAN = math.nan
 _BIG_ENDIAN = sys.byteorder == "big"
 _POS = 2**62
+# An hour is packed once it has this many minutes: below, its wide rows are smaller than 39 packed rows
+# would be, and queries still read few of them (a short job's whole life).
+PACK_MIN_MINUTES = 30
 
 Hour = dict[str, "array[float]"]  # column -> 60 values (array('d'))
 
@@ -165,7 +168,10 @@ def pack_series(
 
     ``lo`` and ``hi`` are hour-aligned. The hours' existing packed rows are read, the wide minutes laid
     over them, the 39 rows of each hour written back and the wide rows deleted: the caller's
-    transaction makes that one step. Only hours that have wide rows are touched.
+    transaction makes that one step. Only hours that have wide rows are touched. An hour with fewer
+    than ``PACK_MIN_MINUTES`` minutes and no packed rows yet stays wide (smaller that way: a packed
+    hour costs ~20 KB whatever its minutes, a wide minute ~400 bytes); it is still returned, so its
+    1-hour row is computed like any other.
     """
     key = (job_id, node, step)
     touched = {
@@ -178,15 +184,25 @@ def pack_series(
     }
     if not touched:
         return {}
-    hours = read_hours(db, job_id, step, [node], COLUMNS, min(touched), max(touched) + HOUR_MS).get(node, {})
-    hours = {hour: h for hour, h in hours.items() if hour in touched}
+    cols, packed, wide = fetch(db, job_id, step, [node], COLUMNS, min(touched), max(touched) + HOUR_MS)
+    already = packed.get(node, {}).get("n", {})
+    hours = {
+        hour: h
+        for hour, h in merge(cols, packed.get(node, {}), wide.get(node, [])).items()
+        if hour in touched
+    }
+    write = sorted(
+        hour
+        for hour, h in hours.items()
+        if hour in already or sum(1 for k in h["n"] if k > 0) >= PACK_MIN_MINUTES
+    )
     db.executemany(
         f"INSERT OR REPLACE INTO {PACKED} (job_id, node, step, col, hour, vals) VALUES (?, ?, ?, ?, ?, ?)",
-        [(*key, c, hour, encode(values)) for hour, h in sorted(hours.items()) for c, values in h.items()],
+        [(*key, c, hour, encode(values)) for hour in write for c, values in hours[hour].items()],
     )
-    db.execute(
+    db.executemany(
         f"DELETE FROM {WIDE} WHERE job_id = ? AND node = ? AND step = ? AND ts >= ? AND ts < ?",
-        (*key, lo, hi),
+        [(*key, hour, hour + HOUR_MS) for hour in write],
     )
     return hours
 
