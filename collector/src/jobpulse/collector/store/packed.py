@@ -23,6 +23,7 @@ import sqlite3
 import sys
 from array import array
 from collections.abc import Iterable, Sequence
+from operator import mul
 from typing import Any
 
 from jobpulse.collector.store.migrations import rollup_value_columns
@@ -38,6 +39,7 @@ _POS = 2**62
 # An hour is packed once it has this many minutes: below, its wide rows are smaller than 39 packed rows
 # would be, and queries still read few of them (a short job's whole life).
 PACK_MIN_MINUTES = 30
+_ALL_MINUTES = list(range(60))
 
 Hour = dict[str, "array[float]"]  # column -> 60 values (array('d'))
 
@@ -102,7 +104,7 @@ def fetch(
             target = packed.setdefault(node, {}).setdefault(col, {})
             current_node, current_col = node, col
         target[hour] = blob
-    for row in db.execute(
+    for row in cursor.execute(
         f"SELECT node, ts, {', '.join(cols)} FROM {WIDE} WHERE job_id = ? AND node IN ({_marks(nodes)})"
         " AND step = ? AND ts >= ? AND ts < ?",
         (job_id, *nodes, step, lo, hi),
@@ -123,14 +125,24 @@ def merge(
         for c in cols:
             if c not in h:  # nothing stored for that column in that hour: not measured
                 h[c] = array("d", [0.0 if c == "n" else _NAN] * 60)
-    for ts, *values in wide:
-        hour = ts - ts % HOUR_MS
+    by_hour: dict[int, list[tuple[Any, ...]]] = {}
+    for row in wide:
+        by_hour.setdefault(row[0] - row[0] % HOUR_MS, []).append(row)
+    for hour, rows in by_hour.items():
         if hour not in hours:
             hours[hour] = empty_hour(cols)
         h = hours[hour]
-        i = (ts % HOUR_MS) // MINUTE_MS
-        for c, v in zip(cols, values, strict=True):
-            h[c][i] = _NAN if v is None else v
+        slots = [(ts % HOUR_MS) // MINUTE_MS for ts, *_ in rows]
+        # column by column: one list comprehension per column instead of a Python step per value
+        whole = slots == _ALL_MINUTES  # every minute of the hour, in order: new arrays outright
+        for j, c in enumerate(cols, start=1):
+            column = [_NAN if r[j] is None else r[j] for r in rows]
+            if whole:
+                h[c] = array("d", column)
+                continue
+            arr = h[c]
+            for i, v in zip(slots, column, strict=True):
+                arr[i] = v
     return hours
 
 
@@ -218,18 +230,26 @@ def hour_row(h: Hour) -> list[Any]:
     grows) skip NaN; a column never measured in the hour is None.
     """
     n = h["n"]
-    out: list[Any] = [int(sum(n))]
+    present = None if 0.0 not in n else [i for i in range(60) if n[i] > 0]
+    samples: Sequence[float] = n if present is None else [n[i] for i in present]
+    out: list[Any] = [int(sum(samples))]
     for c in COLUMNS[1:]:
-        if c.endswith("_avg"):
-            pairs = [(a, k) for a, k in zip(h[c], n, strict=True) if k > 0 and a == a]
-            weight = sum(k for _, k in pairs)
-            out.append(sum(a * k for a, k in pairs) / weight if pairs and weight else None)
-        else:
-            known = _known(v for v, k in zip(h[c], n, strict=True) if k > 0)
-            if not known:
-                out.append(None)
+        a = h[c]
+        values: Sequence[float] = a if present is None else [a[i] for i in present]
+        total = sum(values)
+        if total == total:  # no NaN (the common case): whole columns at once
+            if c.endswith("_avg"):
+                out.append(sum(map(mul, values, samples)) / sum(samples) if values else None)
             else:
-                out.append(min(known) if c.endswith("_min") else max(known))
+                out.append((min(values) if c.endswith("_min") else max(values)) if values else None)
+            continue
+        if c.endswith("_avg"):
+            pairs = [(v, k) for v, k in zip(values, samples, strict=True) if v == v]
+            weight = sum(k for _, k in pairs)
+            out.append(sum(v * k for v, k in pairs) / weight if pairs and weight else None)
+        else:
+            known = _known(values)
+            out.append((min(known) if c.endswith("_min") else max(known)) if known else None)
     return out
 
 
