@@ -267,8 +267,10 @@ def new_minute(db: sqlite3.Connection, nodes: int, minutes: int, first_ms: int, 
 def rollup_growth(db: sqlite3.Connection, nodes: int, label: str) -> list[str]:
     """New raw data through the real ingest path, then one rollup pass; each round in a fresh hour.
 
-    Rounds start an hour after the newest data already stored, so a kept database can be re-run. From
-    the second round on, the pass also packs the previous round's hour (the 1-hour pass).
+    Rounds start an hour after the newest data already stored, so a kept database can be re-run. The
+    1, 2 and 4-minute rounds measure the 1-minute pass (and the 1-hour row of the previous round's
+    hour, which has too few minutes to be packed); the last round fills a whole hour and times the
+    pass that completes it: one new minute per series plus packing every series' 60 minutes.
     """
     lines = []
     seq = 1 + (db.execute("SELECT max(last_seq) FROM agent_streams").fetchone()[0] or 0)
@@ -282,8 +284,19 @@ def rollup_growth(db: sqlite3.Connection, nodes: int, label: str) -> list[str]:
         ms = (time.perf_counter() - t) * 1000
         lines.append(
             f"  rollup pass, {label}: {minutes} new minute(s) x {nodes} nodes = {nodes * minutes * 6} raw rows ->"
-            f" {result.rows_1m} 1m rows, {result.rows_1h} hours packed + 1h rows, in {ms:.0f} ms"
+            f" {result.rows_1m} 1m rows, {result.rows_1h} 1h rows, in {ms:.0f} ms"
         )
+    first = base + 3_600_000 * 5
+    seq = new_minute(db, nodes, 60, first, seq)
+    rollup(db, now_ms=first + 3_600_000)  # minutes 0-58
+    t = time.perf_counter()
+    result = rollup(db, now_ms=first + 3_600_000 + 60_000)  # minute 59, and the hour is complete
+    ms = (time.perf_counter() - t) * 1000
+    lines.append(
+        f"  rollup pass, {label}: the hour's last minute x {nodes} nodes ({nodes * 6} raw rows) -> {result.rows_1m}"
+        f" 1m rows, then {result.rows_1h} complete hours packed ({result.rows_1h * len(COLUMNS):,} packed rows)"
+        f" + 1h rows, in {ms:.0f} ms"
+    )
     return lines
 
 
