@@ -42,7 +42,7 @@ from jobpulse.collector.store.ingest import ingest_batch
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS, LATEST, migrate
 from jobpulse.collector.store.packed import COLUMNS, PACKED, encode
 from jobpulse.collector.store.rollup import rollup
-from jobpulse.collector.store.series import job_series
+from jobpulse.collector.store.series import job_series, job_series_points
 from jobpulse.collector.store.sqlite import connect
 from jobpulse.collector.summary import load_summary, summarize
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -431,6 +431,14 @@ def report(db: sqlite3.Connection, args: argparse.Namespace) -> None:
         f"  | floor: plain SELECT of the packed rows it reads ({len(packed_rows())} rows, not decoded):"  # type: ignore[arg-type]
         f" p50 {p50:.1f} p95 {p95:.1f} ms, ratio {s50 / p50:.2f}"
     )
+
+    start = db.execute("SELECT start_time FROM jobs WHERE job_id = ?", (job,)).fetchone()[0]
+
+    def adapter() -> object:  # what GET /api/job/{id} calls: JobMon's point pairs, from job start - 2 s
+        return job_series_points(db, job, metrics_q, 60, "mean", start_ms=(start - 2) * 1000)
+
+    j50, j95 = percentiles(adapter, args.runs)
+    print(f"same through the API adapter (job_series_points, point pairs): p50 {j50:.1f} ms p95 {j95:.1f} ms")
 
     def across() -> object:
         return job_series(db, job, metrics_q, 300, "max", across_nodes=True)

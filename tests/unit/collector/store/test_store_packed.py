@@ -37,8 +37,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
             ts = T0 + k * 10_000
             if node == "n2" and HOUR <= ts - T0 < HOUR + 600_000:
                 continue  # n2 sent nothing for 10 minutes: minutes absent, not NaN
-            if node == "n3" and ts - T0 < 2 * HOUR:
-                continue  # n3 joined late
+            if node == "n3" and ts - T0 < 2 * HOUR + 7 * 60_000:
+                continue  # n3 joined late, mid-hour
             if node == "n4" and not 20 * 60_000 <= ts - T0 < 25 * 60_000:
                 continue  # n4 ran 5 minutes: its complete hour stays wide (too few minutes to pack)
             if node == "n1" and k % 6 and rng.random() < 0.3:
@@ -102,6 +102,8 @@ def test_same_answer_as_the_wide_layout(
     ranges = (
         (T0 + 2 * HOUR, T0 + 3 * HOUR),
         (T0, T0 + 3 * HOUR),
+        (T0 + HOUR, T0 + 3 * HOUR),  # n2's silent minutes now lead its data: trimmed, still the fast path
+        (T0 + 2 * HOUR - 2_000, T0 + 3 * HOUR),  # an API-style start (job start - 2 s)
         (-(2**62), 2**62),
         (T0 + 1_234_000, NOW - HOUR),
     )
@@ -154,3 +156,18 @@ def test_summary_from_packed_minutes_matches_the_raw_samples(tmp_path: Path) -> 
         for name, want in vars(raw).items():
             got = getattr(minute, name)
             assert got == (pytest.approx(want, rel=1e-9) if isinstance(want, float) else want), name
+
+
+def test_a_job_starting_mid_hour_is_still_read_whole_hours_at_a_time(db: sqlite3.Connection) -> None:
+    """n3 started 7 minutes into hour 2: its first hour is cut to its minutes, no per-minute path."""
+    from jobpulse.collector.store.packed import fetch
+    from jobpulse.collector.store.series_1m import _whole_hours
+
+    lo, hi = T0 + 2 * HOUR - 2_000, T0 + 3 * HOUR  # from before its first packed hour
+    cols, packed, wide = fetch(db, 9, "", ["n3"], ["cpu_cores_avg"], lo, hi)
+    assert wide == {}
+    fast = _whole_hours(cols, packed["n3"], lo, hi)
+    assert fast is not None
+    times, values, samples = fast
+    assert (times[0], times[-1], len(times)) == (T0 + 2 * HOUR + 7 * 60_000, T0 + 3 * HOUR - 60_000, 53)
+    assert len(values[0]) == len(samples) == 53

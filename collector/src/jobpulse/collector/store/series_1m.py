@@ -135,20 +135,26 @@ def _across(
     return times, [[fn(buckets[t][m]) if buckets[t][m] else nan for t in times] for m in range(width)]
 
 
+def _ceil_minutes(ms: int) -> int:
+    return -(-ms // MINUTE_MS)
+
+
 def _whole_hours(
     cols: list[str], packed: dict[str, dict[int, bytes]], lo: int, hi: int
 ) -> tuple[list[int], list[list[float]], Sequence[float]] | None:
-    """The fast path: a node whose data is whole packed hours, all minutes present, all in [lo, hi).
+    """The fast path: a node whose data in [lo, hi) is a run of consecutive packed minutes.
 
-    Each column's hours are joined as bytes and decoded once: no per-minute Python work. None when
-    the node does not qualify (then the general path decodes hour by hour).
+    Each column's hours are joined as bytes and cut to the minutes in [lo, hi), less the minutes
+    without data before the first and after the last (a job starts and ends mid-hour), then decoded
+    once: no per-minute Python work. None when the node does not qualify (hours missing, or minutes
+    without data in between): then the general path decodes hour by hour.
     """
     n_hours = packed.get("n")
     if not n_hours:
         return None
     hours = sorted(n_hours)
     first, last = hours[0], hours[-1]
-    if first < lo or last + HOUR_MS > hi or last - first != (len(hours) - 1) * HOUR_MS:
+    if last - first != (len(hours) - 1) * HOUR_MS:
         return None
     joined = []
     for c in cols:
@@ -159,12 +165,22 @@ def _whole_hours(
             joined.append(b"".join([per_hour[h] for h in hours]))
         except KeyError:
             return None
-    # A minute without data (n = 0) is left out by the general path. n holds whole numbers, so the
-    # two high bytes of every non-zero value are non-zero: 8 zero bytes in a row mean a 0.0 somewhere.
-    if _ZERO in joined[0]:
+    start = max(0, _ceil_minutes(lo - first))
+    stop = min(len(hours) * 60, _ceil_minutes(hi - first))
+    n = decode(joined[0])
+    while start < stop and n[start] <= 0:
+        start += 1
+    while stop > start and n[stop - 1] <= 0:
+        stop -= 1
+    if start >= stop:
+        return [], [], []
+    # A minute without data (n = 0) in between is left out by the general path. n holds whole numbers,
+    # so the two high bytes of a non-zero value are non-zero: 8 zero bytes in a row mean a 0.0.
+    if _ZERO in joined[0][start * 8 : stop * 8]:
         return None
-    values = [decode(b).tolist() for b in joined[1:]]
-    return list(range(first, last + HOUR_MS, MINUTE_MS)), values, decode(joined[0])
+    values = [decode(b[start * 8 : stop * 8]).tolist() for b in joined[1:]]
+    times = list(range(first + start * MINUTE_MS, first + stop * MINUTE_MS, MINUTE_MS))
+    return times, values, n[start:stop]
 
 
 def _slices(values: list[float], samples: Sequence[float], k: int, how: str) -> list[float]:
@@ -190,10 +206,11 @@ def _node_series(
     """A node's minutes combined into intervals (as they are for 60 s)."""
     if interval_ms == MINUTE_MS:
         return times, values
-    if whole and interval_ms % MINUTE_MS == 0 and HOUR_MS % interval_ms == 0:
-        k = interval_ms // MINUTE_MS
-        if all(sum(v) == sum(v) for v in values):  # no NaN
-            return times[::k], [_slices(v, samples, k, how) for v, how in zip(values, hows, strict=True)]
+    k = max(1, interval_ms // MINUTE_MS)
+    # consecutive minutes from the start of an interval, whole intervals only: runs of k minutes
+    aligned = whole and interval_ms % MINUTE_MS == 0 and times[0] % interval_ms == 0 and len(times) % k == 0
+    if aligned and all(sum(v) == sum(v) for v in values):  # no NaN
+        return times[::k], [_slices(v, samples, k, how) for v, how in zip(values, hows, strict=True)]
     samples = list(samples)
     bucketed = [_bucket(times, v, samples, interval_ms, how) for v, how in zip(values, hows, strict=True)]
     return bucketed[0][0], [b[1] for b in bucketed]
