@@ -271,11 +271,18 @@ def job_series_points(
         end_ms=end_ms,
     )
     out: Points = {m: {} for m in metrics}
+    seconds: dict[int, list[float]] = {}  # ``t`` lists are shared between metrics: convert each once
     for metric, per_node in answer["series"].items():
         for node, column in per_node.items():
-            points = [
-                (t / 1000, float(v)) for t, v in zip(column["t"], column["v"], strict=True) if v is not None
-            ]
+            times, values = column["t"], column["v"]
+            if id(times) not in seconds:
+                seconds[id(times)] = [t / 1000 for t in times]
+            if None in values:
+                points = [
+                    (t, float(v)) for t, v in zip(seconds[id(times)], values, strict=True) if v is not None
+                ]
+            else:  # nothing to leave out: pairs built in C
+                points = list(zip(seconds[id(times)], map(float, values), strict=True))
             if points:
                 out[metric][ACROSS_NODES if node == "*" else node] = points
     return out
