@@ -171,3 +171,32 @@ def test_a_job_starting_mid_hour_is_still_read_whole_hours_at_a_time(db: sqlite3
     times, values, samples = fast
     assert (times[0], times[-1], len(times)) == (T0 + 2 * HOUR + 7 * 60_000, T0 + 3 * HOUR - 60_000, 53)
     assert len(values[0]) == len(samples) == 53
+
+
+def test_a_reader_never_misses_minutes_being_packed_under_it(tmp_path: Path) -> None:
+    """The 1-hour pass commits between the reader's packed and wide SELECTs: one snapshot for both."""
+    from jobpulse.collector.store.packed import read_hours
+    from jobpulse.collector.store.sqlite import connect
+
+    writer = open_db(tmp_path / "r.db")
+    a = Agent(writer, "n1")
+    a.samples(3, [(T0 + i * 10_000, {"cpu_cores": 1.0}) for i in range(6 * 40)])  # minutes 0-39
+    rollup(writer, now_ms=T0 + 41 * 60_000)  # minutes 0-39 rolled up, still wide (hour in progress)
+    a.samples(3, [(T0 + i * 10_000, {"cpu_cores": 1.0}) for i in range(6 * 40, 6 * 60)])
+    reader = connect(tmp_path / "r.db")
+    fired = []
+
+    def pack_now(statement: str) -> None:
+        if "FROM job_samples_1m WHERE" in statement and not fired:
+            fired.append(statement)
+            rollup(writer, now_ms=T0 + HOUR + 60_000)  # packs the whole hour, deletes the wide rows
+
+    reader.set_trace_callback(pack_now)
+    hours = read_hours(reader, 3, "", ["n1"], ["cpu_cores_avg"], T0, T0 + HOUR)
+    reader.set_trace_callback(None)
+    assert fired and writer.execute(f"SELECT count(*) FROM {PACKED}").fetchone()[0] > 0
+    # the reader's snapshot predates the pass: the 40 wide minutes, not nothing
+    assert sum(1 for k in hours["n1"][T0]["n"] if k > 0) == 40
+    # and a read after it sees the packed hour
+    after = read_hours(reader, 3, "", ["n1"], ["cpu_cores_avg"], T0, T0 + HOUR)
+    assert sum(1 for k in after["n1"][T0]["n"] if k > 0) == 60

@@ -91,30 +91,35 @@ def fetch(
     wide: WideRows = {}
     if not nodes:
         return cols, packed, wide
-    cursor = db.cursor()
-    cursor.row_factory = None  # plain tuples: thousands of rows, and sqlite3.Row costs per row
-    rows = (
-        []
-        if not packed_rows
-        else cursor.execute(
-            f"SELECT node, col, hour, vals FROM {PACKED} WHERE job_id = ? AND node IN ({_marks(nodes)})"
-            f" AND step = ? AND col IN ({_marks(cols)}) AND hour >= ? AND hour < ?",
-            (job_id, *nodes, step, *cols, lo - lo % HOUR_MS, hi),
-        )
-    )
-    current_node = current_col = None
-    target: dict[int, bytes] = {}
-    for node, col, hour, blob in rows:
-        if node != current_node or col != current_col:
-            target = packed.setdefault(node, {}).setdefault(col, {})
-            current_node, current_col = node, col
-        target[hour] = blob
-    for row in cursor.execute(
-        f"SELECT node, ts, {', '.join(cols)} FROM {WIDE} WHERE job_id = ? AND node IN ({_marks(nodes)})"
-        " AND step = ? AND ts >= ? AND ts < ?",
-        (job_id, *nodes, step, lo, hi),
-    ):
-        wide.setdefault(row[0], []).append(tuple(row[1:]))
+    # Both SELECTs in one read transaction (one WAL snapshot): a 1-hour pass committing between them
+    # would otherwise move minutes from the wide table into packed rows the first SELECT did not see.
+    own = not db.in_transaction
+    if own:
+        db.execute("BEGIN")
+    try:
+        cursor = db.cursor()
+        cursor.row_factory = None  # plain tuples: thousands of rows, and sqlite3.Row costs per row
+        if packed_rows:
+            current_node = current_col = None
+            target: dict[int, bytes] = {}
+            for node, col, hour, blob in cursor.execute(
+                f"SELECT node, col, hour, vals FROM {PACKED} WHERE job_id = ? AND node IN ({_marks(nodes)})"
+                f" AND step = ? AND col IN ({_marks(cols)}) AND hour >= ? AND hour < ?",
+                (job_id, *nodes, step, *cols, lo - lo % HOUR_MS, hi),
+            ):
+                if node != current_node or col != current_col:
+                    target = packed.setdefault(node, {}).setdefault(col, {})
+                    current_node, current_col = node, col
+                target[hour] = blob
+        for row in cursor.execute(
+            f"SELECT node, ts, {', '.join(cols)} FROM {WIDE} WHERE job_id = ? AND node IN ({_marks(nodes)})"
+            " AND step = ? AND ts >= ? AND ts < ?",
+            (job_id, *nodes, step, lo, hi),
+        ):
+            wide.setdefault(row[0], []).append(tuple(row[1:]))
+    finally:
+        if own:
+            db.execute("COMMIT")
     return cols, packed, wide
 
 
