@@ -250,7 +250,7 @@ def _v6_packed_minutes(db: sqlite3.Connection) -> None:
     new table; the others stay in ``job_samples_1m``, which keeps holding the hour in progress and late
     minutes until the 1-hour pass packs them.
     """
-    from jobpulse.collector.store.packed import pack_all  # packed imports this module's column lists
+    from jobpulse.collector.store.packing import pack_all  # packing imports this module's column lists
 
     db.execute(
         """CREATE TABLE job_samples_1m_packed (

@@ -27,7 +27,8 @@ from jobpulse.collector.store.migrations import (
     JOB_SAMPLE_COLUMNS,
     rollup_value_columns,
 )
-from jobpulse.collector.store.packed import COLUMNS, HOUR_MS, MINUTE_MS, hour_row, pack_series
+from jobpulse.collector.store.packed import COLUMNS, HOUR_MS, MINUTE_MS
+from jobpulse.collector.store.packing import hour_row, pack_series
 from jobpulse.collector.store.state import set_state
 
 __all__ = ["HOUR_MS", "MINUTE_MS", "RollupResult", "rollup"]
