@@ -116,17 +116,17 @@ def hour_row(h: Hour) -> list[Any]:
 
 
 def pack_all(db: sqlite3.Connection) -> int:
-    """Pack every wide minute of an hour already rolled up to 1 hour (schema migration v6); returns rows.
+    """Pack the wide minutes of hours already rolled up to 1 hour (schema migration v6); returns hours seen.
 
     Minutes of hours the 1-hour pass has not reached yet (``dirty_1h_ms`` of the series) stay wide: that
-    pass packs them, as it does for new data.
+    pass packs them, as it does for new data. Hours under ``PACK_MIN_MINUTES`` minutes stay wide too.
     """
     series = db.execute(
         f"SELECT w.job_id, w.node, w.step, coalesce(s.dirty_1h_ms, {_POS}) FROM"
         f" (SELECT DISTINCT job_id, node, step FROM {WIDE}) AS w LEFT JOIN job_series AS s"
         " ON s.job_id = w.job_id AND s.node = w.node AND s.step = w.step"
     ).fetchall()
-    rows = 0
+    hours = 0
     for job_id, node, step, upto in series:
-        rows += len(pack_series(db, job_id, node, step, -_POS, upto - upto % HOUR_MS)) * len(COLUMNS)
-    return rows
+        hours += len(pack_series(db, job_id, node, step, -_POS, upto - upto % HOUR_MS))
+    return hours
