@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, dataclass, field, replace
+from operator import add, mul
 from typing import Any
 
 from jobpulse.collector.findings import FINDING_CREATED_BY, FINDING_TAG_TYPE, Finding, Thresholds, evaluate
+from jobpulse.collector.store.packed import HOUR_MS, Hour, minutes, read_hours
 from jobpulse.collector.store.state import get_state, set_state
 from jobpulse.collector.store.tags import add_tag
 
@@ -87,21 +89,97 @@ def _max(values: list[float | None]) -> float | None:
     return max(known) if known else None
 
 
-_NODE_SQL = {
-    "job_samples": """SELECT node, count(*), max(coalesce(cpu_user_seconds, 0) + coalesce(cpu_system_seconds, 0))
+_RAW_SQL = """SELECT node, count(*), max(coalesce(cpu_user_seconds, 0) + coalesce(cpu_system_seconds, 0))
         * (CASE WHEN count(cpu_user_seconds) + count(cpu_system_seconds) > 0 THEN 1 END), max(alloc_cpus),
         max(mem_peak_bytes), max(mem_current_bytes), min(CASE WHEN mem_limit_bytes < 1e308 THEN mem_limit_bytes END),
         avg(gpu_util_percent), max(gpu_util_percent), max(gpu_mem_bytes), max(io_read_bytes), max(io_write_bytes),
-        max(oom_kills) FROM job_samples WHERE job_id = ? AND step = '' AND ts >= ? AND ts <= ? GROUP BY node""",
-    "job_samples_1m": """SELECT node, sum(n), max(coalesce(cpu_user_seconds_last, 0) + coalesce(cpu_system_seconds_last, 0))
-        * (CASE WHEN count(cpu_user_seconds_last) + count(cpu_system_seconds_last) > 0 THEN 1 END),
-        max(alloc_cpus_max), max(mem_peak_bytes_max), max(mem_current_bytes_max),
-        min(CASE WHEN mem_limit_bytes_min < 1e308 THEN mem_limit_bytes_min END),
-        sum(gpu_util_percent_avg * n) / sum(CASE WHEN gpu_util_percent_avg IS NOT NULL THEN n END),
-        max(gpu_util_percent_max), max(gpu_mem_bytes_max), max(io_read_bytes_last), max(io_write_bytes_last),
-        max(oom_kills_last) FROM job_samples_1m WHERE job_id = ? AND step = '' AND ts >= ? AND ts <= ?
-        GROUP BY node""",
-}
+        max(oom_kills) FROM job_samples WHERE job_id = ? AND step = '' AND ts >= ? AND ts <= ? GROUP BY node"""
+
+# The same figures from the 1-minute rollups, in _RAW_SQL's column order: (column, how).
+_MINUTE_FIGURES = (
+    ("alloc_cpus_max", max),
+    ("mem_peak_bytes_max", max),
+    ("mem_current_bytes_max", max),
+    ("mem_limit_bytes_min", min),
+    ("gpu_util_percent_avg", None),  # mean weighted by samples
+    ("gpu_util_percent_max", max),
+    ("gpu_mem_bytes_max", max),
+    ("io_read_bytes_last", max),
+    ("io_write_bytes_last", max),
+    ("oom_kills_last", max),
+)
+
+
+def _no_nan(values: list[float]) -> bool:
+    total = sum(values)
+    return total == total  # NaN is the only value not equal to itself (inf - inf is NaN too: slow path)
+
+
+def _column(h: Hour, col: str, idx: list[int] | None) -> list[float]:
+    """A column of a packed hour: all 60 minutes, or the minutes ``idx``."""
+    return h[col].tolist() if idx is None else [h[col][i] for i in idx]
+
+
+def _minute_rows(db: sqlite3.Connection, job_id: int, lo: int, hi: int) -> list[tuple[Any, ...]]:
+    """Per node, _RAW_SQL's figures from the 1-minute rollups (packed hours and wide minutes) in [lo, hi].
+
+    Hour by hour: a whole hour inside the job is taken as the arrays it is stored as.
+    """
+    nodes = [
+        r[0] for r in db.execute("SELECT node FROM job_series WHERE job_id = ? AND step = ''", (job_id,))
+    ]
+    cpu_cols = ("cpu_user_seconds_last", "cpu_system_seconds_last")
+    cols = [*cpu_cols, *(c for c, _ in _MINUTE_FIGURES)]
+    out = []
+    for node, hours in sorted(read_hours(db, job_id, "", nodes, cols, lo, hi + 1).items()):
+        extremes: dict[str, list[float]] = {c: [] for c, _ in _MINUTE_FIGURES}
+        weighted = [0.0, 0.0]  # sum of mean x samples, sum of samples, where the mean is known
+        count = 0.0
+        cpu: list[float] = []
+        for hour, h in hours.items():
+            whole = lo <= hour and hour + HOUR_MS <= hi + 1 and min(h["n"]) > 0
+            idx = None if whole else [i for i, _ in minutes(hour, h, lo, hi + 1)]
+            samples = _column(h, "n", idx)
+            if not samples:
+                continue
+            count += sum(samples)
+            # user + system CPU seconds per minute, a missing one counting 0, as _RAW_SQL does
+            user, system = _column(h, cpu_cols[0], idx), _column(h, cpu_cols[1], idx)
+            if _no_nan(user) and _no_nan(system):
+                cpu.append(max(map(add, user, system)))
+            else:
+                cpu += [
+                    (u if u == u else 0.0) + (s if s == s else 0.0)
+                    for u, s in zip(user, system, strict=True)
+                    if u == u or s == s
+                ]
+            for c, how in _MINUTE_FIGURES:
+                values = _column(h, c, idx)
+                if how is None:
+                    if _no_nan(values):
+                        weighted[0] += sum(map(mul, values, samples))
+                        weighted[1] += sum(samples)
+                    else:
+                        pairs = [(v, k) for v, k in zip(values, samples, strict=True) if v == v]
+                        weighted[0] += sum(v * k for v, k in pairs)
+                        weighted[1] += sum(k for _, k in pairs)
+                    continue
+                if c == "mem_limit_bytes_min":  # an unlimited limit (+inf) is no limit
+                    known = [v for v in values if v == v and v <= 1e308]
+                else:
+                    known = values if _no_nan(values) else [v for v in values if v == v]
+                if known:
+                    extremes[c].append(how(known))
+        if not count:
+            continue
+        figures: list[Any] = []
+        for c, how in _MINUTE_FIGURES:
+            if how is None:
+                figures.append(weighted[0] / weighted[1] if weighted[1] else None)
+            else:
+                figures.append(how(extremes[c]) if extremes[c] else None)
+        out.append((node, int(count), max(cpu) if cpu else None, *figures))
+    return out
 
 
 def _gpus(db: sqlite3.Connection, job_id: int, nodes: list[str], lo: int, hi: int) -> list[GpuSummary]:
@@ -128,13 +206,11 @@ def compute_summary(db: sqlite3.Connection, run_id: int, now: float) -> JobSumma
     start, stop = job["start_time"], job["stop_time"] or now
     lo, hi = int(start * 1000), int(stop * 1000)
     duration = max(0.0, float(stop - start))
-    rows, source = [], "job_samples"
-    for source in _NODE_SQL:
-        rows = db.execute(
-            _NODE_SQL[source], (job["job_id"], lo - 60_000 if source != "job_samples" else lo, hi)
-        ).fetchall()
-        if rows:
-            break
+    source = "job_samples"
+    rows: list[Any] = db.execute(_RAW_SQL, (job["job_id"], lo, hi)).fetchall()
+    if not rows:  # raw samples already deleted by retention: the 1-minute rollups
+        source = "job_samples_1m"
+        rows = _minute_rows(db, job["job_id"], lo - 60_000, hi)
     nodes: list[NodeSummary] = []
     for r in rows:
         alloc = r[3] if r[3] is not None else job["cpus"]

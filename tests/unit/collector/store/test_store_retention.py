@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jobpulse.collector.store.packed import minute_rows
 from jobpulse.collector.store.retention import apply_retention
 from jobpulse.collector.store.rollup import rollup
 from jobpulse.collector.store.tags import add_tag
@@ -12,6 +13,8 @@ from storehelp import DAY, HOUR, T0, Agent, open_db
 
 
 def _ts(db, table: str) -> list[int]:  # type: ignore[no-untyped-def]
+    if table == "job_samples_1m":  # minutes are wide rows or packed by hour: read through both
+        return sorted(r["ts"] for r in minute_rows(db))
     return [r[0] for r in db.execute(f"SELECT ts FROM {table} ORDER BY ts")]
 
 
@@ -66,4 +69,4 @@ def test_data_not_yet_rolled_up_is_never_deleted(tmp_path: Path) -> None:
     assert apply_retention(db, T0 + 30 * DAY, 14, 90, 0).raw_rows == 0
     rollup(db, now_ms=T0 + 30 * DAY)
     assert apply_retention(db, T0 + 30 * DAY, 14, 90, 0).raw_rows == 1
-    assert db.execute("SELECT cpu_cores_avg FROM job_samples_1m").fetchone()[0] == 4.0
+    assert [r["cpu_cores_avg"] for r in minute_rows(db)] == [4.0]

@@ -6,11 +6,17 @@ import math
 from pathlib import Path
 
 import pytest
+from jobpulse.collector.store.packed import COLUMNS, PACKED, minute_rows
 from jobpulse.collector.store.rollup import rollup
 from storehelp import HOUR, T0, Agent, open_db
 
 
 def _row(db, table: str, ts: int, node: str = "n1") -> dict:  # type: ignore[no-untyped-def]
+    """The row of one minute or hour; minutes may be wide or packed by hour, read through both."""
+    if table == "job_samples_1m":
+        found = [r for r in minute_rows(db, 1) if r["node"] == node and r["ts"] == ts]
+        assert found, f"no 1-minute data at {ts}"
+        return found[0]
     row = db.execute(f"SELECT * FROM {table} WHERE job_id = 1 AND node = ? AND ts = ?", (node, ts)).fetchone()
     assert row is not None, f"no {table} row at {ts}"
     return dict(row)
@@ -101,3 +107,40 @@ def test_not_measured_values_stay_null(tmp_path: Path) -> None:
     rollup(db, now_ms=T0 + HOUR + 60_000)
     assert _row(db, "job_samples_1m", T0)["gpu_util_percent_avg"] is None
     assert _row(db, "job_samples_1h", T0)["gpu_util_percent_max"] is None
+
+
+def test_complete_hours_are_packed_and_late_minutes_merged_into_them(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "j.db")
+    a = Agent(db, "n1")
+    a.samples(1, [(T0 + i * 10_000, {"cpu_cores": 2.0}) for i in range(6 * 40)])  # minutes 0 to 39
+    a.samples(1, [(T0 + HOUR + 10_000, {"cpu_cores": 2.0})])  # the next hour, still in progress
+    short = Agent(db, "n2")  # a 5-minute job: too few minutes to be worth 39 packed rows
+    short.samples(2, [(T0 + i * 10_000, {"cpu_cores": 1.0}) for i in range(6 * 5)])
+    rollup(db, now_ms=T0 + HOUR + 120_000)
+
+    def rows(table: str, ts_col: str, job: int = 1) -> list[int]:
+        sql = f"SELECT DISTINCT {ts_col} FROM {table} WHERE job_id = ? ORDER BY 1"
+        return [r[0] for r in db.execute(sql, (job,))]
+
+    # The complete hour is one row per column (60 minutes each); the hour in progress stays wide.
+    assert rows(PACKED, "hour") == [T0]
+    assert db.execute(f"SELECT count(*) FROM {PACKED} WHERE job_id = 1").fetchone()[0] == len(COLUMNS)
+    assert rows("job_samples_1m", "ts") == [T0 + HOUR]
+    # The short job's hour is complete too, but stays as 5 wide minutes; its hour row exists all the same.
+    assert rows(PACKED, "hour", job=2) == []
+    assert len(rows("job_samples_1m", "ts", job=2)) == 5
+    assert db.execute("SELECT n, cpu_cores_avg FROM job_samples_1h WHERE job_id = 2").fetchone()[:] == (
+        30,
+        1.0,
+    )
+    # A late sample for minute 1 of the packed hour: merged into that hour's rows, not left wide.
+    a.samples(1, [(T0 + 65_000, {"cpu_cores": 14.0})])
+    rollup(db, now_ms=T0 + HOUR + 180_000)
+    assert rows("job_samples_1m", "ts") == [T0 + HOUR]
+    assert rows(PACKED, "hour") == [T0]
+    assert [(r["ts"], r["n"], r["cpu_cores_avg"]) for r in minute_rows(db, 1)][:2] == [
+        (T0, 6, 2.0),
+        (T0 + 60_000, 7, pytest.approx((6 * 2 + 14) / 7)),
+    ]
+    assert _row(db, "job_samples_1h", T0)["cpu_cores_max"] == 14.0
+    assert _row(db, "job_samples_1h", T0)["n"] == 241

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from jobpulse.collector.scheduler import start_scheduler, storage_jobs
 from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store.packed import minute_rows
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from storehelp import Agent
@@ -29,7 +30,7 @@ async def test_scheduled_rollup_summary_and_maintenance(tmp_path: Path) -> None:
             await asyncio.sleep(0.1)
             done = await store.read(
                 lambda db: (
-                    db.execute("SELECT count(*) FROM job_samples_1m").fetchone()[0],
+                    len(minute_rows(db)),
                     db.execute("SELECT count(*) FROM job_summaries").fetchone()[0],
                 )
             )

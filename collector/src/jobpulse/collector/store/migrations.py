@@ -242,12 +242,33 @@ def _v5_api_config(db: sqlite3.Connection) -> None:
     )
 
 
+def _v6_packed_minutes(db: sqlite3.Connection) -> None:
+    """1-minute rollups packed by hour: a row per (job, node, step, column, hour) of 60 float64 values.
+
+    A job page at 60 s then reads the columns it shows instead of every column of every minute (see
+    ``store/packed.py`` and docs/storage.md). Minutes of hours already rolled up to 1 hour move into the
+    new table; the others stay in ``job_samples_1m``, which keeps holding the hour in progress and late
+    minutes until the 1-hour pass packs them.
+    """
+    from jobpulse.collector.store.packing import pack_all  # packing imports this module's column lists
+
+    db.execute(
+        """CREATE TABLE job_samples_1m_packed (
+            job_id INTEGER NOT NULL, node TEXT NOT NULL, step TEXT NOT NULL, col TEXT NOT NULL,
+            hour INTEGER NOT NULL, vals BLOB NOT NULL,
+            PRIMARY KEY (job_id, node, step, col, hour)
+        ) WITHOUT ROWID"""
+    )
+    pack_all(db)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1,
     _v2_auth,
     _v3_storage,
     _v4_role_requests,
     _v5_api_config,
+    _v6_packed_minutes,
 ]
 LATEST = len(MIGRATIONS)
 

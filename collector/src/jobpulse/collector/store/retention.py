@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from jobpulse.collector.store.rollup import HOUR_MS, MINUTE_MS
+from jobpulse.collector.store.packed import HOUR_MS, MINUTE_MS, delete_before, first_minute
 from jobpulse.collector.store.state import set_state
 
 DAY_MS = 86_400_000
@@ -24,6 +25,8 @@ _CHUNK = 500
 
 @dataclass(frozen=True)
 class RetentionResult:
+    """Rows deleted; ``rows_1m`` counts minutes (packed hours hold up to 60)."""
+
     raw_rows: int
     rows_1m: int
     rows_1h: int
@@ -31,8 +34,30 @@ class RetentionResult:
     gpu_rows: int
 
 
-def _series_pass(db: sqlite3.Connection, table: str, first_col: str, guard_col: str, cutoff: int) -> int:
-    """Delete rows of ``table`` before ``cutoff`` for each series whose ``first_col`` is older."""
+Delete = Callable[[sqlite3.Connection, int, str, str, int], int]
+First = Callable[[sqlite3.Connection, int, str, str], "int | None"]
+
+
+def _raw_delete(db: sqlite3.Connection, job_id: int, node: str, step: str, limit: int) -> int:
+    return int(
+        db.execute(
+            "DELETE FROM job_samples WHERE job_id = ? AND node = ? AND step = ? AND ts < ?",
+            (job_id, node, step, limit),
+        ).rowcount
+    )
+
+
+def _raw_first(db: sqlite3.Connection, job_id: int, node: str, step: str) -> int | None:
+    row = db.execute(
+        "SELECT min(ts) FROM job_samples WHERE job_id = ? AND node = ? AND step = ?", (job_id, node, step)
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def _series_pass(
+    db: sqlite3.Connection, first_col: str, guard_col: str, cutoff: int, delete: Delete, first: First
+) -> int:
+    """Delete each series' data before ``cutoff`` where the ledger's ``first_col`` says it has some."""
     pending = db.execute(
         f"SELECT job_id, node, step, {guard_col} FROM job_series WHERE {first_col} < ?", (cutoff,)
     ).fetchall()
@@ -42,15 +67,10 @@ def _series_pass(db: sqlite3.Connection, table: str, first_col: str, guard_col: 
         try:
             for job_id, node, step, guard in pending[i : i + _CHUNK]:
                 limit = cutoff if guard is None else min(cutoff, guard)
-                key = (job_id, node, step)
-                deleted += db.execute(
-                    f"DELETE FROM {table} WHERE job_id = ? AND node = ? AND step = ? AND ts < ?",
-                    (*key, limit),
-                ).rowcount
+                deleted += delete(db, job_id, node, step, limit)
                 db.execute(
-                    f"UPDATE job_series SET {first_col} = (SELECT min(ts) FROM {table}"
-                    " WHERE job_id = ? AND node = ? AND step = ?) WHERE job_id = ? AND node = ? AND step = ?",
-                    (*key, *key),
+                    f"UPDATE job_series SET {first_col} = ? WHERE job_id = ? AND node = ? AND step = ?",
+                    (first(db, job_id, node, step), job_id, node, step),
                 )
             db.execute("COMMIT")
         except BaseException:
@@ -92,13 +112,13 @@ def apply_retention(
     if raw_days > 0:
         cutoff = now_ms - int(raw_days * DAY_MS)
         cutoff -= cutoff % MINUTE_MS
-        raw = _series_pass(db, "job_samples", "raw_first_ms", "dirty_1m_ms", cutoff)
+        raw = _series_pass(db, "raw_first_ms", "dirty_1m_ms", cutoff, _raw_delete, _raw_first)
         node_rows, gpu_rows = _node_pass(db, cutoff)
         _record(db, "raw_kept_from_ms", cutoff)
     if days_1m > 0:
         cutoff = now_ms - int(days_1m * DAY_MS)
         cutoff -= cutoff % HOUR_MS
-        rows_1m = _series_pass(db, "job_samples_1m", "m1_first_ms", "dirty_1h_ms", cutoff)
+        rows_1m = _series_pass(db, "m1_first_ms", "dirty_1h_ms", cutoff, delete_before, first_minute)
         _record(db, "m1_kept_from_ms", cutoff)
     if days_1h > 0:
         # The hourly table is small (24 rows per series and day) and kept forever by default: a scan is fine.

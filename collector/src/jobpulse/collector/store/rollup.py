@@ -10,11 +10,16 @@ Only complete periods are rolled up: minutes that ended at least ``lag_ms`` ago,
 are all rolled up. Counters (cumulative CPU seconds, I/O bytes, OOM kills) keep their last value, which
 for a monotonic counter is its maximum; all other columns keep min, mean and max, and ``n`` (samples)
 weights the mean when minutes are combined into hours.
+
+Minutes are first written as wide rows (``job_samples_1m``); when their hour is complete the 1-hour
+pass packs them into per-column hour rows (``store/packed.py``) and computes the hour's row from those,
+so a late minute of an old hour is merged into that hour and the hour recomputed.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobpulse.collector.store.migrations import (
@@ -22,10 +27,11 @@ from jobpulse.collector.store.migrations import (
     JOB_SAMPLE_COLUMNS,
     rollup_value_columns,
 )
+from jobpulse.collector.store.packed import COLUMNS, HOUR_MS, MINUTE_MS
+from jobpulse.collector.store.packing import hour_row, pack_series
 from jobpulse.collector.store.state import set_state
 
-MINUTE_MS = 60_000
-HOUR_MS = 3_600_000
+__all__ = ["HOUR_MS", "MINUTE_MS", "RollupResult", "rollup"]
 _CHUNK = 500  # series per transaction: ingest waits at most one chunk for the writer
 
 
@@ -36,20 +42,6 @@ def _raw_aggregates() -> str:
     return ", ".join(parts)
 
 
-def _minute_aggregates() -> str:
-    parts = ["sum(n)"]
-    for c in JOB_SAMPLE_COLUMNS:
-        if c in COUNTER_COLUMNS:
-            parts.append(f"max({c}_last)")
-        else:
-            parts += [
-                f"min({c}_min)",
-                f"sum({c}_avg * n) / sum(CASE WHEN {c}_avg IS NOT NULL THEN n END)",
-                f"max({c}_max)",
-            ]
-    return ", ".join(parts)
-
-
 _COLS = ", ".join(rollup_value_columns())
 _INSERT_1M = (
     f"INSERT OR REPLACE INTO job_samples_1m (job_id, node, step, ts, {_COLS}) "
@@ -57,9 +49,8 @@ _INSERT_1M = (
     "WHERE job_id = ? AND node = ? AND step = ? AND ts >= ? AND ts < ? GROUP BY m"
 )
 _INSERT_1H = (
-    f"INSERT OR REPLACE INTO job_samples_1h (job_id, node, step, ts, {_COLS}) "
-    f"SELECT job_id, node, step, (ts / {HOUR_MS}) * {HOUR_MS} AS h, {_minute_aggregates()} FROM job_samples_1m "
-    "WHERE job_id = ? AND node = ? AND step = ? AND ts >= ? AND ts < ? GROUP BY h"
+    f"INSERT OR REPLACE INTO job_samples_1h (job_id, node, step, ts, {', '.join(COLUMNS)})"
+    f" VALUES (?, ?, ?, ?, {', '.join('?' for _ in COLUMNS)})"
 )
 
 
@@ -79,8 +70,26 @@ def _floor(ms: int, step: int) -> int:
     return ms - ms % step
 
 
+def _hours(db: sqlite3.Connection, job_id: int, node: str, step: str, lo: int, hi: int) -> int:
+    """Pack the complete hours [lo, hi) of one series and write their 1-hour rows; returns rows."""
+    hours = pack_series(db, job_id, node, step, lo, hi)
+    db.executemany(
+        _INSERT_1H, [(job_id, node, step, hour, *hour_row(h)) for hour, h in sorted(hours.items())]
+    )
+    return len(hours)
+
+
+def _minutes(db: sqlite3.Connection, job_id: int, node: str, step: str, lo: int, hi: int) -> int:
+    return int(db.execute(_INSERT_1M, (job_id, node, step, lo, hi)).rowcount)
+
+
 def _pass(
-    db: sqlite3.Connection, dirty_col: str, upto: int, period: int, insert: str, after: str
+    db: sqlite3.Connection,
+    dirty_col: str,
+    upto: int,
+    period: int,
+    work: Callable[[sqlite3.Connection, int, str, str, int, int], int],
+    after: str,
 ) -> tuple[int, int]:
     """Roll up every series whose ``dirty_col`` is before ``upto``; returns (series, rows written)."""
     pending = db.execute(
@@ -92,7 +101,7 @@ def _pass(
         try:
             for job_id, node, step, dirty, last_ms in pending[i : i + _CHUNK]:
                 lo = _floor(dirty, period)
-                rows += db.execute(insert, (job_id, node, step, lo, upto)).rowcount
+                rows += work(db, job_id, node, step, lo, upto)
                 params = {"dirty": upto if last_ms >= upto else None, "lo": lo}
                 db.execute(after, {**params, "job": job_id, "node": node, "step": step})
             db.execute("COMMIT")
@@ -111,7 +120,7 @@ def rollup(db: sqlite3.Connection, now_ms: int, lag_ms: int = 60_000) -> RollupR
         "dirty_1m_ms",
         upto_1m,
         MINUTE_MS,
-        _INSERT_1M,
+        _minutes,
         "UPDATE job_series SET dirty_1m_ms = :dirty,"
         f" dirty_1h_ms = min(coalesce(dirty_1h_ms, :lo / {HOUR_MS} * {HOUR_MS}), :lo / {HOUR_MS} * {HOUR_MS}),"
         " m1_first_ms = min(coalesce(m1_first_ms, :lo), :lo)"
@@ -122,7 +131,7 @@ def rollup(db: sqlite3.Connection, now_ms: int, lag_ms: int = 60_000) -> RollupR
         "dirty_1h_ms",
         upto_1h,
         HOUR_MS,
-        _INSERT_1H,
+        _hours,
         "UPDATE job_series SET dirty_1h_ms = :dirty WHERE job_id = :job AND node = :node AND step = :step",
     )
     db.execute("BEGIN IMMEDIATE")

@@ -36,11 +36,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS
+from jobpulse.collector.store.series_1m import minute_series
 from jobpulse.collector.store.state import get_state
 
 AGG_FNS = ("avg", "min", "max", "sum")
 _NEG, _POS = -(2**62), 2**62
-# (name, resolution s) from finest to coarsest.
+# (name, resolution s) from finest to coarsest; "job_samples_1m" stands for the 1-minute resolution, stored
+# packed by hour in job_samples_1m_packed plus wide rows for the hour in progress (store/packed.py).
 _TABLES = (("job_samples", 0), ("job_samples_1m", 60), ("job_samples_1h", 3600))
 
 
@@ -134,17 +136,22 @@ def job_series(
         if lo >= hi or not nodes:
             continue
         table, res = _TABLES[index]
-        rows = _query(
-            db, table, res, job_id, step, list(nodes), metrics, interval, agg_fn, across_nodes, lo, hi
-        )
+        if table == "job_samples_1m":  # packed by hour: aggregated in Python (store/series_1m.py)
+            rows = minute_series(
+                db, job_id, step, list(nodes), metrics, interval, agg_fn, across_nodes, lo, hi
+            )
+        else:
+            rows = [
+                (r[0], json.loads(r[1]), [json.loads(v) for v in r[2:]])
+                for r in _query(
+                    db, table, res, job_id, step, list(nodes), metrics, interval, agg_fn, across_nodes, lo, hi
+                )
+            ]
         if rows:
             used.append(table)
-        for row in rows:
-            times = json.loads(row[1])
-            for metric, values in zip(metrics, row[2:], strict=True):
-                _extend(
-                    series[metric].setdefault(row[0], {"t": [], "v": []}), times, json.loads(values), agg_fn
-                )
+        for node, times, columns in rows:
+            for metric, values in zip(metrics, columns, strict=True):
+                _extend(series[metric].setdefault(node, {"t": [], "v": []}), times, values, agg_fn)
     return {"sample_interval_s": interval, "agg_fn": agg_fn, "resolutions": used, "series": series}
 
 
@@ -264,11 +271,18 @@ def job_series_points(
         end_ms=end_ms,
     )
     out: Points = {m: {} for m in metrics}
+    seconds: dict[int, list[float]] = {}  # ``t`` lists are shared between metrics: convert each once
     for metric, per_node in answer["series"].items():
         for node, column in per_node.items():
-            points = [
-                (t / 1000, float(v)) for t, v in zip(column["t"], column["v"], strict=True) if v is not None
-            ]
+            times, values = column["t"], column["v"]
+            if id(times) not in seconds:
+                seconds[id(times)] = [t / 1000 for t in times]
+            if None in values:
+                points = [
+                    (t, float(v)) for t, v in zip(seconds[id(times)], values, strict=True) if v is not None
+                ]
+            else:  # nothing to leave out: pairs built in C
+                points = list(zip(seconds[id(times)], map(float, values), strict=True))
             if points:
                 out[metric][ACROSS_NODES if node == "*" else node] = points
     return out

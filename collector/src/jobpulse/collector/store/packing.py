@@ -1,0 +1,132 @@
+"""Writing packed 1-minute hours: the 1-hour pass merges wide minutes into them (format: ``packed.py``).
+
+An hour is packed once, when complete, and again only when late minutes arrive for it; its 1-hour
+rollup row is computed from the merged values, with the rules the SQL rollup of wide rows had.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from operator import mul
+from typing import Any
+
+from jobpulse.collector.store.packed import (
+    COLUMNS,
+    HOUR_MS,
+    PACKED,
+    WIDE,
+    Hour,
+    encode,
+    fetch,
+    merge,
+)
+
+# An hour is packed once it has this many minutes: below, its wide rows are smaller than 39 packed rows
+# would be, and queries still read few of them (a short job's whole life).
+PACK_MIN_MINUTES = 30
+_POS = 2**62
+
+
+def pack_series(
+    db: sqlite3.Connection, job_id: int, node: str, step: str, lo: int, hi: int
+) -> dict[int, Hour]:
+    """Merge the wide minutes of one series in [lo, hi) into their packed hours; returns those hours.
+
+    ``lo`` and ``hi`` are hour-aligned. The hours' existing packed rows are read, the wide minutes laid
+    over them, the 39 rows of each hour written back and the wide rows deleted: the caller's
+    transaction makes that one step. Only hours that have wide rows are touched. An hour with fewer
+    than ``PACK_MIN_MINUTES`` minutes and no packed rows yet stays wide (smaller that way: a packed
+    hour costs ~20 KB whatever its minutes, a wide minute ~400 bytes); it is still returned, so its
+    1-hour row is computed like any other.
+    """
+    key = (job_id, node, step)
+    touched = {
+        r[0]
+        for r in db.execute(
+            f"SELECT DISTINCT ts / {HOUR_MS} * {HOUR_MS} FROM {WIDE}"
+            " WHERE job_id = ? AND node = ? AND step = ? AND ts >= ? AND ts < ?",
+            (*key, lo, hi),
+        )
+    }
+    if not touched:
+        return {}
+    lo, hi = min(touched), max(touched) + HOUR_MS
+    # Usually the hour is new: one seek on column n says so, instead of one per column (39).
+    exists = db.execute(
+        f"SELECT 1 FROM {PACKED} WHERE job_id = ? AND node = ? AND step = ? AND col = 'n' AND hour >= ?"
+        " AND hour < ? LIMIT 1",
+        (*key, lo, hi),
+    ).fetchone()
+    cols, packed, wide = fetch(db, job_id, step, [node], COLUMNS, lo, hi, packed_rows=exists is not None)
+    already = packed.get(node, {}).get("n", {})
+    hours = {
+        hour: h
+        for hour, h in merge(cols, packed.get(node, {}), wide.get(node, [])).items()
+        if hour in touched
+    }
+    write = sorted(
+        hour
+        for hour, h in hours.items()
+        if hour in already or sum(1 for k in h["n"] if k > 0) >= PACK_MIN_MINUTES
+    )
+    db.executemany(
+        f"INSERT OR REPLACE INTO {PACKED} (job_id, node, step, col, hour, vals) VALUES (?, ?, ?, ?, ?, ?)",
+        [(*key, c, hour, encode(values)) for hour in write for c, values in hours[hour].items()],
+    )
+    db.executemany(
+        f"DELETE FROM {WIDE} WHERE job_id = ? AND node = ? AND step = ? AND ts >= ? AND ts < ?",
+        [(*key, hour, hour + HOUR_MS) for hour in write],
+    )
+    return hours
+
+
+def _known(values: Iterable[float]) -> list[float]:
+    return [v for v in values if v == v]
+
+
+def hour_row(h: Hour) -> list[Any]:
+    """The 1-hour rollup row (``rollup_value_columns`` order) of one packed hour, as the SQL rollup did.
+
+    Means are weighted by the minute's samples; min, max and a counter's last value (its maximum: it only
+    grows) skip NaN; a column never measured in the hour is None.
+    """
+    n = h["n"]
+    present = None if 0.0 not in n else [i for i in range(60) if n[i] > 0]
+    samples: Sequence[float] = n if present is None else [n[i] for i in present]
+    out: list[Any] = [int(sum(samples))]
+    for c in COLUMNS[1:]:
+        a = h[c]
+        values: Sequence[float] = a if present is None else [a[i] for i in present]
+        total = sum(values)
+        if total == total:  # no NaN (the common case): whole columns at once
+            if c.endswith("_avg"):
+                out.append(sum(map(mul, values, samples)) / sum(samples) if values else None)
+            else:
+                out.append((min(values) if c.endswith("_min") else max(values)) if values else None)
+            continue
+        if c.endswith("_avg"):
+            pairs = [(v, k) for v, k in zip(values, samples, strict=True) if v == v]
+            weight = sum(k for _, k in pairs)
+            out.append(sum(v * k for v, k in pairs) / weight if pairs and weight else None)
+        else:
+            known = _known(values)
+            out.append((min(known) if c.endswith("_min") else max(known)) if known else None)
+    return out
+
+
+def pack_all(db: sqlite3.Connection) -> int:
+    """Pack the wide minutes of hours already rolled up to 1 hour (schema migration v6); returns hours seen.
+
+    Minutes of hours the 1-hour pass has not reached yet (``dirty_1h_ms`` of the series) stay wide: that
+    pass packs them, as it does for new data. Hours under ``PACK_MIN_MINUTES`` minutes stay wide too.
+    """
+    series = db.execute(
+        f"SELECT w.job_id, w.node, w.step, coalesce(s.dirty_1h_ms, {_POS}) FROM"
+        f" (SELECT DISTINCT job_id, node, step FROM {WIDE}) AS w LEFT JOIN job_series AS s"
+        " ON s.job_id = w.job_id AND s.node = w.node AND s.step = w.step"
+    ).fetchall()
+    hours = 0
+    for job_id, node, step, upto in series:
+        hours += len(pack_series(db, job_id, node, step, -_POS, upto - upto % HOUR_MS))
+    return hours

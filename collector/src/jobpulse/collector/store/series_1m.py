@@ -1,0 +1,269 @@
+"""The 1-minute part of a job series, from the packed hour rows (``store/packed.py``) plus wide minutes.
+
+The SQL path (``series._query``) reads raw and hourly rows; the 1-minute resolution is stored as
+arrays SQLite cannot look into, so it is aggregated here, with the same rules: within an interval a
+node's minutes combine with ``agg_fn`` (``avg`` weighted by samples, ``sum`` = mean x samples),
+counters report their last value (the maximum), and ``across_nodes`` combines the per-node values of
+each interval with ``agg_fn`` (plain, unweighted, as SQL's aggregate over the per-node rows).
+
+The common case, an interval of exactly 60 s, copies whole hours of values at a time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from operator import mul
+from typing import Any
+
+from jobpulse.collector.store.migrations import COUNTER_COLUMNS
+from jobpulse.collector.store.packed import HOUR_MS, MINUTE_MS, Hour, decode, fetch, merge, minutes
+
+Rows = list[tuple[str, list[int], list[list[Any]]]]  # (node or "*", times, values per metric)
+_FULL = list(range(60))
+_ZERO = bytes(8)
+
+
+def _sources(metric: str, agg_fn: str) -> str:
+    """The packed column a metric is read from for ``agg_fn``."""
+    if metric in COUNTER_COLUMNS:
+        return f"{metric}_last"
+    return f"{metric}_avg" if agg_fn in ("avg", "sum") else f"{metric}_{agg_fn}"
+
+
+def _clean(values: list[float], limit: bool) -> list[Any]:
+    """NaN (not measured) -> None; for the memory limit also +inf (unlimited), which JSON cannot hold."""
+    total = sum(values)
+    if total == total and not (limit and total > 1e308):
+        return values
+    if limit:
+        return [None if v != v or v > 1e308 else v for v in values]
+    return [None if v != v else v for v in values]
+
+
+def _node_minutes(
+    hours: dict[int, Hour], cols: list[str], weighted: list[bool], lo: int, hi: int
+) -> tuple[list[int], list[list[float]], list[float]]:
+    """(times, values per column, samples) of one node's minutes in [lo, hi), hour by hour."""
+    times: list[int] = []
+    values: list[list[float]] = [[] for _ in cols]
+    samples: list[float] = []
+    for hour in sorted(hours):
+        h = hours[hour]
+        n = h["n"]
+        if lo <= hour and hour + HOUR_MS <= hi and min(n) > 0:
+            times.extend(range(hour, hour + HOUR_MS, MINUTE_MS))
+            idx = _FULL
+            samples.extend(n)
+            for out, c, w in zip(values, cols, weighted, strict=True):
+                out.extend([a * k for a, k in zip(h[c], n, strict=True)] if w else h[c])
+            continue
+        idx = [i for i, t in minutes(hour, h, lo, hi)]
+        times.extend(hour + i * MINUTE_MS for i in idx)
+        samples.extend(n[i] for i in idx)
+        for out, c, w in zip(values, cols, weighted, strict=True):
+            arr = h[c]
+            out.extend(arr[i] * n[i] for i in idx) if w else out.extend(arr[i] for i in idx)
+    return times, values, samples
+
+
+def _bucket(
+    times: list[int], values: list[float], samples: list[float], interval_ms: int, how: str
+) -> tuple[list[int], list[float]]:
+    """Combine minutes into intervals: ``how`` is avg (weighted by samples), sum, min or max; NaN skipped."""
+    out_t: list[int] = []
+    out_v: list[float] = []
+    acc: list[float] = []
+    weights: list[float] = []
+    current = None
+    nan = float("nan")
+
+    def flush() -> None:
+        if how == "avg":
+            total = sum(weights)
+            out_v.append(sum(acc) / total if acc and total else nan)
+        elif not acc:
+            out_v.append(nan)
+        else:
+            out_v.append(sum(acc) if how == "sum" else (min(acc) if how == "min" else max(acc)))
+
+    for t, v, k in zip(times, values, samples, strict=True):
+        b = t - t % interval_ms
+        if b != current:
+            if current is not None:
+                flush()
+            out_t.append(b)
+            current = b
+            acc, weights = [], []
+        if v == v:
+            acc.append(v * k if how == "avg" else v)
+            weights.append(k)
+    if current is not None:
+        flush()
+    return out_t, out_v
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+_ACROSS: dict[str, Callable[[Sequence[float]], float]] = {"avg": _mean, "sum": sum, "min": min, "max": max}
+
+
+def _across(
+    per_node: list[tuple[list[int], list[list[float]]]], agg_fn: str
+) -> tuple[list[int], list[list[float]]]:
+    """Per interval, ``agg_fn`` over the nodes' values (NaN skipped), like SQL's aggregate over rows."""
+    fn = _ACROSS[agg_fn]
+    width = len(per_node[0][1])
+    first = per_node[0][0]
+    if all(t == first for t, _ in per_node) and all(sum(v) == sum(v) for _, vs in per_node for v in vs):
+        # every node has the same intervals and no NaN: aggregate the columns of values directly
+        return first, [list(map(fn, zip(*[vs[m] for _, vs in per_node], strict=True))) for m in range(width)]
+    buckets: dict[int, list[list[float]]] = {}
+    for times, values in per_node:
+        for j, t in enumerate(times):
+            slot = buckets.get(t)
+            if slot is None:
+                slot = buckets[t] = [[] for _ in range(width)]
+            for m in range(width):
+                v = values[m][j]
+                if v == v:
+                    slot[m].append(v)
+    times = sorted(buckets)
+    nan = float("nan")
+    return times, [[fn(buckets[t][m]) if buckets[t][m] else nan for t in times] for m in range(width)]
+
+
+def _ceil_minutes(ms: int) -> int:
+    return -(-ms // MINUTE_MS)
+
+
+def _whole_hours(
+    cols: list[str], packed: dict[str, dict[int, bytes]], lo: int, hi: int
+) -> tuple[list[int], list[list[float]], Sequence[float]] | None:
+    """The fast path: a node whose data in [lo, hi) is a run of consecutive packed minutes.
+
+    Each column's hours are joined as bytes and cut to the minutes in [lo, hi), less the minutes
+    without data before the first and after the last (a job starts and ends mid-hour), then decoded
+    once: no per-minute Python work. None when the node does not qualify (hours missing, or minutes
+    without data in between): then the general path decodes hour by hour.
+    """
+    n_hours = packed.get("n")
+    if not n_hours:
+        return None
+    hours = sorted(n_hours)
+    first, last = hours[0], hours[-1]
+    if last - first != (len(hours) - 1) * HOUR_MS:
+        return None
+    joined = []
+    for c in cols:
+        per_hour = packed.get(c)
+        if per_hour is None or len(per_hour) != len(hours):
+            return None
+        try:
+            joined.append(b"".join([per_hour[h] for h in hours]))
+        except KeyError:
+            return None
+    start = max(0, _ceil_minutes(lo - first))
+    stop = min(len(hours) * 60, _ceil_minutes(hi - first))
+    n = decode(joined[0])
+    while start < stop and n[start] <= 0:
+        start += 1
+    while stop > start and n[stop - 1] <= 0:
+        stop -= 1
+    if start >= stop:
+        return [], [], []
+    # A minute without data (n = 0) in between is left out by the general path. n holds whole numbers,
+    # so the two high bytes of a non-zero value are non-zero: 8 zero bytes in a row mean a 0.0.
+    if _ZERO in joined[0][start * 8 : stop * 8]:
+        return None
+    values = [decode(b[start * 8 : stop * 8]).tolist() for b in joined[1:]]
+    times = list(range(first + start * MINUTE_MS, first + stop * MINUTE_MS, MINUTE_MS))
+    return times, values, n[start:stop]
+
+
+def _slices(values: list[float], samples: Sequence[float], k: int, how: str) -> list[float]:
+    """Fast bucketing of NaN-free minutes into runs of ``k`` (intervals that divide the hour)."""
+    starts = range(0, len(values), k)
+    if how == "avg":
+        return [
+            sum(map(mul, values[i : i + k], samples[i : i + k])) / sum(samples[i : i + k]) for i in starts
+        ]
+    if how in ("min", "max"):  # one call per interval with k arguments: no slice lists
+        return list(map(min if how == "min" else max, *[values[j::k] for j in range(k)]))
+    return [sum(values[i : i + k]) for i in starts]
+
+
+def _node_series(
+    times: list[int],
+    values: list[list[float]],
+    samples: Sequence[float],
+    interval_ms: int,
+    hows: list[str],
+    whole: bool,
+) -> tuple[list[int], list[list[float]]]:
+    """A node's minutes combined into intervals (as they are for 60 s)."""
+    if interval_ms == MINUTE_MS:
+        return times, values
+    k = max(1, interval_ms // MINUTE_MS)
+    # consecutive minutes from the start of an interval, whole intervals only: runs of k minutes
+    aligned = whole and interval_ms % MINUTE_MS == 0 and times[0] % interval_ms == 0 and len(times) % k == 0
+    if aligned and all(sum(v) == sum(v) for v in values):  # no NaN
+        return times[::k], [_slices(v, samples, k, how) for v, how in zip(values, hows, strict=True)]
+    samples = list(samples)
+    bucketed = [_bucket(times, v, samples, interval_ms, how) for v, how in zip(values, hows, strict=True)]
+    return bucketed[0][0], [b[1] for b in bucketed]
+
+
+def minute_series(
+    db: sqlite3.Connection,
+    job_id: int,
+    step: str,
+    nodes: Sequence[str],
+    metrics: Sequence[str],
+    interval: int,
+    agg_fn: str,
+    across_nodes: bool,
+    lo: int,
+    hi: int,
+) -> Rows:
+    """One row per node with data (or one "*" row): (node, interval starts, values per metric)."""
+    sources = [_sources(m, agg_fn) for m in metrics]
+    # sum of a gauge is mean x samples per minute; other columns are read as stored
+    weighted = [agg_fn == "sum" and m not in COUNTER_COLUMNS for m in metrics]
+    hows = [
+        "max" if m in COUNTER_COLUMNS else ("sum" if w else agg_fn)
+        for m, w in zip(metrics, weighted, strict=True)
+    ]
+    cols, packed, wide = fetch(db, job_id, step, nodes, sources, lo, hi)
+    index = {c: i for i, c in enumerate(cols[1:])}  # cols[0] is "n"
+    interval_ms = interval * 1000
+    per_node: list[tuple[str, list[int], list[list[float]]]] = []
+    for node in sorted({*packed, *wide}):
+        fast = None if node in wide else _whole_hours(cols, packed.get(node, {}), lo, hi)
+        samples: Sequence[float]
+        if fast is None:
+            hours = merge(cols, packed.get(node, {}), wide.get(node, []))
+            times, by_col, samples = _node_minutes(hours, cols[1:], [False] * (len(cols) - 1), lo, hi)
+        else:
+            times, by_col, samples = fast
+        if not times:
+            continue
+        values = [by_col[index[c]] for c in sources]
+        values = [
+            [a * k for a, k in zip(v, samples, strict=True)] if w else v
+            for v, w in zip(values, weighted, strict=True)
+        ]
+        times, values = _node_series(times, values, samples, interval_ms, hows, fast is not None)
+        per_node.append((node, times, values))
+    limits = [m == "mem_limit_bytes" for m in metrics]
+    if across_nodes:
+        if not per_node:
+            return []
+        times, values = _across([(t, v) for _, t, v in per_node], agg_fn)
+        return [("*", times, [_clean(v, lim) for v, lim in zip(values, limits, strict=True)])]
+    return [
+        (node, t, [_clean(column, lim) for column, lim in zip(v, limits, strict=True)])
+        for node, t, v in per_node
+    ]
