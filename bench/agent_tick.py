@@ -5,8 +5,8 @@ Usage (as root on a node with a writable cgroup hierarchy, or --tree fixture any
     scripts/dev.sh run python bench/agent_tick.py [--tree real|fixture] [--jobs 64] [--ticks 300]
         [--rss-duration 600] [--rss-tick 1.0]
 
-- tick: ``Sampler.collect`` + encoding into a Batch (discovery walk, one pread per open
-  file, parsing, rates), CPU time (user+system, ``time.process_time``) per job per tick.
+- tick: ``Sampler.tick`` + serializing the Batch (discovery walk, one pread per open
+  file, parsing, rates, columnar encoding), CPU time (user+system, ``time.process_time``) per job per tick.
 - floor: the very files the sampler holds open, re-read with ``os.pread(fd, 65536, 0)``
   in a tight loop, the same number of times. ratio = tick / floor (goal <= 2.0, and a
   64-job tick <= 1.5 ms of CPU).
@@ -35,8 +35,6 @@ import psutil
 from jobpulse.agent import discovery
 from jobpulse.agent.sampler import Sampler
 from jobpulse.agent.sources.node import NodeSource
-from jobpulse.agent.wire import encode_jobs
-from jobpulse.proto.v1 import ingest_pb2 as pb
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -102,9 +100,7 @@ def measure(root: Path, jobs: int, ticks: int) -> None:
     wanted_prefix: set[str] = set()
 
     def tick() -> None:
-        batch = pb.Batch()
-        encode_jobs(sampler.collect(), batch.jobs)
-        batch.SerializeToString()
+        sampler.tick().SerializeToString()
 
     tick()
     tick()
