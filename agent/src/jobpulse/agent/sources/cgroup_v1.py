@@ -159,26 +159,35 @@ class V1Reader(Rates):
             raise NoData(f"cgroup {self.paths.relative} vanished: {exc}") from exc
         if usage_b is None and current_b is None:
             raise NoData(f"cgroup {self.paths.relative} vanished")
-        usage = number_value(usage_b)
+        try:  # the kernel's usual output; anything else takes the careful path below
+            usage = float(usage_b) / NS_PER_S if usage_b is not None else NAN
+            current = float(current_b) if current_b is not None else NAN
+            peak = float(peak_b) if peak_b is not None else NAN
+            pids = float(pids_b) if pids_b is not None else NAN
+        except ValueError:
+            usage = number_value(usage_b) / NS_PER_S
+            current, peak, pids = number_value(current_b), number_value(peak_b), number_value(pids_b)
         user = system = NAN
         if usage == usage:  # not NaN
             parts = ticks.split() if ticks else []  # b"user 305\nsystem 42\n"
             user_t = float(parts[1]) if len(parts) >= 4 and parts[0] == b"user" else 0.0
             sys_t = float(parts[3]) if len(parts) >= 4 and parts[2] == b"system" else 0.0
             share = user_t / (user_t + sys_t) if user_t + sys_t > 0 else 1.0
-            total = usage / NS_PER_S
-            user = total * share
-            system = total - user
-        current = number_value(current_b)
-        anon, cache = parse_memory_stat(stat)
-        read, write = parse_blkio(blkio)
+            user = usage * share
+            system = usage - user
+        totals = _TOTALS.search(stat) if stat is not None else None
+        if totals is not None:
+            cache, anon = float(totals[1]), float(totals[2])
+        else:
+            anon, cache = parse_memory_stat(stat)
         if self._reads % STATIC_EVERY == 0:
             self.refresh()
         self._reads += 1
         if rates:
-            cores, peak = self.derive(stamp, user + system, current, number_value(peak_b))
+            cores, peak = self.derive(stamp, user + system, current, peak)
         else:
-            cores, peak = NAN, number_value(peak_b)
+            cores = NAN
+        read, write = parse_blkio(blkio)
         return (
             self.job_id,
             self.step,
@@ -194,7 +203,7 @@ class V1Reader(Rates):
             parse_oom_kills(oom),
             read,
             write,
-            number_value(pids_b),
+            pids,
             NAN,
             NAN,
             NAN,

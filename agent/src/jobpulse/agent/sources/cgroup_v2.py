@@ -142,16 +142,21 @@ class V2Reader(Rates):
         if not cpu:
             raise NoData(f"cgroup {self.directory} vanished")
         user, system = parse_cpu(cpu)
-        current = number_value(current_b)
+        try:  # the kernel's usual output; anything else takes the careful path below
+            current = float(current_b) if current_b is not None else NAN
+            peak = float(peak_b) if peak_b is not None else NAN
+            pids = float(pids_b) if pids_b is not None else NAN
+        except ValueError:
+            current, peak, pids = number_value(current_b), number_value(peak_b), number_value(pids_b)
         anon, file = parse_memory_stat(stat)
         read, write = parse_io(io)
         if self._reads % STATIC_EVERY == 0:
             self.refresh()
         self._reads += 1
         if rates:
-            cores, peak = self.derive(stamp, user + system, current, number_value(peak_b))
+            cores, peak = self.derive(stamp, user + system, current, peak)
         else:
-            cores, peak = NAN, number_value(peak_b)
+            cores = NAN
         return (
             self.job_id,
             self.step,
@@ -167,7 +172,7 @@ class V2Reader(Rates):
             parse_oom_kills(events),
             read,
             write,
-            number_value(pids_b),
+            pids,
             NAN,
             NAN,
             NAN,

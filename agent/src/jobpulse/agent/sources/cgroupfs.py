@@ -94,7 +94,7 @@ def limit_of(directory: str, filename: str, stop: str, cache: dict[str, float]) 
 class FileSet:
     """Open descriptors for some files of one cgroup; a file that does not exist is simply absent."""
 
-    __slots__ = ("fds", "files", "names", "paths", "slots")
+    __slots__ = ("_at", "_sizes", "_zeros", "fds", "files", "names", "paths", "slots")
 
     def __init__(self, paths: dict[str, Path], keep: bool = True) -> None:
         self.names = list(paths)
@@ -102,7 +102,10 @@ class FileSet:
         self.fds: dict[str, int] = {}
         # Not None while the files are not kept open: each read then opens one file at a time.
         self.paths: list[str] | None = self.files
-        self.slots: list[int] = []
+        self.slots: list[int] = []  # the open descriptors, in order (absent files have none)
+        self._at: list[int] | None = None  # each descriptor's place in the answer, when some are absent
+        self._sizes: list[int] = []
+        self._zeros: list[int] = []
         if keep:
             self.keep()
 
@@ -124,7 +127,10 @@ class FileSet:
                 if exc.errno in (errno.EMFILE, errno.ENFILE):
                     return False
                 raise
-        self.slots = [self.fds.get(name, -1) for name in self.names]
+        self.slots = list(self.fds.values())
+        if len(self.slots) < len(self.names):
+            self._at = [self.names.index(name) for name in self.fds]
+        self._sizes, self._zeros = [65536] * len(self.slots), [0] * len(self.slots)
         self.paths = None
         return True
 
@@ -142,20 +148,26 @@ class FileSet:
         """
         if self.paths is not None:
             return [_read_bytes(path) for path in self.paths]
-        pread = os.pread
         try:
-            return [pread(fd, 65536, 0) if fd >= 0 else None for fd in self.slots]
+            # os.pread(fd, 65536, 0) for every descriptor, iterated in C (no Python loop).
+            got: list[bytes | None] = list(map(os.pread, self.slots, self._sizes, self._zeros))
         except OSError as exc:
             if exc.errno in _GONE_ERRNOS:
                 raise CgroupGone(str(exc)) from exc
             raise
+        if self._at is None:
+            return got
+        answer: list[bytes | None] = [None] * len(self.names)
+        for at, data in zip(self._at, got, strict=True):
+            answer[at] = data
+        return answer
 
     def close(self) -> None:
         for fd in self.fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.fds.clear()
-        self.slots = []
+        self.slots, self._sizes, self._zeros = [], [], []
 
 
 def _read_bytes(path: str) -> bytes | None:
