@@ -5,16 +5,17 @@ Usage (as root on a node with a writable cgroup hierarchy, or --tree fixture any
     scripts/dev.sh run python bench/agent_tick.py [--tree real|fixture] [--jobs 64] [--ticks 300]
         [--rss-duration 600] [--rss-tick 1.0]
 
-- tick: ``Sampler.collect`` + encoding into a Batch (discovery walk, one pread per open
-  file, parsing, rates), CPU time (user+system, ``time.process_time``) per job per tick.
+- tick: ``Sampler.tick`` + serializing the Batch (discovery walk, one pread per open
+  file, parsing, rates, columnar encoding), CPU time (user+system, ``time.process_time``) per job per tick.
 - floor: the very files the sampler holds open, re-read with ``os.pread(fd, 65536, 0)``
   in a tight loop, the same number of times. ratio = tick / floor (goal <= 2.0, and a
   64-job tick <= 1.5 ms of CPU).
 - for reference: open/read/close of the same paths each time.
 - node: ``NodeSource.sample()`` (psutil) CPU per call, separately.
-- RSS: a real ``jobpulse-agent run`` daemon streaming to a real collector on loopback,
+- RSS: real ``jobpulse-agent run`` daemons streaming to a real collector on loopback,
   sampling the same 64 jobs every --rss-tick seconds for --rss-duration seconds
-  (goal <= 40 MB). --rss-duration 0 skips it.
+  (goal <= 40 MB): one with the ``Environment=`` of systemd/jobpulse-agent.service (the
+  daemon as installed), one without. --rss-duration 0 skips it.
 
 The real tree is 64 v1 (or v2) Slurm-shaped jobs, each with step_batch and step_0, under a
 unique ``slurm_jpbench<pid>`` directory, removed at the end.
@@ -35,8 +36,6 @@ import psutil
 from jobpulse.agent import discovery
 from jobpulse.agent.sampler import Sampler
 from jobpulse.agent.sources.node import NodeSource
-from jobpulse.agent.wire import encode_jobs
-from jobpulse.proto.v1 import ingest_pb2 as pb
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -102,9 +101,7 @@ def measure(root: Path, jobs: int, ticks: int) -> None:
     wanted_prefix: set[str] = set()
 
     def tick() -> None:
-        batch = pb.Batch()
-        encode_jobs(sampler.collect(), batch.jobs)
-        batch.SerializeToString()
+        sampler.tick().SerializeToString()
 
     tick()
     tick()
@@ -148,19 +145,38 @@ def measure(root: Path, jobs: int, ticks: int) -> None:
     sampler.close()
 
 
+def unit_environment() -> dict[str, str]:
+    """The ``Environment=`` settings of systemd/jobpulse-agent.service: the daemon as installed."""
+    unit = HERE.parent / "systemd" / "jobpulse-agent.service"
+    env = {}
+    for line in unit.read_text().splitlines():
+        if line.startswith("Environment="):
+            key, _, value = line.removeprefix("Environment=").partition("=")
+            env[key] = value
+    return env
+
+
 def measure_rss(duration: float, tick: float) -> None:
+    """Two daemons side by side: as the systemd unit runs it (its Environment=) and with none of it."""
     import support
 
     state = Path(tempfile.mkdtemp(prefix="jpbench-rss"))
     collector = support.start_collector(state / "collector")
-    agent = support.start_agent(state / "agent", collector.grpc_target, tick=tick)
-    proc = psutil.Process(agent.pid)
+    unit_env = unit_environment()
+    bare_env = {key: "" for key in unit_env}  # set but empty: the defaults
+    agents = {
+        "unit env": support.start_agent(state / "agent-unit", collector.grpc_target, tick=tick, env=unit_env),
+        "no env": support.start_agent(state / "agent-bare", collector.grpc_target, tick=tick, env=bare_env),
+    }
+    procs = {name: psutil.Process(agent.pid) for name, agent in agents.items()}
+    print(f"  unit env: {' '.join(f'{k}={v}' for k, v in unit_env.items())}")
     try:
         start = time.monotonic()
         while time.monotonic() - start < duration:
             time.sleep(min(30.0, duration))
             elapsed = time.monotonic() - start
-            print(f"  agent RSS after {elapsed:5.0f} s: {proc.memory_info().rss / 1e6:.1f} MB", flush=True)
+            figures = ", ".join(f"{name} {p.memory_info().rss / 1e6:.1f} MB" for name, p in procs.items())
+            print(f"  agent RSS after {elapsed:5.0f} s: {figures}", flush=True)
         baseline = support.subprocess.run(
             [
                 sys.executable,
@@ -171,14 +187,16 @@ def measure_rss(duration: float, tick: float) -> None:
             text=True,
             check=True,
         )
-        rss = proc.memory_info().rss / 1e6
         base_mb = int(baseline.stdout) / 1e3
-        print(
-            f"daemon RSS after {duration:.0f} s at tick {tick}s: {rss:.1f} MB "
-            f"(bare python+psutil+grpc+protobuf: {base_mb:.1f} MB, ratio {rss / base_mb:.2f}; goal <= 40 MB)"
-        )
+        for name, proc in procs.items():
+            rss = proc.memory_info().rss / 1e6
+            print(
+                f"daemon RSS ({name}) after {duration:.0f} s at tick {tick}s: {rss:.1f} MB "
+                f"(bare python+psutil+grpc+protobuf: {base_mb:.1f} MB, ratio {rss / base_mb:.2f}; goal <= 40 MB)"
+            )
     finally:
-        support.stop(agent)
+        for agent in agents.values():
+            support.stop(agent)
         support.stop(collector.proc)
         shutil.rmtree(state, ignore_errors=True)
 

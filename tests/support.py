@@ -80,6 +80,13 @@ class Collector:
         return httpx.get(self.url + path, timeout=10, headers=headers, **kwargs)
 
 
+def _has_content(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
 def start_collector(
     state: Path, *extra: str, env: dict[str, str] | None = None, grpc_port: int = 0
 ) -> Collector:
@@ -108,7 +115,8 @@ def start_collector(
         stderr=subprocess.STDOUT,
         env={**os.environ, **env},
     )
-    wait_for(lambda: ready.exists() or proc.poll() is not None, 30, "collector to listen")
+    # Not just exists(): the file is created before its JSON is written.
+    wait_for(lambda: _has_content(ready) or proc.poll() is not None, 30, "collector to listen")
     if proc.poll() is not None:
         raise AssertionError(f"collector exited {proc.returncode}: {log.read_text()[-3000:]}")
     ports = json.loads(ready.read_text())

@@ -191,3 +191,24 @@ def test_job_removed_while_its_files_are_open_is_no_data(tree: SlurmTree) -> Non
     assert sampler.collect(only=tree.job_id) == []
     assert not [key for key in sampler._readers if key[0] == tree.job_id]
     sampler.close()
+
+
+def test_a_job_that_ends_while_another_starts_within_one_tick_is_found(tree: SlurmTree) -> None:
+    """cgroupfs never moves a directory's mtime and the link count stays the same here: the walker's
+    cached listing is stale until the ended job's readers notice it is gone."""
+    sampler = Sampler(ROOT)
+    try:
+        assert {r.step for r in sampler.collect(only=tree.job_id)} == {"", "0"}
+        other = str(unique_job_id())
+        for path in reversed([p for p in tree.created if f"job_{tree.job_id}" in str(p)]):
+            path.rmdir()  # the job ends ...
+        for top in tree.top:  # ... and another starts in the same directory before the next tick
+            job_dir = top / tree.relative.replace(f"job_{tree.job_id}", f"job_{other}")
+            job_dir.mkdir()
+            tree.created.append(job_dir)
+        seen: list[set[str]] = [{r.job_id for r in sampler.collect()} for _ in range(2)]
+        assert tree.job_id not in seen[0] | seen[1]
+        assert other in seen[1]  # at most one tick late
+        assert not [key for key in sampler._readers if key[0] == tree.job_id]
+    finally:
+        sampler.close()

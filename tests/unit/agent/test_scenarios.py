@@ -179,7 +179,7 @@ def test_a_job_that_ended_has_its_files_closed(tmp_path: Path) -> None:
     assert len(fds) == 3 * 7  # job + two steps, seven files each
     shutil.rmtree(root / "system.slice/node2_slurmstepd.scope/job_102")
     assert {key[0] for key in rows(sampler)} == {"101"}
-    assert not [key for key in sampler._previous if key[0] == "102"]  # no state kept for ended jobs
+    assert not [key for key in sampler._readers if key[0] == "102"]  # no reader (nor its rate state) kept
     for fd in fds:
         with pytest.raises(OSError):
             import os

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from jobpulse.agent import events
+from jobpulse.agent import events, memtrim
 from jobpulse.agent.settings import AgentSettings, load_settings
 from jobpulse.common.config import ConfigError
 
@@ -48,6 +48,9 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # Before asyncio and grpc are imported and grpc starts its threads (see memtrim).
+    memtrim.without_python_ssl()
+    memtrim.limit_arenas()
     import asyncio
 
     from jobpulse.agent.daemon import Agent

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 import psutil
-from jobpulse.agent import events
+from jobpulse.agent import events, memtrim
 from jobpulse.agent.sampler import Sampler, gpu_source
 from jobpulse.agent.settings import AgentSettings
 from jobpulse.agent.sources.base import JobReading
@@ -68,6 +68,7 @@ class Agent:
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._trimmer = memtrim.Trimmer()
 
     def hello(self) -> pb.Hello:
         return pb.Hello(
@@ -152,6 +153,7 @@ class Agent:
                     self.emit(self.sampler.tick())
                 except Exception:
                     log.exception("tick failed")
+                self._trimmer.tick()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.tick)

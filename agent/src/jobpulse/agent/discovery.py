@@ -1,212 +1,190 @@
-"""Find the jobs running on this node by walking the cgroup tree every tick.
+"""Find the jobs running on this node by walking the cgroup tree every tick, cheaply.
 
-Never trust one fixed path: Slurm's layout differs by cgroup version, by
-multiple-slurmd builds (``slurm_<node>``, ``<node>_slurmstepd.scope``) and by
-version (Slurm 26.05 names job directories by SLUID, ``s`` + 13 Crockford
-base32 characters, instead of ``job_<id>``). ``jobpulse-agent exec`` jobs live
-under ``jobpulse/`` in the same tree.
-
-Supported layouts (``<root>`` is the cgroup mount, a setting):
-
-- v2: ``<root>/system.slice/[<node>_]slurmstepd.scope/{job_<id>|<sluid>}/step_<s>/user/task_<t>``
-  (``system/`` under the scope and the job holds slurmstepd itself and is skipped)
-- v1: ``<root>/<controller>/slurm[_<node>]/uid_<uid>/job_<id>/step_<s>/task_<t>``
+The layouts are in ``slurmtree``. Walking every tick must cost next to
+nothing when nothing changed, which is almost every tick: each directory's
+listing is kept with its (inode, link count, mtime) and listed again only
+when that changes. On cgroupfs (kernfs) a directory's link count is 2 + its
+subdirectories while its mtime never moves, so a subdirectory that ends
+while another starts within one tick is not seen there; the readers notice
+the ended one (its files read as gone) and ``invalidate`` has everything
+listed again, and every directory is re-listed at least every
+``RESCAN_EVERY`` walks anyway. Job directories are held open and checked
+with ``fstat`` (no path lookup): a new step changes the job's link count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from jobpulse.agent.sources.cgroup_v1 import V1Paths
+from jobpulse.agent.slurmtree import (
+    EXEC_ROOT,
+    JOB_DIR,
+    SLUID_DIR,
+    FoundJob,
+    fill_job,
+    is_unified,
+    job_of,
+    job_parents,
+    maybe_job,
+    names,
+    scan,
+    step_names,
+    subdirs,
+)
 
-JOB_DIR = re.compile(r"^job_(\d+)$")
-# Crockford base32 leaves out I, L, O and U.
-SLUID_DIR = re.compile(r"^s[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{13}$")
-STEP_DIR = re.compile(r"^step_(batch|extern|interactive|\d+)$")
-TASK_DIR = re.compile(r"^task_(\d+|special)$")
-EXEC_ROOT = "jobpulse"
-# Controllers whose tree can tell which jobs exist, in order of preference.
-V1_LISTING_CONTROLLERS = ("cpuacct", "memory", "cpuset")
+__all__ = ["EXEC_ROOT", "JOB_DIR", "SLUID_DIR", "FoundJob", "Walker", "discover", "is_unified"]
 
-
-@dataclass
-class FoundJob:
-    """A job's cgroup location; ``v2`` is a directory, ``v1`` the relative path shared by controllers.
-
-    ``sluid`` is set when the directory was named by SLUID; ``job_id`` is then
-    the mapped job number, or the SLUID itself while no mapping is known
-    (``mapped`` False).
-    """
-
-    job_id: str
-    v2: Path | None = None
-    v1: V1Paths | None = None
-    steps: dict[str, Path | V1Paths] = field(default_factory=dict)
-    tasks: dict[str, list[str]] = field(default_factory=dict)
-    sluid: str = ""
-    mapped: bool = True
-    # ((job id, step), location) of the job and each step, filled by the sampler on first use.
-    read_keys: list[tuple[tuple[str, str], Path | V1Paths]] = field(default_factory=list)
+# Every directory is listed again at least this often (walks), even when nothing about it changed:
+# a safety net only, since a new or ended subdirectory moves the link count and an ended
+# step or job is noticed by its readers (see the module docstring).
+RESCAN_EVERY = 30
 
 
-def is_unified(root: Path) -> bool:
-    """True when ``root`` is a pure cgroup v2 mount."""
-    return (root / "cgroup.controllers").exists()
+@dataclass(slots=True)
+class _Job:
+    """A job directory the walker keeps: its descriptor, what it looked like, what it held."""
 
-
-def _dirs(path: Path | str) -> Iterator[str]:
-    """Names of the subdirectories (os.scandir: no stat per entry on cgroupfs)."""
-    try:
-        with os.scandir(path) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    yield entry.name
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return
-
-
-def _names(path: Path | str) -> list[str]:
-    """All entry names (os.listdir: no per-entry Python objects). Safe for job and step
-    directories because no cgroup control file is named job_*, step_* or like a SLUID."""
-    try:
-        return os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return []
-
-
-def _v2_job_parents(root: Path) -> Iterator[Path]:
-    slice_dir = root / "system.slice"
-    for name in _dirs(slice_dir):
-        if name == "slurmstepd.scope" or name.endswith("_slurmstepd.scope"):
-            yield slice_dir / name
-    yield root / EXEC_ROOT
-
-
-def _v1_job_parents(root: Path) -> Iterator[tuple[Path, str]]:
-    """(listing directory, path relative to the controller) of every place job dirs can live."""
-    for controller in V1_LISTING_CONTROLLERS:
-        base = root / controller
-        tops = [name for name in _dirs(base) if name == "slurm" or name.startswith("slurm_")]
-        if not tops:
-            continue
-        for top in tops:
-            for uid_dir in _dirs(base / top):
-                if uid_dir.startswith("uid_"):
-                    yield base / top / uid_dir, f"{top}/{uid_dir}"
-        break
-    for controller in V1_LISTING_CONTROLLERS:
-        if (root / controller / EXEC_ROOT).is_dir():
-            yield root / controller / EXEC_ROOT, EXEC_ROOT
-            break
-
-
-def _job_of(name: str, sluids: Mapping[str, str]) -> FoundJob | None:
-    match = JOB_DIR.match(name)
-    if match:
-        return FoundJob(job_id=match.group(1))
-    if SLUID_DIR.match(name):
-        job_id = sluids.get(name) or sluids.get(name.lower()) or sluids.get(name.upper())
-        return FoundJob(job_id=job_id or name, sluid=name, mapped=job_id is not None)
-    return None
-
-
-def _tasks(step_dir: str, unified: bool) -> list[str]:
-    where = os.path.join(step_dir, "user") if unified else step_dir
-    return sorted(name for name in _dirs(where) if TASK_DIR.match(name))
-
-
-# A job's steps are re-listed at least this often even when its link count did not change.
-RESCAN_EVERY = 10
-
-
-def _scan_job(job: FoundJob, job_dir: str, root: Path, relative: str | None, tasks: bool) -> None:
-    """Fill in the job's location and its steps (and tasks, if asked)."""
-    if relative is None:
-        job.v2 = Path(job_dir)
-    else:
-        job.v1 = V1Paths(root, f"{relative}/{os.path.basename(job_dir)}")
-    for step_name in _names(job_dir):
-        step = STEP_DIR.match(step_name) if step_name.startswith("step_") else None
-        if not step:
-            continue
-        step_path = os.path.join(job_dir, step_name)
-        if job.v1 is not None:
-            job.steps[step.group(1)] = V1Paths(root, f"{job.v1.relative}/{step_name}")
-        else:
-            job.steps[step.group(1)] = Path(step_path)
-        if tasks:
-            job.tasks[step.group(1)] = _tasks(step_path, unified=relative is None)
+    fd: int  # O_DIRECTORY, for fstat; -1 when none could be opened (then stat by path)
+    path: str
+    relative: str | None
+    stamp: tuple[int, int]  # (link count, mtime)
+    listed_at: int
+    entries: list[str]  # the directory's listing
+    steps: list[str]
+    job: FoundJob
 
 
 class Walker:
-    """``discover`` with memory between ticks, so walking the tree every tick stays cheap.
-
-    The job directories are listed every walk. A job's steps are re-listed only
-    when the directory's link count (2 + its subdirectories: kernfs keeps it as
-    ordinary filesystems do) or mtime changed, when ``invalidate`` was called
-    (one of its steps vanished: a step that ends while another starts within
-    one tick is thus seen one tick late), or every ``RESCAN_EVERY`` walks.
-    """
+    """``discover`` with memory between ticks, so walking the tree every tick stays cheap."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        # job dir -> ((link count, mtime), walk number of the last listing, job)
-        self._cache: dict[str, tuple[tuple[int, int], int, FoundJob]] = {}
+        self.unmapped = False  # the last walk found SLUID directories with no job id yet
+        self._unified: bool | None = None
+        self._listings: dict[str, tuple[tuple[int, int, int], int, list[str]]] = {}
+        self._parents: list[tuple[str, str | None]] = []
+        self._jobs: dict[str, _Job] = {}  # job directory -> what the walker keeps of it
+        self._found: dict[str, FoundJob] = {}
         self._walks = 0
+        self._relisted = True
 
     def invalidate(self, job_id: str) -> None:
-        for key in [k for k, (_, _, job) in self._cache.items() if job.job_id == job_id]:
-            del self._cache[key]
+        """One of the job's cgroups vanished: list it, and every directory above it, again next walk."""
+        for path in [p for p, kept in self._jobs.items() if kept.job.job_id == job_id]:
+            self._drop(path)
+        self._listings.clear()
 
-    def _parents(self) -> Iterator[tuple[Path, str | None]]:
-        if is_unified(self.root):
-            for parent in _v2_job_parents(self.root):
-                yield parent, None
-        else:
-            yield from _v1_job_parents(self.root)
+    def _list(self, path: str, only_dirs: bool) -> list[str]:
+        """The directory's (sub)directory names, listed again only when it changed."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._listings.pop(path, None)
+            return []
+        stamp = (st.st_ino, st.st_nlink, st.st_mtime_ns)
+        kept = self._listings.get(path)
+        if kept is not None and kept[0] == stamp and self._walks - kept[1] < RESCAN_EVERY:
+            return kept[2]
+        listing = subdirs(path) if only_dirs else names(path)
+        if kept is None or kept[2] != listing:
+            self._relisted = True
+        self._listings[path] = (stamp, self._walks, listing)
+        return listing
+
+    def _dirs(self, path: str) -> list[str]:
+        return self._list(path, only_dirs=True)
 
     def walk(self, sluids: Mapping[str, str] | None = None, tasks: bool = False) -> dict[str, FoundJob]:
-        """All job cgroups below the root, keyed by job id (by SLUID while unmapped)."""
+        """All job cgroups below the root, keyed by job id (by SLUID while unmapped).
+
+        The answer is the same dict as last walk when nothing changed: do not modify it.
+        """
         sluids = sluids or {}
+        if tasks:  # ``once``: the task directories too, listed fresh
+            return scan(self.root, sluids, tasks=True)
         self._walks += 1
-        jobs: dict[str, FoundJob] = {}
-        seen: set[str] = set()
-        for parent, relative in self._parents():
-            parent_dir = str(parent)
-            for name in _names(parent_dir):
-                if name[:4] != "job_" and (len(name) != 14 or name[0] != "s"):
-                    continue  # the common case: a control file such as memory.stat
-                job_dir = os.path.join(parent_dir, name)
-                try:
-                    st = os.stat(job_dir)
-                except OSError:
-                    continue  # ended just now
-                cached = self._cache.get(job_dir)
-                if (
-                    cached is not None
-                    and cached[0] == (st.st_nlink, st.st_mtime_ns)
-                    and self._walks - cached[1] < RESCAN_EVERY
-                    and cached[2].mapped
-                    and not tasks
-                ):
-                    job = cached[2]
-                else:
-                    found = _job_of(name, sluids)
-                    if found is None:
-                        continue
-                    job = found
-                    _scan_job(job, job_dir, self.root, relative, tasks)
-                    self._cache[job_dir] = ((st.st_nlink, st.st_mtime_ns), self._walks, job)
-                seen.add(job_dir)
-                jobs[job.job_id] = job
-        if len(seen) != len(self._cache):
-            for key in [k for k in self._cache if k not in seen]:
-                del self._cache[key]
-        return jobs
+        if self._unified is None:
+            self._unified = is_unified(self.root)
+        parents = list(job_parents(self.root, self._unified, self._dirs))
+        if parents != self._parents:
+            self._parents, self._relisted = parents, True
+        listings = [(parent, relative, self._list(parent, only_dirs=False)) for parent, relative in parents]
+        if self._relisted:  # something was created or removed: match the job directories again
+            seen: set[str] = set()
+            for parent, relative, listing in listings:
+                for name in listing:
+                    if maybe_job(name):
+                        job_dir = os.path.join(parent, name)
+                        seen.add(job_dir)
+                        if job_dir not in self._jobs:
+                            self._add(job_dir, name, relative, sluids)
+            for path in [p for p in self._jobs if p not in seen]:
+                self._drop(path)
+        self._check_jobs(sluids)
+        if self._relisted:
+            self._relisted = False
+            self._found = {kept.job.job_id: kept.job for kept in self._jobs.values()}
+            self.unmapped = any(not job.mapped for job in self._found.values())
+        return self._found
+
+    def _check_jobs(self, sluids: Mapping[str, str]) -> None:
+        """fstat each job directory: a step started or ended when its link count (or mtime) moved."""
+        fstat, walks = os.fstat, self._walks
+        for kept in self._jobs.values():
+            try:
+                st = fstat(kept.fd) if kept.fd >= 0 else os.stat(kept.path)
+            except OSError:
+                continue  # gone: the parent's listing drops it
+            if (
+                (st.st_nlink, st.st_mtime_ns) != kept.stamp
+                or walks - kept.listed_at >= RESCAN_EVERY
+                or not kept.job.mapped
+            ):
+                self._rescan(kept, (st.st_nlink, st.st_mtime_ns), sluids)
+
+    def _add(self, job_dir: str, name: str, relative: str | None, sluids: Mapping[str, str]) -> None:
+        if job_of(name, sluids) is None:
+            return
+        try:
+            fd = os.open(job_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return  # ended just now
+        except OSError:
+            fd = -1  # out of descriptors: stat by path instead
+        kept = _Job(fd, job_dir, relative, (-1, -1), -1, [], [], FoundJob(job_id=""))
+        self._jobs[job_dir] = kept
+        self._rescan(kept, (-1, -1), sluids)
+
+    def _rescan(self, kept: _Job, stamp: tuple[int, int], sluids: Mapping[str, str]) -> None:
+        """List the job's steps again; the same steps under the same name keep the same FoundJob."""
+        kept.stamp, kept.listed_at = stamp, self._walks
+        entries = names(kept.path)
+        if entries == kept.entries and kept.job.mapped:
+            return
+        kept.entries = entries
+        steps = step_names(entries)
+        found = job_of(os.path.basename(kept.path), sluids)
+        assert found is not None
+        if steps == kept.steps and found.job_id == kept.job.job_id and found.mapped == kept.job.mapped:
+            return
+        fill_job(found, kept.path, self.root, kept.relative, steps, tasks=False)
+        kept.steps, kept.job = steps, found
+        self._relisted = True
+
+    def _drop(self, path: str) -> None:
+        kept = self._jobs.pop(path)
+        if kept.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(kept.fd)
+        self._relisted = True
+
+    def close(self) -> None:
+        for path in list(self._jobs):
+            self._drop(path)
 
 
 def discover(root: Path, sluids: Mapping[str, str] | None = None, tasks: bool = False) -> dict[str, FoundJob]:
@@ -216,4 +194,4 @@ def discover(root: Path, sluids: Mapping[str, str] | None = None, tasks: bool = 
     events). ``tasks`` also lists each step's task directories (for ``once``;
     the tick does not need them).
     """
-    return Walker(root).walk(sluids, tasks)
+    return scan(root, sluids, tasks)

@@ -1,52 +1,37 @@
-"""One tick: discover jobs, read each one's counters, derive rates, attribute GPUs, produce a Batch.
+"""One tick: discover jobs, read each one's counters into rows, attribute GPUs, produce a Batch.
 
-The sampler keeps one open reader per (job, step) cgroup between ticks (files
-held open, re-read with pread) and closes it when the cgroup is no longer
-listed or reads as gone. A job that ends between listing and reading is
-normal: its rows are simply missing from that tick.
+The pieces: ``discovery.Walker`` lists the job and step cgroups (cheaply: it
+remembers the tree between ticks), ``readers.Readers`` keeps every cgroup's
+files open and turns them into rows with their rates, ``jobgpus.JobGpus``
+adds the GPUs, ``wire`` encodes the columns. ``collect`` gives the same rows
+as ``JobReading`` objects for ``once``, the final sample of a job, and tests.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
-import math
-import resource
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from jobpulse.agent import discovery, jobmap, jobstate
+from jobpulse.agent import discovery, jobstate
+from jobpulse.agent.jobgpus import JobGpus, apply_to_readings, apply_to_rows
+from jobpulse.agent.readers import Key, Reader, Readers, raise_fd_limit
 from jobpulse.agent.settings import AgentSettings
-from jobpulse.agent.sources.base import JobReading, NoData
-from jobpulse.agent.sources.cgroup_v1 import V1Paths, V1Reader
-from jobpulse.agent.sources.cgroup_v2 import V2Reader
-from jobpulse.agent.sources.gpus import Attribution
+from jobpulse.agent.sources.base import JobReading, NoData, Rates, Row, reading_of, row_of
 from jobpulse.agent.sources.node import NodeSource
 from jobpulse.agent.sources.nvml import GpuReading, NvmlSource
 from jobpulse.agent.sources.proctree import ProcTree
-from jobpulse.agent.wire import encode_gpus, encode_jobs
+from jobpulse.agent.wire import encode_gpus, encode_rows
 from jobpulse.common.timeutil import now_ms
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-Reader = V1Reader | V2Reader
-
-
-@dataclass
-class _Previous:
-    time_ms: int
-    cpu_seconds: float
-    peak: float
-
 
 @dataclass
 class Sampler:
-    """Stateful across ticks: open readers, the last reading of each job (for rates), job metadata."""
+    """Stateful across ticks: the walker's memory, open readers, job metadata."""
 
     cgroup_root: Path
     node_source: NodeSource | None = None
@@ -56,19 +41,26 @@ class Sampler:
     tracked: dict[str, ProcTree] = field(default_factory=dict)
     metas: dict[str, dict[str, Any]] = field(default_factory=dict)
     sluids: dict[str, str] = field(default_factory=dict)
-    _previous: dict[tuple[str, str], _Previous] = field(default_factory=dict)
-    _readers: dict[tuple[str, str], Reader] = field(default_factory=dict)
-    _attribution: Attribution = field(default_factory=Attribution)
+    _tracked_rates: dict[str, Rates] = field(default_factory=dict)
     _unmapped_logged: set[str] = field(default_factory=set)
     _walker: discovery.Walker = field(init=False)
+    _pool: Readers = field(init=False)
+    _gpus: JobGpus | None = field(init=False, default=None)
     _last_unmapped: frozenset[str] = frozenset()
     _walks_since_reload: int = 0
-    _fd_limit_logged: bool = False
 
     def __post_init__(self) -> None:
         self._walker = discovery.Walker(self.cgroup_root)
+        self._pool = Readers(self.cgroup_root)
+        if self.gpu_source is not None:
+            self._gpus = JobGpus(self.gpu_source, self.proc_root)
         self.reload_state()
         raise_fd_limit()
+
+    @property
+    def _readers(self) -> dict[Key, Reader]:
+        """(job, step) -> its open reader (which also holds its state for rates)."""
+        return self._pool.open
 
     # --- job metadata (prolog state files and start events) ---
 
@@ -91,11 +83,9 @@ class Sampler:
 
     def forget(self, job_id: str) -> None:
         """Drop per-job state once a job has ended."""
-        for key in [k for k in self._previous if k[0] == job_id]:
-            del self._previous[key]
-        for key in [k for k in self._readers if k[0] == job_id]:
-            self._readers.pop(key).close()
+        self._pool.forget(job_id)
         self.tracked.pop(job_id, None)
+        self._tracked_rates.pop(job_id, None)
         meta = self.metas.pop(job_id, None)
         if meta and meta.get("sluid"):
             self.sluids.pop(str(meta["sluid"]), None)
@@ -104,6 +94,14 @@ class Sampler:
 
     def discover(self, tasks: bool = False) -> dict[str, discovery.FoundJob]:
         found = self._walker.walk(self.sluids, tasks=tasks)
+        if tasks or self._walker.unmapped:
+            found = self._drop_unmapped(found, tasks)
+        return found
+
+    def _drop_unmapped(
+        self, found: dict[str, discovery.FoundJob], tasks: bool
+    ) -> dict[str, discovery.FoundJob]:
+        """SLUID directories with no job id yet: look for the prolog's state file, else skip them."""
         unmapped = frozenset(k for k, job in found.items() if not job.mapped)
         self._walks_since_reload += 1
         if unmapped and (unmapped != self._last_unmapped or self._walks_since_reload >= 30):
@@ -111,6 +109,7 @@ class Sampler:
             self._last_unmapped, self._walks_since_reload = unmapped, 0
             self.reload_state()
             found = self._walker.walk(self.sluids, tasks=tasks)
+        found = dict(found)
         for key in [k for k, job in found.items() if not job.mapped]:
             if key not in self._unmapped_logged:
                 self._unmapped_logged.add(key)
@@ -118,171 +117,66 @@ class Sampler:
             del found[key]
         return found
 
-    def _open(self, job_id: str, step: str, where: Path | V1Paths, keep: bool = True) -> Reader:
-        if isinstance(where, V1Paths):
-            return V1Reader(where, job_id, step, keep=keep)
-        return V2Reader(where, job_id, step, top=self.cgroup_root, keep=keep)
-
-    def _read(self, key: tuple[str, str], where: Path | V1Paths) -> JobReading | None:
-        reader = self._readers.get(key)
-        try:
-            if reader is None:
-                try:
-                    reader = self._readers[key] = self._open(key[0], key[1], where)
-                except OSError as exc:
-                    if exc.errno not in (errno.EMFILE, errno.ENFILE):
-                        raise
-                    if not self._fd_limit_logged:
-                        self._fd_limit_logged = True
-                        log.warning(
-                            "out of file descriptors (%s): reading new cgroups without keeping them open", exc
-                        )
-                    return self._read_once(key, where)
-            return reader.read()
-        except NoData as exc:
-            self._gone(key, exc)
-            return None
-
-    def _gone(self, key: tuple[str, str], exc: Exception) -> None:
-        log.debug("job %s step %r vanished while reading: %s", key[0], key[1], exc)
-        gone = self._readers.pop(key, None)
-        if gone is not None:
-            gone.close()
-        self._walker.invalidate(key[0])  # list its steps again next tick
-
-    def _read_once(self, key: tuple[str, str], where: Path | V1Paths) -> JobReading | None:
-        """Open, read, close: the slow path when no descriptor can be kept."""
-        reader = None
-        try:
-            reader = self._open(key[0], key[1], where, keep=False)
-            return reader.read()
-        except (NoData, OSError):
-            return None
-        finally:
-            if reader is not None:
-                reader.close()
-
-    def collect(self, only: str | None = None) -> list[JobReading]:
-        """Read every job (or just ``only``) now, with cpu_cores and a peak filled in."""
+    def rows(self, only: str | None = None) -> tuple[int, list[Row]]:
+        """(time, a row per job and step now): the tick's hot path, with cores used and a peak filled in."""
         found = self.discover()
-        readings: list[JobReading] = []
-        listed: set[tuple[str, str]] = set()
-        readers = self._readers
-        for job_id, job in found.items():
-            if only is not None and job_id != only:
-                continue
-            keys = job.read_keys
-            if not keys:  # built once per listing of the job (the walker reuses unchanged jobs)
-                where = job.v2 if job.v2 is not None else job.v1
-                assert where is not None
-                keys.append(((job_id, ""), where))
-                keys += [((job_id, step), step_where) for step, step_where in job.steps.items()]
-            for key, key_where in keys:
-                listed.add(key)
-                reader = readers.get(key)
-                if reader is not None:  # the hot path: files already open
-                    try:
-                        readings.append(reader.read())
-                        continue
-                    except NoData as exc:
-                        self._gone(key, exc)
-                        reading = None
-                else:
-                    reading = self._read(key, key_where)
-                    if reading is not None:
-                        readings.append(reading)
-                if reading is None and key[1] == "":
-                    break  # the job ended between listing and reading: skip its steps
-        for key in [k for k in self._readers if k not in listed and (only is None or k[0] == only)]:
-            # Gone from the tree (the job or step ended): close its files, forget its last reading.
-            self._readers.pop(key).close()
-            self._previous.pop(key, None)
+        stamp = now_ms()
+        rows, vanished = self._pool.rows(found, stamp, only)
+        for job_id in vanished:
+            self._walker.invalidate(job_id)  # list its steps again next tick
+        if self.tracked:
+            rows += self._tracked_rows(found, stamp, only)
+        return stamp, rows
+
+    def _tracked_rows(self, found: dict[str, discovery.FoundJob], stamp: int, only: str | None) -> list[Row]:
+        """exec jobs without a cgroup of their own, read through their process tree."""
+        rows: list[Row] = []
         for job_id, tree in list(self.tracked.items()):
             if job_id in found or (only is not None and job_id != only):
                 continue
             try:
-                readings.append(tree.read())
+                reading = tree.read()
             except NoData:
                 continue
-        stamp = now_ms()
-        for reading in readings:
-            reading.time_ms = stamp
-            self._derive(reading)
-        return readings
+            rates = self._tracked_rates.setdefault(job_id, Rates())
+            cpu = reading.cpu_seconds
+            reading.cpu_cores, reading.mem_peak_bytes = rates.derive(
+                stamp, cpu, reading.mem_current_bytes, reading.mem_peak_bytes
+            )
+            rows.append(row_of(reading))
+        return rows
 
-    def _derive(self, reading: JobReading) -> None:
-        key = (reading.job_id, reading.step)
-        prev = self._previous.get(key)
-        cpu = reading.cpu_seconds
-        if prev is not None and reading.time_ms > prev.time_ms and cpu >= prev.cpu_seconds:
-            reading.cpu_cores = (cpu - prev.cpu_seconds) / ((reading.time_ms - prev.time_ms) / 1000)
-        if math.isnan(reading.mem_peak_bytes):
-            # Kernels before 5.19 have no memory.peak: keep the running maximum we saw.
-            seen = [
-                v for v in (prev.peak if prev else math.nan, reading.mem_current_bytes) if not math.isnan(v)
-            ]
-            reading.mem_peak_bytes = max(seen) if seen else math.nan
-        if prev is None:
-            self._previous[key] = _Previous(reading.time_ms, cpu, reading.mem_peak_bytes)
-        else:
-            prev.time_ms, prev.cpu_seconds, prev.peak = reading.time_ms, cpu, reading.mem_peak_bytes
+    def collect(self, only: str | None = None) -> list[JobReading]:
+        """Every job (or just ``only``) now, as readings."""
+        stamp, rows = self.rows(only)
+        return [reading_of(row, stamp) for row in rows]
 
     def close(self) -> None:
-        for reader in self._readers.values():
-            reader.close()
-        self._readers.clear()
+        self._pool.close()
+        self._walker.close()
 
     # --- GPUs ---
 
-    def gpu_claims(self, job_ids: Iterable[str]) -> dict[str, list[str]]:
-        """Job -> GPU UUIDs from the start metadata, indices resolved through NVML."""
-        assert self.gpu_source is not None
-        claims: dict[str, list[str]] = {}
-        for job_id in job_ids:
-            refs = self.metas.get(job_id, {}).get("gpus") or []
-            if isinstance(refs, str):
-                refs = [r for r in refs.split(",") if r]
-            uuids = [u for u in (self.gpu_source.resolve(str(r)) for r in refs) if u]
-            if uuids:
-                claims[job_id] = uuids
-        return claims
-
     def sample_gpus(self, readings: list[JobReading]) -> list[GpuReading]:
-        """GPU rows now, with each job's whole-job row given its GPU figures."""
-        if self.gpu_source is None or not self.gpu_source.available:
+        """GPU rows now, with each job's whole-job reading given its GPU figures."""
+        if self._gpus is None:
             return []
-        gpus = self.gpu_source.sample()
-        if self.gpu_source.processes_fresh and self.gpu_source.processes is not None:
-            job_of = partial(jobmap.job_of_pid, proc_root=self.proc_root, sluids=self.sluids)
-            self._attribution.update_processes(self.gpu_source.processes, job_of)
-        job_ids = {r.job_id for r in readings} | set(self.metas)
-        per_job = self._attribution.apply(gpus, self.gpu_claims(job_ids))
-        for reading in readings:
-            figures = per_job.get(reading.job_id)
-            if figures is not None and reading.step == "":
-                reading.gpu_util_percent = figures.util_percent
-                reading.gpu_mem_bytes = figures.mem_bytes
-                reading.gpu_power_watts = figures.power_watts
+        gpus, per_job = self._gpus.sample((r.job_id for r in readings), self.metas, self.sluids)
+        apply_to_readings(readings, per_job)
         return gpus
 
     def tick(self) -> pb.Batch:
         """A batch (without seq) with every job, the GPUs and the node."""
         batch = pb.Batch()
-        readings = self.collect()
-        encode_gpus(self.sample_gpus(readings), batch.gpus)
-        encode_jobs(readings, batch.jobs)
+        stamp, rows = self.rows()
+        if self._gpus is not None:
+            gpus, per_job = self._gpus.sample((row[0] for row in rows), self.metas, self.sluids)
+            apply_to_rows(rows, per_job)
+            encode_gpus(gpus, batch.gpus)
+        encode_rows(rows, stamp, batch.jobs)
         if self.node_source is not None:
             batch.node.append(self.node_source.sample())
         return batch
-
-
-def raise_fd_limit() -> None:
-    """Each job and step keeps ~8 files open: lift the soft descriptor limit (often 1024) to the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def gpu_source(settings: AgentSettings) -> NvmlSource | None:

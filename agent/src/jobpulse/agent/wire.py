@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from operator import attrgetter
 
-from jobpulse.agent.sources.base import VALUE_FIELDS, JobReading
+from jobpulse.agent.sources.base import VALUE_FIELDS, JobReading, Row
 from jobpulse.agent.sources.nvml import GpuReading
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
@@ -20,6 +20,21 @@ def encode_jobs(readings: Iterable[JobReading], out: pb.JobSamples) -> None:
     for name in VALUE_FIELDS:
         getter = attrgetter(name)
         getattr(out, name).extend([getter(r) for r in rows])
+
+
+def encode_rows(rows: list[Row], time_ms: int, out: pb.JobSamples) -> None:
+    """Append a tick's rows (one time for all) to the columnar JobSamples message.
+
+    ``zip(*rows)`` turns the rows into columns in C; one ``extend`` per column.
+    """
+    if not rows:
+        return
+    columns = zip(*rows, strict=True)
+    out.job_id.extend(next(columns))
+    out.step.extend(next(columns))
+    out.time_ms.extend([time_ms] * len(rows))
+    for name, column in zip(VALUE_FIELDS, columns, strict=True):
+        getattr(out, name).extend(column)
 
 
 GPU_VALUE_FIELDS: tuple[str, ...] = (

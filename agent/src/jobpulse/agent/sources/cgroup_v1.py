@@ -8,19 +8,22 @@ measured", never 0.
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobpulse.agent.sources.base import JobReading, NoData
+from jobpulse.agent.sources.base import NAN, JobReading, NoData, Rates, Row, reading_of
 from jobpulse.agent.sources.cgroupfs import (
     CgroupGone,
     FileSet,
     count_cpus,
     keyed_value,
+    limit_of,
     number_value,
-    read_number,
     read_text,
 )
+from jobpulse.common.timeutil import now_ms
 from jobpulse.common.units import NS_PER_S
 
 # The kernel reports "no limit" in v1 as the largest page-aligned signed 64-bit value.
@@ -39,48 +42,77 @@ class V1Paths:
         return self.root / controller / self.relative
 
 
+_BLKIO = re.compile(rb"^\S+ (Read|Write) (\d+)$", re.MULTILINE)
+# The kernel prints memory.stat's hierarchical totals in this order, one after the other.
+_TOTALS = re.compile(rb"\ntotal_cache (\d+)\ntotal_rss (\d+)\n")
+
+
 def parse_blkio(data: bytes | None) -> tuple[float, float]:
     """Read/Write byte totals from blkio.throttle.io_service_bytes ('MAJ:MIN Read N' lines)."""
     if data is None:
-        return math.nan, math.nan
+        return NAN, NAN
     read = write = 0.0
-    for line in data.split(b"\n"):
-        parts = line.split()
-        if len(parts) == 3 and parts[1] == b"Read":
-            read += float(parts[2])
-        elif len(parts) == 3 and parts[1] == b"Write":
-            write += float(parts[2])
+    for op, value in _BLKIO.findall(data):
+        if op == b"Read":
+            read += float(value)
+        else:
+            write += float(value)
     return read, write
 
 
-def effective_limit(paths: V1Paths) -> float:
+def parse_memory_stat(data: bytes | None) -> tuple[float, float]:
+    """(anon, file cache) bytes: the hierarchical totals, else the cgroup's own rss/cache."""
+    if data is None:
+        return NAN, NAN
+    match = _TOTALS.search(data)
+    if match is not None:
+        return float(match[2]), float(match[1])
+    anon = keyed_value(data, b"total_rss ")
+    cache = keyed_value(data, b"total_cache ")
+    return (
+        anon if anon == anon else keyed_value(data, b"rss "),
+        cache if cache == cache else keyed_value(data, b"cache "),
+    )
+
+
+def parse_oom_kills(data: bytes | None) -> float:
+    """oom_kill from memory.oom_control (NaN without it: kernels before 4.13)."""
+    if data is None:
+        return NAN
+    p = data.split(None, 6)  # b"oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"
+    return float(p[5]) if len(p) > 5 and p[4] == b"oom_kill" else keyed_value(data, b"oom_kill ")
+
+
+def effective_limit(directory: str, memory_root: str, cache: dict[str, float] | None = None) -> float:
     """The tightest memory.limit_in_bytes of the cgroup and its ancestors; +inf if none is set."""
-    memory_root = paths.root / "memory"
-    directory = paths.ctrl("memory")
-    own = read_number(directory / "memory.limit_in_bytes")
-    if math.isnan(own):
-        return math.nan
-    limit = own
-    while directory != memory_root and directory.parent != memory_root:
-        directory = directory.parent
-        value = read_number(directory / "memory.limit_in_bytes")
-        if math.isnan(value):
-            break
-        limit = min(limit, value)
+    limit = limit_of(directory, "memory.limit_in_bytes", memory_root, {} if cache is None else cache)
     return math.inf if limit >= V1_UNLIMITED else limit
 
 
-def allocated_cpus(paths: V1Paths) -> float:
-    cpus = read_text(paths.ctrl("cpuset") / "cpuset.effective_cpus")
+def allocated_cpus(directory: str) -> float:
+    cpus = read_text(os.path.join(directory, "cpuset.effective_cpus"))
     if cpus is None:
-        cpus = read_text(paths.ctrl("cpuset") / "cpuset.cpus")
+        cpus = read_text(os.path.join(directory, "cpuset.cpus"))
     return count_cpus(cpus)
 
 
-class V1Reader:
-    """One job (or step) across the v1 hierarchies, files held open between ticks."""
+class V1Reader(Rates):
+    """One job (or step) across the v1 hierarchies, files held open between ticks.
 
-    def __init__(self, paths: V1Paths, job_id: str, step: str = "", keep: bool = True) -> None:
+    ``limits`` is the ancestors' memory limits shared by the sampler's readers (see ``limit_of``).
+    """
+
+    __slots__ = ("_alloc", "_dirs", "_limit", "_limits", "_reads", "files", "job_id", "paths", "step")
+
+    def __init__(
+        self,
+        paths: V1Paths,
+        job_id: str,
+        step: str = "",
+        keep: bool = True,
+        limits: dict[str, float] | None = None,
+    ) -> None:
+        super().__init__()
         self.paths = paths
         self.job_id = job_id
         self.step = step
@@ -98,53 +130,101 @@ class V1Reader:
             },
             keep,
         )
-        if keep and "usage" not in self.files.fds and "current" not in self.files.fds:
+        if self.files.kept and "usage" not in self.files.fds and "current" not in self.files.fds:
             self.files.close()
             raise NoData(f"cgroup {paths.relative} vanished")
         self._reads = 0
-        self._alloc = math.nan
-        self._limit = math.nan
+        self._alloc = NAN
+        self._limit = NAN
+        self._limits = {} if limits is None else limits
+        # (cpuset dir, memory dir, memory root) as strings: refresh() makes no Path objects.
+        self._dirs = (str(paths.ctrl("cpuset")), str(memory), str(paths.root / "memory"))
 
-    def read(self) -> JobReading:
-        """cpuacct.stat is in USER_HZ ticks (coarse) while cpuacct.usage is exact in
+    def row(self, stamp: int, rates: bool = True) -> Row:
+        """This tick's row: counters, rates against the last reading, limits re-read every STATIC_EVERY.
+
+        ``rates`` False: no cores used, memory.peak as the kernel says (NaN if it has none).
+
+        cpuacct.stat is in USER_HZ ticks (coarse) while cpuacct.usage is exact in
         nanoseconds, so the total comes from cpuacct.usage and is split into
-        user/system by the ticks' proportion.
+        user/system by the ticks' proportion. This is the agent's hot path (once
+        per cgroup per tick): one pread per file, then only the keys reported.
 
         Raises:
             NoData: the job's cgroup is gone.
         """
         try:
-            usage_b, ticks, current, peak, stat, oom, blkio, pids = self.files.read_all()
+            usage_b, ticks, current_b, peak_b, stat, oom, blkio, pids_b = self.files.read_all()
         except CgroupGone as exc:
             raise NoData(f"cgroup {self.paths.relative} vanished: {exc}") from exc
-        if usage_b is None and current is None:
+        if usage_b is None and current_b is None:
             raise NoData(f"cgroup {self.paths.relative} vanished")
-        reading = JobReading(self.job_id, self.step)
-        usage = number_value(usage_b)
+        try:  # the kernel's usual output; anything else takes the careful path below
+            usage = float(usage_b) / NS_PER_S if usage_b is not None else NAN
+            current = float(current_b) if current_b is not None else NAN
+            peak = float(peak_b) if peak_b is not None else NAN
+            pids = float(pids_b) if pids_b is not None else NAN
+        except ValueError:
+            usage = number_value(usage_b) / NS_PER_S
+            current, peak, pids = number_value(current_b), number_value(peak_b), number_value(pids_b)
+        user = system = NAN
         if usage == usage:  # not NaN
             parts = ticks.split() if ticks else []  # b"user 305\nsystem 42\n"
             user_t = float(parts[1]) if len(parts) >= 4 and parts[0] == b"user" else 0.0
             sys_t = float(parts[3]) if len(parts) >= 4 and parts[2] == b"system" else 0.0
             share = user_t / (user_t + sys_t) if user_t + sys_t > 0 else 1.0
-            total = usage / NS_PER_S
-            reading.cpu_user_seconds = total * share
-            reading.cpu_system_seconds = total - reading.cpu_user_seconds
-        reading.mem_current_bytes = number_value(current)
-        reading.mem_peak_bytes = number_value(peak)
-        anon = keyed_value(stat, b"total_rss ")
-        reading.mem_anon_bytes = anon if anon == anon else keyed_value(stat, b"rss ")
-        cache = keyed_value(stat, b"total_cache ")
-        reading.mem_file_bytes = cache if cache == cache else keyed_value(stat, b"cache ")
-        reading.oom_kills = keyed_value(oom, b"oom_kill ")
-        reading.io_read_bytes, reading.io_write_bytes = parse_blkio(blkio)
-        reading.pids = number_value(pids)
+            user = usage * share
+            system = usage - user
+        totals = _TOTALS.search(stat) if stat is not None else None
+        if totals is not None:
+            cache, anon = float(totals[1]), float(totals[2])
+        else:
+            anon, cache = parse_memory_stat(stat)
         if self._reads % STATIC_EVERY == 0:
-            self._alloc = allocated_cpus(self.paths)
-            self._limit = effective_limit(self.paths)
+            self.refresh()
         self._reads += 1
-        reading.alloc_cpus = self._alloc
-        reading.mem_limit_bytes = self._limit
-        return reading
+        if rates:
+            cores, peak = self.derive(stamp, user + system, current, peak)
+        else:
+            cores = NAN
+        read, write = parse_blkio(blkio)
+        return (
+            self.job_id,
+            self.step,
+            user,
+            system,
+            cores,
+            self._alloc,
+            current,
+            peak,
+            anon,
+            cache,
+            self._limit,
+            parse_oom_kills(oom),
+            read,
+            write,
+            pids,
+            NAN,
+            NAN,
+            NAN,
+        )
+
+    def refresh(self) -> None:
+        """Re-read what changes rarely (cpuset, limit); retry keeping the files open if that failed."""
+        cpuset, memory, memory_root = self._dirs
+        self._alloc = allocated_cpus(cpuset)
+        self._limit = effective_limit(memory, memory_root, self._limits)
+        if not self.files.kept:
+            self.files.keep()
+
+    def read(self) -> JobReading:
+        """One reading as a ``JobReading``, stamped now: the kernel's figures alone, no rates.
+
+        Raises:
+            NoData: the job's cgroup is gone.
+        """
+        stamp = now_ms()
+        return reading_of(self.row(stamp, rates=False), stamp)
 
     def close(self) -> None:
         self.files.close()

@@ -9,19 +9,21 @@ needs kernel 5.19) are "not measured": NaN, never 0.
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
-from jobpulse.agent.sources.base import JobReading, NoData
+from jobpulse.agent.sources.base import NAN, JobReading, NoData, Rates, Row, reading_of
 from jobpulse.agent.sources.cgroupfs import (
     CgroupGone,
     FileSet,
     count_cpus,
     keyed_value,
+    limit_of,
     number_value,
-    read_number,
     read_text,
 )
+from jobpulse.common.timeutil import now_ms
 from jobpulse.common.units import US_PER_S
 
 _FILES = {
@@ -46,91 +48,153 @@ def parse_io(data: bytes | None) -> tuple[float, float]:
     return float(sum(map(int, _RBYTES.findall(data)))), float(sum(map(int, _WBYTES.findall(data))))
 
 
-def effective_limit(directory: Path, top: Path | None = None) -> float:
-    """memory.max of the cgroup, or the tightest ancestor's when it reads 'max'; +inf if none has one.
-
-    NaN when the memory controller is not enabled for the cgroup at all.
-    """
-    own = read_number(directory / "memory.max")
-    if math.isnan(own):
-        return math.nan
-    limit = own
-    parent = directory.parent
-    while parent != directory and (top is None or parent != top) and parent.name:
-        value = read_number(parent / "memory.max")
-        if math.isnan(value):
-            break
-        limit = min(limit, value)
-        directory, parent = parent, parent.parent
-    return limit
-
-
-def allocated_cpus(directory: Path) -> float:
-    text = read_text(directory / "cpuset.cpus.effective")
+def allocated_cpus(directory: Path | str) -> float:
+    text = read_text(os.path.join(directory, "cpuset.cpus.effective"))
     if text is None:
-        text = read_text(directory / "cpuset.cpus")
+        text = read_text(os.path.join(directory, "cpuset.cpus"))
     return count_cpus(text)
 
 
-class V2Reader:
-    """One cgroup v2 directory with its files held open between ticks."""
+def parse_cpu(data: bytes) -> tuple[float, float]:
+    """(user, system) seconds from cpu.stat."""
+    # The kernel prints these files in a fixed order: one split reads the leading keys,
+    # and the per-key lookup answers if a kernel ever orders them differently.
+    p = data.split(None, 6)
+    if len(p) > 5 and p[2] == b"user_usec" and p[4] == b"system_usec":
+        return float(p[3]) / US_PER_S, float(p[5]) / US_PER_S
+    return keyed_value(data, b"user_usec ") / US_PER_S, keyed_value(data, b"system_usec ") / US_PER_S
+
+
+def parse_memory_stat(data: bytes | None) -> tuple[float, float]:
+    """(anon, file) bytes from memory.stat."""
+    if data is None:
+        return NAN, NAN
+    p = data.split(None, 4)
+    if len(p) > 3 and p[0] == b"anon" and p[2] == b"file":
+        return float(p[1]), float(p[3])
+    return keyed_value(data, b"anon "), keyed_value(data, b"file ")
+
+
+def parse_oom_kills(data: bytes | None) -> float:
+    """oom_kill from memory.events (NaN without the memory controller)."""
+    if data is None:
+        return NAN
+    p = data.split(None, 10)
+    return float(p[9]) if len(p) > 9 and p[8] == b"oom_kill" else keyed_value(data, b"oom_kill ")
+
+
+class V2Reader(Rates):
+    """One cgroup v2 directory with its files held open between ticks.
+
+    ``limits`` is the ancestors' memory limits shared by the sampler's readers (see ``limit_of``).
+    """
+
+    __slots__ = (
+        "_alloc",
+        "_dirs",
+        "_limit",
+        "_limits",
+        "_reads",
+        "directory",
+        "files",
+        "job_id",
+        "step",
+        "top",
+    )
 
     def __init__(
-        self, directory: Path, job_id: str, step: str = "", top: Path | None = None, keep: bool = True
+        self,
+        directory: Path,
+        job_id: str,
+        step: str = "",
+        top: Path | None = None,
+        keep: bool = True,
+        limits: dict[str, float] | None = None,
     ) -> None:
+        super().__init__()
         self.directory = directory
         self.job_id = job_id
         self.step = step
         self.top = top
         self.files = FileSet({name: directory / file for name, file in _FILES.items()}, keep)
-        if keep and "cpu" not in self.files.fds:
+        if self.files.kept and "cpu" not in self.files.fds:
             self.files.close()
             raise NoData(f"cgroup {directory} vanished")
         self._reads = 0
-        self._alloc = math.nan
-        self._limit = math.nan
+        self._alloc = NAN
+        self._limit = NAN
+        self._limits = {} if limits is None else limits
+        # (directory, top) as strings: refresh() makes no Path objects.
+        self._dirs = (str(directory), "" if top is None else str(top))
 
-    def read(self) -> JobReading:
-        """Raises NoData when the cgroup is gone (the job ended)."""
+    def row(self, stamp: int, rates: bool = True) -> Row:
+        """This tick's row: counters, rates against the last reading, limits re-read every STATIC_EVERY.
+
+        ``rates`` False: no cores used, memory.peak as the kernel says (NaN if it has none).
+
+        Raises:
+            NoData: the cgroup is gone (the job ended).
+        """
         try:
-            cpu, current, peak, stat, events, io, pids = self.files.read_all()
+            cpu, current_b, peak_b, stat, events, io, pids_b = self.files.read_all()
         except CgroupGone as exc:
             raise NoData(f"cgroup {self.directory} vanished: {exc}") from exc
         if not cpu:
             raise NoData(f"cgroup {self.directory} vanished")
-        reading = JobReading(self.job_id, self.step)
-        # The kernel prints these files in a fixed order: one split reads the leading keys,
-        # and the per-key lookup answers if a kernel ever orders them differently.
-        p = cpu.split(None, 6)
-        if len(p) > 5 and p[2] == b"user_usec" and p[4] == b"system_usec":
-            reading.cpu_user_seconds = float(p[3]) / US_PER_S
-            reading.cpu_system_seconds = float(p[5]) / US_PER_S
-        else:
-            reading.cpu_user_seconds = keyed_value(cpu, b"user_usec ") / US_PER_S
-            reading.cpu_system_seconds = keyed_value(cpu, b"system_usec ") / US_PER_S
-        reading.mem_current_bytes = number_value(current)
-        reading.mem_peak_bytes = number_value(peak)
-        if stat is not None:
-            p = stat.split(None, 4)
-            if len(p) > 3 and p[0] == b"anon" and p[2] == b"file":
-                reading.mem_anon_bytes, reading.mem_file_bytes = float(p[1]), float(p[3])
-            else:
-                reading.mem_anon_bytes = keyed_value(stat, b"anon ")
-                reading.mem_file_bytes = keyed_value(stat, b"file ")
-        if events is not None:
-            p = events.split(None, 10)
-            reading.oom_kills = (
-                float(p[9]) if len(p) > 9 and p[8] == b"oom_kill" else keyed_value(events, b"oom_kill ")
-            )
-        reading.io_read_bytes, reading.io_write_bytes = parse_io(io)
-        reading.pids = number_value(pids)
+        user, system = parse_cpu(cpu)
+        try:  # the kernel's usual output; anything else takes the careful path below
+            current = float(current_b) if current_b is not None else NAN
+            peak = float(peak_b) if peak_b is not None else NAN
+            pids = float(pids_b) if pids_b is not None else NAN
+        except ValueError:
+            current, peak, pids = number_value(current_b), number_value(peak_b), number_value(pids_b)
+        anon, file = parse_memory_stat(stat)
+        read, write = parse_io(io)
         if self._reads % STATIC_EVERY == 0:
-            self._alloc = allocated_cpus(self.directory)
-            self._limit = effective_limit(self.directory, self.top)
+            self.refresh()
         self._reads += 1
-        reading.alloc_cpus = self._alloc
-        reading.mem_limit_bytes = self._limit
-        return reading
+        if rates:
+            cores, peak = self.derive(stamp, user + system, current, peak)
+        else:
+            cores = NAN
+        return (
+            self.job_id,
+            self.step,
+            user,
+            system,
+            cores,
+            self._alloc,
+            current,
+            peak,
+            anon,
+            file,
+            self._limit,
+            parse_oom_kills(events),
+            read,
+            write,
+            pids,
+            NAN,
+            NAN,
+            NAN,
+        )
+
+    def refresh(self) -> None:
+        """Re-read what changes rarely (cpuset, limit); retry keeping the files open if that failed."""
+        directory, top = self._dirs
+        self._alloc = allocated_cpus(directory)
+        # memory.max, or the tightest ancestor's below ``top`` when it reads 'max' (+inf: none has one).
+        self._limit = limit_of(directory, "memory.max", top, self._limits)
+        if not self.files.kept:
+            self.files.keep()
+
+    def read(self) -> JobReading:
+        """One reading as a ``JobReading``, stamped now: the kernel's figures alone, no rates.
+
+        Raises:
+            NoData: the cgroup is gone (the job ended).
+        """
+        stamp = now_ms()
+        return reading_of(self.row(stamp, rates=False), stamp)
 
     def close(self) -> None:
         self.files.close()

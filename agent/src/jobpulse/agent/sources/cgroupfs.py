@@ -9,37 +9,42 @@ import os
 from pathlib import Path
 
 NAN = math.nan
+_GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENOENT, errno.ESRCH})
 
 
-def read_text(path: Path) -> str | None:
-    """File contents, or None when the file (or its cgroup) does not exist.
+def read_bytes(path: Path | str) -> bytes | None:
+    """A small file's bytes (os calls, no file object), or None when it or its cgroup does not exist.
 
     A missing file is normal: optional controllers, or a job that ended between
     listing and reading.
     """
     try:
-        with open(path, "rb") as handle:
-            return handle.read().decode()
-    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        if exc.errno == 19:  # ENODEV: the cgroup was removed while we read it
+        if exc.errno in _GONE_ERRNOS:
             return None
         raise
-
-
-def read_number(path: Path) -> float:
-    """A single-value file ('123' or 'max') as a float; NaN if absent, +inf for 'max'."""
-    text = read_text(path)
-    if text is None:
-        return NAN
-    text = text.strip()
-    if text == "max":
-        return math.inf
     try:
-        return float(text)
-    except ValueError:
-        return NAN
+        return os.pread(fd, 65536, 0)
+    except OSError as exc:
+        if exc.errno in _GONE_ERRNOS:  # ENODEV: the cgroup was removed while we read it
+            return None
+        raise
+    finally:
+        os.close(fd)
+
+
+def read_text(path: Path | str) -> str | None:
+    """File contents as text, or None when the file (or its cgroup) does not exist."""
+    data = read_bytes(path)
+    return None if data is None else data.decode()
+
+
+def read_number(path: Path | str) -> float:
+    """A single-value file ('123' or 'max') as a float; NaN if absent, +inf for 'max'."""
+    return number_value(read_bytes(path))
 
 
 def count_cpus(cpulist: str | None) -> float:
@@ -56,38 +61,82 @@ def count_cpus(cpulist: str | None) -> float:
     return float(total)
 
 
+def limit_of(directory: str, filename: str, stop: str, cache: dict[str, float]) -> float:
+    """The tightest limit in ``filename`` of ``directory`` and its ancestors below ``stop``.
+
+    NaN when the directory has no such file (the controller is not enabled);
+    an ancestor without it ends the walk. The directory's own file is read
+    every call, the ancestors' answers come from ``cache`` when it has them:
+    every job and step below one ``uid_N`` or scope shares them, so a refresh
+    reads each ancestor once rather than once per cgroup. The caller empties
+    the cache as often as limits should be re-read.
+    """
+    own = read_number(os.path.join(directory, filename))
+    if own == own:  # not NaN
+        parent = os.path.dirname(directory)
+        if parent != stop and parent != directory and os.path.basename(parent):
+            above = cache.get(parent)
+            if above is None:
+                above = limit_of(parent, filename, stop, cache)
+            if above == above:
+                own = min(own, above)
+    cache[directory] = own
+    return own
+
+
 # --- The hot path: files opened once per cgroup and re-read with pread. ---
 #
 # Opening a cgroup file costs about as much as reading it, so a job's files are
 # opened when the job first appears and closed when it goes away; each tick is
 # one pread per file. Parsing looks up only the keys the agent reports.
 
-_GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENOENT, errno.ESRCH})
-
 
 class FileSet:
     """Open descriptors for some files of one cgroup; a file that does not exist is simply absent."""
 
-    __slots__ = ("fds", "names", "paths", "slots")
+    __slots__ = ("_at", "_sizes", "_zeros", "fds", "files", "names", "paths", "slots")
 
     def __init__(self, paths: dict[str, Path], keep: bool = True) -> None:
         self.names = list(paths)
+        self.files = [str(path) for path in paths.values()]  # str: a Path costs ~4x the memory
         self.fds: dict[str, int] = {}
-        # keep=False: nothing stays open, each read opens one file at a time (out of descriptors).
-        self.paths = None if keep else list(paths.values())
-        self.slots: list[int] = []
-        if not keep:
-            return
-        for name, path in paths.items():
+        # Not None while the files are not kept open: each read then opens one file at a time.
+        self.paths: list[str] | None = self.files
+        self.slots: list[int] = []  # the open descriptors, in order (absent files have none)
+        self._at: list[int] | None = None  # each descriptor's place in the answer, when some are absent
+        self._sizes: list[int] = []
+        self._zeros: list[int] = []
+        if keep:
+            self.keep()
+
+    def keep(self) -> bool:
+        """Open the files to keep them open; False (still reading path by path) when out of descriptors.
+
+        Raises:
+            OSError: anything but a missing file or running out of descriptors.
+        """
+        for name, path in zip(self.names, self.files, strict=True):
             try:
                 self.fds[name] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except (FileNotFoundError, NotADirectoryError, PermissionError):
                 continue
             except OSError as exc:
-                if exc.errno not in _GONE_ERRNOS:
-                    self.close()
-                    raise
-        self.slots = [self.fds.get(name, -1) for name in self.names]
+                if exc.errno in _GONE_ERRNOS:
+                    continue
+                self.close()
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    return False
+                raise
+        self.slots = list(self.fds.values())
+        if len(self.slots) < len(self.names):
+            self._at = [self.names.index(name) for name in self.fds]
+        self._sizes, self._zeros = [65536] * len(self.slots), [0] * len(self.slots)
+        self.paths = None
+        return True
+
+    @property
+    def kept(self) -> bool:
+        return self.paths is None
 
     def read_all(self) -> list[bytes | None]:
         """Every file's current contents in the order given at open; None for the absent ones.
@@ -99,23 +148,29 @@ class FileSet:
         """
         if self.paths is not None:
             return [_read_bytes(path) for path in self.paths]
-        pread = os.pread
         try:
-            return [pread(fd, 65536, 0) if fd >= 0 else None for fd in self.slots]
+            # os.pread(fd, 65536, 0) for every descriptor, iterated in C (no Python loop).
+            got: list[bytes | None] = list(map(os.pread, self.slots, self._sizes, self._zeros))
         except OSError as exc:
             if exc.errno in _GONE_ERRNOS:
                 raise CgroupGone(str(exc)) from exc
             raise
+        if self._at is None:
+            return got
+        answer: list[bytes | None] = [None] * len(self.names)
+        for at, data in zip(self._at, got, strict=True):
+            answer[at] = data
+        return answer
 
     def close(self) -> None:
         for fd in self.fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.fds.clear()
-        self.slots = []
+        self.slots, self._sizes, self._zeros = [], [], []
 
 
-def _read_bytes(path: Path) -> bytes | None:
+def _read_bytes(path: str) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
@@ -156,13 +211,10 @@ def keyed_value(data: bytes | None, key: bytes) -> float:
 
 
 def number_value(data: bytes | None) -> float:
-    """A single-value file's bytes as a float: NaN when absent, +inf for 'max'."""
+    """A single-value file's bytes as a float: NaN when absent or not a number, +inf for 'max'."""
     if data is None:
         return NAN
-    data = data.strip()
-    if data == b"max":
-        return math.inf
     try:
-        return float(data)
+        return float(data)  # surrounding whitespace (the newline) is allowed
     except ValueError:
-        return NAN
+        return math.inf if data.strip() == b"max" else NAN
