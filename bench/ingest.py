@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+from jobpulse.collector.store.ingest import prepare
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS, migrate
 from jobpulse.collector.store.sqlite import connect
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -209,17 +210,7 @@ def baseline(path: Path, agents: int, jobs: int, rows_target: int) -> float:
         seq += 1
         for a, encoder in enumerate(encoders):
             (batch,) = decode(encoder.message(seq, 1))
-            b = batch.jobs
-            rows.extend(
-                zip(
-                    [int(x) for x in b.job_id],
-                    [f"sim{a:04d}"] * jobs,
-                    b.step,
-                    b.time_ms,
-                    *(getattr(b, c) for c in JOB_SAMPLE_COLUMNS),
-                    strict=True,
-                )
-            )
+            rows.extend(prepare(f"sim{a:04d}", "", "bench", batch).job_rows)  # the collector's rows
     start = time.perf_counter()
     for i in range(0, len(rows), 10_000):
         db.execute("BEGIN")

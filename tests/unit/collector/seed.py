@@ -7,7 +7,7 @@ import math
 import sqlite3
 import time
 
-from jobpulse.collector.store.ingest import _SERIES_UPSERT, _series_ranges
+from jobpulse.collector.store.ingest import _SERIES_UPSERT, _group_series
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 
 _INSERT = (
@@ -83,7 +83,5 @@ def add_samples(
     db.execute("BEGIN")
     db.executemany(_INSERT, rows)
     # keep the per-series ledger as the real ingest path does (rollups and series queries use it)
-    for node in nodes:
-        times = [r[3] for r in rows if r[1] == node]
-        db.executemany(_SERIES_UPSERT, _series_ranges(node, [job_id] * len(times), [""] * len(times), times))
+    db.executemany(_SERIES_UPSERT, _group_series(rows))
     db.execute("COMMIT")

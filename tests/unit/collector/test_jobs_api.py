@@ -198,7 +198,7 @@ async def test_finished_job_series_are_cached_until_a_late_batch_arrives(
     late.jobs.time_ms.append((T0 + 90) * 1000)
     for column in JOB_SAMPLE_COLUMNS:
         getattr(late.jobs, column).append(1.0)
-    fx_client.app.state.live.on_batch("n9", late)  # the ingest hook: a replayed batch for job 101
+    fx_client.app.state.live.on_batches("n9", [late])  # the ingest hook: a replayed batch for job 101
     body = (await fx_client.get("/api/job/101", headers=alice)).json()
     assert nodes() == {"n1", "n2", "n9"}
     raw = (await fx_client.get("/api/job/101?raw=true&node=n9", headers=alice)).json()  # never cached

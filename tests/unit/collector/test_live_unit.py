@@ -1,4 +1,4 @@
-"""WS /api/live/{id} access rules and message flow, fed through the ingest hook (LiveFeed.on_batch)."""
+"""WS /api/live/{id} access rules and message flow, fed through the ingest hook (LiveFeed.on_batches)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_owner_receives_whole_job_samples_then_end(client: TestClient) -> None:
     live = client.app.state.live
 
     def feed(batch: pb.Batch) -> None:  # as the ingest path does: on the app's event loop
-        client.blocking_portal.call(live.on_batch, "n1", batch)
+        client.blocking_portal.call(live.on_batches, "n1", [batch])
 
     with client.websocket_connect("/api/live/301") as ws:
         assert ws.receive_json() == {"type": "hello", "job": 301, "running": True}
@@ -106,7 +106,7 @@ def test_a_broken_batch_never_breaks_ingest(client: TestClient) -> None:
     bad.jobs.job_id.append("not-a-number")
     bad.jobs.step.append("")
     bad.jobs.time_ms.append(1)
-    client.app.state.live.on_batch("n1", bad)  # logged, not raised
+    client.app.state.live.on_batches("n1", [bad])  # logged, not raised
 
 
 def test_unwatched_jobs_cost_no_per_sample_work(client: TestClient) -> None:

@@ -155,9 +155,16 @@ class Walker:
             return  # ended just now
         except OSError:
             fd = -1  # out of descriptors: stat by path instead
-        kept = _Job(fd, job_dir, relative, (-1, -1), -1, [], [], FoundJob(job_id=""))
+        try:
+            st = os.fstat(fd) if fd >= 0 else os.stat(job_dir)
+        except OSError:
+            if fd >= 0:
+                os.close(fd)
+            return  # ended just now
+        stamp = (st.st_nlink, st.st_mtime_ns)  # what _check_jobs compares, so it does not list it again
+        kept = _Job(fd, job_dir, relative, stamp, -1, [], [], FoundJob(job_id=""))
         self._jobs[job_dir] = kept
-        self._rescan(kept, (-1, -1), sluids)
+        self._rescan(kept, stamp, sluids)
 
     def _rescan(self, kept: _Job, stamp: tuple[int, int], sluids: Mapping[str, str]) -> None:
         """List the job's steps again; the same steps under the same name keep the same FoundJob."""

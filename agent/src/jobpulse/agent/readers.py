@@ -17,8 +17,9 @@ from pathlib import Path
 
 from jobpulse.agent.discovery import FoundJob
 from jobpulse.agent.sources.base import NoData, Row
-from jobpulse.agent.sources.cgroup_v1 import STATIC_EVERY, V1Paths, V1Reader
+from jobpulse.agent.sources.cgroup_v1 import V1Paths, V1Reader
 from jobpulse.agent.sources.cgroup_v2 import V2Reader
+from jobpulse.agent.sources.cgroupfs import STATIC_EVERY
 
 log = logging.getLogger(__name__)
 

@@ -59,12 +59,6 @@ class GroupCommitter:
             self._task = asyncio.create_task(self._run())
         return future
 
-    async def submit_many(
-        self, node: str, stream_id: str, cluster: str, batches: list[pb.Batch]
-    ) -> list[Result]:
-        """:meth:`submit`, then wait for the commit."""
-        return await self.submit(node, stream_id, cluster, batches)
-
     def _take(self) -> list[Entry]:
         """The next group: whole messages, oldest first, up to ``max_rows`` job rows (at least one)."""
         rows = 0

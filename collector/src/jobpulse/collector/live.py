@@ -1,6 +1,6 @@
 """Live job feeds: the ingest path publishes each committed sample on a per-job channel.
 
-``IngestServicer.on_batch`` calls :meth:`LiveFeed.on_batch` right after a batch is committed, in the
+``IngestServicer.on_batches`` calls :meth:`LiveFeed.on_batches` right after a message's batches are committed, in the
 collector's one event loop; the Litestar Channels plugin (in-memory backend) fans each message out to
 the ``WS /api/live/{id}`` subscribers of that job. Each subscriber has a bounded backlog that drops
 its oldest messages when the client reads too slowly, so one slow browser cannot grow memory or hold
@@ -53,10 +53,6 @@ class LiveFeed:
         self.published = 0
         # called with the job ids of every committed batch (e.g. to drop cached series of those jobs)
         self.job_listeners: list[Callable[[Iterable[int]], None]] = []
-
-    def on_batch(self, node: str, batch: pb.Batch) -> None:
-        """Publish one committed batch (see :meth:`on_batches`)."""
-        self.on_batches(node, (batch,))
 
     def on_batches(self, node: str, batches: Sequence[pb.Batch]) -> None:
         """Publish the whole-job samples and job ends of committed batches. Never raises into ingest.

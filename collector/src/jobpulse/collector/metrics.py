@@ -4,7 +4,7 @@ Each app has its own registry (tests build many apps in one process). HTTP
 requests are counted by a small ASGI middleware keyed by route template (not
 the raw path, so job ids do not explode the label set); node, job and user
 counts are read from the database at scrape time; ingest counters are fed by
-the gRPC servicer's ``on_batch`` hook.
+the gRPC servicer's ``on_batches`` hook.
 """
 
 from __future__ import annotations
@@ -74,10 +74,6 @@ class CollectorMetrics:
         jobs, running = db.execute("SELECT count(*), coalesce(sum(is_running), 0) FROM jobs").fetchone()
         self.jobs.set(jobs)
         self.jobs_running.set(running)
-
-    def observe_batch(self, node: str, batch: pb.Batch) -> None:
-        """One stored batch (see :meth:`observe_batches`)."""
-        self.observe_batches(node, (batch,))
 
     def observe_batches(self, node: str, batches: Sequence[pb.Batch]) -> None:
         """IngestServicer's hook: called once per agent message with the batches actually stored (not

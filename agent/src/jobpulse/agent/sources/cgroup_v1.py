@@ -15,6 +15,7 @@ from pathlib import Path
 
 from jobpulse.agent.sources.base import NAN, JobReading, NoData, Rates, Row, reading_of
 from jobpulse.agent.sources.cgroupfs import (
+    STATIC_EVERY,
     CgroupGone,
     FileSet,
     count_cpus,
@@ -28,7 +29,6 @@ from jobpulse.common.units import NS_PER_S
 
 # The kernel reports "no limit" in v1 as the largest page-aligned signed 64-bit value.
 V1_UNLIMITED = 9223372036854771712
-STATIC_EVERY = 30
 
 
 @dataclass(frozen=True)
@@ -175,11 +175,7 @@ class V1Reader(Rates):
             share = user_t / (user_t + sys_t) if user_t + sys_t > 0 else 1.0
             user = usage * share
             system = usage - user
-        totals = _TOTALS.search(stat) if stat is not None else None
-        if totals is not None:
-            cache, anon = float(totals[1]), float(totals[2])
-        else:
-            anon, cache = parse_memory_stat(stat)
+        anon, cache = parse_memory_stat(stat)
         if self._reads % STATIC_EVERY == 0:
             self.refresh()
         self._reads += 1

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from jobpulse.agent.sources.base import NAN, JobReading, NoData, Rates, Row, reading_of
 from jobpulse.agent.sources.cgroupfs import (
+    STATIC_EVERY,
     CgroupGone,
     FileSet,
     count_cpus,
@@ -37,8 +38,6 @@ _FILES = {
 }
 _RBYTES = re.compile(rb" rbytes=(\d+)")
 _WBYTES = re.compile(rb" wbytes=(\d+)")
-# Limits and cpusets change rarely (scontrol update): re-read them every this many reads.
-STATIC_EVERY = 30
 
 
 def parse_io(data: bytes | None) -> tuple[float, float]:

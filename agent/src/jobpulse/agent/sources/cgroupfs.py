@@ -8,6 +8,10 @@ import math
 import os
 from pathlib import Path
 
+# Limits and cpusets change rarely (scontrol update): readers re-read them every this many reads, and
+# the sampler empties its shared ancestor-limit cache on the same cycle.
+STATIC_EVERY = 30
+
 NAN = math.nan
 _GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENOENT, errno.ESRCH})
 

@@ -61,22 +61,6 @@ def _check_lengths(label: str, names: Iterable[str], columns: Sequence[Any]) -> 
     return first
 
 
-def _series_ranges(
-    node: str, job_ids: list[int], steps: Iterable[str], times: Iterable[int]
-) -> list[tuple[int, str, str, int, int, int]]:
-    """(job, node, step, first, last, first) per series in the batch: usually one or two rows."""
-    ranges: dict[tuple[int, str], list[int]] = {}
-    for key in zip(job_ids, steps, times, strict=True):
-        span = ranges.get(key[:2])
-        if span is None:
-            ranges[key[:2]] = [key[2], key[2]]
-        elif key[2] < span[0]:
-            span[0] = key[2]
-        elif key[2] > span[1]:
-            span[1] = key[2]
-    return [(job, node, step, lo, hi, lo) for (job, step), (lo, hi) in ranges.items()]
-
-
 def _group_series(job_rows: list[tuple[Any, ...]]) -> list[tuple[int, str, str, int, int, int]]:
     """Ledger rows for a whole group: one per (job, node, step) however many batches and ticks carry it.
 

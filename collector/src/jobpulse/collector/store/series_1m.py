@@ -20,7 +20,6 @@ from jobpulse.collector.store.migrations import COUNTER_COLUMNS
 from jobpulse.collector.store.packed import HOUR_MS, MINUTE_MS, Hour, decode, fetch, merge, minutes
 
 Rows = list[tuple[str, list[int], list[list[Any]]]]  # (node or "*", times, values per metric)
-_FULL = list(range(60))
 _ZERO = bytes(8)
 
 
@@ -42,7 +41,7 @@ def _clean(values: list[float], limit: bool) -> list[Any]:
 
 
 def _node_minutes(
-    hours: dict[int, Hour], cols: list[str], weighted: list[bool], lo: int, hi: int
+    hours: dict[int, Hour], cols: list[str], lo: int, hi: int
 ) -> tuple[list[int], list[list[float]], list[float]]:
     """(times, values per column, samples) of one node's minutes in [lo, hi), hour by hour."""
     times: list[int] = []
@@ -53,17 +52,16 @@ def _node_minutes(
         n = h["n"]
         if lo <= hour and hour + HOUR_MS <= hi and min(n) > 0:
             times.extend(range(hour, hour + HOUR_MS, MINUTE_MS))
-            idx = _FULL
             samples.extend(n)
-            for out, c, w in zip(values, cols, weighted, strict=True):
-                out.extend([a * k for a, k in zip(h[c], n, strict=True)] if w else h[c])
+            for out, c in zip(values, cols, strict=True):
+                out.extend(h[c])
             continue
         idx = [i for i, t in minutes(hour, h, lo, hi)]
         times.extend(hour + i * MINUTE_MS for i in idx)
         samples.extend(n[i] for i in idx)
-        for out, c, w in zip(values, cols, weighted, strict=True):
+        for out, c in zip(values, cols, strict=True):
             arr = h[c]
-            out.extend(arr[i] * n[i] for i in idx) if w else out.extend(arr[i] for i in idx)
+            out.extend(arr[i] for i in idx)
     return times, values, samples
 
 
@@ -245,7 +243,7 @@ def minute_series(
         samples: Sequence[float]
         if fast is None:
             hours = merge(cols, packed.get(node, {}), wide.get(node, []))
-            times, by_col, samples = _node_minutes(hours, cols[1:], [False] * (len(cols) - 1), lo, hi)
+            times, by_col, samples = _node_minutes(hours, cols[1:], lo, hi)
         else:
             times, by_col, samples = fast
         if not times:
