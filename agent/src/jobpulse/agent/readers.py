@@ -15,6 +15,7 @@ import resource
 from collections.abc import Mapping
 from pathlib import Path
 
+from jobpulse.agent import block
 from jobpulse.agent.discovery import FoundJob
 from jobpulse.agent.sources.base import NoData, Row
 from jobpulse.agent.sources.cgroup_v1 import V1Paths, V1Reader
@@ -36,6 +37,10 @@ class Readers:
         self.limits: dict[str, float] = {}  # emptied every STATIC_EVERY ticks: limits are re-read
         self._ticks = 0
         self._fd_limit_logged = False
+        # The fast path (block.py): blocks built from the last per-reader tick, valid while the walker
+        # answers with that same listing (it returns the very same dict when nothing changed).
+        self._blocks: list[block.Block] | None = None
+        self._blocks_for: Mapping[str, FoundJob] | None = None
 
     def rows(
         self, found: Mapping[str, FoundJob], stamp: int, only: str | None = None
@@ -46,8 +51,15 @@ class Readers:
         tick that can be kept (the keys per job, the readers, their state).
         """
         self._ticks += 1
-        if self._ticks % STATIC_EVERY == 0:
+        static = self._ticks % STATIC_EVERY == 0
+        if static:
             self.limits.clear()
+        if only is None and self._blocks is not None:
+            if found is self._blocks_for:
+                fast = self._block_rows(stamp, static)
+                if fast is not None:
+                    return fast, set()
+            self._dissolve()
         rows: list[Row] = []
         append = rows.append
         readers = self.open
@@ -82,7 +94,30 @@ class Readers:
             self._close_unlisted(found)
         elif only is not None:
             self._close_unlisted({only: found[only]} if only in found else {}, only)
+        if only is None and not vanished:
+            self._blocks = block.build(readers.values(), stamp)
+            self._blocks_for = found if self._blocks is not None else None
         return rows, vanished
+
+    def _block_rows(self, stamp: int, static: bool) -> list[Row] | None:
+        """Every reader's row through the blocks, or None (nothing kept) when a cgroup changed under them."""
+        assert self._blocks is not None
+        rows: list[Row] = []
+        try:
+            for each in self._blocks:
+                rows += each.rows(stamp, refresh=static)
+        except (OSError, block.Stale) as exc:
+            log.debug("fast path left for this tick: %s", exc)
+            return None
+        for each in self._blocks:
+            each.commit()
+        return rows
+
+    def _dissolve(self) -> None:
+        if self._blocks is not None:
+            for each in self._blocks:
+                each.dissolve()
+        self._blocks, self._blocks_for = None, None
 
     def _reader(self, key: Key, where: Path | V1Paths) -> Reader:
         """A new reader, its files kept open if the process has descriptors left.
@@ -106,10 +141,12 @@ class Readers:
             self.open.pop(key).close()
 
     def forget(self, job_id: str) -> None:
+        self._dissolve()
         for key in [k for k in self.open if k[0] == job_id]:
             self.open.pop(key).close()
 
     def close(self) -> None:
+        self._dissolve()
         for reader in self.open.values():
             reader.close()
         self.open.clear()

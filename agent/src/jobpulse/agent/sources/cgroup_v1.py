@@ -102,7 +102,7 @@ class V1Reader(Rates):
     ``limits`` is the ancestors' memory limits shared by the sampler's readers (see ``limit_of``).
     """
 
-    __slots__ = ("_alloc", "_dirs", "_limit", "_limits", "_reads", "files", "job_id", "paths", "step")
+    __slots__ = ("_dirs", "_limits", "_reads", "alloc", "files", "job_id", "limit", "paths", "step")
 
     def __init__(
         self,
@@ -134,8 +134,8 @@ class V1Reader(Rates):
             self.files.close()
             raise NoData(f"cgroup {paths.relative} vanished")
         self._reads = 0
-        self._alloc = NAN
-        self._limit = NAN
+        self.alloc = NAN
+        self.limit = NAN
         self._limits = {} if limits is None else limits
         # (cpuset dir, memory dir, memory root) as strings: refresh() makes no Path objects.
         self._dirs = (str(paths.ctrl("cpuset")), str(memory), str(paths.root / "memory"))
@@ -190,12 +190,12 @@ class V1Reader(Rates):
             user,
             system,
             cores,
-            self._alloc,
+            self.alloc,
             current,
             peak,
             anon,
             cache,
-            self._limit,
+            self.limit,
             parse_oom_kills(oom),
             read,
             write,
@@ -208,8 +208,8 @@ class V1Reader(Rates):
     def refresh(self) -> None:
         """Re-read what changes rarely (cpuset, limit); retry keeping the files open if that failed."""
         cpuset, memory, memory_root = self._dirs
-        self._alloc = allocated_cpus(cpuset)
-        self._limit = effective_limit(memory, memory_root, self._limits)
+        self.alloc = allocated_cpus(cpuset)
+        self.limit = effective_limit(memory, memory_root, self._limits)
         if not self.files.kept:
             self.files.keep()
 

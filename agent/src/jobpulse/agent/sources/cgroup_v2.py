@@ -89,14 +89,14 @@ class V2Reader(Rates):
     """
 
     __slots__ = (
-        "_alloc",
         "_dirs",
-        "_limit",
         "_limits",
         "_reads",
+        "alloc",
         "directory",
         "files",
         "job_id",
+        "limit",
         "step",
         "top",
     )
@@ -120,8 +120,8 @@ class V2Reader(Rates):
             self.files.close()
             raise NoData(f"cgroup {directory} vanished")
         self._reads = 0
-        self._alloc = NAN
-        self._limit = NAN
+        self.alloc = NAN
+        self.limit = NAN
         self._limits = {} if limits is None else limits
         # (directory, top) as strings: refresh() makes no Path objects.
         self._dirs = (str(directory), "" if top is None else str(top))
@@ -162,12 +162,12 @@ class V2Reader(Rates):
             user,
             system,
             cores,
-            self._alloc,
+            self.alloc,
             current,
             peak,
             anon,
             file,
-            self._limit,
+            self.limit,
             parse_oom_kills(events),
             read,
             write,
@@ -180,9 +180,9 @@ class V2Reader(Rates):
     def refresh(self) -> None:
         """Re-read what changes rarely (cpuset, limit); retry keeping the files open if that failed."""
         directory, top = self._dirs
-        self._alloc = allocated_cpus(directory)
+        self.alloc = allocated_cpus(directory)
         # memory.max, or the tightest ancestor's below ``top`` when it reads 'max' (+inf: none has one).
-        self._limit = limit_of(directory, "memory.max", top, self._limits)
+        self.limit = limit_of(directory, "memory.max", top, self._limits)
         if not self.files.kept:
             self.files.keep()
 
