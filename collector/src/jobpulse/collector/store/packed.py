@@ -36,7 +36,6 @@ WIDE = "job_samples_1m"
 COLUMNS: tuple[str, ...] = tuple(rollup_value_columns())  # "n" first
 _NAN = math.nan
 _BIG_ENDIAN = sys.byteorder == "big"
-_POS = 2**62
 _ALL_MINUTES = list(range(60))
 
 Hour = dict[str, "array[float]"]  # column -> 60 values (array('d'))
@@ -220,26 +219,3 @@ def first_minute(db: sqlite3.Connection, job_id: int, node: str, step: str) -> i
             found.append(hour + first * MINUTE_MS)
             break
     return min(found) if found else None
-
-
-def minute_rows(db: sqlite3.Connection, job_id: int | None = None) -> list[dict[str, Any]]:
-    """Every stored minute as the wide row it stands for (job_id, node, step, ts, n, ...), in key order.
-
-    For tests and administration (reads everything; not for the query path). None where not measured.
-    """
-    where, params = ("WHERE job_id = ?", (job_id,)) if job_id is not None else ("", ())
-    out = []
-    series = db.execute(
-        f"SELECT DISTINCT job_id, node, step FROM {PACKED} {where}"
-        f" UNION SELECT DISTINCT job_id, node, step FROM {WIDE} {where} ORDER BY 1, 2, 3",
-        params * 2,
-    ).fetchall()
-    for jid, node, step in series:
-        for hour, h in sorted(read_hours(db, jid, step, [node], COLUMNS, -_POS, _POS).get(node, {}).items()):
-            for i, t in minutes(hour, h, -_POS, _POS):
-                row: dict[str, Any] = {"job_id": jid, "node": node, "step": step, "ts": t}
-                for c in COLUMNS:
-                    v = h[c][i]
-                    row[c] = int(v) if c == "n" else (None if v != v else v)
-                out.append(row)
-    return out
