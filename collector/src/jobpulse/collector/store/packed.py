@@ -36,6 +36,7 @@ WIDE = "job_samples_1m"
 COLUMNS: tuple[str, ...] = tuple(rollup_value_columns())  # "n" first
 _NAN = math.nan
 _BIG_ENDIAN = sys.byteorder == "big"
+_POS = 2**62
 _ALL_MINUTES = list(range(60))
 
 Hour = dict[str, "array[float]"]  # column -> 60 values (array('d'))
@@ -178,6 +179,17 @@ def minutes(hour: int, h: Hour, lo: int, hi: int) -> Iterable[tuple[int, int]]:
         t = hour + i * MINUTE_MS
         if n[i] > 0 and lo <= t < hi:
             yield i, t
+
+
+def selection(h: Hour, hour: int = 0, lo: int = -_POS, hi: int = _POS) -> list[int] | None:
+    """The minutes of ``h`` (starting at ``hour``) with data within [lo, hi), as readers take them.
+
+    None when that is all 60: the hour lies inside [lo, hi) and every minute has data, the common case,
+    which callers take as whole arrays (no per-minute Python work). Otherwise the minutes' indices.
+    """
+    if lo <= hour and hour + HOUR_MS <= hi and min(h["n"]) > 0:
+        return None
+    return [i for i, _ in minutes(hour, h, lo, hi)]
 
 
 def delete_before(db: sqlite3.Connection, job_id: int, node: str, step: str, limit: int) -> int:
