@@ -187,8 +187,9 @@ def selection(h: Hour, hour: int = 0, lo: int = -_POS, hi: int = _POS) -> list[i
     None when that is all 60: the hour lies inside [lo, hi) and every minute has data, the common case,
     which callers take as whole arrays (no per-minute Python work). Otherwise the minutes' indices.
     """
-    if lo <= hour and hour + HOUR_MS <= hi and min(h["n"]) > 0:
-        return None
+    if lo <= hour and hour + HOUR_MS <= hi:
+        n = h["n"]
+        return None if min(n) > 0 else [i for i in _ALL_MINUTES if n[i] > 0]
     return [i for i, _ in minutes(hour, h, lo, hi)]
 
 

@@ -93,6 +93,8 @@ def aggregate(
     only grows) the maximum; NaN is skipped and a column never measured is None. Sums are taken hour by
     hour, then across the hours in the order given. Used for 1-hour rows and job summaries alike.
     """
+    # per column: None for a mean, else min or max
+    hows = [None if c.endswith("_avg") else (min if c.endswith("_min") else max) for c in cols]
     count = 0.0
     sums = [[0.0, 0.0] for _ in cols]  # for means: sum of value x samples, sum of samples (where known)
     extremes: list[list[float]] = [[] for _ in cols]  # for min and max: one per hour
@@ -101,17 +103,17 @@ def aggregate(
         samples: Sequence[float] = n if idx is None else [n[i] for i in idx]
         if not samples:
             continue
-        count += sum(samples)
-        for j, c in enumerate(cols):
+        weight = sum(samples)
+        count += weight
+        for c, how, acc, found in zip(cols, hows, sums, extremes, strict=True):
             a = h[c]
             values: Sequence[float] = a if idx is None else [a[i] for i in idx]
             total = sum(values)
             clean = total == total  # no NaN (the common case): whole columns at once
-            if c.endswith("_avg"):
-                acc = sums[j]
+            if how is None:
                 if clean:
                     acc[0] += sum(map(mul, values, samples))
-                    acc[1] += sum(samples)
+                    acc[1] += weight
                 else:
                     pairs = [(v, k) for v, k in zip(values, samples, strict=True) if v == v]
                     acc[0] += sum(v * k for v, k in pairs)
@@ -119,13 +121,13 @@ def aggregate(
                 continue
             known = values if clean else [v for v in values if v == v]
             if known:
-                extremes[j].append(min(known) if c.endswith("_min") else max(known))
+                found.append(how(known))
     out: list[float | None] = []
-    for c, (weighted, weight), found in zip(cols, sums, extremes, strict=True):
-        if c.endswith("_avg"):
-            out.append(weighted / weight if weight else None)
+    for how, (weighted, known_weight), found in zip(hows, sums, extremes, strict=True):
+        if how is None:
+            out.append(weighted / known_weight if known_weight else None)
         else:
-            out.append((min(found) if c.endswith("_min") else max(found)) if found else None)
+            out.append(how(found) if found else None)
     return count, out
 
 
