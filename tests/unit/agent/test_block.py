@@ -190,3 +190,27 @@ def test_a_file_that_outgrows_its_buffer_is_read_whole(
         assert (job[12], job[13]) == (sum(1000 + i for i in range(60)), sum(2000 + i for i in range(60)))
     finally:
         fast.close()
+
+
+def test_one_job_read_alone_after_fast_ticks_has_the_right_rates(tmp_path: Path, clock: list[int]) -> None:
+    """The epilog's final sample (``collect(only=job)``) after block ticks: rates against the last tick."""
+    root = tmp_path / "v2"
+    shutil.copytree(FIXTURES / "scenarios" / "v2_job_id", root)
+    fast, slow = Sampler(root), Sampler(root)
+    originals: dict[Path, str] = {}
+    try:
+        for tick in range(4):
+            move(root, tick, originals)
+            clock[0] += 10_000
+            fast.rows()
+            slow._pool._blocks = None
+            slow.rows()
+        move(root, 4, originals)
+        clock[0] += 5_000
+        got = {(r.job_id, r.step): r for r in fast.collect(only="77")}
+        want = {(r.job_id, r.step): r for r in slow.collect(only="77")}
+        assert got == want
+        assert got[("77", "")].cpu_cores == pytest.approx(0.3 / 5)  # 0.3 s of CPU in the last 5 s
+    finally:
+        fast.close()
+        slow.close()

@@ -54,12 +54,12 @@ class Readers:
         static = self._ticks % STATIC_EVERY == 0
         if static:
             self.limits.clear()
-        if only is None and self._blocks is not None:
-            if found is self._blocks_for:
+        if self._blocks is not None:
+            if only is None and found is self._blocks_for:
                 fast = self._block_rows(stamp, static)
                 if fast is not None:
                     return fast, set()
-            self._dissolve()
+            self._dissolve()  # the readers' own state is current again: the per-reader path goes on
         rows: list[Row] = []
         append = rows.append
         readers = self.open
