@@ -16,26 +16,29 @@ NAN = math.nan
 _GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENOENT, errno.ESRCH})
 
 
-def read_bytes(path: Path | str) -> bytes | None:
+def read_bytes(path: Path | str, gone: bool = False) -> bytes | None:
     """A small file's bytes (os calls, no file object), or None when it or its cgroup does not exist.
 
     A missing file is normal: optional controllers, or a job that ended between
-    listing and reading.
+    listing and reading. ``gone``: a cgroup removed while its file is read raises
+    ``CgroupGone`` (the readers' signal that the job ended) instead of answering None.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        if exc.errno in _GONE_ERRNOS:
+        if exc.errno in _GONE_ERRNOS or (gone and isinstance(exc, PermissionError)):
             return None
         raise
     try:
         return os.pread(fd, 65536, 0)
     except OSError as exc:
-        if exc.errno in _GONE_ERRNOS:  # ENODEV: the cgroup was removed while we read it
-            return None
-        raise
+        if exc.errno not in _GONE_ERRNOS:  # ENODEV: the cgroup was removed while we read it
+            raise
+        if gone:
+            raise CgroupGone(str(exc)) from exc
+        return None
     finally:
         os.close(fd)
 
@@ -151,7 +154,7 @@ class FileSet:
             CgroupGone: the cgroup was removed since its files were opened.
         """
         if self.paths is not None:
-            return [_read_bytes(path) for path in self.paths]
+            return [read_bytes(path, gone=True) for path in self.paths]
         try:
             # os.pread(fd, 65536, 0) for every descriptor, iterated in C (no Python loop).
             got: list[bytes | None] = list(map(os.pread, self.slots, self._sizes, self._zeros))
@@ -172,21 +175,6 @@ class FileSet:
                 os.close(fd)
         self.fds.clear()
         self.slots, self._sizes, self._zeros = [], [], []
-
-
-def _read_bytes(path: str) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return None
-    try:
-        return os.pread(fd, 65536, 0)
-    except OSError as exc:
-        if exc.errno in _GONE_ERRNOS:
-            raise CgroupGone(str(exc)) from exc
-        raise
-    finally:
-        os.close(fd)
 
 
 class CgroupGone(Exception):
