@@ -8,17 +8,21 @@ blocks.
 
 from __future__ import annotations
 
+import errno
+import json
 import math
+import os
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jobpulse.agent import block
 from jobpulse.agent import sampler as sampler_module
+from jobpulse.agent.readers import Readers
 from jobpulse.agent.sampler import Sampler
 from jobpulse.agent.sources.base import Row
+from jobpulse.agent.sources.cgroupfs import STATIC_EVERY
 from support import FIXTURES
 
 SCENARIOS = ["v1_uid", "v2_job_id", "v2_memory_max", "v2_multi_slurmd", "v2_no_io_pids", "v2_no_memory_peak"]
@@ -71,16 +75,22 @@ def same(a: Row, b: Row) -> bool:
 
 @pytest.fixture
 def fast_ticks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the ticks answered by the blocks (not by the per-reader path)."""
+    """Counts the ticks the blocks answered (not the per-reader path)."""
     count = [0]
-    real = block.Block.rows
+    real = Readers._block_rows
 
-    def counting(self: block.Block, stamp: int, refresh: bool = False) -> list[Row]:
-        count[0] += 1
-        return real(self, stamp, refresh)
+    def counting(self: Readers, stamp: int, refresh: bool) -> list[Row] | None:
+        rows = real(self, stamp, refresh)
+        count[0] += rows is not None
+        return rows
 
-    monkeypatch.setattr(block.Block, "rows", counting)
+    monkeypatch.setattr(Readers, "_block_rows", counting)
     return count
+
+
+def per_reader(sampler: Sampler) -> None:
+    """Keep this sampler on the per-reader path for its next tick (its blocks are never built)."""
+    sampler._pool._listed = None
 
 
 @pytest.fixture
@@ -98,13 +108,12 @@ def test_fast_path_rows_equal_the_per_reader_rows(
     shutil.copytree(FIXTURES / "scenarios" / scenario, root)
     fast, slow = Sampler(root), Sampler(root)
     originals: dict[Path, str] = {}
-    used = 0
     try:
         for tick in range(6):
             move(root, tick, originals)
             clock[0] += 10_000
             _, fast_rows = fast.rows()
-            slow._pool._blocks = None  # keep this one on the per-reader path
+            per_reader(slow)  # this one stays on the per-reader path
             _, slow_rows = slow.rows()
             got = {row[:2]: row for row in fast_rows}
             want = {row[:2]: row for row in slow_rows}
@@ -114,15 +123,15 @@ def test_fast_path_rows_equal_the_per_reader_rows(
             if tick:
                 cores = [row[4] for row in fast_rows]
                 assert any(c == c and c > 0 for c in cores)  # rates really computed
-            used += fast._pool._blocks is not None
     finally:
         fast.close()
         slow.close()
-    assert used == 6
-    assert fast_ticks[0] >= 5  # every tick after the first went through the blocks
+    assert fast_ticks[0] == 5  # every tick after the first went through the blocks
 
 
-def test_a_job_that_ends_leaves_the_fast_path_and_is_dropped(tmp_path: Path, clock: list[int]) -> None:
+def test_a_job_that_ends_leaves_the_fast_path_and_is_dropped(
+    tmp_path: Path, clock: list[int], fast_ticks: list[int]
+) -> None:
     root = tmp_path / "v2"
     shutil.copytree(FIXTURES / "scenarios" / "v2_multi_slurmd", root)
     sampler = Sampler(root)
@@ -132,7 +141,7 @@ def test_a_job_that_ends_leaves_the_fast_path_and_is_dropped(tmp_path: Path, clo
         jobs = sorted({row[0] for row in first})
         clock[0] += 10_000
         sampler.rows()
-        assert sampler._pool._blocks is not None
+        assert fast_ticks[0] == 1
         gone = next(p for p in root.rglob(f"job_{jobs[0]}") if p.is_dir())
         shutil.rmtree(gone)
         clock[0] += 10_000
@@ -143,7 +152,9 @@ def test_a_job_that_ends_leaves_the_fast_path_and_is_dropped(tmp_path: Path, clo
         sampler.close()
 
 
-def test_an_unexpected_file_format_gives_the_same_numbers(tmp_path: Path, clock: list[int]) -> None:
+def test_an_unexpected_file_format_gives_the_same_numbers(
+    tmp_path: Path, clock: list[int], fast_ticks: list[int]
+) -> None:
     """A kernel printing cpu.stat keys in another order: the column regex misses, the careful parser reads it."""
     root = tmp_path / "v2"
     shutil.copytree(FIXTURES / "scenarios" / "v2_job_id", root)
@@ -156,9 +167,9 @@ def test_an_unexpected_file_format_gives_the_same_numbers(tmp_path: Path, clock:
                     lines = stat.read_text().splitlines()
                     stat.write_text("\n".join(reversed(lines)) + "\n")
             _, fast_rows = fast.rows()
-            slow._pool._blocks = None
+            per_reader(slow)
             _, slow_rows = slow.rows()
-        assert fast._pool._blocks is not None
+        assert fast_ticks[0] == 2
         want = {row[:2]: row for row in slow_rows}
         assert all(same(row, want[row[:2]]) for row in fast_rows)
         assert want[("77", "")][2:4] == (6.513926, 3.439945)
@@ -203,7 +214,7 @@ def test_one_job_read_alone_after_fast_ticks_has_the_right_rates(tmp_path: Path,
             move(root, tick, originals)
             clock[0] += 10_000
             fast.rows()
-            slow._pool._blocks = None
+            per_reader(slow)
             slow.rows()
         move(root, 4, originals)
         clock[0] += 5_000
@@ -214,3 +225,90 @@ def test_one_job_read_alone_after_fast_ticks_has_the_right_rates(tmp_path: Path,
     finally:
         fast.close()
         slow.close()
+
+
+def test_a_cgroup_removed_under_the_blocks_is_read_as_gone(
+    tmp_path: Path, clock: list[int], fast_ticks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On cgroupfs a removed cgroup's open files fail with ENODEV (regular files do not): the blocks
+    give the tick to the per-reader path, which drops the step; the others keep exact rates."""
+    root = tmp_path / "v2"
+    shutil.copytree(FIXTURES / "scenarios" / "v2_job_id", root)
+    fast, slow = Sampler(root), Sampler(root)
+    originals: dict[Path, str] = {}
+    try:
+        for tick in range(3):
+            move(root, tick, originals)
+            clock[0] += 10_000
+            fast.rows()
+            per_reader(slow)
+            slow.rows()
+        removed = set(fast._readers[("77", "0")].files.slots)
+        real_pread = os.pread
+
+        def pread(fd: int, size: int, offset: int) -> bytes:
+            if fd in removed:
+                raise OSError(errno.ENODEV, "No such device")
+            return real_pread(fd, size, offset)
+
+        monkeypatch.setattr(os, "pread", pread)
+        move(root, 3, originals)
+        clock[0] += 10_000
+        _, fast_rows = fast.rows()
+        monkeypatch.setattr(os, "pread", real_pread)
+        per_reader(slow)
+        _, slow_rows = slow.rows()
+        got = {row[:2]: row for row in fast_rows}
+        assert set(got) == {("77", ""), ("77", "extern")}  # step 0 is gone, nothing failed
+        want = {row[:2]: row for row in slow_rows}
+        for key, row in got.items():
+            assert same(row, want[key]) and row[4] > 0
+        assert fast_ticks[0] == 2  # ticks 1 and 2; tick 3 was read cgroup by cgroup
+    finally:
+        fast.close()
+        slow.close()
+
+
+def test_limits_are_re_read_on_the_same_tick_by_both_paths(
+    tmp_path: Path, clock: list[int], fast_ticks: list[int]
+) -> None:
+    """``scontrol update`` of a job's memory limit shows within STATIC_EVERY ticks, the same on both paths."""
+    root = tmp_path / "v2"
+    shutil.copytree(FIXTURES / "scenarios" / "v2_job_id", root)
+    fast, slow = Sampler(root), Sampler(root)
+    limit = root / "system.slice/slurmstepd.scope/job_77/memory.max"
+    seen = []
+    try:
+        for tick in range(STATIC_EVERY + 2):
+            if tick == 3:
+                limit.write_text("8589934592\n")
+            clock[0] += 10_000
+            _, fast_rows = fast.rows()
+            per_reader(slow)
+            _, slow_rows = slow.rows()
+            want = {row[:2]: row for row in slow_rows}
+            assert all(same(row, want[row[:2]]) for row in fast_rows), tick
+            seen.append(want[("77", "")][10])
+    finally:
+        fast.close()
+        slow.close()
+    assert math.isinf(seen[3]) and seen[-1] == 8589934592  # re-read at the STATIC_EVERY-th tick
+    assert fast_ticks[0] == STATIC_EVERY + 1
+
+
+def test_a_sluid_directory_waiting_for_its_job_id_keeps_the_fast_path(
+    tmp_path: Path, clock: list[int], fast_ticks: list[int]
+) -> None:
+    """One SLUID job mapped (prolog state), one not yet: the mapped one is read through the blocks."""
+    state = tmp_path / "state"
+    (state / "jobs").mkdir(parents=True)
+    (state / "jobs" / "77.json").write_text(json.dumps({"job_id": "77", "sluid": "s0B2CW5Q8JN4FD"}))
+    sampler = Sampler(FIXTURES / "scenarios" / "v2_sluid", state_dir=state)
+    try:
+        for _ in range(4):
+            clock[0] += 10_000
+            _, rows = sampler.rows()
+            assert {row[0] for row in rows} == {"77"}
+    finally:
+        sampler.close()
+    assert fast_ticks[0] == 3

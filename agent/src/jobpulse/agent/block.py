@@ -30,16 +30,15 @@ from jobpulse.agent.sources import columns
 from jobpulse.agent.sources.base import NAN, Row
 from jobpulse.agent.sources.cgroup_v1 import V1Reader
 from jobpulse.agent.sources.cgroup_v2 import V2Reader
+from jobpulse.agent.sources.cgroupfs import READ_SIZE
 
 Reader = V1Reader | V2Reader
-# What the per-reader path reads of each file (FileSet.read_all); the block reads each file into a
-# buffer fitted to it instead (see Block.rows): 1,300 live 64 KiB buffers per tick cost more than the reads.
-MAX_READ = 65536
-Layout = tuple[type, tuple[str, ...]]
+Layout = tuple[type[Reader], tuple[str, ...]]
 
 
 class Stale(Exception):
-    """The block no longer describes the cgroups (one is empty or gone): use the per-reader path."""
+    """A v2 cgroup's cpu.stat read as empty (the per-reader path takes it as gone); a removed
+    cgroup shows as OSError (ENODEV) from the read instead. Either way the per-reader path reads."""
 
 
 def layout_of(reader: Reader) -> Layout | None:
@@ -56,6 +55,7 @@ class Block:
         "_at",
         "_cpu",
         "_fds",
+        "_fitted",
         "_next",
         "_peak",
         "_sizes",
@@ -71,7 +71,7 @@ class Block:
     )
 
     def __init__(self, readers: list[Reader], stamp: int) -> None:
-        """``readers`` all have one layout and were all read at ``stamp`` by the per-reader path."""
+        """``readers`` all have one layout and were all last read at ``stamp`` (by the per-reader path)."""
         first = readers[0]
         self.readers = readers
         self._v1 = isinstance(first, V1Reader)
@@ -80,8 +80,8 @@ class Block:
         self._at = {name: i for i, name in enumerate(names)}
         self._fds = [fd for reader in readers for fd in reader.files.slots]
         self._zeros = [0] * len(self._fds)
-        self._sizes = [MAX_READ] * len(self._fds)
-        self._sizes = _fitted(self._read())
+        self._sizes = [READ_SIZE] * len(self._fds)  # fitted after the first read (no read here: see build)
+        self._fitted = False
         self.job_ids = [reader.job_id for reader in readers]
         self.steps = [reader.step for reader in readers]
         self._stamp = stamp
@@ -105,8 +105,10 @@ class Block:
             Stale: a cgroup read as empty.
         """
         datas = self._read()
-        if any(map(ge, map(len, datas), self._sizes)):  # a file grew to fill its buffer: read it whole
-            self._sizes = [MAX_READ] * len(self._fds)
+        if not self._fitted:
+            self._sizes, self._fitted = _fitted(datas), True
+        elif any(map(ge, map(len, datas), self._sizes)) and _grown(datas, self._sizes):
+            self._sizes = [READ_SIZE] * len(self._fds)  # a file filled its buffer: read them whole
             datas = self._read()
             self._sizes = _fitted(datas)
         if refresh:
@@ -153,6 +155,7 @@ class Block:
         )  # fmt: skip
 
     def _read(self) -> list[bytes]:
+        """Every file of every cgroup, in one C loop (no Python per file)."""
         return list(map(os.pread, self._fds, self._sizes, self._zeros))
 
     def _rates(
@@ -188,20 +191,37 @@ class Block:
 
 
 def _fitted(datas: list[bytes]) -> list[int]:
-    """Each file's read size: twice what it holds now, in powers of two (>= 64, <= MAX_READ)."""
-    return [min(MAX_READ, max(64, 1 << (2 * len(data)).bit_length())) for data in datas]
+    """Each file's read size: twice what it holds now, in powers of two (>= 64, <= READ_SIZE)."""
+    return [min(READ_SIZE, max(64, 1 << (2 * len(data)).bit_length())) for data in datas]
+
+
+def _grown(datas: list[bytes], sizes: list[int]) -> bool:
+    """A file filled a buffer smaller than READ_SIZE: it may hold more (one of READ_SIZE is read
+    as far as the per-reader path reads it, so it is not read again)."""
+    return any(len(data) >= size < READ_SIZE for data, size in zip(datas, sizes, strict=True))
 
 
 def _numbers(data: columns.Data | None, nans: list[float]) -> list[float]:
+    """A single-value file's column; NaN for all when the layout has no such file."""
     return nans if data is None else columns.numbers(data)
 
 
-def build(readers: Iterable[Reader], stamp: int) -> list[Block] | None:
-    """Blocks for these readers (just read at ``stamp``), one per layout; None if one cannot be in a block."""
+def build(readers: Iterable[Reader]) -> list[Block] | None:
+    """Blocks for these readers, one per layout; None if one cannot be in a block.
+
+    The readers must all have been read by the same per-reader tick (the blocks carry on
+    their rate state from it). Building reads nothing, so it cannot fail on a cgroup that
+    vanished meanwhile: the first ``rows`` does, and the per-reader path takes that tick.
+    """
     groups: dict[Layout, list[Reader]] = {}
+    stamps: set[int] = set()
     for reader in readers:
         layout = layout_of(reader)
-        if layout is None or reader.time_ms != stamp:
+        if layout is None:
             return None
+        stamps.add(reader.time_ms)
         groups.setdefault(layout, []).append(reader)
+    if len(stamps) != 1 or not groups:
+        return None
+    stamp = stamps.pop()
     return [Block(group, stamp) for group in groups.values()]

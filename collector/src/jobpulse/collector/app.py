@@ -186,10 +186,11 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     http = uvicorn.Server(config)
     reconciler = reconcile.start(store, settings)
     watch = asyncio.create_task(NodeWatch(store, settings.node_down_after).run())
-    gctune.settle()
+    settle = asyncio.create_task(gctune.settle_when_started(http))
     try:
         await http.serve(sockets=[http_sock])
     finally:
+        settle.cancel()
         watch.cancel()
         scheduler.shutdown(wait=False)
         if reconciler is not None:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from jobpulse.agent.sources.base import NAN, JobReading, NoData, Rates, Row, reading_of
 from jobpulse.agent.sources.cgroupfs import (
-    STATIC_EVERY,
     CgroupGone,
     FileSet,
     count_cpus,
@@ -141,8 +140,9 @@ class V1Reader(Rates):
         self._dirs = (str(paths.ctrl("cpuset")), str(memory), str(paths.root / "memory"))
 
     def row(self, stamp: int, rates: bool = True) -> Row:
-        """This tick's row: counters, rates against the last reading, limits re-read every STATIC_EVERY.
+        """This tick's row: counters, rates against the last reading; limits read at the first read.
 
+        ``Readers`` re-reads the limits (``refresh``) every STATIC_EVERY ticks.
         ``rates`` False: no cores used, memory.peak as the kernel says (NaN if it has none).
 
         cpuacct.stat is in USER_HZ ticks (coarse) while cpuacct.usage is exact in
@@ -176,7 +176,7 @@ class V1Reader(Rates):
             user = usage * share
             system = usage - user
         anon, cache = parse_memory_stat(stat)
-        if self._reads % STATIC_EVERY == 0:
+        if not self._reads:  # later refreshes: every STATIC_EVERY ticks, by Readers (or block)
             self.refresh()
         self._reads += 1
         if rates:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from jobpulse.agent.sources.base import NAN, JobReading, NoData, Rates, Row, reading_of
 from jobpulse.agent.sources.cgroupfs import (
-    STATIC_EVERY,
     CgroupGone,
     FileSet,
     count_cpus,
@@ -127,8 +126,9 @@ class V2Reader(Rates):
         self._dirs = (str(directory), "" if top is None else str(top))
 
     def row(self, stamp: int, rates: bool = True) -> Row:
-        """This tick's row: counters, rates against the last reading, limits re-read every STATIC_EVERY.
+        """This tick's row: counters, rates against the last reading; limits read at the first read.
 
+        ``Readers`` re-reads the limits (``refresh``) every STATIC_EVERY ticks.
         ``rates`` False: no cores used, memory.peak as the kernel says (NaN if it has none).
 
         Raises:
@@ -149,7 +149,7 @@ class V2Reader(Rates):
             current, peak, pids = number_value(current_b), number_value(peak_b), number_value(pids_b)
         anon, file = parse_memory_stat(stat)
         read, write = parse_io(io)
-        if self._reads % STATIC_EVERY == 0:
+        if not self._reads:  # later refreshes: every STATIC_EVERY ticks, by Readers (or block)
             self.refresh()
         self._reads += 1
         if rates:

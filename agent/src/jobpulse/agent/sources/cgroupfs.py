@@ -13,6 +13,9 @@ from pathlib import Path
 STATIC_EVERY = 30
 
 NAN = math.nan
+# Bytes read of each cgroup file (the largest, a v1 memory.stat, is ~1 KB); the fast path (block.py)
+# reads at most as much, so both paths see the same bytes.
+READ_SIZE = 65536
 _GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENOENT, errno.ESRCH})
 
 
@@ -20,8 +23,9 @@ def read_bytes(path: Path | str, gone: bool = False) -> bytes | None:
     """A small file's bytes (os calls, no file object), or None when it or its cgroup does not exist.
 
     A missing file is normal: optional controllers, or a job that ended between
-    listing and reading. ``gone``: a cgroup removed while its file is read raises
-    ``CgroupGone`` (the readers' signal that the job ended) instead of answering None.
+    listing and reading. ``gone`` (the readers' path-by-path mode, when out of
+    descriptors): a cgroup removed while its file is read raises ``CgroupGone``, the
+    readers' signal that the job ended, and a file it may not open reads as absent.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -32,7 +36,7 @@ def read_bytes(path: Path | str, gone: bool = False) -> bytes | None:
             return None
         raise
     try:
-        return os.pread(fd, 65536, 0)
+        return os.pread(fd, READ_SIZE, 0)
     except OSError as exc:
         if exc.errno not in _GONE_ERRNOS:  # ENODEV: the cgroup was removed while we read it
             raise
@@ -137,7 +141,7 @@ class FileSet:
         self.slots = list(self.fds.values())
         if len(self.slots) < len(self.names):
             self._at = [self.names.index(name) for name in self.fds]
-        self._sizes, self._zeros = [65536] * len(self.slots), [0] * len(self.slots)
+        self._sizes, self._zeros = [READ_SIZE] * len(self.slots), [0] * len(self.slots)
         self.paths = None
         return True
 
@@ -156,7 +160,7 @@ class FileSet:
         if self.paths is not None:
             return [read_bytes(path, gone=True) for path in self.paths]
         try:
-            # os.pread(fd, 65536, 0) for every descriptor, iterated in C (no Python loop).
+            # os.pread(fd, READ_SIZE, 0) for every descriptor, iterated in C (no Python loop).
             got: list[bytes | None] = list(map(os.pread, self.slots, self._sizes, self._zeros))
         except OSError as exc:
             if exc.errno in _GONE_ERRNOS:
