@@ -6,21 +6,49 @@ import math
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from jobpulse.collector.store.ingest import ingest_batch, record_hello
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS, migrate
+from jobpulse.collector.store.packed import COLUMNS, PACKED, WIDE, minutes, read_hours
 from jobpulse.collector.store.sqlite import connect
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 HOUR = 3_600_000
 DAY = 86_400_000
 T0 = 1_780_000_000_000 - 1_780_000_000_000 % DAY  # midnight, ms
+_POS = 2**62
 
 
 def open_db(path: Path) -> sqlite3.Connection:
     db = connect(path)
     migrate(db)
     return db
+
+
+def minute_rows(db: sqlite3.Connection, job_id: int | None = None) -> list[dict[str, Any]]:
+    """Every stored minute as the wide row it stands for (job_id, node, step, ts, n, ...), in key order.
+
+    Minutes live in two tables (packed hours and wide rows, ``store/packed.py``): this reads both, through
+    the product's own reader, so a test can assert on minutes wherever they are stored. None where not
+    measured.
+    """
+    where, params = ("WHERE job_id = ?", (job_id,)) if job_id is not None else ("", ())
+    out = []
+    series = db.execute(
+        f"SELECT DISTINCT job_id, node, step FROM {PACKED} {where}"
+        f" UNION SELECT DISTINCT job_id, node, step FROM {WIDE} {where} ORDER BY 1, 2, 3",
+        params * 2,
+    ).fetchall()
+    for jid, node, step in series:
+        for hour, h in sorted(read_hours(db, jid, step, [node], COLUMNS, -_POS, _POS).get(node, {}).items()):
+            for i, t in minutes(hour, h, -_POS, _POS):
+                row: dict[str, Any] = {"job_id": jid, "node": node, "step": step, "ts": t}
+                for c in COLUMNS:
+                    v = h[c][i]
+                    row[c] = int(v) if c == "n" else (None if v != v else v)
+                out.append(row)
+    return out
 
 
 class Agent:

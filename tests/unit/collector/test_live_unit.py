@@ -109,15 +109,31 @@ def test_a_broken_batch_never_breaks_ingest(client: TestClient) -> None:
     client.app.state.live.on_batches("n1", [bad])  # logged, not raised
 
 
-def test_unwatched_jobs_cost_no_per_sample_work(client: TestClient) -> None:
+def test_unwatched_jobs_cost_no_per_sample_work(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The ingest hook runs for every message of every agent: samples of a job nobody watches are not
-    encoded or queued at all; once someone watches, they are."""
+    encoded or published at all; while someone watches, they are; once they leave, they no longer are."""
     live = client.app.state.live
-    client.blocking_portal.call(live.on_batches, "n1", [_batch(301, 1), _batch(302, 2)])
-    assert live.published == 0
+    sent: list[tuple[bytes, list[str]]] = []
+    publish = live.plugin.publish
+
+    def recording_publish(data: bytes, channels: list[str]) -> None:  # the plugin's public publish path
+        sent.append((data, list(channels)))
+        publish(data, channels=channels)
+
+    monkeypatch.setattr(live.plugin, "publish", lambda data, channels: recording_publish(data, channels))
+    client.blocking_portal.call(live.on_batches, "n1", [_batch(301, 1), _batch(302, 2, stop=True)])
+    assert sent == [] and live.published == 0 and live.watchers(301) == 0
     _login(client, "alice", "alice-password")
     with client.websocket_connect("/api/live/301") as ws:
         assert ws.receive_json()["type"] == "hello"
+        assert live.watchers(301) == 1
         client.blocking_portal.call(live.on_batches, "n1", [_batch(301, 3), _batch(302, 4)])
         assert ws.receive_json()["values"]["cpu_cores"] == 3.0
     assert live.published == 1  # job 301's whole-job row; nobody watched 302
+    assert [channels for _, channels in sent] == [["job:301"]]
+    deadline = time.monotonic() + 10
+    while live.watchers(301) and time.monotonic() < deadline:  # the handler sees the disconnect
+        time.sleep(0.01)
+    assert live.watchers(301) == 0
+    client.blocking_portal.call(live.on_batches, "n1", [_batch(301, 5, stop=True)])
+    assert len(sent) == 1 and live.published == 1  # the client left: nothing more is published

@@ -15,6 +15,7 @@ import resource
 from collections.abc import Mapping
 from pathlib import Path
 
+from jobpulse.agent import block
 from jobpulse.agent.discovery import FoundJob
 from jobpulse.agent.sources.base import NoData, Row
 from jobpulse.agent.sources.cgroup_v1 import V1Paths, V1Reader
@@ -36,18 +37,38 @@ class Readers:
         self.limits: dict[str, float] = {}  # emptied every STATIC_EVERY ticks: limits are re-read
         self._ticks = 0
         self._fd_limit_logged = False
+        # The fast path (block.py). The walker answers with the very same dict while nothing changed
+        # (Walker.walk): when a per-reader tick's listing comes back unchanged, its readers become blocks,
+        # which serve every tick with that listing. A listing that changes every tick never builds any.
+        self._blocks: list[block.Block] | None = None
+        self._listed: Mapping[str, FoundJob] | None = None  # the listing the readers (or blocks) match
+        self._refresh_due = False  # limits and cpusets to re-read, by the next tick of every cgroup
 
     def rows(
         self, found: Mapping[str, FoundJob], stamp: int, only: str | None = None
     ) -> tuple[list[Row], set[str]]:
         """Every listed job's and step's row, and the jobs one of whose cgroups just vanished.
 
-        This loop runs once per cgroup per tick: nothing in it is rebuilt per
+        The blocks answer when the listing is the one they were built for (then nothing
+        vanished: a cgroup that did makes them fail, and this tick is read cgroup by cgroup).
+        The per-reader loop runs once per cgroup per tick: nothing in it is rebuilt per
         tick that can be kept (the keys per job, the readers, their state).
         """
         self._ticks += 1
         if self._ticks % STATIC_EVERY == 0:
+            self._refresh_due = True
+        refresh = self._refresh_due and only is None  # served by a tick of every cgroup, fast or not
+        if refresh:
             self.limits.clear()
+        if only is None and found is self._listed:
+            if self._blocks is None:
+                self._blocks = block.build(self.open.values())
+            if self._blocks is not None:
+                fast = self._block_rows(stamp, refresh)
+                if fast is not None:
+                    self._refresh_due = False
+                    return fast, set()
+        self._dissolve()  # the readers' own state is current again: the per-reader path goes on
         rows: list[Row] = []
         append = rows.append
         readers = self.open
@@ -60,7 +81,9 @@ class Readers:
                 reader = readers.get(key)
                 try:
                     if reader is None:
-                        reader = readers[key] = self._reader(key, where)
+                        reader = readers[key] = self._reader(key, where)  # reads its limits first
+                    elif refresh:
+                        reader.refresh()
                     append(reader.row(stamp))
                     read += 1
                 except NoData as exc:
@@ -82,7 +105,39 @@ class Readers:
             self._close_unlisted(found)
         elif only is not None:
             self._close_unlisted({only: found[only]} if only in found else {}, only)
+        if only is None:
+            self._refresh_due = self._refresh_due and not refresh
+            self._listed = None if vanished else found
         return rows, vanished
+
+    def _block_rows(self, stamp: int, refresh: bool) -> list[Row] | None:
+        """Every reader's row through the blocks, or None when a cgroup changed under them.
+
+        All blocks or none: a block's new rate state is kept only once every block has read
+        (``commit``), so the per-reader path that takes over reads against the last tick.
+        """
+        assert self._blocks is not None
+        rows: list[Row] = []
+        try:
+            for each in self._blocks:
+                rows += each.rows(stamp, refresh=refresh)
+        except (OSError, block.Stale) as exc:
+            log.debug("fast path left for this tick: %s", exc)
+            return None
+        for each in self._blocks:
+            each.commit()
+        return rows
+
+    def _dissolve(self) -> None:
+        """Give the blocks' rate state back to the readers and drop the blocks.
+
+        Anything that closes a reader must dissolve first: a block would otherwise pread a
+        closed descriptor, whose number the kernel may already have given to another file.
+        """
+        if self._blocks is not None:
+            for each in self._blocks:
+                each.dissolve()
+        self._blocks = None
 
     def _reader(self, key: Key, where: Path | V1Paths) -> Reader:
         """A new reader, its files kept open if the process has descriptors left.
@@ -106,10 +161,13 @@ class Readers:
             self.open.pop(key).close()
 
     def forget(self, job_id: str) -> None:
+        self._dissolve()
+        self._listed = None
         for key in [k for k in self.open if k[0] == job_id]:
             self.open.pop(key).close()
 
     def close(self) -> None:
+        self._dissolve()
         for reader in self.open.values():
             reader.close()
         self.open.clear()

@@ -48,6 +48,8 @@ class Sampler:
     _gpus: JobGpus | None = field(init=False, default=None)
     _last_unmapped: frozenset[str] = frozenset()
     _walks_since_reload: int = 0
+    # (the walker's answer, it without the unmapped SLUIDs): see _drop_unmapped
+    _filtered: tuple[object, dict[str, discovery.FoundJob]] = (None, {})
 
     def __post_init__(self) -> None:
         self._walker = discovery.Walker(self.cgroup_root)
@@ -109,12 +111,19 @@ class Sampler:
             self._last_unmapped, self._walks_since_reload = unmapped, 0
             self.reload_state()
             found = self._walker.walk(self.sluids, tasks=tasks)
+        elif not tasks and found is self._filtered[0]:
+            # The walker's answer did not change: the same filtered dict, so that the readers'
+            # fast path (which keys on the listing's identity) stays on while a SLUID waits.
+            return self._filtered[1]
+        walked = found
         found = dict(found)
         for key in [k for k, job in found.items() if not job.mapped]:
             if key not in self._unmapped_logged:
                 self._unmapped_logged.add(key)
                 log.warning("cgroup %s: no job id known for this SLUID yet (no prolog state); skipped", key)
             del found[key]
+        if not tasks:
+            self._filtered = (walked, found)
         return found
 
     def rows(self, only: str | None = None) -> tuple[int, list[Row]]:

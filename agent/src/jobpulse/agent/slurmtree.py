@@ -91,9 +91,16 @@ def job_parents(root: Path, unified: bool, dirs: Lister = subdirs) -> Iterator[t
                 yield os.path.join(slice_dir, name), None
         yield os.path.join(root, EXEC_ROOT), None
         return
+    listed: dict[str, list[str]] = {}  # each controller root listed (or stat'ed by the cache) once per walk
+
+    def listing(controller: str) -> list[str]:
+        if controller not in listed:
+            listed[controller] = dirs(os.path.join(root, controller))
+        return listed[controller]
+
     for controller in V1_LISTING_CONTROLLERS:
         base = os.path.join(root, controller)
-        tops = [name for name in dirs(base) if name == "slurm" or name.startswith("slurm_")]
+        tops = [name for name in listing(controller) if name == "slurm" or name.startswith("slurm_")]
         for top in tops:
             for uid_dir in dirs(os.path.join(base, top)):
                 if uid_dir.startswith("uid_"):
@@ -101,7 +108,7 @@ def job_parents(root: Path, unified: bool, dirs: Lister = subdirs) -> Iterator[t
         if tops:
             break
     for controller in V1_LISTING_CONTROLLERS:
-        if EXEC_ROOT in dirs(os.path.join(root, controller)):
+        if EXEC_ROOT in listing(controller):
             yield os.path.join(root, controller, EXEC_ROOT), EXEC_ROOT
             break
 

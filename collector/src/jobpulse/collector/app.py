@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import uvicorn
-from jobpulse.collector import httpconf, logbuffer, reconcile
+from jobpulse.collector import gctune, httpconf, logbuffer, reconcile
 from jobpulse.collector.api.admin import AdminController
 from jobpulse.collector.api.auth import AuthController
 from jobpulse.collector.api.config import ConfigController
@@ -186,9 +186,11 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     http = uvicorn.Server(config)
     reconciler = reconcile.start(store, settings)
     watch = asyncio.create_task(NodeWatch(store, settings.node_down_after).run())
+    settle = asyncio.create_task(gctune.settle_when_started(http))
     try:
         await http.serve(sockets=[http_sock])
     finally:
+        settle.cancel()
         watch.cancel()
         scheduler.shutdown(wait=False)
         if reconciler is not None:

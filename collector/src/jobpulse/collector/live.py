@@ -2,7 +2,8 @@
 
 ``IngestServicer.on_batches`` calls :meth:`LiveFeed.on_batches` right after a message's batches are committed, in the
 collector's one event loop; the Litestar Channels plugin (in-memory backend) fans each message out to
-the ``WS /api/live/{id}`` subscribers of that job. Each subscriber has a bounded backlog that drops
+the ``WS /api/live/{id}`` subscribers of that job. The feed counts those subscribers itself (the handler
+subscribes through :meth:`LiveFeed.subscribe`), so a job nobody watches costs no per-sample work. Each subscriber has a bounded backlog that drops
 its oldest messages when the client reads too slowly, so one slow browser cannot grow memory or hold
 up the others. A STOP event publishes a final ``{"type": "end"}`` message, after which the socket is
 closed. Messages are encoded once per batch, not per subscriber.
@@ -13,12 +14,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 
 import msgspec
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.proto.v1 import ingest_pb2 as pb
-from litestar.channels import ChannelsPlugin
+from litestar.channels import ChannelsPlugin, Subscriber
 from litestar.channels.backends.memory import MemoryChannelsBackend
 
 log = logging.getLogger(__name__)
@@ -43,16 +45,38 @@ class LiveFeed:
     """Turns committed batches into per-job channel messages."""
 
     def __init__(self) -> None:
-        self._backend = MemoryChannelsBackend()
         self.plugin = ChannelsPlugin(
-            backend=self._backend,
+            backend=MemoryChannelsBackend(),
             arbitrary_channels_allowed=True,
             subscriber_max_backlog=SUBSCRIBER_BACKLOG,
             subscriber_backlog_strategy="dropleft",
         )
         self.published = 0
+        self._watchers: dict[int, int] = {}  # job id -> open subscriptions (no entry: none)
         # called with the job ids of every committed batch (e.g. to drop cached series of those jobs)
         self.job_listeners: list[Callable[[Iterable[int]], None]] = []
+
+    def watchers(self, job_id: int) -> int:
+        """How many subscribers job ``job_id``'s channel has right now."""
+        return self._watchers.get(job_id, 0)
+
+    @asynccontextmanager
+    async def subscribe(self, job_id: int) -> AsyncIterator[Subscriber]:
+        """A subscription to a job's channel, counted while it is open.
+
+        Counted before subscribing and uncounted after unsubscribing, so the count is never below the
+        subscriptions the plugin holds: no message for a subscriber is skipped.
+        """
+        self._watchers[job_id] = self._watchers.get(job_id, 0) + 1
+        try:
+            async with self.plugin.start_subscription([channel_name(job_id)]) as subscriber:
+                yield subscriber
+        finally:
+            left = self._watchers[job_id] - 1
+            if left:
+                self._watchers[job_id] = left
+            else:
+                del self._watchers[job_id]
 
     def on_batches(self, node: str, batches: Sequence[pb.Batch]) -> None:
         """Publish the whole-job samples and job ends of committed batches. Never raises into ingest.
@@ -77,21 +101,16 @@ class LiveFeed:
             ids = {n for n in (_job_number(j.strip()) for j in raw_ids) if n is not None}
         for listener in self.job_listeners:
             listener(ids)
-        # Channels with a subscriber right now (the backend forgets a channel when its last one leaves).
-        subscribed = self._backend._channels
-        if not subscribed or self.plugin._pub_queue is None:  # nobody watches (or app not started)
+        subscribed = self._watchers
+        if not subscribed:  # nobody watches (always so before the app has started)
             return
-        watched = {j for j in ids if channel_name(j) in subscribed}
+        watched = {j for j in ids if j in subscribed}
         for batch in batches:
             if watched:
                 self._publish_samples(node, batch.jobs, watched)
             for event in batch.events:
                 stopped = _job_number(event.meta.job_id.strip())
-                if (
-                    event.kind == pb.JobEvent.STOP
-                    and stopped is not None
-                    and channel_name(stopped) in subscribed
-                ):
+                if event.kind == pb.JobEvent.STOP and stopped in subscribed:
                     end = {
                         "type": "end",
                         "job": stopped,

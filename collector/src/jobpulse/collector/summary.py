@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, dataclass, field, replace
-from operator import add, mul
+from operator import add
 from typing import Any
 
 from jobpulse.collector.findings import FINDING_CREATED_BY, FINDING_TAG_TYPE, Finding, Thresholds, evaluate
-from jobpulse.collector.store.packed import HOUR_MS, Hour, minutes, read_hours
+from jobpulse.collector.store.packed import Hour, read_hours, selection
+from jobpulse.collector.store.packing import aggregate
 from jobpulse.collector.store.state import get_state, set_state
 from jobpulse.collector.store.tags import add_tag
 
@@ -95,19 +96,21 @@ _RAW_SQL = """SELECT node, count(*), max(coalesce(cpu_user_seconds, 0) + coalesc
         avg(gpu_util_percent), max(gpu_util_percent), max(gpu_mem_bytes), max(io_read_bytes), max(io_write_bytes),
         max(oom_kills) FROM job_samples WHERE job_id = ? AND step = '' AND ts >= ? AND ts <= ? GROUP BY node"""
 
-# The same figures from the 1-minute rollups, in _RAW_SQL's column order: (column, how).
+# The same figures from the 1-minute rollups, in _RAW_SQL's column order (each aggregated by its suffix).
 _MINUTE_FIGURES = (
-    ("alloc_cpus_max", max),
-    ("mem_peak_bytes_max", max),
-    ("mem_current_bytes_max", max),
-    ("mem_limit_bytes_min", min),
-    ("gpu_util_percent_avg", None),  # mean weighted by samples
-    ("gpu_util_percent_max", max),
-    ("gpu_mem_bytes_max", max),
-    ("io_read_bytes_last", max),
-    ("io_write_bytes_last", max),
-    ("oom_kills_last", max),
+    "alloc_cpus_max",
+    "mem_peak_bytes_max",
+    "mem_current_bytes_max",
+    "mem_limit_bytes_min",
+    "gpu_util_percent_avg",  # mean weighted by samples
+    "gpu_util_percent_max",
+    "gpu_mem_bytes_max",
+    "io_read_bytes_last",
+    "io_write_bytes_last",
+    "oom_kills_last",
 )
+_LIMIT = _MINUTE_FIGURES.index("mem_limit_bytes_min")
+_CPU_COLUMNS = ("cpu_user_seconds_last", "cpu_system_seconds_last")
 
 
 def _no_nan(values: list[float]) -> bool:
@@ -120,6 +123,22 @@ def _column(h: Hour, col: str, idx: list[int] | None) -> list[float]:
     return h[col].tolist() if idx is None else [h[col][i] for i in idx]
 
 
+def _cpu_seconds(chunks: list[tuple[Hour, list[int] | None]]) -> float | None:
+    """The highest user + system CPU seconds of any minute, a missing one counting 0, as _RAW_SQL does."""
+    cpu: list[float] = []
+    for h, idx in chunks:
+        user, system = _column(h, _CPU_COLUMNS[0], idx), _column(h, _CPU_COLUMNS[1], idx)
+        if _no_nan(user) and _no_nan(system):
+            cpu.append(max(map(add, user, system)))
+        else:
+            cpu += [
+                (u if u == u else 0.0) + (s if s == s else 0.0)
+                for u, s in zip(user, system, strict=True)
+                if u == u or s == s
+            ]
+    return max(cpu) if cpu else None
+
+
 def _minute_rows(db: sqlite3.Connection, job_id: int, lo: int, hi: int) -> list[tuple[Any, ...]]:
     """Per node, _RAW_SQL's figures from the 1-minute rollups (packed hours and wide minutes) in [lo, hi].
 
@@ -128,57 +147,18 @@ def _minute_rows(db: sqlite3.Connection, job_id: int, lo: int, hi: int) -> list[
     nodes = [
         r[0] for r in db.execute("SELECT node FROM job_series WHERE job_id = ? AND step = ''", (job_id,))
     ]
-    cpu_cols = ("cpu_user_seconds_last", "cpu_system_seconds_last")
-    cols = [*cpu_cols, *(c for c, _ in _MINUTE_FIGURES)]
+    cols = [*_CPU_COLUMNS, *_MINUTE_FIGURES]
     out = []
     for node, hours in sorted(read_hours(db, job_id, "", nodes, cols, lo, hi + 1).items()):
-        extremes: dict[str, list[float]] = {c: [] for c, _ in _MINUTE_FIGURES}
-        weighted = [0.0, 0.0]  # sum of mean x samples, sum of samples, where the mean is known
-        count = 0.0
-        cpu: list[float] = []
-        for hour, h in hours.items():
-            whole = lo <= hour and hour + HOUR_MS <= hi + 1 and min(h["n"]) > 0
-            idx = None if whole else [i for i, _ in minutes(hour, h, lo, hi + 1)]
-            samples = _column(h, "n", idx)
-            if not samples:
-                continue
-            count += sum(samples)
-            # user + system CPU seconds per minute, a missing one counting 0, as _RAW_SQL does
-            user, system = _column(h, cpu_cols[0], idx), _column(h, cpu_cols[1], idx)
-            if _no_nan(user) and _no_nan(system):
-                cpu.append(max(map(add, user, system)))
-            else:
-                cpu += [
-                    (u if u == u else 0.0) + (s if s == s else 0.0)
-                    for u, s in zip(user, system, strict=True)
-                    if u == u or s == s
-                ]
-            for c, how in _MINUTE_FIGURES:
-                values = _column(h, c, idx)
-                if how is None:
-                    if _no_nan(values):
-                        weighted[0] += sum(map(mul, values, samples))
-                        weighted[1] += sum(samples)
-                    else:
-                        pairs = [(v, k) for v, k in zip(values, samples, strict=True) if v == v]
-                        weighted[0] += sum(v * k for v, k in pairs)
-                        weighted[1] += sum(k for _, k in pairs)
-                    continue
-                if c == "mem_limit_bytes_min":  # an unlimited limit (+inf) is no limit
-                    known = [v for v in values if v == v and v <= 1e308]
-                else:
-                    known = values if _no_nan(values) else [v for v in values if v == v]
-                if known:
-                    extremes[c].append(how(known))
+        chunks = [(h, selection(h, hour, lo, hi + 1)) for hour, h in hours.items()]
+        chunks = [(h, idx) for h, idx in chunks if idx is None or idx]
+        count, figures = aggregate(_MINUTE_FIGURES, chunks)
         if not count:
             continue
-        figures: list[Any] = []
-        for c, how in _MINUTE_FIGURES:
-            if how is None:
-                figures.append(weighted[0] / weighted[1] if weighted[1] else None)
-            else:
-                figures.append(how(extremes[c]) if extremes[c] else None)
-        out.append((node, int(count), max(cpu) if cpu else None, *figures))
+        limit = figures[_LIMIT]
+        if limit is not None and limit > 1e308:  # an unlimited limit (+inf) is no limit
+            figures[_LIMIT] = None
+        out.append((node, int(count), _cpu_seconds(chunks), *figures))
     return out
 
 

@@ -13,11 +13,10 @@ from jobpulse.collector.store.migrations import (
     migrate,
     rollup_value_columns,
 )
-from jobpulse.collector.store.packed import minute_rows
 from jobpulse.collector.store.rollup import rollup
 from jobpulse.collector.store.series import job_series
 from jobpulse.collector.store.sqlite import connect
-from storehelp import HOUR, T0
+from storehelp import HOUR, T0, minute_rows
 
 
 def _v1_data(db: sqlite3.Connection) -> None:

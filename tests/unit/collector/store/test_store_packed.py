@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 from jobpulse.collector.store.migrations import rollup_value_columns
-from jobpulse.collector.store.packed import PACKED, decode, minute_rows
+from jobpulse.collector.store.packed import PACKED, decode
 from jobpulse.collector.store.rollup import rollup
 from jobpulse.collector.store.series import _query
 from jobpulse.collector.store.series_1m import minute_series
-from storehelp import HOUR, T0, Agent, open_db
+from storehelp import HOUR, T0, Agent, minute_rows, open_db
 
 NOW = T0 + 3 * HOUR + 20 * 60_000  # hours 0-2 complete and packed, hour 3 in progress (wide)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobpulse.collector.store.packed import minute_rows
 from jobpulse.collector.store.retention import apply_retention
 from jobpulse.collector.store.rollup import rollup
 from jobpulse.collector.store.tags import add_tag
 from jobpulse.proto.v1 import ingest_pb2 as pb
-from storehelp import DAY, HOUR, T0, Agent, open_db
+from storehelp import DAY, HOUR, T0, Agent, minute_rows, open_db
 
 
 def _ts(db, table: str) -> list[int]:  # type: ignore[no-untyped-def]

@@ -6,9 +6,9 @@ import math
 from pathlib import Path
 
 import pytest
-from jobpulse.collector.store.packed import COLUMNS, PACKED, minute_rows
+from jobpulse.collector.store.packed import COLUMNS, PACKED
 from jobpulse.collector.store.rollup import rollup
-from storehelp import HOUR, T0, Agent, open_db
+from storehelp import HOUR, T0, Agent, minute_rows, open_db
 
 
 def _row(db, table: str, ts: int, node: str = "n1") -> dict:  # type: ignore[no-untyped-def]

@@ -8,10 +8,9 @@ from pathlib import Path
 
 from jobpulse.collector.scheduler import start_scheduler, storage_jobs
 from jobpulse.collector.settings import CollectorSettings
-from jobpulse.collector.store.packed import minute_rows
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.proto.v1 import ingest_pb2 as pb
-from storehelp import Agent
+from storehelp import Agent, minute_rows
 
 
 async def test_scheduled_rollup_summary_and_maintenance(tmp_path: Path) -> None:

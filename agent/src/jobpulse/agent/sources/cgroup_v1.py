@@ -15,7 +15,6 @@ from pathlib import Path
 
 from jobpulse.agent.sources.base import NAN, JobReading, NoData, Rates, Row, reading_of
 from jobpulse.agent.sources.cgroupfs import (
-    STATIC_EVERY,
     CgroupGone,
     FileSet,
     count_cpus,
@@ -102,7 +101,7 @@ class V1Reader(Rates):
     ``limits`` is the ancestors' memory limits shared by the sampler's readers (see ``limit_of``).
     """
 
-    __slots__ = ("_alloc", "_dirs", "_limit", "_limits", "_reads", "files", "job_id", "paths", "step")
+    __slots__ = ("_dirs", "_limits", "_reads", "alloc", "files", "job_id", "limit", "paths", "step")
 
     def __init__(
         self,
@@ -134,15 +133,16 @@ class V1Reader(Rates):
             self.files.close()
             raise NoData(f"cgroup {paths.relative} vanished")
         self._reads = 0
-        self._alloc = NAN
-        self._limit = NAN
+        self.alloc = NAN
+        self.limit = NAN
         self._limits = {} if limits is None else limits
         # (cpuset dir, memory dir, memory root) as strings: refresh() makes no Path objects.
         self._dirs = (str(paths.ctrl("cpuset")), str(memory), str(paths.root / "memory"))
 
     def row(self, stamp: int, rates: bool = True) -> Row:
-        """This tick's row: counters, rates against the last reading, limits re-read every STATIC_EVERY.
+        """This tick's row: counters, rates against the last reading; limits read at the first read.
 
+        ``Readers`` re-reads the limits (``refresh``) every STATIC_EVERY ticks.
         ``rates`` False: no cores used, memory.peak as the kernel says (NaN if it has none).
 
         cpuacct.stat is in USER_HZ ticks (coarse) while cpuacct.usage is exact in
@@ -176,7 +176,7 @@ class V1Reader(Rates):
             user = usage * share
             system = usage - user
         anon, cache = parse_memory_stat(stat)
-        if self._reads % STATIC_EVERY == 0:
+        if not self._reads:  # later refreshes: every STATIC_EVERY ticks, by Readers (or block)
             self.refresh()
         self._reads += 1
         if rates:
@@ -190,12 +190,12 @@ class V1Reader(Rates):
             user,
             system,
             cores,
-            self._alloc,
+            self.alloc,
             current,
             peak,
             anon,
             cache,
-            self._limit,
+            self.limit,
             parse_oom_kills(oom),
             read,
             write,
@@ -208,8 +208,8 @@ class V1Reader(Rates):
     def refresh(self) -> None:
         """Re-read what changes rarely (cpuset, limit); retry keeping the files open if that failed."""
         cpuset, memory, memory_root = self._dirs
-        self._alloc = allocated_cpus(cpuset)
-        self._limit = effective_limit(memory, memory_root, self._limits)
+        self.alloc = allocated_cpus(cpuset)
+        self.limit = effective_limit(memory, memory_root, self._limits)
         if not self.files.kept:
             self.files.keep()
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from jobpulse.agent.sources.base import NAN, JobReading, NoData, Rates, Row, reading_of
 from jobpulse.agent.sources.cgroupfs import (
-    STATIC_EVERY,
     CgroupGone,
     FileSet,
     count_cpus,
@@ -89,14 +88,14 @@ class V2Reader(Rates):
     """
 
     __slots__ = (
-        "_alloc",
         "_dirs",
-        "_limit",
         "_limits",
         "_reads",
+        "alloc",
         "directory",
         "files",
         "job_id",
+        "limit",
         "step",
         "top",
     )
@@ -120,15 +119,16 @@ class V2Reader(Rates):
             self.files.close()
             raise NoData(f"cgroup {directory} vanished")
         self._reads = 0
-        self._alloc = NAN
-        self._limit = NAN
+        self.alloc = NAN
+        self.limit = NAN
         self._limits = {} if limits is None else limits
         # (directory, top) as strings: refresh() makes no Path objects.
         self._dirs = (str(directory), "" if top is None else str(top))
 
     def row(self, stamp: int, rates: bool = True) -> Row:
-        """This tick's row: counters, rates against the last reading, limits re-read every STATIC_EVERY.
+        """This tick's row: counters, rates against the last reading; limits read at the first read.
 
+        ``Readers`` re-reads the limits (``refresh``) every STATIC_EVERY ticks.
         ``rates`` False: no cores used, memory.peak as the kernel says (NaN if it has none).
 
         Raises:
@@ -149,7 +149,7 @@ class V2Reader(Rates):
             current, peak, pids = number_value(current_b), number_value(peak_b), number_value(pids_b)
         anon, file = parse_memory_stat(stat)
         read, write = parse_io(io)
-        if self._reads % STATIC_EVERY == 0:
+        if not self._reads:  # later refreshes: every STATIC_EVERY ticks, by Readers (or block)
             self.refresh()
         self._reads += 1
         if rates:
@@ -162,12 +162,12 @@ class V2Reader(Rates):
             user,
             system,
             cores,
-            self._alloc,
+            self.alloc,
             current,
             peak,
             anon,
             file,
-            self._limit,
+            self.limit,
             parse_oom_kills(events),
             read,
             write,
@@ -180,9 +180,9 @@ class V2Reader(Rates):
     def refresh(self) -> None:
         """Re-read what changes rarely (cpuset, limit); retry keeping the files open if that failed."""
         directory, top = self._dirs
-        self._alloc = allocated_cpus(directory)
+        self.alloc = allocated_cpus(directory)
         # memory.max, or the tightest ancestor's below ``top`` when it reads 'max' (+inf: none has one).
-        self._limit = limit_of(directory, "memory.max", top, self._limits)
+        self.limit = limit_of(directory, "memory.max", top, self._limits)
         if not self.files.kept:
             self.files.keep()
 

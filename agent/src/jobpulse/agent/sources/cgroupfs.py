@@ -13,29 +13,36 @@ from pathlib import Path
 STATIC_EVERY = 30
 
 NAN = math.nan
+# Bytes read of each cgroup file (the largest, a v1 memory.stat, is ~1 KB); the fast path (block.py)
+# reads at most as much, so both paths see the same bytes.
+READ_SIZE = 65536
 _GONE_ERRNOS = frozenset({errno.ENODEV, errno.ENOENT, errno.ESRCH})
 
 
-def read_bytes(path: Path | str) -> bytes | None:
+def read_bytes(path: Path | str, gone: bool = False) -> bytes | None:
     """A small file's bytes (os calls, no file object), or None when it or its cgroup does not exist.
 
     A missing file is normal: optional controllers, or a job that ended between
-    listing and reading.
+    listing and reading. ``gone`` (the readers' path-by-path mode, when out of
+    descriptors): a cgroup removed while its file is read raises ``CgroupGone``, the
+    readers' signal that the job ended, and a file it may not open reads as absent.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        if exc.errno in _GONE_ERRNOS:
+        if exc.errno in _GONE_ERRNOS or (gone and isinstance(exc, PermissionError)):
             return None
         raise
     try:
-        return os.pread(fd, 65536, 0)
+        return os.pread(fd, READ_SIZE, 0)
     except OSError as exc:
-        if exc.errno in _GONE_ERRNOS:  # ENODEV: the cgroup was removed while we read it
-            return None
-        raise
+        if exc.errno not in _GONE_ERRNOS:  # ENODEV: the cgroup was removed while we read it
+            raise
+        if gone:
+            raise CgroupGone(str(exc)) from exc
+        return None
     finally:
         os.close(fd)
 
@@ -134,7 +141,7 @@ class FileSet:
         self.slots = list(self.fds.values())
         if len(self.slots) < len(self.names):
             self._at = [self.names.index(name) for name in self.fds]
-        self._sizes, self._zeros = [65536] * len(self.slots), [0] * len(self.slots)
+        self._sizes, self._zeros = [READ_SIZE] * len(self.slots), [0] * len(self.slots)
         self.paths = None
         return True
 
@@ -151,9 +158,9 @@ class FileSet:
             CgroupGone: the cgroup was removed since its files were opened.
         """
         if self.paths is not None:
-            return [_read_bytes(path) for path in self.paths]
+            return [read_bytes(path, gone=True) for path in self.paths]
         try:
-            # os.pread(fd, 65536, 0) for every descriptor, iterated in C (no Python loop).
+            # os.pread(fd, READ_SIZE, 0) for every descriptor, iterated in C (no Python loop).
             got: list[bytes | None] = list(map(os.pread, self.slots, self._sizes, self._zeros))
         except OSError as exc:
             if exc.errno in _GONE_ERRNOS:
@@ -172,21 +179,6 @@ class FileSet:
                 os.close(fd)
         self.fds.clear()
         self.slots, self._sizes, self._zeros = [], [], []
-
-
-def _read_bytes(path: str) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return None
-    try:
-        return os.pread(fd, 65536, 0)
-    except OSError as exc:
-        if exc.errno in _GONE_ERRNOS:
-            raise CgroupGone(str(exc)) from exc
-        raise
-    finally:
-        os.close(fd)
 
 
 class CgroupGone(Exception):

@@ -15,11 +15,10 @@ from typing import Any
 import msgspec
 from jobpulse.collector.auth.guards import check_job_access, principal_of, requires
 from jobpulse.collector.auth.roles import Role
-from jobpulse.collector.live import channel_name
+from jobpulse.collector.live import LiveFeed
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar import WebSocket, websocket
-from litestar.channels import ChannelsPlugin, Subscriber
-from litestar.di import NamedDependency
+from litestar.channels import Subscriber
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
@@ -46,10 +45,9 @@ async def _until_client_leaves(socket: WebSocket[Any, Any, Any]) -> None:
 
 
 @websocket("/api/live/{job_id:int}", guards=[requires(Role.USER)], name="live")
-async def live(
-    socket: WebSocket[Any, Any, Any], job_id: FromPath[int], channels: NamedDependency[ChannelsPlugin]
-) -> None:
+async def live(socket: WebSocket[Any, Any, Any], job_id: FromPath[int]) -> None:
     store: SqliteStore = socket.app.state.store
+    feed: LiveFeed = socket.app.state.live
     try:
         row = check_job_access(
             principal_of(socket), await store.get_job(job_id) if 0 <= job_id < 2**63 else None, job_id
@@ -59,7 +57,7 @@ async def live(
         await socket.close(code=WS_NOT_FOUND, reason=str(getattr(exc, "detail", "not found"))[:120])
         return
     await socket.accept()
-    async with channels.start_subscription([channel_name(job_id)]) as subscriber:
+    async with feed.subscribe(job_id) as subscriber:  # counted: LiveFeed skips jobs nobody watches
         # subscribed before reading the state: a STOP committed in between still reaches us
         current = await store.get_job(job_id)
         running = bool(current and current["run_id"] == row["run_id"] and current["is_running"])

@@ -181,6 +181,18 @@ def minutes(hour: int, h: Hour, lo: int, hi: int) -> Iterable[tuple[int, int]]:
             yield i, t
 
 
+def selection(h: Hour, hour: int = 0, lo: int = -_POS, hi: int = _POS) -> list[int] | None:
+    """The minutes of ``h`` (starting at ``hour``) with data within [lo, hi), as readers take them.
+
+    None when that is all 60: the hour lies inside [lo, hi) and every minute has data, the common case,
+    which callers take as whole arrays (no per-minute Python work). Otherwise the minutes' indices.
+    """
+    if lo <= hour and hour + HOUR_MS <= hi:
+        n = h["n"]
+        return None if min(n) > 0 else [i for i in _ALL_MINUTES if n[i] > 0]
+    return [i for i, _ in minutes(hour, h, lo, hi)]
+
+
 def delete_before(db: sqlite3.Connection, job_id: int, node: str, step: str, limit: int) -> int:
     """Delete a series' 1-minute data before ``limit`` (hour-aligned); returns the minutes deleted."""
     key = (job_id, node, step)
@@ -220,26 +232,3 @@ def first_minute(db: sqlite3.Connection, job_id: int, node: str, step: str) -> i
             found.append(hour + first * MINUTE_MS)
             break
     return min(found) if found else None
-
-
-def minute_rows(db: sqlite3.Connection, job_id: int | None = None) -> list[dict[str, Any]]:
-    """Every stored minute as the wide row it stands for (job_id, node, step, ts, n, ...), in key order.
-
-    For tests and administration (reads everything; not for the query path). None where not measured.
-    """
-    where, params = ("WHERE job_id = ?", (job_id,)) if job_id is not None else ("", ())
-    out = []
-    series = db.execute(
-        f"SELECT DISTINCT job_id, node, step FROM {PACKED} {where}"
-        f" UNION SELECT DISTINCT job_id, node, step FROM {WIDE} {where} ORDER BY 1, 2, 3",
-        params * 2,
-    ).fetchall()
-    for jid, node, step in series:
-        for hour, h in sorted(read_hours(db, jid, step, [node], COLUMNS, -_POS, _POS).get(node, {}).items()):
-            for i, t in minutes(hour, h, -_POS, _POS):
-                row: dict[str, Any] = {"job_id": jid, "node": node, "step": step, "ts": t}
-                for c in COLUMNS:
-                    v = h[c][i]
-                    row[c] = int(v) if c == "n" else (None if v != v else v)
-                out.append(row)
-    return out

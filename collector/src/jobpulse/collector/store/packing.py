@@ -20,6 +20,7 @@ from jobpulse.collector.store.packed import (
     encode,
     fetch,
     merge,
+    selection,
 )
 
 # An hour is packed once it has this many minutes: below, its wide rows are smaller than 39 packed rows
@@ -81,38 +82,59 @@ def pack_series(
     return hours
 
 
-def _known(values: Iterable[float]) -> list[float]:
-    return [v for v in values if v == v]
+def aggregate(
+    cols: Sequence[str], chunks: Iterable[tuple[Hour, Sequence[int] | None]]
+) -> tuple[float, list[float | None]]:
+    """(samples, value per column) of some minutes, with the rules of the SQL rollup of wide rows.
+
+    A chunk is an hour and the minutes of it to take (:func:`packed.selection`; None: all 60, taken as
+    whole arrays). A column's suffix says how it combines: means (``_avg``) are weighted by the minute's
+    samples; ``_min`` is the minimum, anything else (``_max``, and a counter's ``_last``: its maximum, it
+    only grows) the maximum; NaN is skipped and a column never measured is None. Sums are taken hour by
+    hour, then across the hours in the order given. Used for 1-hour rows and job summaries alike.
+    """
+    # per column: None for a mean, else min or max
+    hows = [None if c.endswith("_avg") else (min if c.endswith("_min") else max) for c in cols]
+    count = 0.0
+    sums = [[0.0, 0.0] for _ in cols]  # for means: sum of value x samples, sum of samples (where known)
+    extremes: list[list[float]] = [[] for _ in cols]  # for min and max: one per hour
+    for h, idx in chunks:
+        n = h["n"]
+        samples: Sequence[float] = n if idx is None else [n[i] for i in idx]
+        if not samples:
+            continue
+        weight = sum(samples)
+        count += weight
+        for c, how, acc, found in zip(cols, hows, sums, extremes, strict=True):
+            a = h[c]
+            values: Sequence[float] = a if idx is None else [a[i] for i in idx]
+            total = sum(values)
+            clean = total == total  # no NaN (the common case): whole columns at once
+            if how is None:
+                if clean:
+                    acc[0] += sum(map(mul, values, samples))
+                    acc[1] += weight
+                else:
+                    pairs = [(v, k) for v, k in zip(values, samples, strict=True) if v == v]
+                    acc[0] += sum(v * k for v, k in pairs)
+                    acc[1] += sum(k for _, k in pairs)
+                continue
+            known = values if clean else [v for v in values if v == v]
+            if known:
+                found.append(how(known))
+    out: list[float | None] = []
+    for how, (weighted, known_weight), found in zip(hows, sums, extremes, strict=True):
+        if how is None:
+            out.append(weighted / known_weight if known_weight else None)
+        else:
+            out.append(how(found) if found else None)
+    return count, out
 
 
 def hour_row(h: Hour) -> list[Any]:
-    """The 1-hour rollup row (``rollup_value_columns`` order) of one packed hour, as the SQL rollup did.
-
-    Means are weighted by the minute's samples; min, max and a counter's last value (its maximum: it only
-    grows) skip NaN; a column never measured in the hour is None.
-    """
-    n = h["n"]
-    present = None if 0.0 not in n else [i for i in range(60) if n[i] > 0]
-    samples: Sequence[float] = n if present is None else [n[i] for i in present]
-    out: list[Any] = [int(sum(samples))]
-    for c in COLUMNS[1:]:
-        a = h[c]
-        values: Sequence[float] = a if present is None else [a[i] for i in present]
-        total = sum(values)
-        if total == total:  # no NaN (the common case): whole columns at once
-            if c.endswith("_avg"):
-                out.append(sum(map(mul, values, samples)) / sum(samples) if values else None)
-            else:
-                out.append((min(values) if c.endswith("_min") else max(values)) if values else None)
-            continue
-        if c.endswith("_avg"):
-            pairs = [(v, k) for v, k in zip(values, samples, strict=True) if v == v]
-            weight = sum(k for _, k in pairs)
-            out.append(sum(v * k for v, k in pairs) / weight if pairs and weight else None)
-        else:
-            known = _known(values)
-            out.append((min(known) if c.endswith("_min") else max(known)) if known else None)
-    return out
+    """The 1-hour rollup row (``rollup_value_columns`` order) of one packed hour, as the SQL rollup did."""
+    count, values = aggregate(COLUMNS[1:], [(h, selection(h))])
+    return [int(count), *values]
 
 
 def pack_all(db: sqlite3.Connection) -> int:

@@ -17,7 +17,7 @@ from operator import mul
 from typing import Any
 
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS
-from jobpulse.collector.store.packed import HOUR_MS, MINUTE_MS, Hour, decode, fetch, merge, minutes
+from jobpulse.collector.store.packed import HOUR_MS, MINUTE_MS, Hour, decode, fetch, merge, selection
 
 Rows = list[tuple[str, list[int], list[list[Any]]]]  # (node or "*", times, values per metric)
 _ZERO = bytes(8)
@@ -50,13 +50,13 @@ def _node_minutes(
     for hour in sorted(hours):
         h = hours[hour]
         n = h["n"]
-        if lo <= hour and hour + HOUR_MS <= hi and min(n) > 0:
+        idx = selection(h, hour, lo, hi)
+        if idx is None:
             times.extend(range(hour, hour + HOUR_MS, MINUTE_MS))
             samples.extend(n)
             for out, c in zip(values, cols, strict=True):
                 out.extend(h[c])
             continue
-        idx = [i for i, t in minutes(hour, h, lo, hi)]
         times.extend(hour + i * MINUTE_MS for i in idx)
         samples.extend(n[i] for i in idx)
         for out, c in zip(values, cols, strict=True):
