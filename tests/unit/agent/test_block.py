@@ -93,6 +93,17 @@ def per_reader(sampler: Sampler) -> None:
     sampler._pool._listed = None
 
 
+def tick_both(
+    fast: Sampler, slow: Sampler, clock: list[int], step: int = 10_000
+) -> tuple[list[Row], list[Row]]:
+    """One tick of each sampler at the same time, the second kept on the per-reader path."""
+    clock[0] += step
+    _, fast_rows = fast.rows()
+    per_reader(slow)
+    _, slow_rows = slow.rows()
+    return fast_rows, slow_rows
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     now = [1_760_000_000_000]
@@ -111,10 +122,7 @@ def test_fast_path_rows_equal_the_per_reader_rows(
     try:
         for tick in range(6):
             move(root, tick, originals)
-            clock[0] += 10_000
-            _, fast_rows = fast.rows()
-            per_reader(slow)  # this one stays on the per-reader path
-            _, slow_rows = slow.rows()
+            fast_rows, slow_rows = tick_both(fast, slow, clock)
             got = {row[:2]: row for row in fast_rows}
             want = {row[:2]: row for row in slow_rows}
             assert got.keys() == want.keys() and want
@@ -161,14 +169,11 @@ def test_an_unexpected_file_format_gives_the_same_numbers(
     fast, slow = Sampler(root), Sampler(root)
     try:
         for tick in range(3):
-            clock[0] += 10_000
             if tick == 2:
                 for stat in root.rglob("cpu.stat"):
                     lines = stat.read_text().splitlines()
                     stat.write_text("\n".join(reversed(lines)) + "\n")
-            _, fast_rows = fast.rows()
-            per_reader(slow)
-            _, slow_rows = slow.rows()
+            fast_rows, slow_rows = tick_both(fast, slow, clock)
         assert fast_ticks[0] == 2
         want = {row[:2]: row for row in slow_rows}
         assert all(same(row, want[row[:2]]) for row in fast_rows)
@@ -212,10 +217,7 @@ def test_one_job_read_alone_after_fast_ticks_has_the_right_rates(tmp_path: Path,
     try:
         for tick in range(4):
             move(root, tick, originals)
-            clock[0] += 10_000
-            fast.rows()
-            per_reader(slow)
-            slow.rows()
+            tick_both(fast, slow, clock)
         move(root, 4, originals)
         clock[0] += 5_000
         got = {(r.job_id, r.step): r for r in fast.collect(only="77")}
@@ -239,10 +241,7 @@ def test_a_cgroup_removed_under_the_blocks_is_read_as_gone(
     try:
         for tick in range(3):
             move(root, tick, originals)
-            clock[0] += 10_000
-            fast.rows()
-            per_reader(slow)
-            slow.rows()
+            tick_both(fast, slow, clock)
         removed = set(fast._readers[("77", "0")].files.slots)
         real_pread = os.pread
 
@@ -282,10 +281,7 @@ def test_limits_are_re_read_on_the_same_tick_by_both_paths(
         for tick in range(STATIC_EVERY + 2):
             if tick == 3:
                 limit.write_text("8589934592\n")
-            clock[0] += 10_000
-            _, fast_rows = fast.rows()
-            per_reader(slow)
-            _, slow_rows = slow.rows()
+            fast_rows, slow_rows = tick_both(fast, slow, clock)
             want = {row[:2]: row for row in slow_rows}
             assert all(same(row, want[row[:2]]) for row in fast_rows), tick
             seen.append(want[("77", "")][10])
