@@ -46,6 +46,7 @@ def _joined(data: Data) -> bytes | None:
 
 
 def _pairs(pattern: re.Pattern[bytes], data: Data) -> list[tuple[bytes, bytes]] | None:
+    """Two values per file from one ``findall``; None unless every file matched exactly once."""
     joined = _joined(data)
     if joined is None:
         return None
@@ -62,6 +63,7 @@ def numbers(data: Data) -> Column:
 
 
 def singles(pattern: re.Pattern[bytes], data: Data, careful: Callable[[bytes | None], float]) -> Column:
+    """One value per file from one ``findall``, or file by file with ``careful`` when the count is off."""
     joined = _joined(data)
     found: list[bytes] = [] if joined is None else pattern.findall(joined)
     if len(found) == len(data):
@@ -75,6 +77,7 @@ def _split(
     careful: Callable[[bytes | None], tuple[float, float]],
     scale: float = 1.0,
 ) -> tuple[Column, Column]:
+    """Two float columns (divided by ``scale``) from ``_pairs``, or from ``careful`` file by file."""
     if pairs is None:
         both = [careful(d) for d in data]
         return list(map(_first, both)), list(map(_second, both))
@@ -106,6 +109,7 @@ def v2_memory(data: Data) -> tuple[Column, Column]:
 
 
 def v2_oom_kills(data: Data) -> Column:
+    """oom_kill from memory.events (its fifth line)."""
     return singles(_V2_OOM, data, cgroup_v2.parse_oom_kills)
 
 
@@ -139,6 +143,7 @@ def v1_cpu(usage: Data, ticks: Data) -> tuple[Column, Column]:
 
 
 def _v1_cpu_careful(totals: Column, ticks: Data) -> tuple[Column, Column]:
+    """``V1Reader.row``'s own split, for cpuacct.stat files the column regex did not match."""
     user: Column = []
     system: Column = []
     for total, data in zip(totals, ticks, strict=True):
@@ -169,9 +174,11 @@ def v1_memory(data: Data) -> tuple[Column, Column]:
 
 
 def v1_oom_kills(data: Data) -> Column:
+    """oom_kill from memory.oom_control (its third line)."""
     return singles(_V1_OOM, data, cgroup_v1.parse_oom_kills)
 
 
 def v1_blkio(data: Data) -> tuple[Column, Column]:
+    """Read/Write bytes from blkio.throttle.io_service_bytes, file by file (a line per device and op)."""
     both = list(map(cgroup_v1.parse_blkio, data))
     return list(map(_first, both)), list(map(_second, both))
