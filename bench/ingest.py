@@ -150,10 +150,15 @@ class SimAgent:
             call.cancel()
 
 
+def _stat_cpu(stat: Path) -> float:
+    """user+system CPU seconds from a /proc .../stat file (a process's or a thread's)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """user+system CPU of a process, from /proc: who got the cores on a shared machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu(Path(f"/proc/{pid}/stat"))
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
@@ -161,11 +166,9 @@ def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = ((task / "comm").read_text().strip(), _stat_cpu(task / "stat"))
         except OSError:  # the thread ended meanwhile
             continue
-        out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
     return out
 
 

@@ -60,6 +60,9 @@ def test_malformed_streams_are_refused_and_the_collector_survives(collector: Col
         [_hello(), _batch(1, ragged=True)], grpc.StatusCode.INVALID_ARGUMENT, "different lengths", target
     )
     _assert_status([_hello(), _batch(1, job_id="abc")], grpc.StatusCode.INVALID_ARGUMENT, "job_id", target)
+    bad_event = _batch(1)
+    bad_event.batch.events.add(kind=pb.JobEvent.START).meta.job_id = "x9"
+    _assert_status([_hello(), bad_event], grpc.StatusCode.INVALID_ARGUMENT, "job_id 'x9'", target)
 
     async def garbage() -> None:
         async with grpc.aio.insecure_channel(target) as channel:

@@ -10,14 +10,13 @@ from typing import Any
 
 from jobpulse.collector.store.ingest import ingest_batch, record_hello
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS, migrate
-from jobpulse.collector.store.packed import COLUMNS, PACKED, WIDE, minutes, read_hours
+from jobpulse.collector.store.packed import COLUMNS, PACKED, POS, WIDE, minutes, read_hours
 from jobpulse.collector.store.sqlite import connect
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 HOUR = 3_600_000
 DAY = 86_400_000
 T0 = 1_780_000_000_000 - 1_780_000_000_000 % DAY  # midnight, ms
-_POS = 2**62
 
 
 def open_db(path: Path) -> sqlite3.Connection:
@@ -41,8 +40,8 @@ def minute_rows(db: sqlite3.Connection, job_id: int | None = None) -> list[dict[
         params * 2,
     ).fetchall()
     for jid, node, step in series:
-        for hour, h in sorted(read_hours(db, jid, step, [node], COLUMNS, -_POS, _POS).get(node, {}).items()):
-            for i, t in minutes(hour, h, -_POS, _POS):
+        for hour, h in sorted(read_hours(db, jid, step, [node], COLUMNS, -POS, POS).get(node, {}).items()):
+            for i, t in minutes(hour, h, -POS, POS):
                 row: dict[str, Any] = {"job_id": jid, "node": node, "step": step, "ts": t}
                 for c in COLUMNS:
                     v = h[c][i]

@@ -107,7 +107,7 @@ class GroupCommitter:
             error: Exception | None = None
             for pending in entry_items:
                 if (pending.node, pending.stream_id) in failed:
-                    error = error or RuntimeError("an earlier batch of this stream failed")
+                    error = RuntimeError("an earlier batch of this stream failed")
                     break
                 try:
                     results.extend(await self._write([pending]))

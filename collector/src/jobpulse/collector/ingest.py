@@ -134,9 +134,7 @@ class IngestServicer(pb_grpc.IngestServicer):
                 while state.batches >= READ_AHEAD:
                     state.room.clear()
                     await state.room.wait()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the stream broke: handed to the handler once the rest is acked
+        except Exception as exc:  # the stream broke (a cancel is no Exception: it propagates): handed to the handler once the rest is acked
             state.exception = exc
         finally:
             state.finished = True

@@ -32,11 +32,6 @@ def channel_name(job_id: int | str) -> str:
     return f"job:{job_id}"
 
 
-def _job_number(value: str) -> int | None:
-    """The numeric Slurm job id, or None (``str.isdigit`` alone would accept '²')."""
-    return int(value) if value.isascii() and value.isdigit() else None
-
-
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -95,21 +90,20 @@ class LiveFeed:
         raw_ids: set[str] = set()
         for batch in batches:
             raw_ids.update(batch.jobs.job_id[:])
-        try:  # the common case in one C call; ingest stores these ids as int() reads them, too
-            ids = set(map(int, raw_ids))
-        except ValueError:
-            ids = {n for n in (_job_number(j.strip()) for j in raw_ids) if n is not None}
+        # Committed batches passed prepare(): every id (samples and events) is one int() reads, and
+        # is stored as that int.
+        ids = set(map(int, raw_ids))
         for listener in self.job_listeners:
             listener(ids)
         subscribed = self._watchers
         if not subscribed:  # nobody watches (always so before the app has started)
             return
-        watched = {j for j in ids if j in subscribed}
+        watched = {raw for raw in raw_ids if int(raw) in subscribed}
         for batch in batches:
             if watched:
                 self._publish_samples(node, batch.jobs, watched)
             for event in batch.events:
-                stopped = _job_number(event.meta.job_id.strip())
+                stopped = int(event.meta.job_id)
                 if event.kind == pb.JobEvent.STOP and stopped in subscribed:
                     end = {
                         "type": "end",
@@ -120,20 +114,22 @@ class LiveFeed:
                     }
                     self.plugin.publish(msgspec.json.encode(end), channels=[channel_name(stopped)])
 
-    def _publish_samples(self, node: str, jobs: pb.JobSamples, watched: set[int]) -> None:
+    def _publish_samples(self, node: str, jobs: pb.JobSamples, watched: set[str]) -> None:
+        """The whole-job rows of the watched jobs (``watched``: their ids as the agent sent them)."""
         now_ms = time.time() * 1000
         steps = jobs.step
+        columns = [(c, getattr(jobs, c)) for c in JOB_SAMPLE_COLUMNS]
         for i, raw_id in enumerate(jobs.job_id):
-            job_id = _job_number(raw_id.strip())
-            if job_id not in watched or steps[i]:
+            if raw_id not in watched or steps[i]:
                 continue
+            job_id = int(raw_id)
             message = {
                 "type": "sample",
                 "job": job_id,
                 "node": node,
                 "published_ms": now_ms,
                 "ts": jobs.time_ms[i] / 1000,
-                "values": {c: _finite(getattr(jobs, c)[i]) for c in JOB_SAMPLE_COLUMNS},
+                "values": {c: _finite(values[i]) for c, values in columns},
             }
             self.plugin.publish(msgspec.json.encode(message), channels=[channel_name(job_id)])
             self.published += 1

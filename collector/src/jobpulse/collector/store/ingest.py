@@ -170,6 +170,8 @@ def prepare(node: str, stream_id: str, cluster: str, batch: pb.Batch) -> Pending
         if n:
             gpu_jobs = [parse_job_id(j) if j else None for j in columns[2]]
             gpu_rows = list(zip(repeat(node, n), columns[0], columns[1], gpu_jobs, *columns[3:], strict=True))
+    for event in batch.events:  # few; checked here so that a bad one never rolls back a whole group
+        parse_job_id(event.meta.job_id)
     return Pending(node, stream_id, cluster, batch, job_rows, gpu_rows)
 
 

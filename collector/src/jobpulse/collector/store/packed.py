@@ -36,7 +36,7 @@ WIDE = "job_samples_1m"
 COLUMNS: tuple[str, ...] = tuple(rollup_value_columns())  # "n" first
 _NAN = math.nan
 _BIG_ENDIAN = sys.byteorder == "big"
-_POS = 2**62
+POS = 2**62  # beyond any time in ms: an open end of a time range
 _ALL_MINUTES = list(range(60))
 
 Hour = dict[str, "array[float]"]  # column -> 60 values (array('d'))
@@ -181,7 +181,7 @@ def minutes(hour: int, h: Hour, lo: int, hi: int) -> Iterable[tuple[int, int]]:
             yield i, t
 
 
-def selection(h: Hour, hour: int = 0, lo: int = -_POS, hi: int = _POS) -> list[int] | None:
+def selection(h: Hour, hour: int = 0, lo: int = -POS, hi: int = POS) -> list[int] | None:
     """The minutes of ``h`` (starting at ``hour``) with data within [lo, hi), as readers take them.
 
     None when that is all 60: the hour lies inside [lo, hi) and every minute has data, the common case,

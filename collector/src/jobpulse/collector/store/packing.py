@@ -15,6 +15,7 @@ from jobpulse.collector.store.packed import (
     COLUMNS,
     HOUR_MS,
     PACKED,
+    POS,
     WIDE,
     Hour,
     encode,
@@ -26,7 +27,6 @@ from jobpulse.collector.store.packed import (
 # An hour is packed once it has this many minutes: below, its wide rows are smaller than 39 packed rows
 # would be, and queries still read few of them (a short job's whole life).
 PACK_MIN_MINUTES = 30
-_POS = 2**62
 
 
 def pack_series(
@@ -144,11 +144,11 @@ def pack_all(db: sqlite3.Connection) -> int:
     pass packs them, as it does for new data. Hours under ``PACK_MIN_MINUTES`` minutes stay wide too.
     """
     series = db.execute(
-        f"SELECT w.job_id, w.node, w.step, coalesce(s.dirty_1h_ms, {_POS}) FROM"
+        f"SELECT w.job_id, w.node, w.step, coalesce(s.dirty_1h_ms, {POS}) FROM"
         f" (SELECT DISTINCT job_id, node, step FROM {WIDE}) AS w LEFT JOIN job_series AS s"
         " ON s.job_id = w.job_id AND s.node = w.node AND s.step = w.step"
     ).fetchall()
     hours = 0
     for job_id, node, step, upto in series:
-        hours += len(pack_series(db, job_id, node, step, -_POS, upto - upto % HOUR_MS))
+        hours += len(pack_series(db, job_id, node, step, -POS, upto - upto % HOUR_MS))
     return hours

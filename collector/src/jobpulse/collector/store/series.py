@@ -36,11 +36,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS
+from jobpulse.collector.store.packed import POS
 from jobpulse.collector.store.series_1m import minute_series
 from jobpulse.collector.store.state import get_state
 
 AGG_FNS = ("avg", "min", "max", "sum")
-_NEG, _POS = -(2**62), 2**62
+_NEG, _POS = -POS, POS
 # (name, resolution s) from finest to coarsest; "job_samples_1m" stands for the 1-minute resolution, stored
 # packed by hour in job_samples_1m_packed plus wide rows for the hour in progress (store/packed.py).
 _TABLES = (("job_samples", 0), ("job_samples_1m", 60), ("job_samples_1h", 3600))
