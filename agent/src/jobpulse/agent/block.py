@@ -12,7 +12,8 @@ or anything here is unusual, and the answers are the same (tests compare them).
 Each file is read into a buffer of twice its size (a power of two): the
 per-reader path's 64 KiB per read, held for every file of the tick at once,
 would spread the tick over ~80 MB of heap and cost more than the reads. A file
-that fills its buffer is read again whole, and the sizes fitted again.
+that fills its buffer (one of READ_SIZE excepted: the per-reader path reads no
+more) is read again whole, and the sizes fitted again.
 
 A block owns its readers' rate state while it lives (previous CPU time, peak,
 time) and writes it back to the readers when it is dissolved, so the per-reader
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from itertools import repeat
 from math import isnan
 from operator import add, ge
 
@@ -33,6 +35,9 @@ from jobpulse.agent.sources.cgroup_v2 import V2Reader
 from jobpulse.agent.sources.cgroupfs import READ_SIZE
 
 Reader = V1Reader | V2Reader
+# Buffer of a file before its size is known (the largest usual file, a v1 memory.stat, is ~1 KB); one
+# that fills it is read again whole, so nothing is cut.
+FIRST_READ = 4096
 Layout = tuple[type[Reader], tuple[str, ...]]
 
 
@@ -62,7 +67,6 @@ class Block:
         "_stamp",
         "_v1",
         "_width",
-        "_zeros",
         "allocs",
         "job_ids",
         "limits",
@@ -79,8 +83,7 @@ class Block:
         self._width = len(names)
         self._at = {name: i for i, name in enumerate(names)}
         self._fds = [fd for reader in readers for fd in reader.files.slots]
-        self._zeros = [0] * len(self._fds)
-        self._sizes = [READ_SIZE] * len(self._fds)  # fitted after the first read (no read here: see build)
+        self._sizes = [FIRST_READ] * len(self._fds)  # fitted after the first read (no read here: see build)
         self._fitted = False
         self.job_ids = [reader.job_id for reader in readers]
         self.steps = [reader.step for reader in readers]
@@ -105,12 +108,16 @@ class Block:
             Stale: a cgroup read as empty.
         """
         datas = self._read()
+        if any(map(ge, map(len, datas), self._sizes)):  # a file filled its buffer: read it whole
+            grown = [
+                i for i, (d, s) in enumerate(zip(datas, self._sizes, strict=True)) if len(d) >= s < READ_SIZE
+            ]
+            for i in grown:
+                datas[i] = os.pread(self._fds[i], READ_SIZE, 0)
+            if grown:
+                self._fitted = False
         if not self._fitted:
             self._sizes, self._fitted = _fitted(datas), True
-        elif any(map(ge, map(len, datas), self._sizes)) and _grown(datas, self._sizes):
-            self._sizes = [READ_SIZE] * len(self._fds)  # a file filled its buffer: read them whole
-            datas = self._read()
-            self._sizes = _fitted(datas)
         if refresh:
             for reader in self.readers:
                 reader.refresh()
@@ -122,13 +129,13 @@ class Block:
             i = at.get(name)
             return None if i is None else datas[i::width]
 
+        current, peak = _numbers(column("current"), nans), _numbers(column("peak"), nans)
         if self._v1:
             usage, ticks = column("usage"), column("ticks")
             if usage is None:
                 user, system = nans, nans
             else:
                 user, system = columns.v1_cpu(usage, [None] * n if ticks is None else ticks)
-            current, peak = _numbers(column("current"), nans), column("peak")
             stat, oom, io, pids = column("stat"), column("oom"), column("blkio"), column("pids")
             anon, cache = (nans, nans) if stat is None else columns.v1_memory(stat)
             ooms = nans if oom is None else columns.v1_oom_kills(oom)
@@ -138,13 +145,12 @@ class Block:
             if cpu is None or b"" in cpu:
                 raise Stale("cpu.stat missing or empty")
             user, system = columns.v2_cpu(cpu)
-            current, peak = _numbers(column("current"), nans), column("peak")
             stat, events, io, pids = column("stat"), column("events"), column("io"), column("pids")
             anon, cache = (nans, nans) if stat is None else columns.v2_memory(stat)
             ooms = nans if events is None else columns.v2_oom_kills(events)
             read, write = (nans, nans) if io is None else columns.v2_io(io)
         cpus = list(map(add, user, system))
-        cores, peaks = self._rates(stamp, cpus, current, None if peak is None else columns.numbers(peak))
+        cores, peaks = self._rates(stamp, cpus, current, peak)
         self._next = (stamp, cpus, peaks)
         return list(
             zip(
@@ -156,10 +162,10 @@ class Block:
 
     def _read(self) -> list[bytes]:
         """Every file of every cgroup, in one C loop (no Python per file)."""
-        return list(map(os.pread, self._fds, self._sizes, self._zeros))
+        return list(map(os.pread, self._fds, self._sizes, repeat(0)))
 
     def _rates(
-        self, stamp: int, cpus: list[float], current: list[float], peak: list[float] | None
+        self, stamp: int, cpus: list[float], current: list[float], peak: list[float]
     ) -> tuple[list[float], list[float]]:
         """Cores used since the last tick and the peak: ``Rates.derive`` for the whole column."""
         last = self._stamp
@@ -168,13 +174,12 @@ class Block:
             cores = [(c - p) / seconds if c >= p else NAN for c, p in zip(cpus, self._cpu, strict=True)]
         else:
             cores = [NAN] * len(cpus)
-        if peak is not None and not any(map(isnan, peak)):
+        if not any(map(isnan, peak)):
             return cores, peak
         # No memory.peak (kernels before 5.19): the running maximum of memory.current seen.
-        given = [NAN] * len(cpus) if peak is None else peak
         return cores, [
             p if p == p else s if c != c or c <= s else c
-            for p, c, s in zip(given, current, self._peak, strict=True)
+            for p, c, s in zip(peak, current, self._peak, strict=True)
         ]
 
     def commit(self) -> None:
@@ -193,12 +198,6 @@ class Block:
 def _fitted(datas: list[bytes]) -> list[int]:
     """Each file's read size: twice what it holds now, in powers of two (>= 64, <= READ_SIZE)."""
     return [min(READ_SIZE, max(64, 1 << (2 * len(data)).bit_length())) for data in datas]
-
-
-def _grown(datas: list[bytes], sizes: list[int]) -> bool:
-    """A file filled a buffer smaller than READ_SIZE: it may hold more (one of READ_SIZE is read
-    as far as the per-reader path reads it, so it is not read again)."""
-    return any(len(data) >= size < READ_SIZE for data, size in zip(datas, sizes, strict=True))
 
 
 def _numbers(data: columns.Data | None, nans: list[float]) -> list[float]:

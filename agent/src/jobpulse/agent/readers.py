@@ -24,7 +24,7 @@ from jobpulse.agent.sources.cgroupfs import STATIC_EVERY
 
 log = logging.getLogger(__name__)
 
-Reader = V1Reader | V2Reader
+Reader = block.Reader
 Key = tuple[str, str]  # (job id, step; "" for the whole job)
 
 

@@ -49,7 +49,7 @@ class FoundJob:
     tasks: dict[str, list[str]] = field(default_factory=dict)
     sluid: str = ""
     mapped: bool = True
-    # ((job id, step), location) of the job and each step, filled by the sampler on first use.
+    # ((job id, step), location) of the job and each step, filled by readers._keys on first use.
     read_keys: list[tuple[tuple[str, str], Path | V1Paths]] = field(default_factory=list)
 
 

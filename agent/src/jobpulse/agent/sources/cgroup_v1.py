@@ -43,7 +43,7 @@ class V1Paths:
 
 _BLKIO = re.compile(rb"^\S+ (Read|Write) (\d+)$", re.MULTILINE)
 # The kernel prints memory.stat's hierarchical totals in this order, one after the other.
-_TOTALS = re.compile(rb"\ntotal_cache (\d+)\ntotal_rss (\d+)\n")
+TOTALS = re.compile(rb"\ntotal_cache (\d+)\ntotal_rss (\d+)\n")
 
 
 def parse_blkio(data: bytes | None) -> tuple[float, float]:
@@ -63,7 +63,7 @@ def parse_memory_stat(data: bytes | None) -> tuple[float, float]:
     """(anon, file cache) bytes: the hierarchical totals, else the cgroup's own rss/cache."""
     if data is None:
         return NAN, NAN
-    match = _TOTALS.search(data)
+    match = TOTALS.search(data)
     if match is not None:
         return float(match[2]), float(match[1])
     anon = keyed_value(data, b"total_rss ")
@@ -74,6 +74,20 @@ def parse_memory_stat(data: bytes | None) -> tuple[float, float]:
     )
 
 
+def split_usage(usage: float, ticks: bytes | None) -> tuple[float, float]:
+    """(user, system) seconds: cpuacct.usage (exact, in seconds here) split by cpuacct.stat's proportion.
+
+    cpuacct.stat counts coarse USER_HZ ticks (b"user 305\nsystem 42\n"); without ticks it is all user.
+    """
+    if usage != usage:  # NaN: not measured
+        return NAN, NAN
+    parts = ticks.split() if ticks else []
+    user_t = float(parts[1]) if len(parts) >= 4 and parts[0] == b"user" else 0.0
+    sys_t = float(parts[3]) if len(parts) >= 4 and parts[2] == b"system" else 0.0
+    user = usage * (user_t / (user_t + sys_t) if user_t + sys_t > 0 else 1.0)
+    return user, usage - user
+
+
 def parse_oom_kills(data: bytes | None) -> float:
     """oom_kill from memory.oom_control (NaN without it: kernels before 4.13)."""
     if data is None:
@@ -82,9 +96,9 @@ def parse_oom_kills(data: bytes | None) -> float:
     return float(p[5]) if len(p) > 5 and p[4] == b"oom_kill" else keyed_value(data, b"oom_kill ")
 
 
-def effective_limit(directory: str, memory_root: str, cache: dict[str, float] | None = None) -> float:
+def effective_limit(directory: str, memory_root: str, cache: dict[str, float]) -> float:
     """The tightest memory.limit_in_bytes of the cgroup and its ancestors; +inf if none is set."""
-    limit = limit_of(directory, "memory.limit_in_bytes", memory_root, {} if cache is None else cache)
+    limit = limit_of(directory, "memory.limit_in_bytes", memory_root, cache)
     return math.inf if limit >= V1_UNLIMITED else limit
 
 
@@ -98,10 +112,10 @@ def allocated_cpus(directory: str) -> float:
 class V1Reader(Rates):
     """One job (or step) across the v1 hierarchies, files held open between ticks.
 
-    ``limits`` is the ancestors' memory limits shared by the sampler's readers (see ``limit_of``).
+    ``limits`` is the ancestors' memory limits shared by all ``Readers`` (see ``limit_of``).
     """
 
-    __slots__ = ("_dirs", "_limits", "_reads", "alloc", "files", "job_id", "limit", "paths", "step")
+    __slots__ = ("_dirs", "_fresh", "_limits", "alloc", "files", "job_id", "limit", "paths", "step")
 
     def __init__(
         self,
@@ -132,7 +146,7 @@ class V1Reader(Rates):
         if self.files.kept and "usage" not in self.files.fds and "current" not in self.files.fds:
             self.files.close()
             raise NoData(f"cgroup {paths.relative} vanished")
-        self._reads = 0
+        self._fresh = True
         self.alloc = NAN
         self.limit = NAN
         self._limits = {} if limits is None else limits
@@ -167,18 +181,11 @@ class V1Reader(Rates):
         except ValueError:
             usage = number_value(usage_b) / NS_PER_S
             current, peak, pids = number_value(current_b), number_value(peak_b), number_value(pids_b)
-        user = system = NAN
-        if usage == usage:  # not NaN
-            parts = ticks.split() if ticks else []  # b"user 305\nsystem 42\n"
-            user_t = float(parts[1]) if len(parts) >= 4 and parts[0] == b"user" else 0.0
-            sys_t = float(parts[3]) if len(parts) >= 4 and parts[2] == b"system" else 0.0
-            share = user_t / (user_t + sys_t) if user_t + sys_t > 0 else 1.0
-            user = usage * share
-            system = usage - user
+        user, system = split_usage(usage, ticks)
         anon, cache = parse_memory_stat(stat)
-        if not self._reads:  # later refreshes: every STATIC_EVERY ticks, by Readers (or block)
+        if self._fresh:  # later refreshes: every STATIC_EVERY ticks, by Readers (or a block)
+            self._fresh = False
             self.refresh()
-        self._reads += 1
         if rates:
             cores, peak = self.derive(stamp, user + system, current, peak)
         else:

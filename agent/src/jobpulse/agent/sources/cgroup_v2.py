@@ -84,20 +84,19 @@ def parse_oom_kills(data: bytes | None) -> float:
 class V2Reader(Rates):
     """One cgroup v2 directory with its files held open between ticks.
 
-    ``limits`` is the ancestors' memory limits shared by the sampler's readers (see ``limit_of``).
+    ``limits`` is the ancestors' memory limits shared by all ``Readers`` (see ``limit_of``).
     """
 
     __slots__ = (
         "_dirs",
+        "_fresh",
         "_limits",
-        "_reads",
         "alloc",
         "directory",
         "files",
         "job_id",
         "limit",
         "step",
-        "top",
     )
 
     def __init__(
@@ -113,12 +112,11 @@ class V2Reader(Rates):
         self.directory = directory
         self.job_id = job_id
         self.step = step
-        self.top = top
         self.files = FileSet({name: directory / file for name, file in _FILES.items()}, keep)
         if self.files.kept and "cpu" not in self.files.fds:
             self.files.close()
             raise NoData(f"cgroup {directory} vanished")
-        self._reads = 0
+        self._fresh = True
         self.alloc = NAN
         self.limit = NAN
         self._limits = {} if limits is None else limits
@@ -149,9 +147,9 @@ class V2Reader(Rates):
             current, peak, pids = number_value(current_b), number_value(peak_b), number_value(pids_b)
         anon, file = parse_memory_stat(stat)
         read, write = parse_io(io)
-        if not self._reads:  # later refreshes: every STATIC_EVERY ticks, by Readers (or block)
+        if self._fresh:  # later refreshes: every STATIC_EVERY ticks, by Readers (or a block)
+            self._fresh = False
             self.refresh()
-        self._reads += 1
         if rates:
             cores, peak = self.derive(stamp, user + system, current, peak)
         else:

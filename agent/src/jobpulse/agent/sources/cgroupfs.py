@@ -6,10 +6,11 @@ import contextlib
 import errno
 import math
 import os
+from itertools import repeat
 from pathlib import Path
 
-# Limits and cpusets change rarely (scontrol update): readers re-read them every this many reads, and
-# the sampler empties its shared ancestor-limit cache on the same cycle.
+# Limits and cpusets change rarely (scontrol update): ``Readers`` has every reader re-read them every
+# this many ticks, and empties its shared ancestor-limit cache on the same cycle.
 STATIC_EVERY = 30
 
 NAN = math.nan
@@ -105,18 +106,16 @@ def limit_of(directory: str, filename: str, stop: str, cache: dict[str, float]) 
 class FileSet:
     """Open descriptors for some files of one cgroup; a file that does not exist is simply absent."""
 
-    __slots__ = ("_at", "_sizes", "_zeros", "fds", "files", "names", "paths", "slots")
+    __slots__ = ("_at", "fds", "names", "paths", "slots")
 
     def __init__(self, paths: dict[str, Path], keep: bool = True) -> None:
         self.names = list(paths)
-        self.files = [str(path) for path in paths.values()]  # str: a Path costs ~4x the memory
         self.fds: dict[str, int] = {}
         # Not None while the files are not kept open: each read then opens one file at a time.
-        self.paths: list[str] | None = self.files
+        # str: a Path costs ~4x the memory.
+        self.paths: list[str] | None = [str(path) for path in paths.values()]
         self.slots: list[int] = []  # the open descriptors, in order (absent files have none)
         self._at: list[int] | None = None  # each descriptor's place in the answer, when some are absent
-        self._sizes: list[int] = []
-        self._zeros: list[int] = []
         if keep:
             self.keep()
 
@@ -126,7 +125,8 @@ class FileSet:
         Raises:
             OSError: anything but a missing file or running out of descriptors.
         """
-        for name, path in zip(self.names, self.files, strict=True):
+        assert self.paths is not None, "already kept"
+        for name, path in zip(self.names, self.paths, strict=True):
             try:
                 self.fds[name] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except (FileNotFoundError, NotADirectoryError, PermissionError):
@@ -141,7 +141,6 @@ class FileSet:
         self.slots = list(self.fds.values())
         if len(self.slots) < len(self.names):
             self._at = [self.names.index(name) for name in self.fds]
-        self._sizes, self._zeros = [READ_SIZE] * len(self.slots), [0] * len(self.slots)
         self.paths = None
         return True
 
@@ -161,7 +160,7 @@ class FileSet:
             return [read_bytes(path, gone=True) for path in self.paths]
         try:
             # os.pread(fd, READ_SIZE, 0) for every descriptor, iterated in C (no Python loop).
-            got: list[bytes | None] = list(map(os.pread, self.slots, self._sizes, self._zeros))
+            got: list[bytes | None] = list(map(os.pread, self.slots, repeat(READ_SIZE), repeat(0)))
         except OSError as exc:
             if exc.errno in _GONE_ERRNOS:
                 raise CgroupGone(str(exc)) from exc
@@ -178,7 +177,7 @@ class FileSet:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.fds.clear()
-        self.slots, self._sizes, self._zeros = [], [], []
+        self.slots = []
 
 
 class CgroupGone(Exception):

@@ -20,7 +20,6 @@ from itertools import repeat
 from operator import itemgetter, truediv
 
 from jobpulse.agent.sources import cgroup_v1, cgroup_v2
-from jobpulse.agent.sources.base import NAN
 from jobpulse.agent.sources.cgroupfs import number_value
 from jobpulse.common.units import NS_PER_S, US_PER_S
 
@@ -31,8 +30,6 @@ _V2_CPU = re.compile(rb"\0usage_usec \d+\nuser_usec (\d+)\nsystem_usec (\d+)\n")
 # io.stat with one device line or none (no I/O yet); the NUL after it is the next file's (one is appended).
 _V2_IO = re.compile(rb"\0(?:\S+ rbytes=(\d+) wbytes=(\d+)[^\n]*\n)?(?=\0)")
 _V2_OOM = re.compile(rb"\0low \d+\nhigh \d+\nmax \d+\noom \d+\noom_kill (\d+)\n")
-_V1_TICKS = re.compile(rb"\0user (\d+)\nsystem (\d+)\n")
-_V1_TOTALS = re.compile(rb"\ntotal_cache (\d+)\ntotal_rss (\d+)\n")
 _V1_OOM = re.compile(rb"\0oom_kill_disable \d+\nunder_oom \d+\noom_kill (\d+)\n")
 _first, _second, _third, _fourth = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 
@@ -71,6 +68,12 @@ def singles(pattern: re.Pattern[bytes], data: Data, careful: Callable[[bytes | N
     return [careful(d) for d in data]
 
 
+def _each(parse: Callable[..., tuple[float, float]], *data: Sequence[object]) -> tuple[Column, Column]:
+    """``parse`` applied file by file (to each cgroup's arguments), its pairs turned into two columns."""
+    both = list(map(parse, *data))
+    return list(map(_first, both)), list(map(_second, both))
+
+
 def _split(
     pairs: list[tuple[bytes, bytes]] | None,
     data: Data,
@@ -79,8 +82,7 @@ def _split(
 ) -> tuple[Column, Column]:
     """Two float columns (divided by ``scale``) from ``_pairs``, or from ``careful`` file by file."""
     if pairs is None:
-        both = [careful(d) for d in data]
-        return list(map(_first, both)), list(map(_second, both))
+        return _each(careful, data)
     first, second = map(float, map(_first, pairs)), map(float, map(_second, pairs))
     if scale != 1.0:
         return list(map(truediv, first, repeat(scale))), list(map(truediv, second, repeat(scale)))
@@ -105,7 +107,7 @@ def v2_memory(data: Data) -> tuple[Column, Column]:
             return list(map(float, map(_second, heads))), list(map(float, map(_fourth, heads)))
     except (TypeError, IndexError, ValueError):
         pass
-    return _split(None, data, cgroup_v2.parse_memory_stat)
+    return _each(cgroup_v2.parse_memory_stat, data)
 
 
 def v2_oom_kills(data: Data) -> Column:
@@ -122,55 +124,25 @@ def v2_io(data: Data) -> tuple[Column, Column]:
     found = [] if joined is None else _V2_IO.findall(joined + b"\0")
     if len(found) == len(data):
         return [float(r) if r else 0.0 for r, _ in found], [float(w) if w else 0.0 for _, w in found]
-    both = list(map(cgroup_v2.parse_io, data))
-    return list(map(_first, both)), list(map(_second, both))
+    return _each(cgroup_v2.parse_io, data)
 
 
 def v1_cpu(usage: Data, ticks: Data) -> tuple[Column, Column]:
-    """(user, system) seconds: cpuacct.usage split by cpuacct.stat's tick proportion (as V1Reader.row)."""
-    totals = [u / NS_PER_S for u in numbers(usage)]
-    pairs = _pairs(_V1_TICKS, ticks)
-    if pairs is None:
-        return _v1_cpu_careful(totals, ticks)
-    user: Column = []
-    system: Column = []
-    for total, (u_b, s_b) in zip(totals, pairs, strict=True):
-        u, s = float(u_b), float(s_b)
-        part = total * (u / (u + s) if u + s > 0 else 1.0)
-        user.append(part)
-        system.append(total - part)
-    return user, system
-
-
-def _v1_cpu_careful(totals: Column, ticks: Data) -> tuple[Column, Column]:
-    """``V1Reader.row``'s own split, for cpuacct.stat files the column regex did not match."""
-    user: Column = []
-    system: Column = []
-    for total, data in zip(totals, ticks, strict=True):
-        if total != total:
-            user.append(NAN)
-            system.append(NAN)
-            continue
-        parts = data.split() if data else []
-        u = float(parts[1]) if len(parts) >= 4 and parts[0] == b"user" else 0.0
-        s = float(parts[3]) if len(parts) >= 4 and parts[2] == b"system" else 0.0
-        part = total * (u / (u + s) if u + s > 0 else 1.0)
-        user.append(part)
-        system.append(total - part)
-    return user, system
+    """(user, system) seconds: cpuacct.usage split by cpuacct.stat's tick proportion, as V1Reader.row."""
+    return _each(cgroup_v1.split_usage, [u / NS_PER_S for u in numbers(usage)], ticks)
 
 
 def v1_memory(data: Data) -> tuple[Column, Column]:
     """(anon, cache) bytes: memory.stat's hierarchical totals (total_rss, total_cache), file by file
     (they sit mid-file: joining ~0.8 KB files costs more than searching each)."""
     try:
-        found = list(map(_V1_TOTALS.findall, data))  # type: ignore[arg-type]
+        found = list(map(cgroup_v1.TOTALS.findall, data))  # type: ignore[arg-type]
     except TypeError:
         found = []
     if found and list(map(len, found)).count(1) == len(found):
         pairs = list(map(_first, found))
         return list(map(float, map(_second, pairs))), list(map(float, map(_first, pairs)))
-    return _split(None, data, cgroup_v1.parse_memory_stat)
+    return _each(cgroup_v1.parse_memory_stat, data)
 
 
 def v1_oom_kills(data: Data) -> Column:
@@ -180,5 +152,4 @@ def v1_oom_kills(data: Data) -> Column:
 
 def v1_blkio(data: Data) -> tuple[Column, Column]:
     """Read/Write bytes from blkio.throttle.io_service_bytes, file by file (a line per device and op)."""
-    both = list(map(cgroup_v1.parse_blkio, data))
-    return list(map(_first, both)), list(map(_second, both))
+    return _each(cgroup_v1.parse_blkio, data)
