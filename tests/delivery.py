@@ -30,7 +30,19 @@ class Produced:
 
 
 def produced(spool_dir: Path) -> Produced:
-    """Every valid record in the spool directory and its acked/ archive."""
+    """Every valid record in the spool directory and its acked/ archive.
+
+    A running agent moves acknowledged segments into acked/ at any moment: a segment that moves
+    between the listing and the read means listing again.
+    """
+    while True:
+        try:
+            return _produced(spool_dir)
+        except FileNotFoundError:
+            continue
+
+
+def _produced(spool_dir: Path) -> Produced:
     out = Produced()
     files = sorted(spool_dir.glob("seg-*.jps")) + sorted((spool_dir / "acked").glob("seg-*.jps"))
     for path in files:
