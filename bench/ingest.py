@@ -161,6 +161,14 @@ def cpu_seconds(pid: int) -> float:
     return _stat_cpu(Path(f"/proc/{pid}/stat"))
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB: what the staged groups cost."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
     """(name, user+system CPU seconds) of each thread of a process (the collector names its writer)."""
     out = {}
@@ -190,6 +198,7 @@ async def drive(
     for tid, (name, seconds) in threads.items():
         cpu[f"thread {tid} {name}"] = (seconds - start_t0.get(tid, (name, 0.0))[1]) / (end_t - start_t)
     cpu["driver"] = (cpu_seconds(os.getpid()) - start_d) / (end_t - start_t)
+    cpu["peak_rss_mb"] = peak_rss_mb(pid)
     stop.set()
     for s in sims:
         s._acks.set()
@@ -304,6 +313,7 @@ def main() -> int:
     )
     busy = sorted(((v, k) for k, v in cpu.items() if k.startswith("thread ")), reverse=True)
     print("collector threads: " + ", ".join(f"{k.split(' ', 2)[2]} {v:.0%}" for v, k in busy if v >= 0.01))
+    print(f"collector peak RSS: {cpu['peak_rss_mb']:.0f} MB")
     print(f"collector: {batches_s:,.0f} batches/s = {batches_s * args.jobs:,.0f} job rows/s = "
           f"{ingest_samples:,.0f} samples/s committed ({rows:,} rows checked in the database)")  # fmt: skip
     print(f"baseline sqlite3 executemany: {base_rows:,.0f} rows/s = {base_samples:,.0f} samples/s")

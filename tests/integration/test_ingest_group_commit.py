@@ -17,6 +17,7 @@ from jobpulse.collector.ingest import IngestServicer
 from jobpulse.collector.store.ingest import Pending, ingest_many, prepare
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.store.stage import Stage
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
 
@@ -105,10 +106,10 @@ async def test_read_ahead_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyP
     write = servicer.committer._write
     largest = 0
 
-    async def measuring_write(items: list[Pending]) -> list[Result]:
+    async def measuring_write(items: list[Pending], staged: Stage | None = None) -> list[Result]:
         nonlocal largest
         largest = max(largest, len(items))
-        return await write(items)
+        return await write(items, staged)
 
     monkeypatch.setattr(servicer.committer, "_write", measuring_write)
     server, target = await _serve(servicer)
@@ -142,6 +143,46 @@ def test_rows_of_a_group_are_stored_in_key_order_and_the_first_sent_wins(tmp_pat
     store.close()
 
 
+def test_a_replay_inside_a_group_is_acknowledged_and_only_the_new_batches_are_stored(tmp_path: Path) -> None:
+    """A group may carry a reconnected agent's replay between other streams' new batches: the replay's
+    staged rows are dropped (the first copy stays as stored), everything around it is stored."""
+    store = SqliteStore(tmp_path / "db.sqlite")
+    store.open()
+    db = store.writer
+    known: dict[tuple[str, str], int] = {}
+
+    def with_node(batch: pb.Batch, ts: int, load: float) -> pb.Batch:
+        batch.node.add(time_ms=ts, load1=load)
+        return batch
+
+    first = with_node(_batch(1, job=4, value=1.0), 1, 1.0)
+    assert ingest_many(db, [prepare("r1", "s", "c", first)], known) == [(1, True)]
+    replay = with_node(
+        _batch(1, job=4, value=99.0), 99, 99.0
+    )  # the same seq again, as a replaying agent sends it
+    replay.jobs.job_id.append("5")  # with a row the first copy did not have
+    replay.jobs.step.append("")
+    replay.jobs.time_ms.append(replay.jobs.time_ms[0])
+    for column in JOB_SAMPLE_COLUMNS:
+        getattr(replay.jobs, column).append(99.0)
+    items = [
+        prepare("r2", "s", "c", with_node(_batch(1, job=6), 1, 1.0)),
+        prepare("r1", "s", "c", replay),
+        prepare("r1", "s", "c", with_node(_batch(2, job=4, value=2.0), 2, 2.0)),
+        prepare("r2", "s", "c", with_node(_batch(2, job=6), 2, 2.0)),
+    ]
+    staged = Stage()
+    staged.add(items[:2])  # staged over two messages, as the committer does
+    staged.add(items[2:])
+    assert ingest_many(db, items, known, staged) == [(1, True), (1, False), (2, True), (2, True)]
+    rows = db.execute("SELECT node, job_id, cpu_cores FROM job_samples ORDER BY node, job_id, ts").fetchall()
+    assert [tuple(r) for r in rows] == [("r1", 4, 1.0), ("r1", 4, 2.0), ("r2", 6, 1.0), ("r2", 6, 2.0)]
+    nodes = db.execute("SELECT node, ts, load1 FROM node_samples ORDER BY node, ts").fetchall()
+    assert [tuple(r) for r in nodes] == [("r1", 1, 1.0), ("r1", 2, 2.0), ("r2", 1, 1.0), ("r2", 2, 2.0)]
+    staged.close()
+    store.close()
+
+
 async def test_a_bad_batch_in_a_group_does_not_sink_the_others(tmp_path: Path) -> None:
     """The fallback stores a failed group's messages one by one; the other streams' batches are kept."""
     store = SqliteStore(tmp_path / "db.sqlite")
@@ -152,12 +193,12 @@ async def test_a_bad_batch_in_a_group_does_not_sink_the_others(tmp_path: Path) -
     original = committer._write
     calls = 0
 
-    async def failing_write(items: list[Pending]) -> list[Result]:
+    async def failing_write(items: list[Pending], staged: Stage | None = None) -> list[Result]:
         nonlocal calls
         calls += 1
         if any(p.node == "bad" for p in items):
             raise sqlite3.OperationalError("disk I/O error (simulated)")
-        return await original(items)
+        return await original(items, staged)
 
     committer._write = failing_write  # type: ignore[method-assign]  # the first attempt holds both streams
     good = committer.submit("good", "s", "c", [_batch(1), _batch(2)])

@@ -60,6 +60,10 @@ def test_malformed_streams_are_refused_and_the_collector_survives(collector: Col
         [_hello(), _batch(1, ragged=True)], grpc.StatusCode.INVALID_ARGUMENT, "different lengths", target
     )
     _assert_status([_hello(), _batch(1, job_id="abc")], grpc.StatusCode.INVALID_ARGUMENT, "job_id", target)
+    # An integer SQLite cannot hold is refused by name too (it used to fail the whole group's commit).
+    huge = str(2**64)
+    _assert_status([_hello(), _batch(1, job_id=huge)], grpc.StatusCode.INVALID_ARGUMENT, huge, target)
+    _assert_status([_hello(), _batch(1, job_id="-5")], grpc.StatusCode.INVALID_ARGUMENT, "'-5'", target)
     bad_event = _batch(1)
     bad_event.batch.events.add(kind=pb.JobEvent.START).meta.job_id = "x9"
     _assert_status([_hello(), bad_event], grpc.StatusCode.INVALID_ARGUMENT, "job_id 'x9'", target)

@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
+from dataclasses import dataclass, field
 
 from jobpulse.collector.store import ingest
 from jobpulse.collector.store.errors import BatchError
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.store.stage import Stage
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -28,11 +31,23 @@ Result = tuple[int, bool]  # (acknowledged seq, stored?) per batch
 Entry = tuple[list[ingest.Pending], "asyncio.Future[list[Result]]"]
 
 
+@dataclass
+class _Group:
+    """The messages of one future transaction, their rows staged as they arrive (store/stage.py)."""
+
+    stage: Stage = field(default_factory=Stage)
+    entries: list[Entry] = field(default_factory=list)
+
+    @property
+    def items(self) -> list[ingest.Pending]:
+        return [p for entry_items, _ in self.entries for p in entry_items]
+
+
 class GroupCommitter:
     def __init__(self, store: SqliteStore, max_rows: int = 50_000) -> None:
         self.store = store
         self.max_rows = max_rows  # job rows per transaction (a group takes at least one message)
-        self._waiting: list[Entry] = []
+        self._groups: deque[_Group] = deque()  # oldest first; only the last one still takes messages
         self._task: asyncio.Task[None] | None = None
         self._known: dict[tuple[str, str], int] = {}  # last stored seq per stream (only writer)
 
@@ -53,46 +68,41 @@ class GroupCommitter:
             except BatchError as exc:
                 exc.seq = batch.seq
                 raise
+        if not self._groups or self._groups[-1].stage.job_rows >= self.max_rows:
+            self._groups.append(_Group())
+        group = self._groups[-1]
+        group.stage.add(prepared)
         future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((prepared, future))
+        group.entries.append((prepared, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         return future
 
-    def _take(self) -> list[Entry]:
-        """The next group: whole messages, oldest first, up to ``max_rows`` job rows (at least one)."""
-        rows = 0
-        for i, (items, _) in enumerate(self._waiting):
-            rows += sum(len(p.job_rows) for p in items)
-            if rows > self.max_rows and i:
-                group, self._waiting = self._waiting[:i], self._waiting[i:]
-                return group
-        group, self._waiting = self._waiting, []
-        return group
-
     async def _run(self) -> None:
-        while self._waiting:
-            group = self._take()
-            items = [p for entry_items, _ in group for p in entry_items]
+        while self._groups:
+            group = self._groups.popleft()  # from here on, nothing adds to it
+            items = group.items
             started = time.perf_counter()
             try:
-                results = await self._write(items)
+                results = await self._write(items, group.stage)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug(
                         "group commit: %d messages, %d batches, %d job rows in %.1f ms",
-                        len(group),
+                        len(group.entries),
                         len(items),
-                        sum(len(p.job_rows) for p in items),
+                        group.stage.job_rows,
                         (time.perf_counter() - started) * 1000,
                     )
             except Exception as exc:
                 if len(items) == 1:
-                    self._fail(group, exc)
+                    self._fail(group.entries, exc)
                 else:
-                    await self._one_by_one(group)
+                    await self._one_by_one(group.entries)
                 continue
+            finally:
+                group.stage.close()
             start = 0
-            for entry_items, future in group:
+            for entry_items, future in group.entries:
                 end = start + len(entry_items)
                 if not future.done():  # the stream may have gone away meanwhile
                     future.set_result(results[start:end])
@@ -123,8 +133,8 @@ class GroupCommitter:
             else:
                 future.set_result(results)
 
-    async def _write(self, items: list[ingest.Pending]) -> list[Result]:
-        return await self.store.write(lambda db: ingest.ingest_many(db, items, self._known))
+    async def _write(self, items: list[ingest.Pending], staged: Stage | None = None) -> list[Result]:
+        return await self.store.write(lambda db: ingest.ingest_many(db, items, self._known, staged))
 
     @staticmethod
     def _fail(group: list[Entry], exc: Exception) -> None:

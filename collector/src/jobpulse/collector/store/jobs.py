@@ -11,12 +11,17 @@ from typing import Any
 from jobpulse.collector.store.errors import BatchError
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
+MAX_JOB_ID = 2**63 - 1  # what an SQLite INTEGER holds (Slurm's own ids are 32-bit)
+
 
 def parse_job_id(value: str) -> int:
     try:
-        return int(value)
+        number = int(value)
     except ValueError as exc:
         raise BatchError(f"job_id {value!r} is not a Slurm job number") from exc
+    if not 0 <= number <= MAX_JOB_ID:
+        raise BatchError(f"job_id {value!r} is out of range")
+    return number
 
 
 # Metadata columns a start may fill in; a later start of the same run only fills blanks.

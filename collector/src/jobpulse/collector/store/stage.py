@@ -1,0 +1,102 @@
+"""A group's sample rows, staged in a private in-memory SQLite database by the thread that decoded them.
+
+Why: the collector is one process, so its event loop and its SQLite writer share the GIL. Python's
+sqlite3 releases the GIL around every ``sqlite3_step`` and takes it back afterwards, so an
+``executemany`` on the writer thread waits for the GIL once per row whenever the event loop is busy
+(measured here: 1,300 rows/s against a busy thread, 150,000 alone), and under load the writer then ran
+only while the event loop was idle: the two took turns on one core (bench/RESULTS.md, fourth round).
+
+Staged, every per-row Python step (binding the parameters) runs on the event loop, which has just
+decoded those rows anyway; the writer thread gets the stage as one serialized image and moves it into
+the real tables with a few ``INSERT ... SELECT`` statements, each a single ``sqlite3_step`` that runs
+without the GIL: the B-tree inserts, the sort and the commit overlap with the event loop decoding the
+next messages on the other core.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from itertools import chain
+from typing import TYPE_CHECKING
+
+from jobpulse.collector.store.migrations import GPU_SAMPLE_COLUMNS, JOB_SAMPLE_COLUMNS, NODE_SAMPLE_COLUMNS
+
+if TYPE_CHECKING:
+    from jobpulse.collector.store.ingest import Pending
+
+SCHEMA = "stage"  # the name the image is attached under on the writer connection
+
+# Staged table -> its columns, in the order prepare() builds the rows; the same names as the real table.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "job": ("job_id", "node", "step", "ts", *JOB_SAMPLE_COLUMNS),
+    "node": ("node", "ts", *NODE_SAMPLE_COLUMNS),
+    "gpu": ("node", "uuid", "ts", "job_id", *GPU_SAMPLE_COLUMNS),
+}
+_INSERT = {
+    kind: f"INSERT INTO {kind} VALUES ({', '.join('?' for _ in columns)})"
+    for kind, columns in COLUMNS.items()
+}
+
+
+class Stage:
+    """Rows of whole agent messages, in arrival order, each batch's rows at a known rowid range.
+
+    ``add`` runs on the thread that prepared the rows (the event loop); once the group is handed to
+    the writer nothing adds to it again, and ``image`` may be taken on the writer thread.
+    """
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        for kind, columns in COLUMNS.items():
+            self._db.execute(f"CREATE TABLE {kind} ({', '.join(columns)})")
+        self.job_rows = 0
+        # Per batch: the last rowid of its rows in each table (rowids are 1, 2, ... in insertion order:
+        # nothing is ever deleted here), so the writer can drop a replayed batch's rows.
+        self.ends: list[tuple[int, int, int]] = []
+        self._node_rows = self._gpu_rows = 0
+
+    def add(self, items: Sequence[Pending]) -> None:
+        """Stage the rows of consecutive batches (one agent message), in one transaction."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany(_INSERT["job"], chain.from_iterable(p.job_rows for p in items))
+            db.executemany(_INSERT["node"], chain.from_iterable(p.node_rows for p in items))
+            if any(p.gpu_rows for p in items):
+                db.executemany(_INSERT["gpu"], chain.from_iterable(p.gpu_rows for p in items))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        for p in items:
+            self.job_rows += len(p.job_rows)
+            self._node_rows += len(p.node_rows)
+            self._gpu_rows += len(p.gpu_rows)
+            self.ends.append((self.job_rows, self._node_rows, self._gpu_rows))
+
+    def image(self) -> bytes:
+        return self._db.serialize()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def load(db: sqlite3.Connection, stage: Stage) -> None:
+    """Attach ``stage``'s rows to ``db`` as schema ``stage`` (outside a transaction: ATTACH needs that)."""
+    if not any(row[1] == SCHEMA for row in db.execute("PRAGMA database_list")):
+        db.execute(f"ATTACH DATABASE ':memory:' AS {SCHEMA}")
+    db.deserialize(stage.image(), name=SCHEMA)
+
+
+def drop_batches(db: sqlite3.Connection, stage: Stage, skipped: list[int]) -> None:
+    """Remove the staged rows of the batches at these positions (replays: acknowledged, not stored)."""
+    for kind, k in (("job", 0), ("node", 1), ("gpu", 2)):
+        spans = []
+        for i in skipped:
+            first = stage.ends[i - 1][k] + 1 if i else 1
+            last = stage.ends[i][k]
+            if last >= first:
+                spans.append((first, last))
+        if spans:
+            db.executemany(f"DELETE FROM {SCHEMA}.{kind} WHERE rowid BETWEEN ? AND ?", spans)
