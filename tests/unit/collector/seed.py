@@ -7,20 +7,13 @@ import math
 import sqlite3
 import time
 
+from jobpulse.collector.store.ingest import SERIES_MERGE
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 
 _INSERT = (
     f"INSERT INTO job_samples (job_id, node, step, ts, {', '.join(JOB_SAMPLE_COLUMNS)}) "
     f"VALUES (?, ?, ?, ?, {', '.join('?' for _ in JOB_SAMPLE_COLUMNS)})"
 )
-
-_SERIES = """INSERT INTO job_series (job_id, node, step, raw_first_ms, last_ms, dirty_1m_ms)
-    SELECT job_id, node, step, min(ts), max(ts), min(ts) FROM job_samples WHERE job_id = ? AND node IN ({})
-    GROUP BY job_id, node, step
-    ON CONFLICT(job_id, node, step) DO UPDATE SET
-    raw_first_ms = min(coalesce(raw_first_ms, excluded.raw_first_ms), excluded.raw_first_ms),
-    last_ms = max(last_ms, excluded.last_ms),
-    dirty_1m_ms = min(coalesce(dirty_1m_ms, excluded.dirty_1m_ms), excluded.dirty_1m_ms)"""
 
 
 def add_job(
@@ -90,5 +83,11 @@ def add_samples(
     db.execute("BEGIN")
     db.executemany(_INSERT, rows)
     # keep the per-series ledger as the real ingest path does (rollups and series queries use it)
-    db.execute(_SERIES.format(", ".join("?" for _ in nodes)), (job_id, *nodes))
+    db.executemany(
+        "INSERT INTO job_series (job_id, node, step, raw_first_ms, last_ms, dirty_1m_ms) VALUES (?, ?, ?, ?, ?, ?)"
+        + SERIES_MERGE,
+        [
+            (job_id, node, "", rows[0][3], rows[-1][3], rows[0][3]) for node in nodes if rows
+        ],  # same ts per node
+    )
     db.execute("COMMIT")

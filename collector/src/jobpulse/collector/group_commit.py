@@ -2,9 +2,10 @@
 
 Every agent stream has at most ``IngestServicer`` read-ahead batches waiting here (the servicer stops
 reading its stream until they are committed, so a slow database slows the streams through gRPC flow
-control, and memory is bounded by agents x read-ahead). The writer takes everything waiting, up to
-``max_rows`` job rows, and stores it in one transaction; each message is acknowledged only after that
-transaction committed.
+control, and memory is bounded by agents x read-ahead). Messages are grouped as they arrive: each
+group's rows are staged on the event loop (store/stage.py) until it holds ``max_rows`` job rows (whole
+messages, so it may pass that by one message); the writer stores the oldest group in one transaction,
+and each message is acknowledged only after that transaction committed.
 
 Why groups matter for SQLite: a transaction writes every B-tree page it touched to the WAL once. One
 tick of 200 nodes touches ~one job_samples leaf page per series whatever it holds, so a group that
@@ -68,10 +69,13 @@ class GroupCommitter:
             except BatchError as exc:
                 exc.seq = batch.seq
                 raise
-        if not self._groups or self._groups[-1].stage.job_rows >= self.max_rows:
-            self._groups.append(_Group())
-        group = self._groups[-1]
-        group.stage.add(prepared)
+        if self._groups and self._groups[-1].stage.job_rows < self.max_rows:
+            group = self._groups[-1]
+            group.stage.add(prepared)  # on failure it rolls back: the group stays as it was
+        else:
+            group = _Group()
+            group.stage.add(prepared)
+            self._groups.append(group)  # only once it holds a message
         future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         group.entries.append((prepared, future))
         if self._task is None or self._task.done():
@@ -99,8 +103,6 @@ class GroupCommitter:
                 else:
                     await self._one_by_one(group.entries)
                 continue
-            finally:
-                group.stage.close()
             start = 0
             for entry_items, future in group.entries:
                 end = start + len(entry_items)

@@ -4,6 +4,7 @@ dedup by (node, stream, seq)."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -23,12 +24,16 @@ from jobpulse.collector.store.migrations import (
 from jobpulse.collector.store.stage import Stage
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
+log = logging.getLogger(__name__)
 
-# A group's rows arrive staged (store/stage.py) and move into the real tables in key order: consecutive
-# inserts then land in the same B-tree leaf (one descent and one page write per series) instead of
-# hopping between 1,600 series per tick. rowid breaks ties in arrival order, so of two rows with one key
-# the first sent still wins (OR IGNORE).
+
 def _move(table: str, kind: str, key: str) -> str:
+    """The statement that moves a group's staged rows of one kind into their table.
+
+    In key order, consecutive inserts land in the same B-tree leaf (one descent and one page write per
+    series) instead of hopping between 1,600 series per tick; rowid breaks ties in arrival order, so
+    of two rows with one key the first sent still wins (OR IGNORE).
+    """
     columns = ", ".join(stage.COLUMNS[kind])
     return (
         f"INSERT OR IGNORE INTO main.{table} ({columns}) SELECT {columns} FROM {stage.SCHEMA}.{kind}"
@@ -40,15 +45,18 @@ _MOVE_JOBS = _move("job_samples", "job", "job_id, node, step, ts")
 _MOVE_NODES = _move("node_samples", "node", "node, ts")
 _MOVE_GPUS = _move("gpu_samples", "gpu", "uuid, ts")
 # The job_series ledger (see migrations._v3_storage): first/last sample and the earliest minute a rollup
-# must redo, one row per series of the group, merged by the upsert's min/max.
-_SERIES_UPSERT = (
-    "INSERT INTO main.job_series (job_id, node, step, raw_first_ms, last_ms, dirty_1m_ms)"
-    f" SELECT job_id, node, step, min(ts), max(ts), min(ts) FROM {stage.SCHEMA}.job"
-    " WHERE true GROUP BY job_id, node, step"  # WHERE: SQLite's rule for an upsert fed by a SELECT
+# must redo. SERIES_MERGE folds a new range into a series' row (tests/unit/collector/seed.py uses it too).
+SERIES_MERGE = (
     " ON CONFLICT(job_id, node, step) DO UPDATE SET"
     " raw_first_ms = min(coalesce(raw_first_ms, excluded.raw_first_ms), excluded.raw_first_ms),"
     " last_ms = max(last_ms, excluded.last_ms),"
     " dirty_1m_ms = min(coalesce(dirty_1m_ms, excluded.dirty_1m_ms), excluded.dirty_1m_ms)"
+)
+_SERIES_UPSERT = (
+    "INSERT INTO main.job_series (job_id, node, step, raw_first_ms, last_ms, dirty_1m_ms)"
+    f" SELECT job_id, node, step, min(ts), max(ts), min(ts) FROM {stage.SCHEMA}.job"
+    " WHERE true GROUP BY job_id, node, step"  # WHERE: SQLite's rule for an upsert fed by a SELECT
+    + SERIES_MERGE
 )
 
 
@@ -195,17 +203,18 @@ def ingest_many(
     """
     if staged is None:
         staged = Stage()
-        try:
-            staged.add(items)
-            stage.load(db, staged)
-        finally:
-            staged.close()
-    else:
-        stage.load(db, staged)
+        staged.add(items)
+    elif len(staged.ends) != len(items):
+        raise ValueError(f"the stage holds {len(staged.ends)} batches, not the {len(items)} given")
+    stage.load(db, staged)  # closes ``staged``: from here on its rows live in ``db``'s stage schema
     try:
         return _store(db, items, known, staged)
     finally:
-        db.execute(f"DETACH DATABASE {stage.SCHEMA}")  # frees the image (the group's rows) now
+        try:
+            db.execute(f"DETACH DATABASE {stage.SCHEMA}")  # frees the group's rows now
+        except sqlite3.OperationalError as exc:  # a transaction left open (its ROLLBACK failed)
+            # not fatal: the next group's load() replaces the attached image
+            log.warning("could not detach the ingest stage: %s", exc)
 
 
 def _store(

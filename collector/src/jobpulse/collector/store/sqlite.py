@@ -1,7 +1,7 @@
 """SQLite store: one writer thread (the only writer in the process), WAL, readers on their own connections.
 
-The ingest hot path (store/ingest.py) uses plain ``executemany`` inside one
-transaction per batch; queries live in modules per concern (jobs.py,
+The ingest hot path (store/ingest.py) moves each group of batches, staged in memory by the event loop
+(store/stage.py), into the tables in one transaction; queries live in modules per concern (jobs.py,
 samples.py) as plain functions of a connection, and this class runs them on
 the right thread.
 """
@@ -65,6 +65,10 @@ class SqliteStore:
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = connect(self.path)
+        # The ingest move's ORDER BY (store/ingest.py) sorts a whole group, more than the page cache
+        # holds: in memory (~10 MB at most) instead of files in /var/tmp, no disk writes on the hot path
+        # and no failure where tmp is read-only. Writer only: a reader's big sort keeps spilling to disk.
+        self._writer.execute("PRAGMA temp_store=MEMORY")
         migrate(self._writer)
 
     def close(self) -> None:

@@ -43,7 +43,7 @@ class Stage:
     """Rows of whole agent messages, in arrival order, each batch's rows at a known rowid range.
 
     ``add`` runs on the thread that prepared the rows (the event loop); once the group is handed to
-    the writer nothing adds to it again, and ``image`` may be taken on the writer thread.
+    the writer nothing adds to it again, and ``load`` copies and closes it on the writer thread.
     """
 
     def __init__(self) -> None:
@@ -75,18 +75,25 @@ class Stage:
             self._gpu_rows += len(p.gpu_rows)
             self.ends.append((self.job_rows, self._node_rows, self._gpu_rows))
 
-    def image(self) -> bytes:
-        return self._db.serialize()
-
     def close(self) -> None:
+        """Free the staged rows (closing twice is harmless)."""
         self._db.close()
 
 
 def load(db: sqlite3.Connection, stage: Stage) -> None:
-    """Attach ``stage``'s rows to ``db`` as schema ``stage`` (outside a transaction: ATTACH needs that)."""
+    """Attach ``stage``'s rows to ``db`` as schema ``stage``, and close ``stage``.
+
+    Runs on the writer thread, outside a transaction (ATTACH needs that). Closing here, right after
+    the copy, keeps at most two copies of a group's rows alive and means nothing else touches the
+    stage's connection once the writer has it.
+    """
+    try:
+        image = stage._db.serialize()
+    finally:
+        stage.close()
     if not any(row[1] == SCHEMA for row in db.execute("PRAGMA database_list")):
         db.execute(f"ATTACH DATABASE ':memory:' AS {SCHEMA}")
-    db.deserialize(stage.image(), name=SCHEMA)
+    db.deserialize(image, name=SCHEMA)
 
 
 def drop_batches(db: sqlite3.Connection, stage: Stage, skipped: list[int]) -> None:
