@@ -76,6 +76,11 @@ class GroupCommitter:
             group = _Group()
             group.stage.add(prepared)
             self._groups.append(group)  # only once it holds a message
+        # The rows live in the stage now. Freed here, the tuples die young instead of outliving a
+        # garbage collection or two (each would traverse them again) while the group waits, and
+        # the group's rows are not held twice.
+        for p in prepared:
+            p.drop_rows()
         future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         group.entries.append((prepared, future))
         if self._task is None or self._task.done():
@@ -122,7 +127,9 @@ class GroupCommitter:
                     error = RuntimeError("an earlier batch of this stream failed")
                     break
                 try:
-                    results.extend(await self._write([pending]))
+                    # its rows were dropped once staged (submit): made again from the batch
+                    again = ingest.prepare(pending.node, pending.stream_id, pending.cluster, pending.batch)
+                    results.extend(await self._write([again]))
                 except Exception as exc:
                     log.exception("storing batch %d of %s failed", pending.batch.seq, pending.node)
                     failed.add((pending.node, pending.stream_id))

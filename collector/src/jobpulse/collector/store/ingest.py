@@ -136,6 +136,13 @@ class Pending:
     job_rows: list[tuple[Any, ...]]
     node_rows: list[tuple[Any, ...]]
     gpu_rows: list[tuple[Any, ...]]
+    rows_dropped: bool = False
+
+    def drop_rows(self) -> None:
+        """Free the row tuples once they are staged (see GroupCommitter.submit); ``prepare`` of
+        ``batch`` makes them again where they are needed (the one-by-one fallback)."""
+        self.job_rows, self.node_rows, self.gpu_rows = [], [], []
+        self.rows_dropped = True
 
 
 def prepare(node: str, stream_id: str, cluster: str, batch: pb.Batch) -> Pending:

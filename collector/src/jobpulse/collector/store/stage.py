@@ -58,6 +58,8 @@ class Stage:
 
     def add(self, items: Sequence[Pending]) -> None:
         """Stage the rows of consecutive batches (one agent message), in one transaction."""
+        if any(p.rows_dropped for p in items):
+            raise ValueError("a batch's rows were dropped: prepare() it again")
         db = self._db
         db.execute("BEGIN")
         try:
