@@ -1,12 +1,15 @@
 """Ingest throughput: N simulated agents stream into a real collector over loopback, real SQLite file.
 
     scripts/dev.sh run python bench/ingest.py [--agents 200] [--duration 30] [--jobs 8]
-    scripts/dev.sh run python bench/ingest.py --bundle 64 --window 64   # the real agent's limits
+    scripts/dev.sh run python bench/ingest.py --bundle 1 --window 8   # one tick per message
 
 Each simulated agent opens the real gRPC stream (hello, then batches, acks back) and sends batches
-as fast as the collector acknowledges them, keeping up to --window batches in flight like the real
-agent; --bundle N sends up to N of them per message (``Batches``), as the real agent does with a
-backlog. A batch is one tick of a node: --jobs job rows (columnar JobSamples) with 13 measured
+as fast as the collector acknowledges them, framed as the real agent frames them when it has more
+than one batch to send (which is what "as fast as possible" means for an agent): up to --window
+batches in flight (the agent's MAX_IN_FLIGHT, 64) and up to --bundle of them per message
+(``Batches``; the agent's bundles stop at 512 KiB, far above 64 of these batches). ``--bundle 1
+--window 8`` is an agent that never has a backlog: one tick per message, the per-message cost of
+grpc.aio then dominates (figures for both in bench/RESULTS.md). A batch is one tick of a node: --jobs job rows (columnar JobSamples) with 13 measured
 metrics each (realistic non-integer values; the 3 GPU columns are NaN: no GPU) plus one node sample,
 with its own sequence number and time stamps. "Samples" are measured metric values of job rows:
 8 jobs x 13 metrics = 104 per batch. The simulated agents send pre-encoded bytes (see ``Encoder``)
@@ -239,12 +242,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=8, help="job rows per batch (one tick of a node)")
-    parser.add_argument("--window", type=int, default=8, help="batches in flight per agent")
+    parser.add_argument("--window", type=int, default=64, help="batches in flight per agent (agent: 64)")
     parser.add_argument(
         "--bundle",
         type=int,
-        default=1,
-        help="batches per message (1: one tick per message; >1: a replaying agent)",
+        default=64,
+        help="batches per message, at most (the agent: as many as its window has room for; 1: one tick each)",
     )
     parser.add_argument("--profile", help="run the collector under cProfile, write its stats here")
     parser.add_argument("--warmup", type=float, default=3.0)
