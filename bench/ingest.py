@@ -4,13 +4,14 @@
     scripts/dev.sh run python bench/ingest.py --bundle 1 --window 8   # one tick per message
 
 Each simulated agent opens the real gRPC stream (hello, then batches, acks back) and sends batches
-as fast as the collector acknowledges them, framed as the real agent frames them when it has more
-than one batch to send (which is what "as fast as possible" means for an agent): up to --window
-batches in flight (the agent's MAX_IN_FLIGHT, 64) and up to --bundle of them per message
-(``Batches``; the agent's bundles stop at 512 KiB, far above 64 of these batches). ``--bundle 1
---window 8`` is an agent that never has a backlog: one tick per message, the per-message cost of
-grpc.aio then dominates (figures for both in bench/RESULTS.md). A batch is one tick of a node: --jobs job rows (columnar JobSamples) with 13 measured
-metrics each (realistic non-integer values; the 3 GPU columns are NaN: no GPU) plus one node sample,
+as fast as the collector acknowledges them, framed as the real agent frames them while it has a
+backlog of 64 batches or more (replay, catch-up: what "as fast as possible" means for an agent): up
+to --window batches in flight (the agent's MAX_IN_FLIGHT, 64) and up to --bundle of them per
+message (``Batches``; the agent's bundles also stop at 512 KiB, far above 64 of these ~1.2 KB
+batches, but reached first by batches of ~50 jobs or more). A live agent sends one tick per message:
+``--bundle 1 --window 8``, where the collector's per-message cost dominates (figures for both in
+bench/RESULTS.md). A batch is one tick of a node: --jobs job rows (columnar JobSamples) with 13
+measured metrics each (realistic non-integer values; the 3 GPU columns are NaN: no GPU) plus one node sample,
 with its own sequence number and time stamps. "Samples" are measured metric values of job rows:
 8 jobs x 13 metrics = 104 per batch. The simulated agents send pre-encoded bytes (see ``Encoder``)
 so that the two cores go to the collector; the bench prints the CPU each side got, the collector's
@@ -247,7 +248,8 @@ def main() -> int:
         "--bundle",
         type=int,
         default=64,
-        help="batches per message, at most (the agent: as many as its window has room for; 1: one tick each)",
+        help="batches per message, at most (an agent with a backlog: as many as its window has room"
+        " for; 1: one tick each)",
     )
     parser.add_argument("--profile", help="run the collector under cProfile, write its stats here")
     parser.add_argument("--warmup", type=float, default=3.0)

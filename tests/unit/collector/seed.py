@@ -83,11 +83,11 @@ def add_samples(
     db.execute("BEGIN")
     db.executemany(_INSERT, rows)
     # keep the per-series ledger as the real ingest path does (rollups and series queries use it)
-    db.executemany(
-        "INSERT INTO job_series (job_id, node, step, raw_first_ms, last_ms, dirty_1m_ms) VALUES (?, ?, ?, ?, ?, ?)"
-        + SERIES_MERGE,
-        [
-            (job_id, node, "", rows[0][3], rows[-1][3], rows[0][3]) for node in nodes if rows
-        ],  # same ts per node
-    )
+    if rows:  # every node has the same time stamps
+        first, last = rows[0][3], rows[-1][3]
+        db.executemany(
+            "INSERT INTO job_series (job_id, node, step, raw_first_ms, last_ms, dirty_1m_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?)" + SERIES_MERGE,
+            [(job_id, node, "", first, last, first) for node in nodes],
+        )
     db.execute("COMMIT")

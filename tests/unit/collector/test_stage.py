@@ -56,10 +56,10 @@ def test_a_failed_add_leaves_the_stage_as_it_was() -> None:
     ok = [prepare("n1", "s", "c", _batch(1, 40))]
     staged = Stage()
     staged.add(ok)
-    bad = prepare("n1", "s", "c", _batch(2, 40))
-    row = list(bad.job_rows[35])
-    row[5] = object()  # a value SQLite cannot bind, in the second chunk
-    bad.job_rows[35] = tuple(row)
+    bad = prepare("n1", "s", "c", _batch(2, 70))
+    row = list(bad.job_rows[40])
+    row[5] = object()  # a value SQLite cannot bind, inside the second multi-row chunk (rows 32-63)
+    bad.job_rows[40] = tuple(row)
     with pytest.raises(sqlite3.Error):
         staged.add([bad])
     staged.add([prepare("n1", "s", "c", _batch(3, 2))])

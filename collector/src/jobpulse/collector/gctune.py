@@ -1,7 +1,7 @@
 """Garbage-collector settings for the collector's long-lived process.
 
-Ingest allocates a tuple per sample row and holds a group commit's rows (tens
-of thousands) until the writer has stored them. With CPython's default
+Ingest allocates a tuple per sample row (tens of thousands per group commit;
+they are freed once staged, see store/stage.py). With CPython's default
 thresholds (700, 10, 10) that triggers a young collection every few hundred
 rows and, every few seconds, a full collection that walks every object the
 process owns: Litestar, grpc and the imported modules included (about 75 ms

@@ -69,13 +69,11 @@ class GroupCommitter:
             except BatchError as exc:
                 exc.seq = batch.seq
                 raise
-        if self._groups and self._groups[-1].stage.job_rows < self.max_rows:
-            group = self._groups[-1]
-            group.stage.add(prepared)  # on failure it rolls back: the group stays as it was
-        else:
-            group = _Group()
-            group.stage.add(prepared)
-            self._groups.append(group)  # only once it holds a message
+        last = self._groups[-1] if self._groups else None
+        group = last if last is not None and last.stage.job_rows < self.max_rows else _Group()
+        group.stage.add(prepared)  # on failure it rolls back: the group stays as it was
+        if group is not last:
+            self._groups.append(group)  # queued only once it holds a message
         # The rows live in the stage now. Freed here, the tuples die young instead of outliving a
         # garbage collection or two (each would traverse them again) while the group waits, and
         # the group's rows are not held twice.
@@ -102,7 +100,10 @@ class GroupCommitter:
                         group.stage.job_rows,
                         (time.perf_counter() - started) * 1000,
                     )
+            except asyncio.CancelledError:
+                raise  # the writer may still hold the stage; it closes it itself (stage.load)
             except Exception as exc:
+                group.stage.close()  # the write is over; if it failed before load(), nothing else will
                 if len(items) == 1:
                     self._fail(group.entries, exc)
                 else:

@@ -218,10 +218,11 @@ def ingest_many(
         return _store(db, items, known, staged)
     finally:
         try:
+            if db.in_transaction:  # _store's ROLLBACK failed: later groups could not BEGIN
+                db.execute("ROLLBACK")
             db.execute(f"DETACH DATABASE {stage.SCHEMA}")  # frees the group's rows now
-        except sqlite3.OperationalError as exc:  # a transaction left open (its ROLLBACK failed)
-            # not fatal: the next group's load() replaces the attached image
-            log.warning("could not detach the ingest stage: %s", exc)
+        except sqlite3.Error as exc:  # logged, so that it does not hide the error being raised
+            log.warning("could not roll back or detach the ingest stage: %s", exc)
 
 
 def _store(
@@ -287,7 +288,8 @@ def _store(
         )
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite may have rolled back already (e.g. a full disk)
+            db.execute("ROLLBACK")
         raise
     if known is not None:
         known.update(last)

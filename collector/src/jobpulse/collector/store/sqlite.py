@@ -65,9 +65,10 @@ class SqliteStore:
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = connect(self.path)
-        # The ingest move's ORDER BY (store/ingest.py) sorts a whole group, more than the page cache
-        # holds: in memory (~10 MB at most) instead of files in /var/tmp, no disk writes on the hot path
-        # and no failure where tmp is read-only. Writer only: a reader's big sort keeps spilling to disk.
+        # The ingest move's ORDER BY (store/ingest.py) sorts a whole group (~10 MB for 50,000 job
+        # rows), more than the page cache holds: in memory instead of files in /var/tmp, so no disk
+        # writes on the hot path and no failure where tmp is read-only. This covers all the writer's
+        # work (rollups and retention sort less than a group); a reader's big sort still spills to disk.
         self._writer.execute("PRAGMA temp_store=MEMORY")
         migrate(self._writer)
 

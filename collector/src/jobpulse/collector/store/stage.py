@@ -34,7 +34,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "gpu": ("node", "uuid", "ts", "job_id", *GPU_SAMPLE_COLUMNS),
 }
 # Rows go CHUNK at a time, one multi-row INSERT per chunk: one sqlite3_step, so one GIL release and
-# re-take, per CHUNK rows instead of per row (the rest of a message goes one row per step).
+# re-take, per CHUNK rows instead of per row. That helps messages of CHUNK rows or more (an agent
+# replaying a backlog); the rest of a message, and a live agent's one-tick message, go one row per step.
 CHUNK = 32
 _ONE = {kind: f"({', '.join('?' for _ in columns)})" for kind, columns in COLUMNS.items()}
 _INSERT = {kind: f"INSERT INTO {kind} VALUES {row}" for kind, row in _ONE.items()}
@@ -42,11 +43,11 @@ _INSERT_CHUNK = {kind: f"INSERT INTO {kind} VALUES {', '.join([row] * CHUNK)}" f
 
 
 def _insert(db: sqlite3.Connection, kind: str, rows: list[tuple[Any, ...]]) -> None:
+    """Append ``rows`` in order: whole chunks first (each flattened into one parameter list), then the rest."""
     whole = len(rows) - len(rows) % CHUNK
     if whole:
-        flat = list(chain.from_iterable(rows[:whole]))
-        width = CHUNK * len(COLUMNS[kind])
-        db.executemany(_INSERT_CHUNK[kind], [flat[i : i + width] for i in range(0, len(flat), width)])
+        chunks = [list(chain.from_iterable(rows[i : i + CHUNK])) for i in range(0, whole, CHUNK)]
+        db.executemany(_INSERT_CHUNK[kind], chunks)
     if whole < len(rows):
         db.executemany(_INSERT[kind], rows[whole:])
 
@@ -80,13 +81,21 @@ class Stage:
             _insert(db, "gpu", [row for p in items for row in p.gpu_rows])
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite may have rolled back already
+                db.execute("ROLLBACK")
             raise
         for p in items:
             self.job_rows += len(p.job_rows)
             self._node_rows += len(p.node_rows)
             self._gpu_rows += len(p.gpu_rows)
             self.ends.append((self.job_rows, self._node_rows, self._gpu_rows))
+
+    def image(self) -> bytes:
+        """The staged rows as one database image, for ``load``; closes the stage (see there)."""
+        try:
+            return self._db.serialize()
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Free the staged rows (closing twice is harmless)."""
@@ -96,14 +105,10 @@ class Stage:
 def load(db: sqlite3.Connection, stage: Stage) -> None:
     """Attach ``stage``'s rows to ``db`` as schema ``stage``, and close ``stage``.
 
-    Runs on the writer thread, outside a transaction (ATTACH needs that). Closing here, right after
-    the copy, keeps at most two copies of a group's rows alive and means nothing else touches the
-    stage's connection once the writer has it.
+    Runs on the writer thread, outside a transaction (ATTACH needs that). The stage is freed as soon
+    as it is copied, and nothing touches its connection once the writer has it.
     """
-    try:
-        image = stage._db.serialize()
-    finally:
-        stage.close()
+    image = stage.image()
     if not any(row[1] == SCHEMA for row in db.execute("PRAGMA database_list")):
         db.execute(f"ATTACH DATABASE ':memory:' AS {SCHEMA}")
     db.deserialize(image, name=SCHEMA)
