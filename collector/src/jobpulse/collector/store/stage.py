@@ -63,11 +63,14 @@ class Stage:
         self._db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         for kind, columns in COLUMNS.items():
             self._db.execute(f"CREATE TABLE {kind} ({', '.join(columns)})")
-        self.job_rows = 0
-        # Per batch: the last rowid of its rows in each table (rowids are 1, 2, ... in insertion order:
-        # nothing is ever deleted here), so the writer can drop a replayed batch's rows.
+        # Per batch: the last rowid of its rows in each table, job, node and GPU (rowids are 1, 2, ...
+        # in insertion order: nothing is ever deleted here), so the writer can drop a replayed batch's rows.
         self.ends: list[tuple[int, int, int]] = []
-        self._node_rows = self._gpu_rows = 0
+
+    @property
+    def job_rows(self) -> int:
+        """Job rows staged so far (what a group's size is measured in)."""
+        return self.ends[-1][0] if self.ends else 0
 
     def add(self, items: Sequence[Pending]) -> None:
         """Stage the rows of consecutive batches (one agent message), in one transaction."""
@@ -84,11 +87,10 @@ class Stage:
             if db.in_transaction:  # SQLite may have rolled back already
                 db.execute("ROLLBACK")
             raise
+        job, node, gpu = self.ends[-1] if self.ends else (0, 0, 0)
         for p in items:
-            self.job_rows += len(p.job_rows)
-            self._node_rows += len(p.node_rows)
-            self._gpu_rows += len(p.gpu_rows)
-            self.ends.append((self.job_rows, self._node_rows, self._gpu_rows))
+            job, node, gpu = job + len(p.job_rows), node + len(p.node_rows), gpu + len(p.gpu_rows)
+            self.ends.append((job, node, gpu))
 
     def image(self) -> bytes:
         """The staged rows as one database image, for ``load``; closes the stage (see there)."""
