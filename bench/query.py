@@ -39,6 +39,7 @@ from pathlib import Path
 
 from jobpulse.collector.findings import Thresholds
 from jobpulse.collector.store.ingest import ingest_batch
+from jobpulse.collector.store.jobs import run_scope
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS, LATEST, migrate
 from jobpulse.collector.store.packed import COLUMNS, PACKED, encode
 from jobpulse.collector.store.rollup import rollup
@@ -432,10 +433,10 @@ def report(db: sqlite3.Connection, args: argparse.Namespace) -> None:
         f" p50 {p50:.1f} p95 {p95:.1f} ms, ratio {s50 / p50:.2f}"
     )
 
-    start = db.execute("SELECT start_time FROM jobs WHERE job_id = ?", (job,)).fetchone()[0]
+    run = dict(db.execute("SELECT * FROM jobs WHERE job_id = ?", (job,)).fetchone())
 
-    def adapter() -> object:  # what GET /api/job/{id} calls: JobMon's point pairs, from job start - 2 s
-        return job_series_points(db, job, metrics_q, 60, "mean", start_ms=(start - 2) * 1000)
+    def adapter() -> object:  # what GET /api/job/{id} calls: the run's scope, then JobMon's point pairs
+        return job_series_points(db, run_scope(db, run), metrics_q, 60, "mean")
 
     j50, j95 = percentiles(adapter, args.runs)
     print(f"same through the API adapter (job_series_points, point pairs): p50 {j50:.1f} ms p95 {j95:.1f} ms")

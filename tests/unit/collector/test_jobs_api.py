@@ -176,7 +176,9 @@ async def test_job_access_and_bad_input(fx_client: AsyncTestClient, alice: dict[
     ):
         response = await fx_client.get(f"/api/job/101?{query}", headers=alice)
         assert response.status_code == 400 and name in response.text, (query, response.text)
-    assert (await fx_client.get("/api/job/abc", headers=alice)).status_code == 404
+    for bad in ("abc", "12a", "1_2_3", "%C2%B2", "1__2", "+1"):  # not a job id: a 400 naming it, not a 404
+        response = await fx_client.get(f"/api/job/{bad}", headers=alice)
+        assert response.status_code == 400 and "id:" in response.json()["detail"], (bad, response.text)
 
 
 async def test_finished_job_series_are_cached_until_a_late_batch_arrives(

@@ -10,7 +10,6 @@ state and exit code). Off when the CLI is missing; never fatal to the collector.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import time
@@ -41,8 +40,11 @@ def slurm_fields(job: SlurmJob) -> dict[str, Any]:
         "num_tasks": job.tasks,
         "cpus": job.cpus,
         "mem_requested_bytes": job.mem_requested_bytes,
-        "nodelist": job.nodelist,
-        "nodes": json.dumps([job.nodelist]) if job.nodelist else None,
+        **jobs.node_fields([job.nodelist]),
+        "array_job_id": job.array_job_id,
+        "array_task_id": job.array_task_id,
+        "het_job_id": job.het_job_id,
+        "het_job_offset": job.het_job_offset,
     }
 
 

@@ -6,8 +6,12 @@ from typing import Any
 
 from jobpulse.collector.auth.guards import check_job_access, principal_of
 from jobpulse.collector.auth.roles import Principal
+from jobpulse.collector.domain.jobid import JobId
+from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store import jobs
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common.validate import InvalidField
 from litestar import Request
 from litestar.exceptions import ValidationException
 
@@ -45,11 +49,33 @@ def parse_list(name: str, value: str | None, kind: type[int] | type[str] = str) 
         ) from None
 
 
-async def load_job(request: Request[Any, Any, Any], store: SqliteStore, job_id: int) -> dict[str, Any]:
+def parse_job_ref(text: str, field: str = "id") -> JobId:
+    """A job id from a path or query (``123``, ``123_4``, ``123+1``); anything else a 400 naming ``field``."""
+    try:
+        return JobId.parse(text, field)
+    except InvalidField as exc:
+        raise ValidationException(str(exc), extra=[{"key": field, "message": exc.reason}]) from None
+
+
+async def load_job(
+    request: Request[Any, Any, Any], store: SqliteStore, job_id: int | JobId
+) -> dict[str, Any]:
     """The latest run of the job, if the caller may see it (else 404, the same as a missing job)."""
     principal = principal_of(request)
-    row = await store.get_job(job_id) if 0 <= job_id <= INT64 else None
-    return check_job_access(principal, row, job_id)
+    if isinstance(job_id, int) and not 0 < job_id <= INT64:
+        row = None
+    else:
+        row = await store.get_job(job_id)
+    return check_job_access(principal, row, str(job_id))
+
+
+async def load_run(
+    request: Request[Any, Any, Any], store: SqliteStore, text: str, nodes: list[str] | None = None
+) -> tuple[dict[str, Any], RunScope]:
+    """The run a job id names (if the caller may see it) and the samples that are its own."""
+    row = await load_job(request, store, parse_job_ref(text))
+    scope = await store.read(lambda db: jobs.run_scope(db, row))
+    return row, scope.only(nodes)
 
 
 def tick_of(request: Request[Any, Any, Any]) -> float:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobpulse.collector import metric_catalog
+from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.schemas import JobMetadata, JobTag, MetricConfig, MetricData, Node
 from jobpulse.collector.store import samples, series
 from jobpulse.collector.summary import load_summary
@@ -130,22 +131,16 @@ def job_summary(db: sqlite3.Connection, run_id: int) -> tuple[dict[str, Any] | N
 
 
 def metric_data(
-    db: Any,
-    job_id: int,
-    catalog: list[MetricConfig],
-    interval: float,
-    nodes: list[str] | None,
-    raw: bool,
-    start_ms: int,
+    db: Any, scope: RunScope, catalog: list[MetricConfig], interval: float, raw: bool
 ) -> list[MetricData]:
-    """Every catalogue metric of the job per node: bucketed with its AggFn, or every sample (raw)."""
+    """Every catalogue metric of the run per node: bucketed with its AggFn, or every sample (raw)."""
     measurements = sorted({m.Measurement for m in catalog})
     metric_data: list[MetricData] = []
     if raw:
-        rows = samples.job_samples(db, job_id, start_ms)
+        rows = samples.job_samples(db, scope.job_id, scope.start_ms, scope.end_ms)
         data: series.Points = {m: {} for m in measurements}
         for r in rows:
-            if nodes is None or r["node"] in nodes:
+            if r["node"] in scope.nodes:
                 for m in measurements:
                     if r[m] is not None:
                         data[m].setdefault(r["node"], []).append((r["ts"] / 1000, float(r[m])))
@@ -156,9 +151,7 @@ def metric_data(
             fn_name = metric_catalog.normalise_agg(entry.AggFn) or "mean"
             wanted.setdefault(fn_name, set()).add(entry.Measurement)
         for fn, names in wanted.items():
-            by_fn[fn] = series.job_series_points(
-                db, job_id, sorted(names), interval, fn, nodes, False, start_ms
-            )
+            by_fn[fn] = series.job_series_points(db, scope, sorted(names), interval, fn)
     for metric in catalog:
         if raw:
             per_node = data[metric.Measurement]

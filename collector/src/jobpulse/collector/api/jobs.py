@@ -10,7 +10,7 @@ from jobpulse.collector.api import jobdata
 from jobpulse.collector.api.common import (
     INT64,
     interval_label,
-    load_job,
+    load_run,
     parse_list,
     parse_range,
     scope_user,
@@ -26,7 +26,7 @@ from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 SortKey = Literal[
     "StartTime",
@@ -145,7 +145,7 @@ class JobsController(Controller):
         return await store.read(run)
 
     @get(
-        "/api/job/{job_id:int}",
+        "/api/job/{job_id:str}",
         operation_id="getJob",
         summary="One job: metadata, summary, tags and every metric per node (raw=true: full resolution)",
         responses=None,
@@ -154,7 +154,9 @@ class JobsController(Controller):
         self,
         request: Request[Any, Any, Any],
         store: NamedDependency[SqliteStore],
-        job_id: FromPath[int],
+        job_id: Annotated[
+            str, PathParameter(description="a job number, an array task 123_4 or a het component 123+1")
+        ],
         raw: Annotated[
             bool, QueryParameter(name="raw", description="full resolution; RawData holds CSV")
         ] = False,
@@ -174,14 +176,14 @@ class JobsController(Controller):
             ),
         ] = None,
     ) -> Response[JobData]:
-        row = await load_job(request, store, job_id)
-        nodes = [n for n in node.split("|") if n] if node else None
+        wanted = [n for n in node.split("|") if n] if node else None
+        row, scope = await load_run(request, store, job_id, wanted)
         want_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
-        start_ms = (int(row["start_time"]) - 2) * 1000
         if want_csv:
-            rows = await store.read(lambda db: samples.job_samples(db, job_id, start_ms))
-            if nodes is not None:
-                rows = [r for r in rows if r["node"] in nodes]
+            rows = await store.read(
+                lambda db: samples.job_samples(db, scope.job_id, scope.start_ms, scope.end_ms)
+            )
+            rows = [r for r in rows if r["node"] in scope.nodes]
             body = jobdata.samples_csv(rows, JOB_SAMPLE_COLUMNS)
             headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
             return cast(Response[JobData], Response(body, media_type="text/csv", headers=headers))
@@ -194,9 +196,9 @@ class JobsController(Controller):
             sampling_key = ("sampling", row["run_id"], row["stop_time"])
             measured = cache.get(sampling_key) if finished else None
             if measured is None:
-                measured = series.sampling(db, job_id, start_ms)[0] or tick
+                measured = series.sampling(db, scope)[0] or tick
                 if finished:
-                    cache.put(sampling_key, job_id, measured)
+                    cache.put(sampling_key, scope.job_id, measured)
             intervals, default = jobdata.sample_intervals(row, cast(float, measured))
             interval = sampleInterval or default
             catalog = metric_catalog.load_metrics(db, interval_label(tick))
@@ -204,14 +206,14 @@ class JobsController(Controller):
                 row["run_id"],
                 row["stop_time"],
                 interval,
-                tuple(nodes or ()),
+                tuple(wanted or ()),
                 msgspec.json.encode(catalog),
             )
             metric_data = cast(list[MetricData] | None, cache.get(key) if finished else None)
             if metric_data is None:
-                metric_data = jobdata.metric_data(db, job_id, catalog, interval, nodes, raw, start_ms)
+                metric_data = jobdata.metric_data(db, scope, catalog, interval, raw)
                 if finished:
-                    cache.put(key, job_id, metric_data)
+                    cache.put(key, scope.job_id, metric_data)
             job_tags = tags.job_tags(db, row["run_id"])
             summary, findings = jobdata.job_summary(db, row["run_id"])
             return JobData(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from jobpulse.collector import metric_catalog
 from jobpulse.collector.api import jobdata
-from jobpulse.collector.api.common import interval_label, load_job, tick_of
+from jobpulse.collector.api.common import interval_label, load_run, tick_of
 from jobpulse.collector.api.deps import provide_store
 from jobpulse.collector.auth.guards import requires
 from jobpulse.collector.auth.roles import Role
@@ -16,7 +16,7 @@ from jobpulse.collector.store.sqlite import SqliteStore
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
-from litestar.params import FromPath, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 
 class MetricsController(Controller):
@@ -24,12 +24,12 @@ class MetricsController(Controller):
     tags = ["jobs"]
     guards = [requires(Role.USER)]
 
-    @get("/api/metric/{job_id:int}", operation_id="getMetric", summary="One metric of a job, per node")
+    @get("/api/metric/{job_id:str}", operation_id="getMetric", summary="One metric of a job, per node")
     async def get_metric(
         self,
         request: Request[Any, Any, Any],
         store: NamedDependency[SqliteStore],
-        job_id: FromPath[int],
+        job_id: Annotated[str, PathParameter(description="a job number, array task 123_4 or het 123+1")],
         metric: Annotated[
             str,
             QueryParameter(
@@ -50,7 +50,8 @@ class MetricsController(Controller):
             str | None, QueryParameter(name="node", max_length=4096, description="nodes, pipe-separated a|b")
         ] = None,
     ) -> MetricData:
-        row = await load_job(request, store, job_id)
+        wanted = [n for n in node.split("|") if n] if node else None
+        row, scope = await load_run(request, store, job_id, wanted)
         tick = tick_of(request)
         catalog = await store.read(lambda db: metric_catalog.load_metrics(db, interval_label(tick)))
         config = next((m for m in catalog if metric == m.GUID), None)
@@ -59,17 +60,13 @@ class MetricsController(Controller):
         fn = metric_catalog.normalise_agg(aggFn if aggFn is not None else config.AggFn)
         if fn is None:
             raise ValidationException(f"aggFn: {aggFn!r} is not one of mean (avg), min, max, sum")
-        nodes = [n for n in node.split("|") if n] if node else None
-        start_ms = (int(row["start_time"]) - 2) * 1000
 
         def run(db: Any) -> series.Points:
             interval = sampleInterval
             if interval is None:
-                measured, _ = series.sampling(db, job_id, start_ms)
+                measured, _ = series.sampling(db, scope)
                 interval = jobdata.sample_intervals(row, measured or tick)[1]
-            return series.job_series_points(
-                db, job_id, [config.Measurement], interval, fn, nodes, False, start_ms
-            )
+            return series.job_series_points(db, scope, [config.Measurement], interval, fn)
 
         per_node = (await store.read(run))[config.Measurement]
         shown = metric_catalog.MetricConfig(**{**_fields(config), "AggFn": fn})

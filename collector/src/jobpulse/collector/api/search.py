@@ -7,8 +7,10 @@ from typing import Any
 from jobpulse.collector.api.deps import provide_store
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
+from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.store import jobs
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common.validate import InvalidField
 from litestar import Controller, MediaType, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
@@ -31,10 +33,14 @@ class SearchController(Controller):
     ) -> str:
         principal = principal_of(request)
         term = term.strip()
-        if term.isascii() and term.isdigit() and len(term) < 19:  # not '²', which isdigit() accepts
-            job = await store.get_job(int(term))
+        try:
+            ident: JobId | None = JobId.parse(term)
+        except InvalidField:
+            ident = None  # not a job id: perhaps a user name
+        if ident is not None:
+            job = await store.get_job(ident)
             if job is not None and (principal.is_admin or job["user_name"] == principal.username):
-                return f"job:{int(term)}"
+                return f"job:{job['job_id']}"
         if principal.is_admin:
             found = await store.read(lambda db: jobs.users_with_jobs(db, term, limit=1000))
             if term in found:

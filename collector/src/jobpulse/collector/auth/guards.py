@@ -32,7 +32,7 @@ def requires(role: Role) -> Guard:
     return guard
 
 
-def check_job_access(principal: Principal, job: dict[str, Any] | None, job_id: int) -> dict[str, Any]:
+def check_job_access(principal: Principal, job: dict[str, Any] | None, job_id: int | str) -> dict[str, Any]:
     """The job if ``principal`` may read it. Another user's job answers the same 404 as a missing one,
     so job ids of other users cannot be probed."""
     if job is None or not (principal.is_admin or job.get("user_name") == principal.username):

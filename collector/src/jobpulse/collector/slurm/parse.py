@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 _MEM_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -62,6 +62,10 @@ class SlurmJob:
     end: int | None = None
     state: str = ""
     exit_code: int | None = None
+    array_job_id: int | None = None  # with array_task_id: this job is task N of that array
+    array_task_id: int | None = None
+    het_job_id: int | None = None  # with het_job_offset: component N of that het job
+    het_job_offset: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,6 +105,25 @@ def _positive(value: int | None) -> int | None:
     return value if value else None
 
 
+class _ArrayHet(TypedDict):
+    array_job_id: int | None
+    array_task_id: int | None
+    het_job_id: int | None
+    het_job_offset: int | None
+
+
+def _array_het(array_job: Any, array_task: Any, het_job: Any, het_offset: Any) -> _ArrayHet:
+    """Array and het identity; Slurm prints 0 for "not an array / het job", so 0 means unset."""
+    array_id = _positive(number(array_job))
+    het_id = _positive(number(het_job))
+    return {
+        "array_job_id": array_id,
+        "array_task_id": number(array_task) if array_id else None,
+        "het_job_id": het_id,
+        "het_job_offset": (number(het_offset) or 0) if het_id else None,
+    }
+
+
 def from_squeue(job: dict[str, Any]) -> SlurmJob:
     mem_node = number(job.get("memory_per_node"))
     mem_cpu = number(job.get("memory_per_cpu"))
@@ -126,6 +149,12 @@ def from_squeue(job: dict[str, Any]) -> SlurmJob:
         end=_positive(number(job.get("end_time"))),
         state=state(job.get("job_state")),
         exit_code=_exit(job.get("exit_code")),
+        **_array_het(
+            job.get("array_job_id"),
+            job.get("array_task_id"),
+            job.get("het_job_id"),
+            job.get("het_job_offset"),
+        ),
     )
 
 
@@ -134,6 +163,8 @@ def from_sacct(job: dict[str, Any]) -> SlurmJob:
     tres = (job.get("tres") or {}).get("allocated") or (job.get("tres") or {}).get("requested")
     mem_mb = _tres_count(tres, "mem")
     association = job.get("association") or {}
+    array: dict[str, Any] = job["array"] if isinstance(job.get("array"), dict) else {}
+    het: dict[str, Any] = job["het"] if isinstance(job.get("het"), dict) else {}
     return SlurmJob(
         job_id=int(number(job.get("job_id")) or 0),
         cluster=str(job.get("cluster") or association.get("cluster") or ""),
@@ -151,6 +182,7 @@ def from_sacct(job: dict[str, Any]) -> SlurmJob:
         end=_positive(number(times.get("end"))),
         state=state(job.get("state")),
         exit_code=_exit(job.get("exit_code")),
+        **_array_het(array.get("job_id"), array.get("task_id"), het.get("job_id"), het.get("job_offset")),
     )
 
 
@@ -208,4 +240,10 @@ def from_scontrol(text: str) -> SlurmJob | None:
         end=epoch(pairs.get("EndTime", "")),
         state=state(pairs.get("JobState")),
         exit_code=(128 + int(sig)) if sig.isdigit() and int(sig) else number(code),
+        **_array_het(
+            pairs.get("ArrayJobId"),
+            pairs.get("ArrayTaskId"),
+            pairs.get("HetJobId"),
+            pairs.get("HetJobOffset"),
+        ),
     )

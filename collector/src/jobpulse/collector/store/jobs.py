@@ -8,6 +8,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobpulse.collector.domain import hostnames
+from jobpulse.collector.domain.jobid import JobId
+from jobpulse.collector.domain.runs import EDGE_SECONDS, START_EDGE, RunScope
 from jobpulse.collector.store.errors import BatchError
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
@@ -41,11 +44,60 @@ META_COLUMNS: tuple[str, ...] = (
     "mem_requested_bytes",
     "nodes",
     "nodelist",
+    "array_job_id",
+    "array_task_id",
+    "het_job_id",
+    "het_job_offset",
 )
+# Who the job belongs to: an authoritative source replaces these together, so a record never mixes
+# one source's UserName with another's UserId.
+IDENTITY_COLUMNS: tuple[str, ...] = ("user_name", "user_id", "group_name", "group_id")
+# Sources whose word on identity is final: Slurm itself (reconciler, admin refresh) and the REST start
+# that slurmctld's PrologSlurmctld sends. Agent events (prolog, epilog, exec) only fill blanks.
+AUTHORITATIVE_SOURCES = frozenset({"api", "reconciler", "refresh"})
 
 
 def _blank(value: Any) -> bool:
     return value is None or value == "" or value == "[]" or value == 0
+
+
+def _fill(row: sqlite3.Row, fields: dict[str, Any], source: str) -> dict[str, Any]:
+    """The column updates that ``fields`` from ``source`` make to a known run.
+
+    Metadata fills blanks only (the first source to know a value wins), except: the node list is the
+    union of every source's (a multi-node job is reported by each of its nodes), and an authoritative
+    source replaces the identity as a whole.
+    """
+    updates = {
+        c: fields[c]
+        for c in META_COLUMNS
+        if c not in ("nodes", "nodelist") and c in fields and not _blank(fields[c]) and _blank(row[c])
+    }
+    new_nodes = json.loads(fields["nodes"]) if fields.get("nodes") else []
+    if new_nodes:
+        known = json.loads(row["nodes"] or "[]")
+        merged = hostnames.sort([*known, *new_nodes])
+        if merged != known:
+            updates["nodes"] = json.dumps(merged)
+            updates["nodelist"] = hostnames.compress(merged)
+            if (row["num_nodes"] or 0) < len(merged):
+                updates["num_nodes"] = len(merged)
+    if source in AUTHORITATIVE_SOURCES and any(not _blank(fields.get(c)) for c in IDENTITY_COLUMNS):
+        identity = {
+            c: fields.get(c) if fields.get(c) is not None else _EMPTY.get(c) for c in IDENTITY_COLUMNS
+        }
+        if any(row[c] != v for c, v in identity.items()):
+            updates.update(identity)
+    return updates
+
+
+_EMPTY: dict[str, Any] = {"user_name": "", "group_name": ""}
+
+
+def node_fields(names: list[str]) -> dict[str, Any]:
+    """The ``nodes``/``nodelist`` columns for hostlist expressions or names (expanded, unioned)."""
+    expanded = hostnames.expand_all(names)
+    return {"nodes": json.dumps(expanded), "nodelist": hostnames.compress(expanded)} if expanded else {}
 
 
 def _latest_run(
@@ -82,9 +134,7 @@ def record_start(
     if row is None and cluster:
         row = _latest_run(db, "", job_id)  # created by a caller that did not know the cluster
     if row is not None and (row["is_running"] or (row["stop_time"] or 0) >= start):
-        updates = {
-            c: fields[c] for c in META_COLUMNS if c in fields and not _blank(fields[c]) and _blank(row[c])
-        }
+        updates = _fill(row, fields, source)
         if cluster and not row["cluster"]:
             updates["cluster"] = cluster
         guessed = row["stop_time"] is not None and row["start_time"] == row["stop_time"]
@@ -167,9 +217,12 @@ def record_stop(
     if row is None and cluster:
         row = _latest_run(db, "", job_id, before=stop)  # started by a caller that did not know the cluster
     if row is not None and row["is_running"]:
+        updates = _fill(row, fields or {}, source)
+        updates.update(stop_time=max(stop, row["start_time"]), is_running=0, state=state, exit_code=exit_code)
+        assignments = ", ".join(f"{c} = ?" for c in updates)
         db.execute(
-            "UPDATE jobs SET stop_time = ?, is_running = 0, state = ?, exit_code = ?, updated = ? WHERE run_id = ?",
-            (max(stop, row["start_time"]), state, exit_code, now, row["run_id"]),
+            f"UPDATE jobs SET {assignments}, updated = ? WHERE run_id = ?",
+            [*updates.values(), now, row["run_id"]],
         )
         return int(row["run_id"])
     if row is not None and not (start and start > (row["stop_time"] or 0)):
@@ -202,8 +255,7 @@ def _meta_fields(meta: pb.JobMeta, node: str) -> dict[str, Any]:
         "cpus": meta.cpus_on_node or None,
         "gpus_per_node": len(meta.gpus),
         "mem_requested_bytes": meta.mem_requested_bytes or None,
-        "nodes": json.dumps([node]),
-        "nodelist": meta.nodelist or node,
+        **node_fields([node, meta.nodelist]),
     }
 
 
@@ -242,12 +294,45 @@ def list_jobs(
     return [dict(r) for r in db.execute(sql, params)]
 
 
-def get_job(db: sqlite3.Connection, job_id: int) -> dict[str, Any] | None:
-    """The latest run of ``job_id`` (a requeued job has several)."""
+def get_job(db: sqlite3.Connection, job_id: int | JobId) -> dict[str, Any] | None:
+    """The latest run (a requeued job has several) of a job number, array task or het component."""
+    ident = job_id if isinstance(job_id, JobId) else JobId(job_id)
+    params: tuple[int, ...]
+    if ident.array_task is not None:
+        where, params = "array_job_id = ? AND array_task_id = ?", (ident.job, ident.array_task)
+    elif ident.het_offset is not None:
+        where, params = "het_job_id = ? AND het_job_offset = ?", (ident.job, ident.het_offset)
+    else:
+        where, params = "job_id = ?", (ident.job,)
     row = db.execute(
-        "SELECT * FROM jobs WHERE job_id = ? ORDER BY start_time DESC, run_id DESC LIMIT 1", (job_id,)
+        f"SELECT * FROM jobs WHERE {where} ORDER BY start_time DESC, run_id DESC LIMIT 1", params
     ).fetchone()
     return dict(row) if row else None
+
+
+def run_scope(db: sqlite3.Connection, run: dict[str, Any]) -> RunScope:
+    """The samples that belong to ``run``: its window (up to the next run of the same job number in
+    its cluster, if one started) and the nodes that sent samples for it, less those of other clusters."""
+    start, stop = int(run["start_time"]), run["stop_time"]
+    end = None if run["is_running"] or stop is None else int(stop) + EDGE_SECONDS
+    later = db.execute(
+        "SELECT min(start_time) FROM jobs WHERE job_id = ? AND cluster = ? AND start_time > ?",
+        (run["job_id"], run["cluster"], start),
+    ).fetchone()[0]
+    if later is not None:
+        end = min(end, int(later)) if end is not None else int(later)
+    sql = "SELECT DISTINCT s.node FROM job_series s"
+    params: list[Any] = [run["job_id"]]
+    if run["cluster"]:
+        # a node of another cluster never belongs to this run; a node that named no cluster may
+        sql += (
+            " LEFT JOIN nodes n ON n.name = s.node WHERE s.job_id = ? AND coalesce(n.cluster, '') IN ('', ?)"
+        )
+        params.append(run["cluster"])
+    else:
+        sql += " WHERE s.job_id = ?"
+    nodes = hostnames.sort(r[0] for r in db.execute(sql, params))
+    return RunScope(int(run["job_id"]), (start - START_EDGE) * 1000, end * 1000 if end else None, nodes)
 
 
 # -- filtered job list (GET /api/jobs) ------------------------------------------------------------

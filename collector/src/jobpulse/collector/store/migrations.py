@@ -6,6 +6,7 @@ the previous version to the next, and tests apply them from every version.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 
@@ -262,6 +263,37 @@ def _v6_packed_minutes(db: sqlite3.Connection) -> None:
     pack_all(db)
 
 
+def _v7_job_identity(db: sqlite3.Connection) -> None:
+    """Array tasks and het components (``8_1``, ``5+1``) as columns, and expanded node lists.
+
+    Slurm gives each array task and het component its own job number; the link back (array 8, task 1)
+    is known only to slurmctld (squeue, sacct, scontrol) and, for het jobs, the prolog's
+    ``SLURM_HET_JOB_ID``. Earlier versions stored a reconciled job's hostlist unexpanded
+    (``["node[001-004]"]``): those rows are expanded here so the ``Node`` filter finds them.
+    """
+    _script(
+        db,
+        """
+        ALTER TABLE jobs ADD COLUMN array_job_id INTEGER;
+        ALTER TABLE jobs ADD COLUMN array_task_id INTEGER;
+        ALTER TABLE jobs ADD COLUMN het_job_id INTEGER;
+        ALTER TABLE jobs ADD COLUMN het_job_offset INTEGER;
+        CREATE INDEX jobs_array ON jobs (array_job_id, array_task_id) WHERE array_job_id IS NOT NULL;
+        CREATE INDEX jobs_het ON jobs (het_job_id, het_job_offset) WHERE het_job_id IS NOT NULL
+    """,
+    )
+    from jobpulse.collector.domain.hostnames import expand_all
+
+    rows = db.execute("SELECT run_id, nodes FROM jobs WHERE nodes LIKE '%[%[%'").fetchall()
+    for run_id, nodes in rows:
+        try:
+            names = json.loads(nodes)
+        except ValueError:
+            continue
+        expanded = expand_all(n for n in names if isinstance(n, str))
+        db.execute("UPDATE jobs SET nodes = ? WHERE run_id = ?", (json.dumps(expanded), run_id))
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1,
     _v2_auth,
@@ -269,6 +301,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v4_role_requests,
     _v5_api_config,
     _v6_packed_minutes,
+    _v7_job_identity,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -35,6 +35,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.packed import POS
 from jobpulse.collector.store.series_1m import minute_series
@@ -243,16 +244,14 @@ Points = dict[str, dict[str, list[tuple[float, float]]]]
 
 def job_series_points(
     db: sqlite3.Connection,
-    job_id: int,
+    scope: RunScope,
     metrics: Sequence[str],
     sample_interval_s: float,
     agg_fn: str,
-    nodes: Sequence[str] | None = None,
     across_nodes: bool = False,
-    start_ms: int | None = None,
-    end_ms: int | None = None,
 ) -> Points:
-    """:func:`job_series` as (interval start in s, value) pairs per node: the shape of JobMon's MetricData.
+    """:func:`job_series` of one run as (interval start in s, value) pairs per node: the shape of
+    JobMon's MetricData.
 
     ``mean`` is accepted for ``avg`` (JobMon's name), a fractional interval is rounded up to whole
     seconds, points that were not measured are left out, and the across-nodes series is keyed
@@ -262,14 +261,14 @@ def job_series_points(
     interval = max(1, math.ceil(sample_interval_s))
     answer = job_series(
         db,
-        job_id,
+        scope.job_id,
         metrics,
         interval,
         fn,
-        nodes=nodes,
+        nodes=scope.nodes,
         across_nodes=across_nodes,
-        start_ms=start_ms,
-        end_ms=end_ms,
+        start_ms=scope.start_ms,
+        end_ms=scope.end_ms,
     )
     out: Points = {m: {} for m in metrics}
     seconds: dict[int, list[float]] = {}  # ``t`` lists are shared between metrics: convert each once
@@ -289,16 +288,19 @@ def job_series_points(
     return out
 
 
-def sampling(db: sqlite3.Connection, job_id: int, start_ms: int | None = None) -> tuple[float | None, int]:
-    """(the measured sample interval in seconds, the number of whole-job samples) of a job.
+def sampling(db: sqlite3.Connection, scope: RunScope) -> tuple[float | None, int]:
+    """(the measured sample interval in seconds, the number of whole-job samples) of a run.
 
     The interval is the mean spacing on the node with most samples; None with fewer than two samples.
     """
-    sql = "SELECT node, count(*) AS n, min(ts), max(ts) FROM job_samples WHERE job_id = ? AND step = ''"
-    params: list[object] = [job_id]
-    if start_ms is not None:
-        sql += " AND ts >= ?"
-        params.append(start_ms)
+    if not scope.nodes:
+        return None, 0
+    marks = ", ".join("?" for _ in scope.nodes)
+    sql = (
+        "SELECT node, count(*) AS n, min(ts), max(ts) FROM job_samples"
+        f" WHERE job_id = ? AND step = '' AND node IN ({marks}) AND ts >= ? AND ts < ?"
+    )
+    params = [scope.job_id, *scope.nodes, scope.start_ms, scope.end_ms if scope.end_ms is not None else _POS]
     rows = db.execute(sql + " GROUP BY node ORDER BY n DESC", params).fetchall()
     total = sum(int(r[1]) for r in rows)
     if not rows or rows[0][1] < 2:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.store import ingest, jobs, nodes
 from jobpulse.collector.store.errors import BatchError
 from jobpulse.collector.store.migrations import migrate
@@ -106,7 +107,7 @@ class SqliteStore:
         return await self.write(lambda db: ingest.ingest_batch(db, node, stream_id, cluster, batch))
 
     # -- queries ---------------------------------------------------------
-    async def get_job(self, job_id: int) -> dict[str, Any] | None:
+    async def get_job(self, job_id: int | JobId) -> dict[str, Any] | None:
         return await self.read(lambda db: jobs.get_job(db, job_id))
 
     async def nodes(self, down_after: float, now: float) -> list[dict[str, Any]]:
