@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobpulse.collector import metric_catalog
+from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.schemas import JobMetadata, JobTag, MetricConfig, MetricData, Node
 from jobpulse.collector.store import samples, series
@@ -55,7 +56,21 @@ def job_metadata(row: dict[str, Any], tags: Iterable[dict[str, Any]] = ()) -> Jo
         State=row["state"],
         NodeList=row["nodelist"],
         Cpus=_int(row["cpus"]),
+        JobIdString=str(job_ref(row)),
+        ArrayJobId=row.get("array_job_id"),
+        ArrayTaskId=row.get("array_task_id"),
+        HetJobId=row.get("het_job_id"),
+        HetJobOffset=row.get("het_job_offset"),
     )
+
+
+def job_ref(row: dict[str, Any]) -> JobId:
+    """How Slurm names the run: its array task or het component when it is one, else its number."""
+    if row.get("array_job_id") is not None and row.get("array_task_id") is not None:
+        return JobId(int(row["array_job_id"]), array_task=int(row["array_task_id"]))
+    if row.get("het_job_id") is not None and row.get("het_job_offset") is not None:
+        return JobId(int(row["het_job_id"]), het_offset=int(row["het_job_offset"]))
+    return JobId(int(row["job_id"]))
 
 
 def tags_by_run(db: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

@@ -24,6 +24,7 @@ from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobT
 from jobpulse.collector.store import jobs, samples, series, tags
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common.validate import JOB_NUMBER_MAX
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
@@ -61,6 +62,12 @@ class JobsController(Controller):
         State: Annotated[str | None, QueryParameter(name="State", max_length=64)] = None,
         Node: Annotated[str | None, QueryParameter(name="Node", max_length=256)] = None,
         IsRunning: Annotated[bool | None, QueryParameter(name="IsRunning")] = None,
+        ArrayJobId: Annotated[
+            int | None,
+            QueryParameter(
+                name="ArrayJobId", ge=1, le=JOB_NUMBER_MAX, description="the tasks of one job array"
+            ),
+        ] = None,
         NumNodes: Annotated[
             str | None, QueryParameter(name="NumNodes", description="range 'from,to'")
         ] = None,
@@ -103,6 +110,7 @@ class JobsController(Controller):
             state=State,
             node=Node,
             is_running=IsRunning,
+            array_job_id=ArrayJobId,
             num_nodes=parse_range("NumNodes", NumNodes),
             num_tasks=parse_range("NumTasks", NumTasks),
             num_gpus=parse_range("NumGpus", NumGpus),

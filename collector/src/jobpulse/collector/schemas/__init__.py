@@ -56,6 +56,12 @@ class JobMetadata(msgspec.Struct):
     State: str
     NodeList: str
     Cpus: int
+    # Slurm's own name for the job: "8_1" (array task), "5+1" (het component) or the number
+    JobIdString: str = ""
+    ArrayJobId: int | None = None
+    ArrayTaskId: int | None = None
+    HetJobId: int | None = None
+    HetJobOffset: int | None = None
 
 
 class MetricConfig(msgspec.Struct):

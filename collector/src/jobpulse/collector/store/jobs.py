@@ -363,6 +363,7 @@ class JobQuery:
     partition: str | None = None
     state: str | None = None
     node: str | None = None
+    array_job_id: int | None = None  # the tasks of one job array
     is_running: bool | None = None
     num_nodes: tuple[int | None, int | None] | None = None
     num_tasks: tuple[int | None, int | None] | None = None
@@ -404,6 +405,7 @@ def query_jobs(db: sqlite3.Connection, q: JobQuery) -> tuple[list[dict[str, Any]
         ("account", q.account),
         ("partition", q.partition),
         ("state", q.state),
+        ("array_job_id", q.array_job_id),
     ):
         if value is not None:
             where.append(f"{column} = ?")
