@@ -25,6 +25,7 @@ case "$cmd" in
     "$UV" run --frozen ruff check .
     "$UV" run --frozen ruff format --check .
     "$UV" run --frozen mypy
+    "$UV" run --frozen lint-imports
     exec "$UV" run --frozen pytest "$@" ;;
   run)
     exec "$UV" run --frozen "$@" ;;

@@ -38,7 +38,7 @@ def test_job_id_forms(text: str, expected: JobId) -> None:
     "text", ["12a", "1_2_3", "1__2", "_1", "+1", "1+", "²", "٣", "0", "4294967296", " 7", "8_1+1"]
 )
 def test_job_id_refuses_everything_else(text: str) -> None:
-    with pytest.raises(InvalidField, match="^id: "):
+    with pytest.raises(InvalidField, match=r"^id: "):
         JobId.parse(text)
 
 
