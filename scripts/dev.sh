@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine that has only python3 and pip:
 #   scripts/dev.sh demo [ARGS]   set up .venv (uv, locked dependencies) and run `jobpulse demo`
-#   scripts/dev.sh test [ARGS]   set up, then ruff, mypy and the whole pytest suite
+#   scripts/dev.sh test [ARGS]   set up, then ruff, mypy, import rules and the whole pytest suite
+#   scripts/dev.sh test --fast   the everyday tier: ruff, mypy, import rules, unit tests
 #   scripts/dev.sh run CMD ...   set up, then run CMD inside the environment
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,14 @@ case "$cmd" in
   demo)
     exec "$UV" run --frozen jobpulse demo "$@" ;;
   test)
+    if [ "${1:-}" = "--fast" ]; then
+      # The everyday tier: lint, types, import rules and the unit tests (no real daemons, Slurm or soaks).
+      shift
+      "$UV" run --frozen ruff check .
+      "$UV" run --frozen mypy
+      "$UV" run --frozen lint-imports
+      exec "$UV" run --frozen pytest -q tests/unit -m "not slow and not slurm" "$@"
+    fi
     "$UV" run --frozen ruff check .
     "$UV" run --frozen ruff format --check .
     "$UV" run --frozen mypy
