@@ -21,6 +21,7 @@ from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import AsyncTestClient, TestClient
+from seed import add_job
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -155,6 +156,25 @@ def test_d1_cli_names_the_owner(
     assert cli.main(["add-user", "service:x", *db]) == 2
     owners = sorted(r["owner"] for r in users.list_api_keys(fx_store.writer))
     assert owners == ["alice", "service:slurm-hooks"]
+
+
+# -- D4: job-control read any job's metadata through job_start ----------------------------------------
+async def test_d4_job_control_reads_nothing_from_start_and_stop(
+    fx_client: AsyncTestClient, fx_store: SqliteStore
+) -> None:
+    add_job(fx_store.writer, 777, "bob", start=int(time.time()) - 60, stop=None, account="secret-project")
+    admin = await _admin(fx_client)
+    hook = (await fx_client.post("/api/generateAPIKey", headers=admin)).json()["key"]  # JobMon's default
+    start = await fx_client.put("/api/job_start", json={"Id": 777}, headers=_key(hook))
+    assert start.status_code == 200  # JobMon's Slurm script checks the status only
+    assert start.json() == {"Id": 777}
+    stop = await fx_client.patch("/api/job_stop/777", json={"ExitCode": 0}, headers=_key(hook))
+    assert stop.status_code == 200 and stop.json() == {"Id": 777}
+    for response in (start, stop):
+        assert "bob" not in response.text and "secret-project" not in response.text
+    # admins keep the full answer
+    as_admin = await fx_client.put("/api/job_start", json={"Id": 778, "UserName": "carol"}, headers=admin)
+    assert as_admin.status_code == 200 and as_admin.json()["UserName"] == "carol"
 
 
 # -- D5: a ws-ticket worked as a bearer token everywhere, and after logout ----------------------------
