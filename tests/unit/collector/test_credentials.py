@@ -7,10 +7,12 @@ admin who made it) are written as rows, as the old code stored them; everything 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ADMIN_PASSWORD, login
@@ -248,3 +250,26 @@ async def test_d9_keys_stop_when_their_owner_loses_the_role(
     fx_store.writer.execute("DELETE FROM users WHERE username = 'alice'")
     assert (await fx_client.get("/api/jobs", headers=_key(alice_key))).status_code == 401
     assert (await fx_client.put("/api/job_start", json={"Id": 5}, headers=_key(hook_key))).status_code == 200
+
+
+# -- D12: a failed login logged the typed user name verbatim (often a password) ------------------------
+def test_d12_failed_login_never_logs_an_unknown_name(
+    fx_store: SqliteStore, fx_settings: CollectorSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    typed = "Tr0ub4dor&3-" + secrets.token_hex(4)  # a password typed into the user name field
+    with TestClient(app=create_app(fx_store, fx_settings)) as client:
+        caplog.set_level(logging.INFO)
+        assert client.post("/api/login", json={"Username": typed, "Password": "x"}).status_code == 401
+        assert client.post("/api/login", json={"Username": "alice", "Password": typed}).status_code == 401
+        token = client.post("/api/login", json={"Username": "admin", "Password": ADMIN_PASSWORD}).json()[
+            "token"
+        ]
+        client.cookies.clear()
+        lines: list[Any] = []
+        with client.websocket_connect(f"/api/admin/livelog?token={_ticket(client, token)}") as ws:
+            while not any("failed login for 'alice'" in line for line in lines):
+                lines.append(ws.receive_text(timeout=5))
+    failed = [line for line in lines if "failed login" in line]
+    assert len(failed) == 2 and "unknown name" in failed[0]
+    assert typed not in "".join(lines)  # not in the admin live log
+    assert typed not in caplog.text  # nor in the log itself

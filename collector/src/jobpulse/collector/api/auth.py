@@ -14,6 +14,7 @@ from jobpulse.collector.auth.security import COOKIE_NAME
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common import validate
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -93,9 +94,14 @@ class AuthController(Controller):
         store: SqliteStore = request.app.state.store
         user = await store.read(lambda db: users.get_user(db, data.Username))
         if not verify_password(user["password_hash"] if user else None, data.Password) or user is None:
-            log.warning(
-                "failed login for %r from %s", data.Username, request.client.host if request.client else "?"
+            # A name that is no user is often a password typed into the wrong field: it is never logged
+            # (the log reaches admins through WS /api/admin/livelog), only its length is.
+            who = (
+                validate.safe_for_log(data.Username)
+                if user
+                else f"an unknown name ({len(data.Username)} chars)"
             )
+            log.warning("failed login for %s from %s", who, request.client.host if request.client else "?")
             raise NotAuthorizedException("wrong username or password")
         body, cookie = await start_session(request, data.Username, user["roles"], data.Remember)
         return Response(body, cookies=[cookie])
