@@ -42,7 +42,7 @@ async def test_admin_routes_refuse_anonymous_users_and_job_control_keys(
     fx_client: AsyncTestClient, fx_store: SqliteStore
 ) -> None:
     alice = await _alice(fx_client)
-    hook_key, _ = users.create_api_key(fx_store.writer, "api", "job-control")
+    hook_key, _ = users.create_api_key(fx_store.writer, "service:api", "job-control")
     for method, path in ADMIN_ROUTES:
         body = {"Roles": ["admin"]} if method == "PATCH" else None
         anonymous = await fx_client.request(method, path, json=body)
@@ -64,7 +64,7 @@ async def test_generate_api_key_defaults_to_job_control_and_is_shown_once(
     response = await fx_client.post("/api/generateAPIKey", headers=admin)
     assert response.status_code == 200, response.text
     created = response.json()
-    assert created["role"] == "job-control" and created["owner"] == "api"
+    assert created["role"] == "job-control" and created["owner"] == "service:api"  # a service principal
     key = created["key"]
     assert key.startswith("jp_")
     # stored hashed only, and never listed again
@@ -102,7 +102,9 @@ async def test_api_key_role_from_query_or_body_and_revocation(fx_client: AsyncTe
         "nightly",
     )
     by_body = await fx_client.post(
-        "/api/generateAPIKey", json={"role": "admin", "name": "ops", "expires_days": 1}, headers=admin
+        "/api/generateAPIKey",
+        json={"role": "admin", "owner": "admin", "name": "ops", "expires_days": 1},
+        headers=admin,
     )
     assert by_body.status_code == 200
     assert by_body.json()["role"] == "admin" and by_body.json()["expires"] is not None

@@ -85,7 +85,7 @@ async def test_tokens_expire(fx_store: SqliteStore, fx_settings: CollectorSettin
 async def test_api_keys_header_bearer_role_scope_and_revocation(
     fx_client: AsyncTestClient, fx_store: SqliteStore
 ) -> None:
-    key, record = users.create_api_key(fx_store.writer, "slurm", "job-control", "hooks")
+    key, record = users.create_api_key(fx_store.writer, "service:slurm", "job-control", "hooks")
     stored = fx_store.writer.execute("SELECT digest FROM api_keys").fetchone()[0]
     assert key.split("_", 2)[2] not in stored  # only a digest is kept
     # job-control may not read jobs

@@ -36,7 +36,7 @@ START = {
 
 @pytest.fixture
 def fx_key(fx_store: SqliteStore) -> dict[str, str]:
-    key, _ = users.create_api_key(fx_store.writer, "slurm", "job-control", "prolog")
+    key, _ = users.create_api_key(fx_store.writer, "service:slurm", "job-control", "prolog")
     return {"X-Api-Key": key}
 
 
@@ -52,7 +52,7 @@ async def test_start_then_stop_records_the_run(
 ) -> None:
     response = await fx_client.put("/api/job_start", json=START, headers=fx_key)
     assert response.status_code == 200, response.text
-    assert response.json()["IsRunning"] is True
+    assert response.json() == {"Id": 4242}  # job-control reads nothing back (D4)
     response = await fx_client.patch(
         "/api/job_stop/4242", json={"ExitCode": 3, "StopTime": 1_795_400_100}, headers=fx_key
     )
@@ -195,7 +195,7 @@ async def test_only_job_control_or_admin_may_start_and_stop(
     assert keyed.status_code == 403
     assert fx_store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
     # a job-control key can start jobs but read nothing
-    key, _ = users.create_api_key(fx_store.writer, "slurm", "job-control", "prolog")
+    key, _ = users.create_api_key(fx_store.writer, "service:slurm", "job-control", "prolog")
     assert (await fx_client.put("/api/job_start", json=START, headers={"X-Api-Key": key})).status_code == 200
     assert (await fx_client.get("/api/jobs", headers={"X-Api-Key": key})).status_code == 403
 

@@ -184,7 +184,7 @@ async def test_job_control_keys_cannot_read_job_data(
     from jobpulse.collector.store import users
 
     add_job(fx_store.writer, 401, "alice", start=T0, stop=T0 + 60)
-    key, _ = users.create_api_key(fx_store.writer, "slurm", "job-control", "hooks")
+    key, _ = users.create_api_key(fx_store.writer, "service:slurm", "job-control", "hooks")
     headers = {"X-API-Key": key}
     for method, url in (
         ("GET", "/api/jobs"),

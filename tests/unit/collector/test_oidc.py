@@ -182,3 +182,23 @@ async def test_token_endpoint_refusal_is_a_401_not_a_500(
     response = await oidc_client.get(await _to_provider_and_back(oidc_client), follow_redirects=False)
     assert response.status_code == 401
     assert "invalid_client" in response.json()["detail"]
+
+
+async def test_oidc_session_gets_ws_tickets_and_service_names_cannot_log_in(
+    oidc_client: AsyncTestClient, provider: Provider, fx_store: SqliteStore
+) -> None:
+    """Issue 14: an OIDC session is interactive (it may make a ws-ticket, which works on WebSockets only);
+    a provider user named like a service principal cannot become a login."""
+    await oidc_client.get(await _to_provider_and_back(oidc_client), follow_redirects=False)
+    ticket = await oidc_client.post("/api/auth/ws-ticket")
+    assert ticket.status_code == 200, ticket.text
+    oidc_client.cookies.clear()
+    as_bearer = await oidc_client.get(
+        "/api/jobs", headers={"Authorization": f"Bearer {ticket.json()['token']}"}
+    )
+    assert as_bearer.status_code == 401
+    provider.users["service:slurm-hooks"] = {"sub": "u-9", "preferred_username": "service:slurm-hooks"}
+    provider.login_as = "service:slurm-hooks"
+    refused = await oidc_client.get(await _to_provider_and_back(oidc_client), follow_redirects=False)
+    assert refused.status_code == 401 and "reserves" in refused.json()["detail"]
+    assert users.get_user(fx_store.writer, "service:slurm-hooks") is None

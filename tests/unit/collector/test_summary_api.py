@@ -24,6 +24,7 @@ def test_job_response_has_summary_and_findings(tmp_path: Path) -> None:
         3, [(T0 + s * 1000, {"cpu_user_seconds": 0.5 * s, "alloc_cpus": 16.0}) for s in range(0, 3601, 60)]
     )
     a.event(pb.JobEvent.STOP, 3, T0 // 1000 + 3600)
+    users.upsert_user(store.writer, "admin", ["admin"])  # a key works while its owner holds its role
     key, _ = users.create_api_key(store.writer, "admin", "admin", "test")
     settings = CollectorSettings(state_dir=tmp_path)
     with TestClient(app=create_app(store, settings)) as client:

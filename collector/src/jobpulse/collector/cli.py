@@ -42,7 +42,12 @@ def _open_store(args: argparse.Namespace) -> tuple[object, object]:
 
 
 def cmd_create_api_key(args: argparse.Namespace) -> int:
-    """Admins make keys for scripts and Slurm hooks here; the key is printed once and stored hashed."""
+    """Admins make keys for scripts and Slurm hooks here; the key is printed once and stored hashed.
+
+    The owner is always named: ``--service NAME`` (job-control keys, e.g. the Slurm hooks' key, belong to
+    the service principal ``service:NAME``) or ``--owner USER`` (user and admin keys act as that person,
+    who must exist and hold the role, and work only while they do).
+    """
     from jobpulse.collector.auth.roles import ALL_ROLES
     from jobpulse.collector.store import users
     from jobpulse.collector.store.sqlite import SqliteStore
@@ -50,17 +55,43 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
     if args.role not in ALL_ROLES:
         print(f"jobpulse-collector: --role must be one of {sorted(ALL_ROLES)}", file=sys.stderr)
         return 2
+    try:
+        if args.service:
+            owner = users.service_principal(args.service)
+        elif args.owner:
+            owner = args.owner
+        else:
+            hint = (
+                "--service NAME (e.g. --service slurm-hooks)"
+                if args.role == "job-control"
+                else "--owner USER"
+            )
+            raise users.KeyOwnerError(f"name the key's owner with {hint}")
+    except users.KeyOwnerError as exc:
+        print(f"jobpulse-collector: {exc}", file=sys.stderr)
+        return 2
     _settings, store = _open_store(args)
     assert isinstance(store, SqliteStore)
     db = store.writer
     ttl = args.days * 86400 if args.days else None
     db.execute("BEGIN IMMEDIATE")
-    key, record = users.create_api_key(db, args.owner, args.role, args.name, ttl)
-    users.audit(db, "cli", "create_api_key", record["id"], {"role": args.role, "name": args.name})
+    try:
+        key, record = users.create_api_key(db, owner, args.role, args.name, ttl)
+    except users.KeyOwnerError as exc:
+        db.execute("ROLLBACK")
+        store.close()
+        print(f"jobpulse-collector: {exc}", file=sys.stderr)
+        return 2
+    users.audit(
+        db, "cli", "create_api_key", record["id"], {"role": args.role, "owner": owner, "name": args.name}
+    )
     db.execute("COMMIT")
     store.close()
     print(key)
-    print(f"(key id {record['id']}, role {args.role}; shown only now, stored hashed)", file=sys.stderr)
+    print(
+        f"(key id {record['id']}, role {args.role}, owner {owner}; shown only now, stored hashed)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -77,6 +108,11 @@ def cmd_add_user(args: argparse.Namespace) -> int:
         print(
             f"jobpulse-collector: unknown roles {sorted(unknown)}; use {sorted(ALL_ROLES)}", file=sys.stderr
         )
+        return 2
+    try:
+        users.check_user_name(args.username)
+    except users.InvalidUserName as exc:
+        print(f"jobpulse-collector: {exc}", file=sys.stderr)
         return 2
     password = sys.stdin.readline().rstrip("\n")
     if len(password) < 8:
@@ -129,7 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     key = sub.add_parser("create-api-key", help="create an API key (printed once, stored hashed)")
     _store_args(key)
     key.add_argument("--role", required=True, help="user, admin or job-control (Slurm prolog/epilog)")
-    key.add_argument("--owner", default="admin", help="user the key acts as (default admin)")
+    owner = key.add_mutually_exclusive_group()
+    owner.add_argument(
+        "--service",
+        help="job-control keys: the service principal that owns the key (service:NAME), e.g. slurm-hooks",
+    )
+    owner.add_argument(
+        "--owner",
+        help="user and admin keys: the person the key acts as (must hold the role; works while they do)",
+    )
     key.add_argument("--name", default="", help="what the key is for, e.g. slurm-hooks")
     key.add_argument("--days", type=float, help="expire after this many days (default: never)")
     key.set_defaults(func=cmd_create_api_key)

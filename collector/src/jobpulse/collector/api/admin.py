@@ -4,7 +4,11 @@
 never-expiring JWT for a shared "api" user), each key here has one role, an
 owner, an optional expiry and can be revoked, and only its SHA-256 digest is
 stored. Every change an admin makes is written to the audit log in the same
-transaction as the change itself.
+transaction as the change itself, naming who acted (``key:<id>`` when an API key did).
+
+Owners (issue 14): job-control keys belong to a service principal ``service:<name>`` (default
+``service:api``, the key JobMon's settings page asks for); user and admin keys to a named person who
+exists and holds that role, and they work only while that person does (store/users.py).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ class ApiKeyRequest(msgspec.Struct, forbid_unknown_fields=True):
 
     role: str | None = None
     name: Annotated[str, msgspec.Meta(max_length=256)] | None = None
-    owner: Name | None = None
+    owner: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
+    service: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     expires_days: Annotated[float, msgspec.Meta(gt=0, le=36500)] | None = None
 
 
@@ -83,7 +88,10 @@ class AdminController(Controller):
         summary="Create an API key (shown once, stored hashed); job-control keys are for Slurm hooks",
         description=(
             "Answers JSON when the request's Accept header names application/json; otherwise the bare key "
-            "as text/plain, which is what JobMon's front end reads (and handy for KEY=$(curl ...))."
+            "as text/plain, which is what JobMon's front end reads (and handy for KEY=$(curl ...)). "
+            "A job-control key belongs to a service principal (service=NAME, or owner=service:NAME; default "
+            "service:api); a user or admin key needs owner=USER, an existing user holding that role, and "
+            "works only while they hold it."
         ),
         responses={200: ResponseSpec(NewApiKey, description="The new key (its secret is shown only here)")},
     )
@@ -94,6 +102,7 @@ class AdminController(Controller):
         role: Annotated[str | None, QueryParameter(max_length=32)] = None,
         name: Annotated[str | None, QueryParameter(max_length=256)] = None,
         owner: Annotated[str | None, QueryParameter(max_length=256)] = None,
+        service: Annotated[str | None, QueryParameter(max_length=64)] = None,
     ) -> Response[Any]:
         body = data or ApiKeyRequest()
         chosen_role = body.role or role or Role.JOB_CONTROL.value
@@ -102,23 +111,20 @@ class AdminController(Controller):
                 f"role: unknown role {chosen_role!r}; use one of user, admin, job-control",
                 extra=[{"key": "role", "message": f"unknown role {chosen_role!r}"}],
             )
-        admin = principal_of(request).username
-        # JobMon's keys act as a user named "api"; a user-scoped key defaults to the admin making it
-        key_owner = body.owner or owner or ("api" if chosen_role == Role.JOB_CONTROL else admin)
-        if not msgspec_valid_name(key_owner):
-            raise ValidationException(
-                "owner: must be 1-256 characters of letters, digits and ._@+-",
-                extra=[{"key": "owner", "message": "invalid user name"}],
-            )
+        actor = principal_of(request).actor
+        key_owner = _key_owner(chosen_role, body.owner or owner, body.service or service)
         key_name = body.name if body.name is not None else (name or "")
         ttl = body.expires_days * 86400 if body.expires_days else None
 
         def create(db: sqlite3.Connection) -> tuple[str, dict[str, Any]]:
             key, record = users.create_api_key(db, key_owner, chosen_role, key_name, ttl)
-            users.audit(db, admin, "create_api_key", record["id"], {"role": chosen_role, "owner": key_owner})
+            users.audit(db, actor, "create_api_key", record["id"], {"role": chosen_role, "owner": key_owner})
             return key, record
 
-        key, record = await _store(request).write(lambda db: users.in_transaction(db, create))
+        try:
+            key, record = await _store(request).write(lambda db: users.in_transaction(db, create))
+        except users.KeyOwnerError as exc:
+            raise _owner_error(str(exc)) from exc
         if "application/json" in request.headers.get("accept", ""):
             return Response(NewApiKey(key=key, **record))
         return Response(key, media_type=MediaType.TEXT)
@@ -135,7 +141,7 @@ class AdminController(Controller):
         summary="Revoke an API key; it stops working at once",
     )
     async def revoke_api_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> None:
-        admin = principal_of(request).username
+        admin = principal_of(request).actor
 
         def revoke(db: sqlite3.Connection) -> bool:
             done = users.revoke_api_key(db, key_id)
@@ -177,7 +183,7 @@ class AdminController(Controller):
     async def dismiss(
         self, request: Request[Any, Any, Any], request_id: Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
     ) -> None:
-        admin = principal_of(request).username
+        admin = principal_of(request).actor
 
         def resolve(db: sqlite3.Connection) -> bool:
             done = users.resolve_role_request(db, request_id)
@@ -187,6 +193,33 @@ class AdminController(Controller):
 
         if not await _store(request).write(lambda db: users.in_transaction(db, resolve)):
             raise NotFoundException(f"role request {request_id} not found or already handled")
+
+
+def _owner_error(message: str) -> ValidationException:
+    return ValidationException(f"owner: {message}", extra=[{"key": "owner", "message": message}])
+
+
+def _key_owner(role: str, owner: str | None, service: str | None) -> str:
+    """The new key's owner: ``service:<name>`` for job-control keys (``service:api`` when none is named, so
+    JobMon's settings page, which names nothing, keeps working); a user name, required, for the others."""
+    if owner and service:
+        raise _owner_error("give owner or service, not both")
+    try:
+        if service:
+            return users.service_principal(service)
+        if owner and users.is_service(owner):
+            return users.service_principal(owner[len(users.SERVICE_PREFIX) :])
+    except users.KeyOwnerError as exc:
+        raise _owner_error(str(exc)) from exc
+    if owner:
+        if not msgspec_valid_name(owner):
+            raise _owner_error("must be 1-256 characters of letters, digits and ._@+- (or service:NAME)")
+        return owner
+    if role == Role.JOB_CONTROL:
+        return users.service_principal("api")
+    raise _owner_error(
+        f"a {role!r} key acts as a person: name them with owner=USER (they must hold the role)"
+    )
 
 
 def msgspec_valid_name(value: str) -> bool:

@@ -14,9 +14,10 @@ from jobpulse.collector.auth.security import COOKIE_NAME
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common import validate
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import Cookie
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.params import JSONBody
 from litestar.security.jwt import JWTCookieAuth, Token
 
@@ -93,9 +94,14 @@ class AuthController(Controller):
         store: SqliteStore = request.app.state.store
         user = await store.read(lambda db: users.get_user(db, data.Username))
         if not verify_password(user["password_hash"] if user else None, data.Password) or user is None:
-            log.warning(
-                "failed login for %r from %s", data.Username, request.client.host if request.client else "?"
+            # A name that is no user is often a password typed into the wrong field: it is never logged
+            # (the log reaches admins through WS /api/admin/livelog), only its length is.
+            who = (
+                validate.safe_for_log(data.Username)
+                if user
+                else f"an unknown name ({len(data.Username)} chars)"
             )
+            log.warning("failed login for %s from %s", who, request.client.host if request.client else "?")
             raise NotAuthorizedException("wrong username or password")
         body, cookie = await start_session(request, data.Username, user["roles"], data.Remember)
         return Response(body, cookies=[cookie])
@@ -114,20 +120,29 @@ class AuthController(Controller):
         operation_id="wsTicket",
         status_code=200,
         summary="A short-lived token for ?token= on WebSocket URLs (browsers cannot set headers there)",
+        description=(
+            "Only from a login session (cookie or session bearer token), never from an API key. The ticket "
+            "works on WebSocket routes only and ends with its session (logout)."
+        ),
     )
     async def ws_ticket(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         principal = principal_of(request)
+        if not principal.interactive or principal.session_id is None:
+            raise PermissionDeniedException(
+                "a ws-ticket is made only from a login session (cookie or session token), not from an API key"
+            )
         store: SqliteStore = request.app.state.store
         settings: CollectorSettings = request.app.state.settings
         ttl = settings.ws_ticket_ttl
+        parent = principal.session_id
         session_id = await store.write(
-            lambda db: users.create_session(db, principal.username, ttl, "ws-ticket")
+            lambda db: users.create_session(db, principal.username, ttl, users.WS_TICKET, parent)
         )
         token = _auth(request).create_token(
             identifier=principal.username,
             token_expiration=timedelta(seconds=ttl),
             token_unique_jwt_id=session_id,
-            token_extras={"kind": "ws-ticket"},
+            token_extras={"kind": users.WS_TICKET},
         )
         return {"token": token, "expires_in": int(ttl)}
 

@@ -41,7 +41,7 @@ class ConfigController(Controller):
         store: NamedDependency[SqliteStore],
         data: JSONBody[ConfigUpdate],
     ) -> Configuration:
-        actor = principal_of(request).username
+        actor = principal_of(request).actor
         label = interval_label(tick_of(request))
 
         def run(db: Any) -> Configuration | str:

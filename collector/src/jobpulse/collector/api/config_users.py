@@ -64,7 +64,12 @@ class UserRolesController(Controller):
                 f"Roles: unknown role(s) {', '.join(repr(r) for r in bad)}; use user, admin, job-control",
                 extra=[{"key": "Roles", "message": f"unknown role(s) {bad}"}],
             )
-        admin = principal_of(request).username
+        if ":" in user:
+            raise ValidationException(
+                "user: ':' is reserved for service principals (service:NAME), which have no roles",
+                extra=[{"key": "user", "message": "contains ':'"}],
+            )
+        admin = principal_of(request).actor
         roles = sorted(set(data.Roles))
 
         def apply(db: sqlite3.Connection) -> dict[str, Any]:

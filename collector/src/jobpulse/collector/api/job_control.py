@@ -4,6 +4,10 @@ The bodies are JobMon's job.JobMetadata and job.StopJob with their Go field
 names, so the Slurm scripts written for JobMon call jobpulse unchanged. Both
 calls are idempotent (see store.jobs.record_start/record_stop): Slurm retries
 and duplicate hooks must never create or overwrite runs.
+
+A job-control principal reads nothing (issue 14, D4): it gets ``{"Id": <its job>}`` back with the 200
+(JobMon answers an empty body and ``Success``; its Slurm script checks the status only), never the stored
+job. Admins get the job's ``JobMetadata``.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from typing import Any
 import msgspec
 from jobpulse.collector.api.deps import provide_store
 from jobpulse.collector.api.jobdata import job_metadata as _job_metadata
-from jobpulse.collector.auth.guards import requires
+from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.reconcile import apply_slurm_job
 from jobpulse.collector.slurm import cli as slurm
 from jobpulse.collector.store import jobs
 from jobpulse.collector.store.sqlite import SqliteStore
-from litestar import Controller, patch, post, put
+from litestar import Controller, Request, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, JSONBody
@@ -128,7 +132,10 @@ class JobControlController(Controller):
         status_code=200,
     )
     async def job_start(
-        self, store: NamedDependency[SqliteStore], data: JSONBody[JobMetadata]
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[SqliteStore],
+        data: JSONBody[JobMetadata],
     ) -> dict[str, Any]:
         job_id = _check_id(data.Id)
         start = _check_time(data.StartTime, "StartTime") or int(time.time())
@@ -142,7 +149,7 @@ class JobControlController(Controller):
                 jobs.record_stop(db, cluster, job_id, stop, _state(data.ExitCode), data.ExitCode, "api")
             return dict(db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone())
 
-        return job_metadata(await store.write(write))
+        return _answer(request, job_id, await store.write(write))
 
     @patch(
         "/api/job_stop/{job_id:str}",
@@ -151,7 +158,11 @@ class JobControlController(Controller):
         guards=[requires(Role.JOB_CONTROL)],
     )
     async def job_stop(
-        self, store: NamedDependency[SqliteStore], job_id: FromPath[str], data: JSONBody[StopJob]
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[SqliteStore],
+        job_id: FromPath[str],
+        data: JSONBody[StopJob],
     ) -> dict[str, Any]:
         if not job_id.isdigit():
             raise _bad("id", f"{job_id!r} is not a Slurm job number")
@@ -162,7 +173,7 @@ class JobControlController(Controller):
             run = jobs.record_stop(db, None, number, stop, _state(data.ExitCode), data.ExitCode, "api")
             return dict(db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone())
 
-        return job_metadata(await store.write(write))
+        return _answer(request, number, await store.write(write))
 
     @post(
         "/api/admin/refresh_metadata/{job_id:int}",
@@ -188,6 +199,11 @@ class JobControlController(Controller):
             raise NotFoundException(f"Slurm does not know job {job_id}")
         row = await store.write(lambda db: apply_slurm_job(db, found, "refresh", overwrite=True))
         return job_metadata(row)
+
+
+def _answer(request: Request[Any, Any, Any], job_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    """The stored job for admins; only the job number the caller sent for job-control (it reads nothing)."""
+    return job_metadata(row) if principal_of(request).is_admin else {"Id": job_id}
 
 
 def _state(exit_code: int | None) -> str:

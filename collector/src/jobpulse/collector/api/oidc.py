@@ -86,6 +86,8 @@ class OidcController(Controller):
         try:
             claims = await client.finish(request.cookies.get(SESSION_COOKIE, ""), oauth_state, code)
             username = client.username(claims)
+            if ":" in username:  # reserved: service:<name> owns API keys and must not be a login
+                raise OidcError(f"user name claim {username[:80]!r} contains ':', which jobpulse reserves")
         except OidcError as exc:
             log.warning("OIDC login failed: %s", exc)
             raise NotAuthorizedException(f"OIDC login failed: {exc}") from exc

@@ -24,11 +24,22 @@ def unknown_roles(roles: list[str]) -> list[str]:
 class Principal:
     """Who is calling: a person (session) or a script (API key)."""
 
-    username: str
-    roles: frozenset[str]
-    via: str  # "session", "api-key", "ws-ticket"
+    username: str  # a person, or a key's owner (a person or ``service:<name>``)
+    roles: frozenset[str]  # a person's roles; for an API key, only the key's role
+    via: str  # "session" (a login), "ws-ticket" (WebSocket routes only), "api-key"
     session_id: str | None = None
     key_id: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who acted, for the audit log: the user name for a session, ``key:<id>`` for an API key (the key's
+        owner is listed by GET /api/admin/apikeys), never the owner's name alone."""
+        return f"key:{self.key_id}" if self.key_id else self.username
+
+    @property
+    def interactive(self) -> bool:
+        """A person's login session (local or OIDC): the only thing a ws-ticket can be made from."""
+        return self.via == "session" and self.session_id is not None
 
     @property
     def is_admin(self) -> bool:

@@ -6,6 +6,11 @@ or ``Authorization: Bearer jp_...``), and a WebSocket can authenticate with a
 short-lived ``?token=`` ticket, since browsers cannot set headers on a
 WebSocket. Every JWT names a server-side session (``jti``), so logout and
 expiry are enforced by the collector, not only by the token's ``exp``.
+
+Credentials by kind (issue 14): a session JWT comes from a login (local or OIDC) and works everywhere;
+a ws-ticket is made from a session, works on WebSocket routes only (and is the only token accepted in
+``?token=``), and dies with its session; an API key acts with its own role only, and only while its
+owner holds that role (store/users.py).
 """
 
 from __future__ import annotations
@@ -36,22 +41,21 @@ def _store(connection: ASGIConnection[Any, Any, Any, Any]) -> SqliteStore:
 async def retrieve_principal(
     token: Token, connection: ASGIConnection[Any, Any, Any, Any]
 ) -> Principal | None:
-    user = await _store(connection).read(lambda db: users.get_user(db, token.sub))
-    if user is None:
-        return None
-    return Principal(
-        username=user["username"],
-        roles=frozenset(user["roles"]),
-        via=str(token.extras.get("kind", "session")),
-        session_id=str(token.jti) if token.jti else None,
-    )
-
-
-async def token_revoked(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """The session's user, or None (401) when the session is over or the token is used where its kind
+    does not work: a ws-ticket outside a WebSocket route."""
     if not token.jti:
-        return True
+        return None
     jti, sub = str(token.jti), token.sub
-    return not await _store(connection).read(lambda db: users.session_valid(db, jti, sub))
+
+    def lookup(db: Any) -> tuple[str | None, dict[str, Any] | None]:
+        return users.session_kind(db, jti, sub), users.get_user(db, sub)
+
+    kind, user = await _store(connection).read(lookup)
+    if user is None or kind is None or token.extras.get("kind", users.SESSION) != kind:
+        return None
+    if kind == users.WS_TICKET and connection.scope["type"] != ScopeType.WEBSOCKET:
+        return None
+    return Principal(username=user["username"], roles=frozenset(user["roles"]), via=kind, session_id=jti)
 
 
 class JobpulseAuthMiddleware(JWTCookieAuthenticationMiddleware):
@@ -66,7 +70,11 @@ class JobpulseAuthMiddleware(JWTCookieAuthenticationMiddleware):
         if api_key:
             return await self._authenticate_api_key(api_key, connection)
         if connection.scope["type"] == ScopeType.WEBSOCKET and connection.query_params.get("token"):
-            return await self.authenticate_token(connection.query_params["token"], connection)
+            # only a ws-ticket belongs in a URL (URLs end up in logs); sessions use the cookie or header
+            result = await self.authenticate_token(connection.query_params["token"], connection)
+            if not isinstance(result.user, Principal) or result.user.via != users.WS_TICKET:
+                raise NotAuthorizedException("?token= takes a ticket from POST /api/auth/ws-ticket")
+            return result
         return await super().authenticate_request(connection)
 
     @staticmethod
@@ -76,7 +84,9 @@ class JobpulseAuthMiddleware(JWTCookieAuthenticationMiddleware):
         store = _store(connection)
         record = await store.read(lambda db: users.verify_api_key(db, presented))
         if record is None:
-            raise NotAuthorizedException("invalid, expired or revoked API key")
+            raise NotAuthorizedException(
+                "invalid, expired or revoked API key, or its owner no longer holds its role"
+            )
         key_id = str(record["id"])
         await store.write(lambda db: users.touch_api_key(db, key_id))
         principal = Principal(
@@ -107,7 +117,6 @@ def jwt_secret(settings: CollectorSettings) -> str:
 def build_auth(settings: CollectorSettings) -> JWTCookieAuth[Principal, Token]:
     return JWTCookieAuth[Principal, Token](
         retrieve_user_handler=retrieve_principal,
-        revoked_token_handler=token_revoked,
         token_secret=jwt_secret(settings),
         key=COOKIE_NAME,
         default_token_expiration=timedelta(seconds=settings.session_ttl),

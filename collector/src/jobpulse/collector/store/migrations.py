@@ -294,6 +294,41 @@ def _v7_job_identity(db: sqlite3.Connection) -> None:
         db.execute("UPDATE jobs SET nodes = ? WHERE run_id = ?", (json.dumps(expanded), run_id))
 
 
+def _v8_credential_kinds(db: sqlite3.Connection) -> None:
+    """Credentials by kind (issue 14): a WebSocket ticket names the session it was made from, and
+    job-control keys belong to service principals.
+
+    ``sessions.parent``: a ws-ticket is valid only while its parent session is, and logout ends both.
+    Job-control keys were owned by a person (``admin``, the CLI's old default) or by ``api`` (the old
+    default of POST /api/generateAPIKey, a user that never existed); each becomes ``service:<name>``
+    (the key's name when it is a valid service name, else the old owner's, else ``legacy``) so that
+    Slurm hooks keep working under the owner rule (see store/users.py). The change is audit-logged.
+    """
+    import json
+    import re
+    import time
+
+    db.execute("ALTER TABLE sessions ADD COLUMN parent TEXT")
+    db.execute("CREATE INDEX sessions_parent ON sessions (parent)")
+    service = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z")
+    rows = db.execute(
+        "SELECT id, owner, name FROM api_keys WHERE role = 'job-control' AND owner NOT LIKE 'service:%'"
+    ).fetchall()
+    for key_id, owner, name in rows:
+        candidates = [str(name or "").lower(), str(owner).lower(), "legacy"]
+        new_owner = "service:" + next(c for c in candidates if service.match(c))
+        db.execute("UPDATE api_keys SET owner = ? WHERE id = ?", (new_owner, key_id))
+        db.execute(
+            "INSERT INTO audit_log (ts, actor, action, target, detail) VALUES (?, 'migration', ?, ?, ?)",
+            (
+                time.time(),
+                "move_api_key_to_service",
+                key_id,
+                json.dumps({"before": owner, "after": new_owner}),
+            ),
+        )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1,
     _v2_auth,
@@ -302,6 +337,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v5_api_config,
     _v6_packed_minutes,
     _v7_job_identity,
+    _v8_credential_kinds,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -2,6 +2,12 @@
 
 API keys are 256-bit random secrets, so a fast SHA-256 of the secret is a safe
 verifier (nothing to brute-force); passwords, which people choose, use argon2.
+
+Who owns a key (issue 14, D1/D9): either a person (a row in ``users``) or a service principal
+``service:<name>``, which has no row, cannot log in and owns job-control keys only. A key acts with its
+own role and nothing more, and a person's key works only while that person exists and still holds the
+key's role (admins hold every role): taking a role away disables that person's keys of that role at once.
+User names cannot contain ``:``, so no login name can be taken for a service principal.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import sqlite3
 import time
@@ -16,7 +23,49 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 KEY_PREFIX = "jp"
+SERVICE_PREFIX = "service:"
+_SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z")
+JOB_CONTROL, ADMIN = "job-control", "admin"
 T = TypeVar("T")
+
+
+class InvalidUserName(ValueError):
+    """A user name that cannot be a login: ``:`` is reserved for ``service:<name>`` principals."""
+
+
+class KeyOwnerError(ValueError):
+    """The owner named for a new API key cannot own a key of that role; the message says why."""
+
+
+def check_user_name(username: str) -> str:
+    """``username`` if it can be a person's login name.
+
+    Raises:
+        InvalidUserName: empty, or it contains ``:`` (reserved for service principals).
+    """
+    if not username or ":" in username:
+        raise InvalidUserName(
+            f"user name {username!r} is empty or contains ':', which is reserved for service principals"
+        )
+    return username
+
+
+def service_principal(name: str) -> str:
+    """``service:<name>`` for a service name (1-64 of a-z, 0-9, '.', '_', '-', starting alphanumeric).
+
+    Raises:
+        KeyOwnerError: not a valid service name.
+    """
+    if not _SERVICE_NAME.match(name):
+        raise KeyOwnerError(
+            f"service name {name[:80]!r} must be 1-64 characters of a-z, 0-9, '.', '_', '-' "
+            "(starting with a letter or digit)"
+        )
+    return SERVICE_PREFIX + name
+
+
+def is_service(owner: str) -> bool:
+    return owner.startswith(SERVICE_PREFIX)
 
 
 def _now() -> float:
@@ -42,7 +91,12 @@ def upsert_user(
     email: str = "",
     display_name: str = "",
 ) -> dict[str, Any]:
-    """Create the user, or update roles (and the password hash when given)."""
+    """Create the user, or update roles (and the password hash when given).
+
+    Raises:
+        InvalidUserName: ``username`` contains ``:`` (reserved for service principals).
+    """
+    check_user_name(username)
     now = _now()
     db.execute(
         """INSERT INTO users (username, password_hash, roles, source, email, display_name, created, updated)
@@ -69,26 +123,50 @@ def count_admins(db: sqlite3.Connection) -> int:
 
 
 # -- sessions -----------------------------------------------------------------
-def create_session(db: sqlite3.Connection, username: str, ttl_seconds: float, kind: str = "session") -> str:
+SESSION, WS_TICKET = "session", "ws-ticket"
+
+
+def create_session(
+    db: sqlite3.Connection,
+    username: str,
+    ttl_seconds: float,
+    kind: str = SESSION,
+    parent: str | None = None,
+) -> str:
+    """A server-side session (``kind`` "session": a login) or a WebSocket ticket (``kind`` "ws-ticket",
+    which must name the login session it is made from as ``parent`` and never outlives it)."""
+    if (kind == WS_TICKET) != (parent is not None):
+        raise ValueError("a ws-ticket, and only a ws-ticket, names a parent session")
     session_id = secrets.token_urlsafe(24)
     now = _now()
+    expires = now + ttl_seconds
+    if parent is not None:
+        row = db.execute("SELECT expires FROM sessions WHERE id = ?", (parent,)).fetchone()
+        expires = min(expires, row["expires"] if row else now)
     db.execute(
-        "INSERT INTO sessions (id, username, kind, created, expires) VALUES (?, ?, ?, ?, ?)",
-        (session_id, username, kind, now, now + ttl_seconds),
+        "INSERT INTO sessions (id, username, kind, created, expires, parent) VALUES (?, ?, ?, ?, ?, ?)",
+        (session_id, username, kind, now, expires, parent),
     )
     db.execute("DELETE FROM sessions WHERE expires < ?", (now - 86400,))
     return session_id
 
 
-def session_valid(db: sqlite3.Connection, session_id: str, username: str) -> bool:
+def session_kind(db: sqlite3.Connection, session_id: str, username: str) -> str | None:
+    """The kind ("session" or "ws-ticket") of a live session of ``username``; None when it is unknown,
+    expired or ended. A ws-ticket is live only while its parent session is."""
+    now = _now()
     row = db.execute(
-        "SELECT 1 FROM sessions WHERE id = ? AND username = ? AND expires > ?", (session_id, username, _now())
+        """SELECT s.kind FROM sessions s LEFT JOIN sessions p ON p.id = s.parent
+           WHERE s.id = ? AND s.username = ? AND s.expires > ?
+             AND (s.kind != 'ws-ticket' OR (p.expires > ? AND p.kind = 'session'))""",
+        (session_id, username, now, now),
     ).fetchone()
-    return row is not None
+    return str(row["kind"]) if row is not None else None
 
 
 def end_session(db: sqlite3.Connection, session_id: str) -> None:
-    db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+    """End a session and every ws-ticket made from it."""
+    db.execute("DELETE FROM sessions WHERE id = ? OR parent = ?", (session_id, session_id))
 
 
 # -- API keys -------------------------------------------------------------------
@@ -96,10 +174,48 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def owner_holds_role(db: sqlite3.Connection, owner: str, role: str) -> bool:
+    """The owner rule: a service principal holds job-control (only); a person holds the roles they have
+    now (admins hold every role). A person who no longer exists holds nothing."""
+    if is_service(owner):
+        return role == JOB_CONTROL
+    user = get_user(db, owner)
+    return user is not None and (role in user["roles"] or ADMIN in user["roles"])
+
+
+def check_key_owner(db: sqlite3.Connection, owner: str, role: str) -> None:
+    """Whether ``owner`` may own a new key of ``role``: job-control keys belong to a service principal,
+    user and admin keys to an existing person who holds that role.
+
+    Raises:
+        KeyOwnerError: with a message naming what is wrong.
+    """
+    if role == JOB_CONTROL:
+        if not is_service(owner):
+            raise KeyOwnerError(
+                f"job-control keys belong to a service principal, not to a person ({owner[:80]!r}): "
+                "name one as service NAME (owner service:NAME), e.g. service slurm-hooks"
+            )
+        service_principal(owner[len(SERVICE_PREFIX) :])
+        return
+    if is_service(owner):
+        raise KeyOwnerError(f"service principals own job-control keys only, not {role!r} keys")
+    user = get_user(db, owner)
+    if user is None:
+        raise KeyOwnerError(f"owner {owner[:80]!r} is not a user; a {role!r} key acts as an existing person")
+    if not owner_holds_role(db, owner, role):
+        raise KeyOwnerError(f"owner {owner!r} does not hold the {role!r} role (has {user['roles']})")
+
+
 def create_api_key(
     db: sqlite3.Connection, owner: str, role: str, name: str = "", ttl_seconds: float | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """Returns (the key, shown once; its stored record without the secret)."""
+    """Returns (the key, shown once; its stored record without the secret).
+
+    Raises:
+        KeyOwnerError: ``owner`` cannot own a ``role`` key (see :func:`check_key_owner`).
+    """
+    check_key_owner(db, owner, role)
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     now = _now()
@@ -119,7 +235,7 @@ def looks_like_api_key(value: str) -> bool:
 
 
 def verify_api_key(db: sqlite3.Connection, presented: str) -> dict[str, Any] | None:
-    """The key's record if the key is known, not revoked and not expired."""
+    """The key's record if the key is known, not revoked, not expired, and its owner still holds its role."""
     try:
         _prefix, key_id, secret = presented.split("_", 2)
     except ValueError:
@@ -128,6 +244,8 @@ def verify_api_key(db: sqlite3.Connection, presented: str) -> dict[str, Any] | N
     if row is None or not hmac.compare_digest(row["digest"], _digest(secret)):
         return None
     if row["revoked"] is not None or (row["expires"] is not None and row["expires"] < _now()):
+        return None
+    if not owner_holds_role(db, row["owner"], row["role"]):
         return None
     record = dict(row)
     record.pop("digest")
