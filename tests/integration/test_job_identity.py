@@ -181,3 +181,29 @@ def test_same_job_number_on_two_clusters_never_mixes_samples(tmp_path: Path, col
     finally:
         stop(a)
         stop(b)
+
+
+def test_steps_are_served_with_their_own_series_and_summary(tmp_path: Path, collector: Collector) -> None:
+    """An agent reading a cgroup v1 tree captured on a real Slurm node (job 88 with its batch step)."""
+    tree = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios" / "v1_uid"
+    agent = start_agent(tmp_path / "n1", collector.grpc_target, "--node", "n1", "--cgroup-root", str(tree))
+    try:
+        _hook(
+            "prolog",
+            tmp_path / "n1",
+            {"SLURM_JOB_ID": "88", "SLURM_JOB_USER": "alice", "SLURM_JOB_UID": "1000"},
+        )
+
+        def steps() -> list | None:
+            response = collector.get("/api/job/88")
+            found = response.json()["Steps"] if response.status_code == 200 else []
+            return found if any(s["Step"] == "batch" and s["Samples"] >= 2 for s in found) else None
+
+        batch = next(s for s in wait_for(steps, 30, "the batch step") if s["Step"] == "batch")
+        assert batch["Nodes"] == ["n1"] and batch["CpuSeconds"] > 0 and batch["MemPeakBytes"] > 0
+        page = collector.get("/api/job/88", params={"step": "batch", "raw": "true"}).json()
+        assert page["Step"] == "batch" and {n for m in page["MetricData"] for n in m["Data"]} == {"n1"}
+        bad = collector.get("/api/job/88", params={"step": "../x"})
+        assert bad.status_code == 400 and "step" in bad.text
+    finally:
+        stop(agent)

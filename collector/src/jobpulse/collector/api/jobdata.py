@@ -146,13 +146,13 @@ def job_summary(db: sqlite3.Connection, run_id: int) -> tuple[dict[str, Any] | N
 
 
 def metric_data(
-    db: Any, scope: RunScope, catalog: list[MetricConfig], interval: float, raw: bool
+    db: Any, scope: RunScope, catalog: list[MetricConfig], interval: float, raw: bool, step: str = ""
 ) -> list[MetricData]:
     """Every catalogue metric of the run per node: bucketed with its AggFn, or every sample (raw)."""
     measurements = sorted({m.Measurement for m in catalog})
     metric_data: list[MetricData] = []
     if raw:
-        rows = samples.job_samples(db, scope.job_id, scope.start_ms, scope.end_ms)
+        rows = samples.job_samples(db, scope.job_id, scope.start_ms, scope.end_ms, step)
         data: series.Points = {m: {} for m in measurements}
         for r in rows:
             if r["node"] in scope.nodes:
@@ -166,7 +166,7 @@ def metric_data(
             fn_name = metric_catalog.normalise_agg(entry.AggFn) or "mean"
             wanted.setdefault(fn_name, set()).add(entry.Measurement)
         for fn, names in wanted.items():
-            by_fn[fn] = series.job_series_points(db, scope, sorted(names), interval, fn)
+            by_fn[fn] = series.job_series_points(db, scope, sorted(names), interval, fn, step=step)
     for metric in catalog:
         if raw:
             per_node = data[metric.Measurement]

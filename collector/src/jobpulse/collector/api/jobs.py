@@ -20,8 +20,8 @@ from jobpulse.collector.api.deps import provide_store
 from jobpulse.collector.api.jobcache import JobDataCache
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
-from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag, MetricData
-from jobpulse.collector.store import jobs, samples, series, tags
+from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag, MetricData, StepSummary
+from jobpulse.collector.store import jobs, samples, series, steps, tags
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common.validate import JOB_NUMBER_MAX
@@ -177,6 +177,15 @@ class JobsController(Controller):
                 name="sampleInterval", gt=0, le=jobdata.MAX_SAMPLE_INTERVAL, description="seconds"
             ),
         ] = None,
+        step: Annotated[
+            str,
+            QueryParameter(
+                name="step",
+                max_length=64,
+                pattern=r"^[A-Za-z0-9_.]*$",
+                description="a step (batch, extern, 0, 1, ...; see Steps) instead of the whole job",
+            ),
+        ] = "",
         format: Annotated[
             Literal["json", "csv"] | None,
             QueryParameter(
@@ -189,7 +198,7 @@ class JobsController(Controller):
         want_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
         if want_csv:
             rows = await store.read(
-                lambda db: samples.job_samples(db, scope.job_id, scope.start_ms, scope.end_ms)
+                lambda db: samples.job_samples(db, scope.job_id, scope.start_ms, scope.end_ms, step)
             )
             rows = [r for r in rows if r["node"] in scope.nodes]
             body = jobdata.samples_csv(rows, JOB_SAMPLE_COLUMNS)
@@ -215,11 +224,12 @@ class JobsController(Controller):
                 row["stop_time"],
                 interval,
                 tuple(wanted or ()),
+                step,
                 msgspec.json.encode(catalog),
             )
             metric_data = cast(list[MetricData] | None, cache.get(key) if finished else None)
             if metric_data is None:
-                metric_data = jobdata.metric_data(db, scope, catalog, interval, raw)
+                metric_data = jobdata.metric_data(db, scope, catalog, interval, raw, step)
                 if finished:
                     cache.put(key, scope.job_id, metric_data)
             job_tags = tags.job_tags(db, row["run_id"])
@@ -233,6 +243,8 @@ class JobsController(Controller):
                 Tags=[JobTag(**t) for t in job_tags],
                 Summary=summary,
                 Findings=findings,
+                Steps=[StepSummary(**s) for s in steps.step_summaries(db, scope)],
+                Step=step,
             )
 
         return Response(await store.read(run))

@@ -143,6 +143,21 @@ class QuantileData(msgspec.Struct):
     RawData: str = ""
 
 
+class StepSummary(msgspec.Struct):
+    """What one Slurm step (batch, extern, 0, 1, ...) of the run used; null where not measured."""
+
+    Step: str
+    Nodes: list[str]
+    FirstSample: float | None
+    LastSample: float | None
+    Samples: int
+    CpuSeconds: float | None
+    MemPeakBytes: float | None
+    IoReadBytes: float | None
+    IoWriteBytes: float | None
+    OomKills: float | None
+
+
 class JobData(msgspec.Struct):
     """job.JobData plus Summary/Findings (issue 5; null when not computed) and the tags."""
 
@@ -154,3 +169,5 @@ class JobData(msgspec.Struct):
     Tags: list[JobTag]
     Summary: dict[str, Any] | None = None
     Findings: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    Steps: list[StepSummary] = msgspec.field(default_factory=list)
+    Step: str = ""  # the step MetricData shows ("" = the whole job)

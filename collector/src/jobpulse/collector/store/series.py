@@ -249,6 +249,7 @@ def job_series_points(
     sample_interval_s: float,
     agg_fn: str,
     across_nodes: bool = False,
+    step: str = "",
 ) -> Points:
     """:func:`job_series` of one run as (interval start in s, value) pairs per node: the shape of
     JobMon's MetricData.
@@ -269,6 +270,7 @@ def job_series_points(
         across_nodes=across_nodes,
         start_ms=scope.start_ms,
         end_ms=scope.end_ms,
+        step=step,
     )
     out: Points = {m: {} for m in metrics}
     seconds: dict[int, list[float]] = {}  # ``t`` lists are shared between metrics: convert each once
