@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -18,8 +19,10 @@ from dataclasses import dataclass, field
 
 import grpc
 from jobpulse.collector.group_commit import GroupCommitter, Result
+from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.ingest import check_hello
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common.config import ConfigError
 from jobpulse.common.validate import INT64_MAX, InvalidField
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
@@ -34,6 +37,46 @@ READ_AHEAD = 64
 # leaves room for even a very large last batch; memory held per stream is bounded by READ_AHEAD
 # batches plus one message.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def _loopback(listen: str) -> bool:
+    """Whether a gRPC listen address (``host:port``, ``[v6]:port``, ``unix:path``) is reachable only
+    from this machine. A host name other than localhost counts as reachable from elsewhere."""
+    if listen.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = listen.rsplit(":", 1)[0] if ":" in listen else listen
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_ingest_auth(settings: CollectorSettings) -> None:
+    """Refuse to serve gRPC ingest off loopback without a credential: anyone who reaches the port could
+    send any node's data. ``allow_unauthenticated_ingest = true`` overrides it, with a warning.
+
+    Raises:
+        ConfigError: ``grpc_listen`` is not a loopback address and neither ``token`` nor ``tls_ca``
+            (mutual TLS) is set.
+    """
+    if _loopback(settings.grpc_listen) or settings.token or settings.tls_ca:
+        return
+    if settings.allow_unauthenticated_ingest:
+        log.warning(
+            "UNAUTHENTICATED INGEST: gRPC listens on %s without a token or client certificates "
+            "(allow_unauthenticated_ingest = true); anyone who can reach it can send data for any node",
+            settings.grpc_listen,
+        )
+        return
+    raise ConfigError(
+        f"grpc_listen = {settings.grpc_listen!r} is not a loopback address, and neither `token` nor "
+        "`tls_ca` (mutual TLS) is set: anyone who reaches the port could send data. Set `token` "
+        "(the same in every agent.toml), or `tls_cert`/`tls_key`/`tls_ca`, or listen on 127.0.0.1; "
+        "`allow_unauthenticated_ingest = true` accepts the risk"
+    )
 
 
 class IngestServicer(pb_grpc.IngestServicer):
