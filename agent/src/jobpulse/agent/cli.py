@@ -222,9 +222,14 @@ def cmd_hook(args: argparse.Namespace) -> int:
     """slurmd's Prolog/Epilog: hand the job event to the agent. Always 0: a failing hook drains the node."""
     from jobpulse.agent import hooks
 
-    hooks.setup_logging()
     try:
         settings = _settings(args)
+    except Exception:
+        hooks.setup_logging()
+        log.exception("jobpulse-agent %s: cannot read the settings", args.command_name)
+        return 0
+    try:
+        hooks.setup_logging(settings.state_dir)
         hooks.run_hook(args.command_name, settings.socket, settings.state_dir)
     except Exception:
         log.exception("jobpulse-agent %s failed", args.command_name)

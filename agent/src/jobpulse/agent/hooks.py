@@ -3,13 +3,14 @@
 slurmd runs these as root for every job, and a prolog that fails or hangs
 drains the node. So: read only the environment (never call a Slurm command),
 give the agent at most ``budget`` seconds, spool the event to the events
-directory when the agent does not answer, log trouble to syslog, and always
-exit 0. The imports stay light (no grpc, psutil or asyncio): the hook's cost
+directory when the agent does not answer, log trouble to syslog (or, without
+one, to ``<state_dir>/hooks.log``), and always exit 0. The imports stay light (no grpc, psutil or asyncio): the hook's cost
 is paid on every job start and end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -33,22 +34,82 @@ MIN_SEND = 0.1
 _CPUS_ITEM = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
 
 
-def setup_logging() -> None:
-    """syslog (journal) when /dev/log exists, else stderr: slurmd discards a hook's stdout."""
+HOOK_LOG = "hooks.log"
+HOOK_LOG_MAX_BYTES = 1024 * 1024  # then it is renamed to hooks.log.1 (one older file is kept)
+
+
+class BoundedFileHandler(logging.Handler):
+    """Appends to a root-only file (0600, never through a symlink), rotated once at ``max_bytes``.
+
+    Opened per record: a hook logs a line or two, and concurrent hooks (many jobs starting at once)
+    then append whole lines without sharing a buffer.
+    """
+
+    def __init__(self, path: Path, max_bytes: int = HOOK_LOG_MAX_BYTES) -> None:
+        super().__init__()
+        self.path = path
+        self.max_bytes = max_bytes
+
+    def _open(self) -> int:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(self.path, flags, 0o600)
+
+    def check(self) -> None:
+        """Raise OSError when the file cannot be written (the caller then logs to stderr)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(self._open())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+            fd = self._open()
+            try:
+                if os.fstat(fd).st_size + len(line) > self.max_bytes:
+                    with contextlib.suppress(FileNotFoundError):  # another hook rotated it first
+                        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+                    os.close(fd)
+                    fd = self._open()
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except Exception:
+            self.handleError(record)
+
+
+def setup_logging(state_dir: Path | None = None) -> None:
+    """syslog (journal) when /dev/log exists, else ``<state_dir>/hooks.log``: slurmd discards a hook's
+    stdout and stderr (and the packaged scripts keep stderr only for what logging cannot catch).
+    stderr too when it is a terminal (an admin trying the hook) or when neither works."""
     root = logging.getLogger()
     root.handlers.clear()
-    handler: logging.Handler
+    handlers: list[logging.Handler] = []
     if os.path.exists("/dev/log"):
         try:
-            handler = logging.handlers.SysLogHandler(address="/dev/log")
-            handler.setFormatter(logging.Formatter("jobpulse-hook[%(process)d]: %(levelname)s %(message)s"))
+            syslog = logging.handlers.SysLogHandler(address="/dev/log")
+            syslog.setFormatter(logging.Formatter("jobpulse-hook[%(process)d]: %(levelname)s %(message)s"))
+            handlers.append(syslog)
         except OSError:
-            handler = logging.StreamHandler(sys.stderr)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    if not isinstance(handler, logging.handlers.SysLogHandler):
-        handler.setFormatter(logging.Formatter("jobpulse-hook: %(levelname)s %(message)s"))
-    root.addHandler(handler)
+            pass
+    if not handlers and state_dir is not None:
+        file = BoundedFileHandler(state_dir / HOOK_LOG)
+        try:
+            old = os.umask(0o077)
+            try:
+                file.check()
+            finally:
+                os.umask(old)
+            file.setFormatter(
+                logging.Formatter("%(asctime)s jobpulse-hook[%(process)d]: %(levelname)s %(message)s")
+            )
+            handlers.append(file)
+        except OSError:
+            pass
+    if not handlers or sys.stderr.isatty():
+        stderr = logging.StreamHandler(sys.stderr)
+        stderr.setFormatter(logging.Formatter("jobpulse-hook: %(levelname)s %(message)s"))
+        handlers.append(stderr)
+    for handler in handlers:
+        root.addHandler(handler)
     root.setLevel(logging.INFO)
 
 
