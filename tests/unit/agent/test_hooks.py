@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from jobpulse.agent import hooks, jobstate
+from jobpulse.common import validate
 from support import FIXTURES
 
 SLURM = FIXTURES / "slurm"
@@ -197,3 +198,48 @@ def test_send_budget_leaves_room_for_start_up(monkeypatch: pytest.MonkeyPatch) -
     assert hooks.send_budget() == pytest.approx(hooks.DEADLINE - 0.3)
     monkeypatch.setattr(hooks, "seconds_since_exec", lambda: 5.0)
     assert hooks.send_budget() == hooks.MIN_SEND
+
+
+@pytest.mark.parametrize(
+    "job_id", ["²", "٣", "12345678901234567890", "4294967296", " 7", "1_2", "0", "-1", ""]
+)
+def test_d2_job_ids_str_isdigit_let_through_are_refused(job_id: str) -> None:
+    with pytest.raises(validate.InvalidField, match="SLURM_JOB_ID"):
+        hooks.build_event("prolog", {"SLURM_JOB_ID": job_id})
+
+
+def test_d3_out_of_range_numbers_are_left_out_with_a_reason() -> None:
+    env = {
+        "SLURM_JOB_ID": "42",
+        "SLURM_JOB_UID": str(2**70),
+        "SLURM_JOB_GID": "٣",
+        "SLURM_JOB_NUM_NODES": "-1",
+        "SLURM_JOB_CPUS_PER_NODE": "99999999999",
+        "SLURM_JOB_USER": "../root",
+        "SLURM_JOB_NAME": "train\x1b[2J",
+        "SLURM_JOB_GPUS": "0,1",
+        "SLURM_JOB_NODELIST": "gpu[01-02]",
+        "SLURM_JOB_EXIT_CODE2": "²:9",
+    }
+    dropped: list[str] = []
+    event = hooks.build_event("epilog", env, now=100, dropped=dropped)
+    assert event["meta"] == {
+        "job_id": "42",
+        "source": "epilog",
+        "gpus": ["0", "1"],
+        "nodelist": "gpu[01-02]",
+        "end_time": 100,
+        "exit_code": 137,
+        "state": "CANCELLED",
+    }
+    named = sorted(reason.split(":")[0] for reason in dropped)
+    assert named == sorted(
+        [
+            "SLURM_JOB_UID",
+            "SLURM_JOB_GID",
+            "SLURM_JOB_NUM_NODES",
+            "SLURM_JOB_CPUS_PER_NODE",
+            "SLURM_JOB_USER",
+            "SLURM_JOB_NAME",
+        ]
+    )
