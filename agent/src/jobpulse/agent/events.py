@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import struct
 import time
 import uuid
@@ -183,7 +184,10 @@ def pending(events_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
         return []
     for path in names:
         try:
-            if path.stat().st_size > MAX_EVENT_FILE_BYTES:
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would block the agent, a symlink point anywhere
+                raise ValueError("not a regular file")
+            if info.st_size > MAX_EVENT_FILE_BYTES:
                 raise ValueError(f"larger than {MAX_EVENT_FILE_BYTES} bytes")
             result.append((path, parse_request(path.read_bytes())))
         except (OSError, ValueError) as exc:
