@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from jobpulse.agent import hooks, jobstate
+from jobpulse.common import validate
 from support import FIXTURES
 
 SLURM = FIXTURES / "slurm"
@@ -126,7 +127,10 @@ def test_prolog_writes_job_state_for_the_sampler_and_epilog_removes_it(tmp_path:
 def test_hook_outside_slurm_exits_0_and_sends_nothing(tmp_path: Path) -> None:
     done, _ = hook("prolog", tmp_path, tmp_path / "agent.sock", {})
     assert done.returncode == 0
-    assert "not a Slurm job environment" in done.stderr or os.path.exists("/dev/log")
+    # Without /dev/log the reason goes to <state_dir>/hooks.log (root-only): slurmd discards stderr.
+    if not os.path.exists("/dev/log"):
+        assert "not a Slurm job environment" in (tmp_path / "hooks.log").read_text()
+        assert (tmp_path / "hooks.log").stat().st_mode & 0o777 == 0o600
     assert not (tmp_path / "events").exists()
     bad_args, _ = hook("epilog", tmp_path, tmp_path / "agent.sock", {"SLURM_JOB_ID": "5"})
     assert bad_args.returncode == 0
@@ -194,3 +198,48 @@ def test_send_budget_leaves_room_for_start_up(monkeypatch: pytest.MonkeyPatch) -
     assert hooks.send_budget() == pytest.approx(hooks.DEADLINE - 0.3)
     monkeypatch.setattr(hooks, "seconds_since_exec", lambda: 5.0)
     assert hooks.send_budget() == hooks.MIN_SEND
+
+
+@pytest.mark.parametrize(
+    "job_id", ["²", "٣", "12345678901234567890", "4294967296", " 7", "1_2", "0", "-1", ""]
+)
+def test_d2_job_ids_str_isdigit_let_through_are_refused(job_id: str) -> None:
+    with pytest.raises(validate.InvalidField, match="SLURM_JOB_ID"):
+        hooks.build_event("prolog", {"SLURM_JOB_ID": job_id})
+
+
+def test_d3_out_of_range_numbers_are_left_out_with_a_reason() -> None:
+    env = {
+        "SLURM_JOB_ID": "42",
+        "SLURM_JOB_UID": str(2**70),
+        "SLURM_JOB_GID": "٣",
+        "SLURM_JOB_NUM_NODES": "-1",
+        "SLURM_JOB_CPUS_PER_NODE": "99999999999",
+        "SLURM_JOB_USER": "../root",
+        "SLURM_JOB_NAME": "train\x1b[2J",
+        "SLURM_JOB_GPUS": "0,1",
+        "SLURM_JOB_NODELIST": "gpu[01-02]",
+        "SLURM_JOB_EXIT_CODE2": "²:9",
+    }
+    dropped: list[str] = []
+    event = hooks.build_event("epilog", env, now=100, dropped=dropped)
+    assert event["meta"] == {
+        "job_id": "42",
+        "source": "epilog",
+        "gpus": ["0", "1"],
+        "nodelist": "gpu[01-02]",
+        "end_time": 100,
+        "exit_code": 137,
+        "state": "CANCELLED",
+    }
+    named = sorted(reason.split(":")[0] for reason in dropped)
+    assert named == sorted(
+        [
+            "SLURM_JOB_UID",
+            "SLURM_JOB_GID",
+            "SLURM_JOB_NUM_NODES",
+            "SLURM_JOB_CPUS_PER_NODE",
+            "SLURM_JOB_USER",
+            "SLURM_JOB_NAME",
+        ]
+    )

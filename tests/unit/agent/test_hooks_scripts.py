@@ -68,3 +68,49 @@ def test_script_survives_a_hanging_or_failing_agent(kind: str, tmp_path: Path) -
 def test_scripts_are_executable() -> None:
     for script in SCRIPTS.values():
         assert os.access(script, os.X_OK), script
+
+
+@pytest.mark.parametrize("kind", ["prolog", "epilog"])
+def test_d15_script_keeps_what_the_agent_writes_to_stderr(kind: str, tmp_path: Path) -> None:
+    """Issue 14 D15: the scripts sent the agent command's stderr to /dev/null, so a hook that could not
+    even start (a broken install, a crash) left no trace on nodes without syslog. Now it goes to the
+    journal through systemd-cat, and without a journal to <state_dir>/hooks.log (0600)."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    crash = tmp_path / "crash"
+    crash.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named jobpulse' >&2\nexit 1\n")
+    crash.chmod(0o755)
+    (tmp_path / "jobpulse-hook.env").write_text(f"JOBPULSE_AGENT={crash}\nJOBPULSE_STATE_DIR={state}\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    journal = tmp_path / "journal.txt"
+    systemd_cat = bin_dir / "systemd-cat"
+    systemd_cat.write_text(f'#!/bin/sh\necho "args: $*" >>{journal}\ncat >>{journal}\n')
+    systemd_cat.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SLURM_JOB_ID": "41;$(touch pwned)/&\\n"}
+    code, took = run_script(kind, tmp_path, **env)
+    assert code == 0 and took < 2.0
+    text = journal.read_text()
+    assert "args: -t jobpulse-hook" in text
+    assert f"{kind} job 41: ModuleNotFoundError: No module named jobpulse" in text
+    assert f"{kind} job 41: {crash} {kind} timed out or failed (exit 1)" in text
+    assert not (state / "hooks.log").exists()
+    assert not list(tmp_path.rglob("pwned")) and not (Path.cwd() / "pwned").exists()
+    # No journal (systemd-cat fails, as it does without journald): the state directory's hooks.log.
+    systemd_cat.write_text("#!/bin/sh\nexit 1\n")
+    code, took = run_script(kind, tmp_path, **env)
+    assert code == 0 and took < 2.0
+    log = state / "hooks.log"
+    assert "ModuleNotFoundError" in log.read_text() and f"{kind} job 41:" in log.read_text()
+    assert log.stat().st_mode & 0o777 == 0o600
+
+
+def test_script_is_silent_when_the_agent_is(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    quiet = tmp_path / "quiet"
+    quiet.write_text("#!/bin/sh\nexit 0\n")
+    quiet.chmod(0o755)
+    (tmp_path / "jobpulse-hook.env").write_text(f"JOBPULSE_AGENT={quiet}\nJOBPULSE_STATE_DIR={state}\n")
+    assert run_script("prolog", tmp_path)[0] == 0
+    assert not (state / "hooks.log").exists()

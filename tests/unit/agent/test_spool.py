@@ -211,3 +211,33 @@ def test_skip_past_a_sequence_the_collector_already_has(tmp_path: Path) -> None:
     assert spool.append(batch(2)) == 51
     spool.skip_past(10)  # behind us: nothing to do
     assert spool.append(batch(3)) == 52
+
+
+def test_rejected_batch_is_kept_aside_and_reported_as_a_gap_even_across_a_crash(tmp_path: Path) -> None:
+    """A batch the collector refused (Reject): a copy with the reason in rejected/, one gap (with any
+    gap report the refused batch carried) owed to the collector, also after a crash before it is sent."""
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    first = batch(1)
+    first.gaps.append(pb.Gap(from_ms=5, to_ms=6, batches=3, bytes=30))  # an earlier drop it was carrying
+    spool.append(first)
+    spool.append(batch(2))
+    kept = spool.reject(1, "job_id '²' is not a Slurm job number")
+    assert kept == tmp_path / "rejected" / f"seq-{1:020d}.json"
+    record = json.loads(kept.read_text())
+    assert (record["seq"], record["stream_id"], record["reason"]) == (
+        1,
+        spool.stream_id,
+        "job_id '²' is not a Slurm job number",
+    )
+    assert record["batch"]["jobs"]["job_id"] == ["100", "101"]
+    assert kept.stat().st_mode & 0o777 == 0o600 and kept.parent.stat().st_mode & 0o777 == 0o700
+    assert spool.rejected_batches == 1
+    spool.close()  # "crash": nothing appended since
+    again = Spool(tmp_path, max_bytes=1 << 20)
+    again.append(batch(3))
+    [(_, payload)] = again.pending(2, 10)
+    [gap] = pb.Batch.FromString(payload).gaps
+    assert (gap.batches, gap.from_ms) == (1 + 3, 5)
+    assert gap.bytes == 30 + len(first.SerializeToString())
+    assert again.reject(99, "gone") is not None  # a seq no longer in the spool is still counted
+    assert "not in the spool" in (tmp_path / "rejected" / f"seq-{99:020d}.json").read_text()

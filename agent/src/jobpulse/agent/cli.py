@@ -20,6 +20,7 @@ from pathlib import Path
 
 from jobpulse.agent import events, memtrim
 from jobpulse.agent.settings import AgentSettings, load_settings
+from jobpulse.common import validate
 from jobpulse.common.config import ConfigError
 
 log = logging.getLogger("jobpulse.agent")
@@ -222,13 +223,23 @@ def cmd_hook(args: argparse.Namespace) -> int:
     """slurmd's Prolog/Epilog: hand the job event to the agent. Always 0: a failing hook drains the node."""
     from jobpulse.agent import hooks
 
-    hooks.setup_logging()
     try:
         settings = _settings(args)
+    except Exception:
+        hooks.setup_logging()
+        log.exception("jobpulse-agent %s: cannot read the settings", args.command_name)
+        return 0
+    try:
+        hooks.setup_logging(settings.state_dir)
         hooks.run_hook(args.command_name, settings.socket, settings.state_dir)
     except Exception:
         log.exception("jobpulse-agent %s failed", args.command_name)
     return 0
+
+
+def job_id(text: str) -> str:
+    """``--job-id``: a Slurm job number (ASCII digits, 1 .. 2**32-1), as the collector stores it."""
+    return str(validate.job_number(text, "--job-id"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,7 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     ex = sub.add_parser("exec", help="run a command as a monitored job (machines without Slurm)")
     _common(ex)
-    ex.add_argument("--job-id", required=True, type=lambda s: str(int(s)), help="numeric job id")
+    ex.add_argument(
+        "--job-id",
+        required=True,
+        type=job_id,
+        help="numeric job id (1 .. 4294967295, as Slurm's)",
+    )
     ex.add_argument("--name", help="job name (default: the command's name)")
     ex.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG ...]")
     ex.set_defaults(func=cmd_exec)

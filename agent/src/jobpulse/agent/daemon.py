@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 import psutil
-from jobpulse.agent import events, memtrim
+from jobpulse.agent import aside, events, jobmeta, memtrim
 from jobpulse.agent.sampler import Sampler, gpu_source
 from jobpulse.agent.settings import AgentSettings
 from jobpulse.agent.sources.base import JobReading
@@ -19,6 +19,7 @@ from jobpulse.agent.sources.proctree import ProcTree
 from jobpulse.agent.spool import Spool
 from jobpulse.agent.stream import StreamClient
 from jobpulse.agent.wire import encode_jobs
+from jobpulse.common import validate
 from jobpulse.common.timeutil import now_ms
 from jobpulse.common.version import __version__
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -26,19 +27,35 @@ from jobpulse.proto.v1 import ingest_pb2 as pb
 log = logging.getLogger(__name__)
 
 _META_FIELDS = frozenset(pb.JobMeta.DESCRIPTOR.fields_by_name)
+PID_MAX = 2**22  # Linux's PID_MAX_LIMIT
 
 
 def meta_from_dict(data: dict[str, Any]) -> pb.JobMeta:
-    """Build JobMeta from an event's JSON, ignoring unknown keys (newer hooks, older agent)."""
+    """Build JobMeta from checked fields (``jobmeta.clean``), ignoring unknown keys (newer hooks, older
+    agent); a value protobuf still refuses is left out rather than raised."""
     meta = pb.JobMeta()
     for key, value in data.items():
         if key not in _META_FIELDS or value is None:
             continue
-        if key == "gpus":
-            meta.gpus.extend(str(v) for v in value)
-        else:
-            setattr(meta, key, type(getattr(meta, key))(value))
+        try:
+            if key == "gpus":
+                meta.gpus.extend(str(v) for v in value)
+            else:
+                setattr(meta, key, type(getattr(meta, key))(value))
+        except (TypeError, ValueError, OverflowError) as exc:
+            log.warning("job meta: leaving out %s (%s)", key, exc)
     return meta
+
+
+def _seconds(value: Any) -> float:
+    """A figure of exec's rusage, or NaN when it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    try:
+        number = float(value)
+    except OverflowError:
+        return math.nan
+    return number if math.isfinite(number) and number >= 0 else math.nan
 
 
 class Agent:
@@ -97,57 +114,84 @@ class Agent:
         return self.spool.append(batch)
 
     async def handle_event(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One job event from the socket or the events directory; every field is checked first
+        (``jobmeta.clean``): a bad job id refuses the event, another bad field is left out."""
         kind = request.get("type")
-        meta = meta_from_dict(request.get("meta") or {})
-        if not meta.job_id:
-            return {"ok": False, "error": "meta.job_id is required"}
+        if kind not in ("start", "stop"):
+            return {"ok": False, "error": f"unknown event type {validate.safe_for_log(repr(kind))}"}
+        raw = request.get("meta")
+        if not isinstance(raw, dict):
+            return {"ok": False, "error": "meta must be an object with a job_id"}
+        try:
+            fields, dropped = jobmeta.clean(raw)
+        except validate.InvalidField as exc:
+            log.warning("refused %s event: meta.%s", kind, exc)
+            return {"ok": False, "error": f"meta.{exc}"}
+        job_id = fields["job_id"]
+        for reason in dropped:
+            log.warning("%s event of job %s: ignoring meta.%s", kind, job_id, reason)
+        meta = meta_from_dict(fields)
         meta.cluster = meta.cluster or self.settings.cluster
         batch = pb.Batch()
         if kind == "start":
             meta.start_time = meta.start_time or int(now_ms() / 1000)
-            self.sampler.job_started(dict(request.get("meta") or {}))
+            self.sampler.job_started(fields)
             pid = request.get("pid")
-            if pid and not request.get("cgroup"):
+            if pid is not None and not request.get("cgroup"):
                 try:
-                    self.sampler.tracked[meta.job_id] = ProcTree(meta.job_id, int(pid))
+                    self.sampler.tracked[job_id] = ProcTree(job_id, validate.integer(pid, "pid", 1, PID_MAX))
+                except validate.InvalidField as exc:
+                    log.warning("start event of job %s: ignoring %s", job_id, exc)
                 except psutil.NoSuchProcess:
-                    log.info("job %s: process %s already gone at start", meta.job_id, pid)
+                    log.info("job %s: process %s already gone at start", job_id, pid)
             batch.events.append(pb.JobEvent(kind=pb.JobEvent.START, time_ms=now_ms(), meta=meta))
-            encode_jobs(self.sampler.collect(only=meta.job_id), batch.jobs)
-        elif kind == "stop":
+            encode_jobs(self.sampler.collect(only=job_id), batch.jobs)
+        else:
             meta.end_time = meta.end_time or int(now_ms() / 1000)
             # The final sample, taken before the job's cgroup disappears.
-            final = self.sampler.collect(only=meta.job_id)
+            final = self.sampler.collect(only=job_id)
             rusage = request.get("rusage")
             if not final and isinstance(rusage, dict):
-                final = [self._from_rusage(meta.job_id, rusage)]
+                final = [self._from_rusage(job_id, rusage)]
             encode_jobs(final, batch.jobs)
             batch.events.append(pb.JobEvent(kind=pb.JobEvent.STOP, time_ms=now_ms(), meta=meta))
-            self.sampler.forget(meta.job_id)
-        else:
-            return {"ok": False, "error": f"unknown event type {kind!r}"}
+            self.sampler.forget(job_id)
         seq = self.emit(batch)
-        return {"ok": True, "seq": seq}
+        reply: dict[str, Any] = {"ok": True, "seq": seq}
+        if dropped:
+            reply["ignored"] = dropped
+        return reply
 
     @staticmethod
     def _from_rusage(job_id: str, rusage: dict[str, Any]) -> JobReading:
         """exec's own accounting of a job tracked without a cgroup (its children were waited for)."""
         reading = JobReading(job_id=job_id, time_ms=now_ms())
-        reading.cpu_user_seconds = float(rusage.get("utime", math.nan))
-        reading.cpu_system_seconds = float(rusage.get("stime", math.nan))
-        reading.mem_peak_bytes = float(rusage.get("maxrss_kb", math.nan)) * 1024
+        reading.cpu_user_seconds = _seconds(rusage.get("utime"))
+        reading.cpu_system_seconds = _seconds(rusage.get("stime"))
+        reading.mem_peak_bytes = _seconds(rusage.get("maxrss_kb")) * 1024
         return reading
 
     async def drain_spooled_events(self) -> None:
+        """Events the hooks spooled while the agent was away, oldest first. One that cannot be
+        handled is set aside (``events/rejected/``, with the reason), never replayed into a crash."""
         for path, request in events.pending(self.settings.events_dir):
-            reply = await self.handle_event(request)
-            if not reply.get("ok"):
-                log.error("dropping spooled event %s: %s", path, reply.get("error"))
-            path.unlink(missing_ok=True)
+            try:
+                reply = await self.handle_event(request)
+            except Exception as exc:
+                log.exception("handling spooled event %s failed", path)
+                reply = {"ok": False, "error": f"the agent failed on it: {exc!r}"}
+            if reply.get("ok"):
+                path.unlink(missing_ok=True)
+                continue
+            moved = aside.move(path, str(reply.get("error")))
+            log.error("set aside spooled event %s: %s", moved or path, reply.get("error"))
 
     async def tick_loop(self) -> None:
         while not self._stopping.is_set():
-            await self.drain_spooled_events()
+            try:
+                await self.drain_spooled_events()
+            except Exception:
+                log.exception("reading the events directory %s failed", self.settings.events_dir)
             if not self.paused:
                 try:
                     self.emit(self.sampler.tick())

@@ -3,7 +3,8 @@
 One JSON object per line each way. Only root (or the agent's own user) may
 talk to the socket: the peer's credentials are checked with SO_PEERCRED, so a
 user logged in on the node cannot forge or end a job. When the agent does not
-answer, the event is written to the events directory and picked up later.
+answer, the event is written to the events directory and picked up later; a
+spooled file the agent cannot read or handle is moved to ``events/rejected/``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import struct
 import time
 import uuid
@@ -19,10 +21,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobpulse.agent import aside
+from jobpulse.common import validate
+
 if TYPE_CHECKING:  # asyncio costs ~50 ms to import; the prolog/epilog never need it
     import asyncio
 
 log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 64 * 1024  # one request line; a hook's event is far smaller (jobmeta's limits)
+MAX_EVENT_FILE_BYTES = 1024 * 1024  # a spooled event file
+MAX_DEPTH = 16  # JSON nesting of a request (an event nests 3 levels)
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -33,8 +42,27 @@ def peer_uid(sock: socket.socket) -> int:
     return int(uid)
 
 
+def parse_request(data: bytes) -> dict[str, Any]:
+    """One request (a JSON object) from the socket or a spooled file.
+
+    Raises:
+        ValueError: not UTF-8 JSON, nested too deeply (checked before parsing: a recursive parser
+            would raise RecursionError), or not an object.
+    """
+    if not validate.json_depth_ok(data, MAX_DEPTH):
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    request = json.loads(data)
+    if not isinstance(request, dict):
+        raise ValueError("not a JSON object")
+    return request
+
+
 async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
-    """Listen on ``path`` (mode 0600, in a 0700 directory) and hand each request to ``handler``."""
+    """Listen on ``path`` (mode 0600, in a 0700 directory) and hand each request to ``handler``.
+
+    Every connection gets one answer line (``{"ok": false, "error": ...}`` for a request that is too
+    long, not JSON, or that the handler failed on); nothing a client sends raises out of here.
+    """
     import asyncio
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -42,33 +70,50 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
         path.unlink()
     allowed = {0, os.getuid()}
 
+    async def answer(writer: asyncio.StreamWriter, reply: dict[str, Any]) -> None:
+        writer.write(json.dumps(reply).encode() + b"\n")
+        await writer.drain()
+
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             sock = writer.get_extra_info("socket")
             uid = peer_uid(sock)
             if uid not in allowed:
                 log.warning("refused event from uid %d on %s", uid, path)
-                writer.write(b'{"ok": false, "error": "permission denied"}\n')
+                await answer(writer, {"ok": False, "error": "permission denied"})
                 return
-            line = await asyncio.wait_for(reader.readline(), timeout=5)
             try:
-                request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise ValueError("not an object")
-            except ValueError as exc:
-                writer.write(json.dumps({"ok": False, "error": f"bad request: {exc}"}).encode() + b"\n")
+                line = await asyncio.wait_for(reader.readline(), timeout=5)
+            except ValueError:  # asyncio's LimitOverrunError, as readline raises it
+                log.warning("refused a request longer than %d bytes on %s", MAX_REQUEST_BYTES, path)
+                await answer(writer, {"ok": False, "error": f"request longer than {MAX_REQUEST_BYTES} bytes"})
                 return
-            reply = await handler(request)
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
+            try:
+                request = parse_request(line)
+            except ValueError as exc:
+                log.warning(
+                    "refused a malformed request on %s: %s", path, validate.safe_for_log(str(exc), 120)
+                )
+                await answer(
+                    writer, {"ok": False, "error": f"bad request: {validate.safe_for_log(str(exc), 200)}"}
+                )
+                return
+            try:
+                reply = await handler(request)
+            except Exception:
+                log.exception("handling a request on %s failed", path)
+                reply = {"ok": False, "error": "the agent failed to handle the request (see its log)"}
+            await answer(writer, reply)
         except (TimeoutError, ConnectionError) as exc:
             log.debug("event client went away: %s", exc)
+        except Exception:
+            log.exception("event connection on %s failed", path)
         finally:
             writer.close()
 
     old_umask = os.umask(0o177)
     try:
-        server = await asyncio.start_unix_server(on_client, path=str(path))
+        server = await asyncio.start_unix_server(on_client, path=str(path), limit=MAX_REQUEST_BYTES)
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
@@ -130,7 +175,8 @@ def deliver(socket_path: Path, events_dir: Path, request: dict[str, Any], timeou
 
 
 def pending(events_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Spooled events, oldest first; unreadable files are skipped (and left for inspection)."""
+    """Spooled events, oldest first; a file that cannot be read as an event is set aside
+    (``rejected/``, with the reason), never retried."""
     result = []
     try:
         names = sorted(p for p in events_dir.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
@@ -138,9 +184,13 @@ def pending(events_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
         return []
     for path in names:
         try:
-            data = json.loads(path.read_text())
-            if isinstance(data, dict):
-                result.append((path, data))
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would block the agent, a symlink point anywhere
+                raise ValueError("not a regular file")
+            if info.st_size > MAX_EVENT_FILE_BYTES:
+                raise ValueError(f"larger than {MAX_EVENT_FILE_BYTES} bytes")
+            result.append((path, parse_request(path.read_bytes())))
         except (OSError, ValueError) as exc:
-            log.error("skipping unreadable spooled event %s: %s", path, exc)
+            log.error("setting aside unreadable spooled event %s: %s", path, exc)
+            aside.move(path, f"unreadable: {exc}")
     return result

@@ -3,13 +3,16 @@
 slurmd runs these as root for every job, and a prolog that fails or hangs
 drains the node. So: read only the environment (never call a Slurm command),
 give the agent at most ``budget`` seconds, spool the event to the events
-directory when the agent does not answer, log trouble to syslog, and always
-exit 0. The imports stay light (no grpc, psutil or asyncio): the hook's cost
+directory when the agent does not answer, log trouble to syslog (or, without
+one, to ``<state_dir>/hooks.log``), and always exit 0. Every value read from the
+environment is checked (``jobmeta.clean``): a bad job id skips the event, any other
+bad field is left out with a logged reason, so no prolog can poison the agent. The imports stay light (no grpc, psutil or asyncio): the hook's cost
 is paid on every job start and end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -21,7 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jobpulse.agent import events, jobstate
+from jobpulse.agent import events, jobmeta, jobstate
+from jobpulse.common import validate
 
 log = logging.getLogger("jobpulse.agent.hooks")
 
@@ -30,25 +34,85 @@ log = logging.getLogger("jobpulse.agent.hooks")
 # (slow on a loaded node), but at least MIN_SEND.
 DEADLINE = 1.4
 MIN_SEND = 0.1
-_CPUS_ITEM = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
+_CPUS_ITEM = re.compile(r"([0-9]+)(?:\(x[0-9]+\))?\Z")
 
 
-def setup_logging() -> None:
-    """syslog (journal) when /dev/log exists, else stderr: slurmd discards a hook's stdout."""
+HOOK_LOG = "hooks.log"
+HOOK_LOG_MAX_BYTES = 1024 * 1024  # then it is renamed to hooks.log.1 (one older file is kept)
+
+
+class BoundedFileHandler(logging.Handler):
+    """Appends to a root-only file (0600, never through a symlink), rotated once at ``max_bytes``.
+
+    Opened per record: a hook logs a line or two, and concurrent hooks (many jobs starting at once)
+    then append whole lines without sharing a buffer.
+    """
+
+    def __init__(self, path: Path, max_bytes: int = HOOK_LOG_MAX_BYTES) -> None:
+        super().__init__()
+        self.path = path
+        self.max_bytes = max_bytes
+
+    def _open(self) -> int:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(self.path, flags, 0o600)
+
+    def check(self) -> None:
+        """Raise OSError when the file cannot be written (the caller then logs to stderr)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(self._open())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+            fd = self._open()
+            try:
+                if os.fstat(fd).st_size + len(line) > self.max_bytes:
+                    with contextlib.suppress(FileNotFoundError):  # another hook rotated it first
+                        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+                    os.close(fd)
+                    fd = self._open()
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except Exception:
+            self.handleError(record)
+
+
+def setup_logging(state_dir: Path | None = None) -> None:
+    """syslog (journal) when /dev/log exists, else ``<state_dir>/hooks.log``: slurmd discards a hook's
+    stdout and stderr (and the packaged scripts keep stderr only for what logging cannot catch).
+    stderr too when it is a terminal (an admin trying the hook) or when neither works."""
     root = logging.getLogger()
     root.handlers.clear()
-    handler: logging.Handler
+    handlers: list[logging.Handler] = []
     if os.path.exists("/dev/log"):
         try:
-            handler = logging.handlers.SysLogHandler(address="/dev/log")
-            handler.setFormatter(logging.Formatter("jobpulse-hook[%(process)d]: %(levelname)s %(message)s"))
+            syslog = logging.handlers.SysLogHandler(address="/dev/log")
+            syslog.setFormatter(logging.Formatter("jobpulse-hook[%(process)d]: %(levelname)s %(message)s"))
+            handlers.append(syslog)
         except OSError:
-            handler = logging.StreamHandler(sys.stderr)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    if not isinstance(handler, logging.handlers.SysLogHandler):
-        handler.setFormatter(logging.Formatter("jobpulse-hook: %(levelname)s %(message)s"))
-    root.addHandler(handler)
+            pass
+    if not handlers and state_dir is not None:
+        file = BoundedFileHandler(state_dir / HOOK_LOG)
+        try:
+            old = os.umask(0o077)
+            try:
+                file.check()
+            finally:
+                os.umask(old)
+            file.setFormatter(
+                logging.Formatter("%(asctime)s jobpulse-hook[%(process)d]: %(levelname)s %(message)s")
+            )
+            handlers.append(file)
+        except OSError:
+            pass
+    if not handlers or sys.stderr.isatty():
+        stderr = logging.StreamHandler(sys.stderr)
+        stderr.setFormatter(logging.Formatter("jobpulse-hook: %(levelname)s %(message)s"))
+        handlers.append(stderr)
+    for handler in handlers:
+        root.addHandler(handler)
     root.setLevel(logging.INFO)
 
 
@@ -69,11 +133,11 @@ def send_budget() -> float:
     return max(MIN_SEND, DEADLINE - seconds_since_exec())
 
 
-def cpus_on_node(value: str) -> int:
-    """First node's count from SLURM_JOB_CPUS_PER_NODE ("4", "2(x3),1"); 0 when unreadable."""
+def cpus_on_node(value: str) -> str:
+    """First node's count from SLURM_JOB_CPUS_PER_NODE ("4", "2(x3),1"), as written; "" when absent."""
     first = value.split(",")[0].strip()
     match = _CPUS_ITEM.match(first)
-    return int(match.group(1)) if match else 0
+    return match.group(1) if match else first
 
 
 def gpus(env: Mapping[str, str]) -> list[str]:
@@ -82,50 +146,54 @@ def gpus(env: Mapping[str, str]) -> list[str]:
     return [g.strip() for g in raw.split(",") if g.strip() and g.strip() != "NoDevFiles"]
 
 
-def _int(env: Mapping[str, str], name: str) -> int | None:
-    try:
-        return int(env[name])
-    except (KeyError, ValueError):
-        return None
+# JobMeta field -> the environment variable it comes from (the reasons of dropped fields name the latter).
+_ENV_NAMES = {
+    "job_id": "SLURM_JOB_ID",
+    "cluster": "SLURM_CLUSTER_NAME",
+    "user": "SLURM_JOB_USER",
+    "account": "SLURM_JOB_ACCOUNT",
+    "partition": "SLURM_JOB_PARTITION",
+    "qos": "SLURM_JOB_QOS",
+    "job_name": "SLURM_JOB_NAME",
+    "sluid": "SLURM_JOB_SLUID",
+    "uid": "SLURM_JOB_UID",
+    "gid": "SLURM_JOB_GID",
+    "num_nodes": "SLURM_JOB_NUM_NODES",
+    "cpus_on_node": "SLURM_JOB_CPUS_PER_NODE",
+    "gpus": "SLURM_JOB_GPUS",
+    "nodelist": "SLURM_JOB_NODELIST",
+}
 
 
-def meta_from_env(env: Mapping[str, str], source: str) -> dict[str, Any]:
-    """JobMeta fields (proto names) from a Slurm prolog/epilog environment; absent ones are left out."""
-    job_id = env.get("SLURM_JOB_ID") or env.get("SLURM_JOBID") or ""
-    if not job_id.isdigit():
-        raise ValueError(f"SLURM_JOB_ID {job_id!r} is not a Slurm job number")
-    meta: dict[str, Any] = {"job_id": job_id, "source": source}
-    strings = {
-        "cluster": "SLURM_CLUSTER_NAME",
-        "user": "SLURM_JOB_USER",
-        "account": "SLURM_JOB_ACCOUNT",
-        "partition": "SLURM_JOB_PARTITION",
-        "qos": "SLURM_JOB_QOS",
-        "job_name": "SLURM_JOB_NAME",
-        "sluid": "SLURM_JOB_SLUID",
-    }
-    for key, name in strings.items():
-        if env.get(name):
-            meta[key] = env[name]
+def meta_from_env(env: Mapping[str, str], source: str, dropped: list[str] | None = None) -> dict[str, Any]:
+    """JobMeta fields (proto names) from a Slurm prolog/epilog environment; absent ones are left out.
+
+    Every value is checked (``jobmeta.clean``): a field that is not what Slurm would write (a uid of
+    2**70, ``SLURM_JOB_NUM_NODES=-1``) is left out, and its reason appended to ``dropped``.
+
+    Raises:
+        InvalidField: SLURM_JOB_ID is missing or not a Slurm job number (ASCII digits, 32-bit).
+    """
+    raw: dict[str, Any] = {key: env.get(name) for key, name in _ENV_NAMES.items()}
+    raw["job_id"] = env.get("SLURM_JOB_ID") or env.get("SLURM_JOBID") or ""
     # Slurm 22.05 names it SLURM_NODELIST in prolog/epilog; later releases SLURM_JOB_NODELIST.
-    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
-    if nodelist:
-        meta["nodelist"] = nodelist
-    for key, name in (
-        ("uid", "SLURM_JOB_UID"),
-        ("gid", "SLURM_JOB_GID"),
-        ("num_nodes", "SLURM_JOB_NUM_NODES"),
-    ):
-        value = _int(env, name)
-        if value is not None:
-            meta[key] = value
-    cpus = cpus_on_node(env.get("SLURM_JOB_CPUS_PER_NODE", ""))
-    if cpus:
-        meta["cpus_on_node"] = cpus
-    found = gpus(env)
-    if found:
-        meta["gpus"] = found
+    raw["nodelist"] = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    raw["cpus_on_node"] = cpus_on_node(env.get("SLURM_JOB_CPUS_PER_NODE", ""))
+    raw["gpus"] = gpus(env) or None
+    meta, problems = jobmeta.clean(raw, _ENV_NAMES)
+    meta["source"] = source
+    if meta.get("cpus_on_node") == 0:
+        del meta["cpus_on_node"]  # unknown, not none
+    if dropped is not None:
+        dropped.extend(problems)
     return meta
+
+
+def _exit_number(value: str, high: int) -> int | None:
+    try:
+        return validate.integer(value, "exit code", 0, high)
+    except validate.InvalidField:
+        return None
 
 
 def exit_status(env: Mapping[str, str]) -> tuple[int, str]:
@@ -134,10 +202,10 @@ def exit_status(env: Mapping[str, str]) -> tuple[int, str]:
     pair = env.get("SLURM_JOB_EXIT_CODE2", "")
     if ":" in pair:
         left, _, right = pair.partition(":")
-        code = int(left) if left.isdigit() else 0
-        sig = int(right) if right.isdigit() else 0
+        code = _exit_number(left, 255) or 0
+        sig = _exit_number(right, 127) or 0
     else:
-        raw = _int(env, "SLURM_JOB_EXIT_CODE")
+        raw = _exit_number(env.get("SLURM_JOB_EXIT_CODE", ""), validate.INT32_MAX)
         if raw is not None:
             code, sig = (raw >> 8) & 0xFF, raw & 0x7F
     if sig:
@@ -148,8 +216,10 @@ def exit_status(env: Mapping[str, str]) -> tuple[int, str]:
     return code, ("COMPLETED" if code == 0 else "FAILED")
 
 
-def build_event(kind: str, env: Mapping[str, str], now: float | None = None) -> dict[str, Any]:
-    meta = meta_from_env(env, kind)
+def build_event(
+    kind: str, env: Mapping[str, str], now: float | None = None, dropped: list[str] | None = None
+) -> dict[str, Any]:
+    meta = meta_from_env(env, kind, dropped)
     stamp = int(now if now is not None else time.time())
     if kind == "prolog":
         meta["start_time"] = stamp
@@ -165,12 +235,15 @@ def run_hook(kind: str, socket_path: Path, state_dir: Path, env: Mapping[str, st
     started = time.monotonic()
     os.umask(0o077)  # job state and spooled events are root's alone
     env = os.environ if env is None else env
+    dropped: list[str] = []
     try:
-        event = build_event(kind, env)
+        event = build_event(kind, env, dropped=dropped)
     except Exception as exc:
         log.error("%s: not a Slurm job environment (%s); nothing sent", kind, exc)
         return "skipped"
     job_id = event["meta"]["job_id"]
+    for reason in dropped:
+        log.error("%s job %s: ignoring %s", kind, job_id, reason)
     if kind == "prolog":
         try:
             # The sampler reads this for GPU attribution and SLUID mapping, even across agent restarts.

@@ -25,7 +25,7 @@ def write(state_dir: Path, meta: dict[str, Any]) -> Path:
     directory = _dir(state_dir)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     job_id = str(meta["job_id"])
-    if not job_id.isdigit():
+    if not (job_id.isascii() and job_id.isdigit()):
         raise ValueError(f"job_id {job_id!r} is not a Slurm job number")
     final = directory / f"{job_id}.json"
     tmp = directory / f".{job_id}.json.tmp"

@@ -5,6 +5,7 @@ Layout of the spool directory::
     state.json              stream_id, floor (every seq <= floor is acked or dropped), pending gap
     seg-<first seq>.jps     append-only segment files of records
     acked/                  only with keep_acked (audits/tests): acknowledged segments moved here
+    rejected/               batches the collector refused (Reject): seq-<seq>.json, reason and batch
 
 A record is ``header + payload`` where the header carries a magic, the payload length, a CRC32 over
 (seq, time, payload), the sequence number and the creation time; the payload is the serialized Batch.
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jobpulse.agent import aside
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,7 @@ class Spool:
         self.changed = asyncio.Event()
         self.dropped_batches = 0
         self.corrupt_records = 0
+        self.rejected_batches = 0  # refused by the collector, kept in rejected/
         self._segments: list[_Segment] = []
         self._fd: int | None = None  # append fd of the last segment
         self._acked = 0
@@ -417,6 +420,47 @@ class Spool:
         for segment in done:
             self._segments.remove(segment)
             self._discard(segment, "acknowledged")
+
+    def reject(self, seq: int, reason: str) -> Path | None:
+        """The collector refused batch ``seq`` (``Reject``) and will not store it: keep a copy in
+        ``rejected/seq-<seq>.json`` (the reason and the batch as JSON), count it, and report it to the
+        collector as a gap in the next batch. The Ack that follows trims it like any other record.
+        Returns the copy's path (None when the record is gone or the copy failed)."""
+        from google.protobuf.json_format import MessageToDict
+
+        payload, time_ms = b"", _now_ms()
+        for segment in self._segments:
+            i = bisect_right(segment.seqs, seq) - 1
+            if i >= 0 and segment.seqs[i] == seq:
+                found = self._read(segment, i, i + 1)
+                if found:
+                    _, payload, time_ms = found[0]
+                break
+        record: dict[str, Any] = {
+            "stream_id": self.stream_id,
+            "seq": seq,
+            "reason": reason,
+            "rejected_at_ms": _now_ms(),
+            "created_ms": time_ms,
+        }
+        gap = self._gap or _Gap()
+        gap.add(time_ms, time_ms, 1, len(payload))
+        if not payload:
+            record["batch_error"] = "not in the spool any more"
+        else:
+            try:
+                batch = pb.Batch.FromString(payload)
+                record["batch"] = MessageToDict(batch, preserving_proto_field_name=True)
+                for g in batch.gaps:  # a gap report it carried is still owed
+                    gap.add(g.from_ms, g.to_ms, g.batches, g.bytes)
+            except Exception as exc:  # the collector could not read it either: keep the bytes
+                record["batch_error"] = str(exc)
+                record["payload_hex"] = payload.hex()
+        self.rejected_batches += 1
+        self._gap, self._gap_seq = gap, self._next_seq
+        self._write_state()  # owed to the collector even across a crash
+        data = json.dumps(record, indent=1).encode()
+        return aside.keep(self.dir, f"seq-{seq:020d}.json", data)
 
     # -- introspection -----------------------------------------------------
     @property

@@ -2,7 +2,9 @@
 
 Owns the channel, reconnects with exponential backoff and jitter, and after every (re)connect
 resumes from the collector's last committed sequence number, replaying the spool in order (the
-collector deduplicates, so a batch sent twice is stored once). At most ``max_in_flight`` batches are
+collector deduplicates, so a batch sent twice is stored once). A batch the collector refuses comes
+back as a Reject before the ack that passes it: it is set aside (spool/rejected/), reported as a gap,
+and the stream goes on. At most ``max_in_flight`` batches are
 unacknowledged on the wire: a slow collector database therefore slows us down instead of filling
 buffers; the spool on disk absorbs the difference.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import grpc
 from jobpulse.agent.spool import Spool
+from jobpulse.common import validate
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
 
@@ -146,6 +149,15 @@ class StreamClient:
                         self.acked = message.ack.seq
                     self.spool.ack(message.ack.seq)
                     self._acks.set()
+                elif kind == "reject":
+                    # Before the ack that passes it: keep a copy aside and count it as a gap; the
+                    # ack then trims it, so it is never sent again.
+                    reject = message.reject
+                    kept = self.spool.reject(reject.seq, reject.reason)
+                    log.error(
+                        "collector %s refused batch %d (%s); kept in %s and reported as a gap",
+                        self.target, reject.seq, validate.safe_for_log(reject.reason, 300), kept,
+                    )  # fmt: skip
                 elif kind == "control" and self.on_control is not None:
                     self.on_control(message.control)
 

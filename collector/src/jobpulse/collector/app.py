@@ -30,7 +30,7 @@ from jobpulse.collector.api.tags import TagsController
 from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.auth.oidc import OidcClient
 from jobpulse.collector.auth.security import build_auth
-from jobpulse.collector.ingest import MAX_MESSAGE_BYTES, IngestServicer
+from jobpulse.collector.ingest import MAX_MESSAGE_BYTES, IngestServicer, check_ingest_auth
 from jobpulse.collector.live import LiveFeed
 from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics_endpoint
 from jobpulse.collector.nodes import NodeWatch
@@ -129,6 +129,7 @@ def server_credentials(settings: CollectorSettings) -> grpc.ServerCredentials | 
 
 async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> None:
     """Run gRPC ingest and the HTTP API until SIGINT/SIGTERM, in this one event loop."""
+    check_ingest_auth(settings)  # before anything is opened: ConfigError names the settings
     store = SqliteStore(settings.database_path)
     store.open()
     ensure_admin(store.writer, settings)

@@ -53,14 +53,23 @@ class GroupCommitter:
         self._known: dict[tuple[str, str], int] = {}  # last stored seq per stream (only writer)
 
     def submit(
-        self, node: str, stream_id: str, cluster: str, batches: list[pb.Batch]
+        self,
+        node: str,
+        stream_id: str,
+        cluster: str,
+        batches: list[pb.Batch],
+        rejected: list[tuple[int, str]] | None = None,
     ) -> asyncio.Future[list[Result]]:
         """Queue consecutive batches of one stream (one agent message), in order; all are checked first.
 
-        Returns a future with one result per batch, set once they are committed.
+        Returns a future with one result per batch, set once they are committed. With ``rejected``
+        given, a malformed batch does not stop the others: nothing of it is stored, but its seq is
+        committed like an empty batch's (so later batches are not mistaken for it, and a replay of it
+        is acknowledged), and ``(seq, reason)`` is appended to ``rejected``.
 
         Raises:
-            BatchError: a malformed batch (its ``seq`` attribute names it); none of them is queued.
+            BatchError: without ``rejected``, a malformed batch (its ``seq`` attribute names it); none
+                of them is queued.
         """
         prepared = []
         for batch in batches:
@@ -68,7 +77,10 @@ class GroupCommitter:
                 prepared.append(ingest.prepare(node, stream_id, cluster, batch))
             except BatchError as exc:
                 exc.seq = batch.seq
-                raise
+                if rejected is None:
+                    raise
+                rejected.append((batch.seq, str(exc)))
+                prepared.append(ingest.prepare(node, stream_id, cluster, pb.Batch(seq=batch.seq)))
         last = self._groups[-1] if self._groups else None
         group = last if last is not None and last.stage.job_rows < self.max_rows else _Group()
         group.stage.add(prepared)  # on failure it rolls back: the group stays as it was

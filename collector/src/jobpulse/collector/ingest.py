@@ -2,12 +2,16 @@
 
 A stream is read ahead (up to READ_AHEAD batches waiting for their commit) so that one group commit
 can carry several of its messages; each message is acknowledged, in order, once it is committed.
+A malformed batch (BatchError) is refused with a Reject before that ack, nothing of it stored, and the
+stream goes on; a malformed stream (no hello, a bad hello, a seq beyond 64 bits) ends with
+INVALID_ARGUMENT naming the field.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +19,11 @@ from dataclasses import dataclass, field
 
 import grpc
 from jobpulse.collector.group_commit import GroupCommitter, Result
-from jobpulse.collector.store.sqlite import BatchError, SqliteStore
+from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store.ingest import check_hello
+from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common.config import ConfigError
+from jobpulse.common.validate import INT64_MAX, InvalidField
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
 
@@ -29,6 +37,46 @@ READ_AHEAD = 64
 # leaves room for even a very large last batch; memory held per stream is bounded by READ_AHEAD
 # batches plus one message.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def _loopback(listen: str) -> bool:
+    """Whether a gRPC listen address (``host:port``, ``[v6]:port``, ``unix:path``) is reachable only
+    from this machine. A host name other than localhost counts as reachable from elsewhere."""
+    if listen.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = listen.rsplit(":", 1)[0] if ":" in listen else listen
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_ingest_auth(settings: CollectorSettings) -> None:
+    """Refuse to serve gRPC ingest off loopback without a credential: anyone who reaches the port could
+    send any node's data. ``allow_unauthenticated_ingest = true`` overrides it, with a warning.
+
+    Raises:
+        ConfigError: ``grpc_listen`` is not a loopback address and neither ``token`` nor ``tls_ca``
+            (mutual TLS) is set.
+    """
+    if _loopback(settings.grpc_listen) or settings.token or settings.tls_ca:
+        return
+    if settings.allow_unauthenticated_ingest:
+        log.warning(
+            "UNAUTHENTICATED INGEST: gRPC listens on %s without a token or client certificates "
+            "(allow_unauthenticated_ingest = true); anyone who can reach it can send data for any node",
+            settings.grpc_listen,
+        )
+        return
+    raise ConfigError(
+        f"grpc_listen = {settings.grpc_listen!r} is not a loopback address, and neither `token` nor "
+        "`tls_ca` (mutual TLS) is set: anyone who reaches the port could send data. Set `token` "
+        "(the same in every agent.toml), or `tls_cert`/`tls_key`/`tls_ca`, or listen on 127.0.0.1; "
+        "`allow_unauthenticated_ingest = true` accepts the risk"
+    )
 
 
 class IngestServicer(pb_grpc.IngestServicer):
@@ -73,6 +121,11 @@ class IngestServicer(pb_grpc.IngestServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a Hello with a node"
             )
         hello = first.hello
+        try:
+            check_hello(hello)
+        except InvalidField as exc:
+            log.warning("refused stream from %s: hello %s", peer, exc)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"hello: {exc}")
         node, stream_id, cluster = hello.node, hello.stream_id, hello.cluster
         last = await self.store.hello(hello)
         log.info(
@@ -87,9 +140,12 @@ class IngestServicer(pb_grpc.IngestServicer):
         state = _StreamState()
         reader = asyncio.create_task(self._read(request_iterator, node, stream_id, cluster, state))
         try:
-            async for acked, stored in self._committed(state):
+            async for acked, stored, rejected in self._committed(state):
                 if self.on_batches is not None and stored:
                     self.on_batches(node, stored)
+                for seq, reason in rejected:  # before the ack that passes them
+                    log.warning("refused batch %d of %s (stream %s): %s", seq, node, stream_id[:8], reason)
+                    yield pb.CollectorMessage(reject=pb.Reject(seq=seq, reason=reason))
                 yield pb.CollectorMessage(ack=pb.Ack(seq=acked))
         finally:
             reader.cancel()
@@ -123,12 +179,13 @@ class IngestServicer(pb_grpc.IngestServicer):
                 else:
                     state.refusal = "only batches may follow the hello"
                     return
-                try:
-                    future = self.committer.submit(node, stream_id, cluster, batches)
-                except BatchError as exc:
-                    state.refusal = f"batch {exc.seq}: {exc}"
+                beyond = next((b.seq for b in batches if b.seq > INT64_MAX), None)
+                if beyond is not None:  # no seq SQLite cannot hold can be committed, not even refused
+                    state.refusal = f"batch seq {beyond} is out of range (at most {INT64_MAX})"
                     return
-                state.pending.append((batches, future))
+                rejected: list[tuple[int, str]] = []
+                future = self.committer.submit(node, stream_id, cluster, batches, rejected)
+                state.pending.append((batches, future, dict(rejected)))
                 state.batches += len(batches)
                 state.wakeup.set()
                 while state.batches >= READ_AHEAD:
@@ -141,9 +198,13 @@ class IngestServicer(pb_grpc.IngestServicer):
             state.wakeup.set()
 
     @staticmethod
-    async def _committed(state: _StreamState) -> AsyncIterator[tuple[int, list[pb.Batch]]]:
-        """(highest seq committed, batches stored) for each message, in order, once it is committed:
-        one ack per message, as agents expect (acks are cumulative, so order is all that matters)."""
+    async def _committed(
+        state: _StreamState,
+    ) -> AsyncIterator[tuple[int, list[pb.Batch], list[tuple[int, str]]]]:
+        """(highest seq committed, batches stored, (seq, reason) of batches refused) for each message,
+        in order, once it is committed: one ack per message, as agents expect (acks are cumulative,
+        so order is all that matters). A refused batch that was a replay (its seq already passed)
+        is not refused again."""
         pending = state.pending
         while True:
             if not pending:
@@ -152,29 +213,37 @@ class IngestServicer(pb_grpc.IngestServicer):
                 state.wakeup.clear()
                 await state.wakeup.wait()
                 continue
-            batches, future = pending[0]
+            batches, future, rejects = pending[0]
             results = await future
             pending.popleft()
             state.batches -= len(batches)
             state.room.set()
             acked = 0
             stored: list[pb.Batch] = []
+            refused: list[tuple[int, str]] = []
             for batch, (seq, new) in zip(batches, results, strict=True):
                 acked = max(acked, seq)
-                if new:
+                if not new:
+                    continue
+                if rejects and batch.seq in rejects:
+                    refused.append((batch.seq, rejects[batch.seq]))
+                else:
                     stored.append(batch)
             if batches:  # an empty Batches message gets no ack (nothing to acknowledge)
-                yield acked, stored
+                yield acked, stored, refused
 
 
 @dataclass
 class _StreamState:
     """What one stream's reader and its ack loop share."""
 
-    pending: deque[tuple[list[pb.Batch], asyncio.Future[list[Result]]]] = field(default_factory=deque)
+    # each message: its batches, their commit, and the reason for each seq refused (stored as passed)
+    pending: deque[tuple[list[pb.Batch], asyncio.Future[list[Result]], dict[int, str]]] = field(
+        default_factory=deque
+    )
     batches: int = 0  # in ``pending``
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)  # pending grew, or the reader ended
     room: asyncio.Event = field(default_factory=asyncio.Event)  # pending shrank
     finished: bool = False
-    refusal: str | None = None  # a malformed message: INVALID_ARGUMENT once the earlier ones are acked
+    refusal: str | None = None  # a malformed stream: INVALID_ARGUMENT once the earlier messages are acked
     exception: BaseException | None = None

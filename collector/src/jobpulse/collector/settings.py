@@ -61,6 +61,8 @@ class CollectorSettings:
     tls_cert: Path | None = None  # server certificate (PEM); with tls_key turns on TLS for gRPC
     tls_key: Path | None = None
     tls_ca: Path | None = None  # when set, agents must present a client certificate signed by it (mTLS)
+    # gRPC off loopback needs `token` or `tls_ca`; true lets anyone who reaches the port send data (warned at start)
+    allow_unauthenticated_ingest: bool = False
     node_down_after: float = 60.0  # seconds of silence after which a node counts as down
     default_tick: float = 10.0
     # Authentication

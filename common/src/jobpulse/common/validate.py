@@ -29,6 +29,10 @@ _ASCII_INT = re.compile(r"-?[0-9]+\Z")
 _ASCII_UINT = re.compile(r"[0-9]+\Z")
 # Host names as Slurm and DNS allow them (RFC 1123 labels, dots; underscores occur on real clusters).
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}\Z")
+# Slurm hostlist expressions (node[001-004,7],gpu01): host name characters, brackets and commas.
+_HOSTLIST = re.compile(r"[A-Za-z0-9._,\[\]-]+\Z")
+# Opaque identifiers (GPU UUIDs and indices, MIG-GPU-<uuid>/1/0, SLUIDs, stream ids): no spaces, no '..'.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._/-]*\Z")
 # Unix user and group names: POSIX portable characters, plus '@' for directory-service (realm) names
 # and a trailing '$' (Samba machine accounts).
 _UNIX_NAME = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._@-]{0,255}\$?\Z")
@@ -114,6 +118,20 @@ def text(value: Any, field: str, max_length: int = 1024) -> str:
     return value
 
 
+def hostlist(value: Any, field: str = "nodelist", max_length: int = 16384) -> str:
+    """A Slurm hostlist expression such as ``node[001-004,7],gpu01``."""
+    if not isinstance(value, str) or len(value) > max_length or not _HOSTLIST.match(value):
+        raise InvalidField(field, f"{_show(value)} is not a Slurm hostlist (at most {max_length} characters)")
+    return value
+
+
+def identifier(value: Any, field: str, max_length: int = 96) -> str:
+    """An opaque id (GPU UUID or index, SLUID, stream id): letters, digits and ``:._/-``, no ``..``."""
+    if not isinstance(value, str) or len(value) > max_length or not _IDENTIFIER.match(value) or ".." in value:
+        raise InvalidField(field, f"{_show(value)} is not an identifier (letters, digits, ':._/-')")
+    return value
+
+
 def safe_for_log(value: str, limit: int = 64) -> str:
     """A user-typed value fit for a log line: shortened and with controls escaped (never verbatim)."""
     return _show(value, limit)
@@ -151,6 +169,8 @@ __all__ = [
     "UNIX_ID_MAX",
     "InvalidField",
     "epoch_seconds",
+    "hostlist",
+    "identifier",
     "integer",
     "job_number",
     "json_depth_ok",

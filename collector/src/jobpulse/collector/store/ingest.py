@@ -22,6 +22,8 @@ from jobpulse.collector.store.migrations import (
     NODE_SAMPLE_COLUMNS,
 )
 from jobpulse.collector.store.stage import Stage
+from jobpulse.common import validate
+from jobpulse.common.validate import INT64_MAX, InvalidField
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,28 @@ def _check_lengths(label: str, names: Iterable[str], columns: Sequence[Any]) -> 
         lengths = dict(zip(names, (len(c) for c in columns), strict=True))
         raise BatchError(f"{label}: columns have different lengths {lengths}")
     return first
+
+
+MAX_HELLO_GPUS = 1024
+
+
+def check_hello(hello: pb.Hello) -> None:
+    """A hello fit to be stored: the node is a host name, texts carry no controls, integers fit SQLite.
+
+    Raises:
+        InvalidField: naming the field (``node``, ``memory_bytes``, ...).
+    """
+    validate.node_name(hello.node, "node")
+    validate.text(hello.cluster, "cluster", 255)
+    validate.text(hello.stream_id, "stream_id", 128)
+    validate.text(hello.agent_version, "agent_version", 64)
+    validate.integer(hello.memory_bytes, "memory_bytes", 0, INT64_MAX)
+    validate.integer(hello.boot_time, "boot_time", 0, INT64_MAX)
+    if len(hello.gpus) > MAX_HELLO_GPUS:
+        raise InvalidField("gpus", f"more than {MAX_HELLO_GPUS}")
+    for gpu in hello.gpus:
+        for name in ("uuid", "name", "pci_bus_id", "parent_uuid"):
+            validate.text(getattr(gpu, name), f"gpus.{name}", 255)
 
 
 def record_hello(db: sqlite3.Connection, hello: pb.Hello) -> int:
@@ -161,9 +185,13 @@ def prepare(node: str, stream_id: str, cluster: str, batch: pb.Batch) -> Pending
         columns = [c[:] for c in _job_columns(batch.jobs)]
         n = _check_lengths("jobs", _JOB_NAMES, columns)
         if n:
+            # ASCII digits only (int() also takes ' 7', '1_2' and '٣'): one join and two C scans.
+            joined = "".join(columns[0])
             try:
-                ids = list(map(int, columns[0]))
-                if min(ids) < 0 or max(ids) > MAX_JOB_ID:
+                if not (joined.isascii() and joined.isdigit()):
+                    raise ValueError
+                ids = list(map(int, columns[0]))  # '' among them raises
+                if max(ids) > MAX_JOB_ID:
                     raise ValueError
             except ValueError:
                 ids = [parse_job_id(j) for j in columns[0]]  # raises BatchError naming the bad one
@@ -178,6 +206,11 @@ def prepare(node: str, stream_id: str, cluster: str, batch: pb.Batch) -> Pending
     node_rows = [(node, *_node_values(s)) for s in batch.node]
     for event in batch.events:  # few; checked here so that a bad one never rolls back a whole group
         parse_job_id(event.meta.job_id)
+        if event.meta.mem_requested_bytes > INT64_MAX:
+            raise BatchError(f"events: mem_requested_bytes {event.meta.mem_requested_bytes} is out of range")
+    for gap in batch.gaps:  # uint64 on the wire, 64-bit signed in SQLite
+        if gap.batches > INT64_MAX or gap.bytes > INT64_MAX:
+            raise BatchError(f"gaps: batches {gap.batches} / bytes {gap.bytes} out of range")
     return Pending(node, stream_id, cluster, batch, job_rows, node_rows, gpu_rows)
 
 

@@ -12,18 +12,20 @@ from jobpulse.collector.domain import hostnames
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.runs import EDGE_SECONDS, START_EDGE, RunScope
 from jobpulse.collector.store.errors import BatchError
+from jobpulse.common.validate import safe_for_log
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 MAX_JOB_ID = 2**63 - 1  # what an SQLite INTEGER holds (Slurm's own ids are 32-bit)
 
 
 def parse_job_id(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise BatchError(f"job_id {value!r} is not a Slurm job number") from exc
-    if not 0 <= number <= MAX_JOB_ID:
-        raise BatchError(f"job_id {value!r} is out of range")
+    """A job id of the wire: ASCII digits only (``int()`` would take ``' 7'``, ``'1_2'``, ``'٣'``),
+    within what an SQLite INTEGER holds."""
+    if not (value.isascii() and value.isdigit()):
+        raise BatchError(f"job_id {safe_for_log(value)} is not a Slurm job number")
+    number = int(value) if len(value) <= 40 else MAX_JOB_ID + 1
+    if number > MAX_JOB_ID:
+        raise BatchError(f"job_id {safe_for_log(value)} is out of range")
     return number
 
 

@@ -6,7 +6,8 @@ jobpulse agent <-> collector contract, version 1.
 One bidirectional stream per agent. The agent opens it with a Hello, then
 sends Batches in sequence order; the collector answers each committed batch
 with an Ack carrying the highest sequence number it has durably stored for
-that agent stream, and may send Control messages at any time.
+that agent stream (a batch it refuses is answered with a Reject first), and
+may send Control messages at any time.
 
 A breaking change goes into a new package (jobpulse.v2), never here.
 """
@@ -87,21 +88,31 @@ class CollectorMessage(_message.Message):
 
     ACK_FIELD_NUMBER: _builtins.int
     CONTROL_FIELD_NUMBER: _builtins.int
+    REJECT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ack(self) -> Global___Ack: ...
     @_builtins.property
     def control(self) -> Global___Control: ...
+    @_builtins.property
+    def reject(self) -> Global___Reject:
+        """A batch the collector refused (malformed: columns of different lengths, a job id that is
+        not a Slurm job number, a value out of range). Sent before the Ack that passes its seq:
+        nothing of it is stored, the stream goes on, and the agent sets the batch aside instead of
+        resending it. Agents that predate Reject ignore it (the Ack still passes the batch).
+        """
+
     def __init__(
         self,
         *,
         ack: Global___Ack | None = ...,
         control: Global___Control | None = ...,
+        reject: Global___Reject | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "control", b"control"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "control", b"control", "reject", b"reject"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "control", b"control"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "control", b"control", "reject", b"reject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["ack", "control"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["ack", "control", "reject"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -701,6 +712,30 @@ class Ack(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Ack: _TypeAlias = Ack  # noqa: Y015
+
+@_typing.final
+class Reject(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """the batch refused"""
+    reason: _builtins.str
+    """why, naming the field (e.g. "job_id '²' is not a Slurm job number")"""
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Reject: _TypeAlias = Reject  # noqa: Y015
 
 @_typing.final
 class Control(_message.Message):

@@ -6,7 +6,8 @@ jobpulse agent <-> collector contract, version 1.
 One bidirectional stream per agent. The agent opens it with a Hello, then
 sends Batches in sequence order; the collector answers each committed batch
 with an Ack carrying the highest sequence number it has durably stored for
-that agent stream, and may send Control messages at any time.
+that agent stream (a batch it refuses is answered with a Reject first), and
+may send Control messages at any time.
 
 A breaking change goes into a new package (jobpulse.v2), never here.
 """
