@@ -168,7 +168,14 @@ def test_reconciler_is_off_without_slurm(monkeypatch: pytest.MonkeyPatch, tmp_pa
 async def test_refresh_metadata_rereads_slurm(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_client: AsyncTestClient, fx_store: SqliteStore
 ) -> None:
-    fake_slurm(tmp_path / "bin", monkeypatch, squeue="squeue-json-running.json", sacct="sacct-json-job1.json")
+    # scontrol fails for an unknown job (as the real one does: "Invalid job id specified", exit 1)
+    fake_slurm(
+        tmp_path / "bin",
+        monkeypatch,
+        squeue="squeue-json-running.json",
+        sacct="sacct-json-job1.json",
+        scontrol=None,
+    )
     # the hooks had recorded job 1 with a wrong partition and no end
     jobs.record_start(
         fx_store.writer, "testcluster", 1, 1795404596, {"partition": "wrong", "user_name": "root"}, "prolog"
