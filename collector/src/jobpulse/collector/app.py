@@ -37,6 +37,7 @@ from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.scheduler import start_scheduler
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common import statefile
 from jobpulse.common.config import ConfigError
 from jobpulse.common.version import __version__
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -180,7 +181,9 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
         settings.database_path,
     )
     if ready_file is not None:
-        ready_file.write_text(json.dumps({"grpc_port": grpc_port, "http_port": http_port}))
+        statefile.write_atomic(
+            ready_file, json.dumps({"grpc_port": grpc_port, "http_port": http_port}), 0o644
+        )
     scheduler = start_scheduler(store, settings)
     config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on")
     http = uvicorn.Server(config)

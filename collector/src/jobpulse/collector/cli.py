@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from jobpulse.collector.settings import load_settings
+from jobpulse.common import statefile
 from jobpulse.common.config import ConfigError
 
 
@@ -24,7 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     logging.getLogger().setLevel(settings.log_level.upper())
     try:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        statefile.private_dir(settings.state_dir)  # 0700 whatever the umask
         run(settings, ready_file=args.ready_file)
     except OSError as exc:
         print(f"jobpulse-collector: {exc}", file=sys.stderr)

@@ -4,12 +4,16 @@ The ingest hot path (store/ingest.py) moves each group of batches, staged in mem
 (store/stage.py), into the tables in one transaction; queries live in modules per concern (jobs.py,
 samples.py) as plain functions of a connection, and this class runs them on
 the right thread.
+
+The database, its -wal and -shm files (SQLite gives them the database's mode) are 0600 and a directory
+created for them 0700, whatever the umask: they hold password hashes, key digests and session ids.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -20,11 +24,14 @@ from typing import Any, TypeVar
 from jobpulse.collector.store import ingest, jobs, nodes
 from jobpulse.collector.store.errors import BatchError
 from jobpulse.collector.store.migrations import migrate
+from jobpulse.common import statefile
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 T = TypeVar("T")
 
 __all__ = ["BatchError", "SqliteStore", "connect"]
+
+log = logging.getLogger(__name__)
 
 
 def _name_os_thread(name: str) -> None:
@@ -63,7 +70,22 @@ class SqliteStore:
 
     # -- lifecycle -------------------------------------------------------
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        statefile.private_dir(self.path.parent)
+        loose = statefile.loose_mode(self.path.parent)
+        if loose is not None:
+            log.warning(
+                "%s is mode %04o: other local users can list it (0700 is safer)", self.path.parent, loose
+            )
+        for path in (
+            self.path,
+            self.path.with_name(self.path.name + "-wal"),
+            self.path.with_name(self.path.name + "-shm"),
+        ):
+            if path == self.path or path.exists():
+                try:
+                    statefile.create_private(path)
+                except PermissionError as exc:  # not ours: SQLite may still open it
+                    log.warning("cannot make %s private (mode 0600): %s", path, exc)
         self._writer = connect(self.path)
         # The ingest move's ORDER BY (store/ingest.py) sorts a whole group (~10 MB for 50,000 job
         # rows), more than the page cache holds: in memory instead of files in /var/tmp, so no disk
