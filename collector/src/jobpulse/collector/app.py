@@ -185,7 +185,17 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
             ready_file, json.dumps({"grpc_port": grpc_port, "http_port": http_port}), 0o644
         )
     scheduler = start_scheduler(store, settings)
-    config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on")
+    trusted = settings.http.trusted_proxies
+    config = uvicorn.Config(
+        app,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        # X-Forwarded-For/-Proto only from the configured proxies; uvicorn's default trusts them from
+        # 127.0.0.1, so any local process could pick its client address (and dodge the rate limits).
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=list(trusted) if trusted else [],
+    )
     http = uvicorn.Server(config)
     reconciler = reconcile.start(store, settings)
     watch = asyncio.create_task(NodeWatch(store, settings.node_down_after).run())

@@ -13,8 +13,6 @@ from jobpulse.common.config import ConfigError
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from jobpulse.collector.app import run
-
     settings = load_settings(
         args.config,
         state_dir=args.state_dir,
@@ -24,6 +22,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         database=args.database,
     )
     logging.getLogger().setLevel(settings.log_level.upper())
+    from jobpulse.collector.app import run  # the web stack, once the settings are known to be good
+
     try:
         statefile.private_dir(settings.state_dir)  # 0700 whatever the umask
         run(settings, ready_file=args.ready_file)
