@@ -9,6 +9,7 @@ names the field, and nothing is logged with a traceback.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from conftest import ADMIN_PASSWORD, login
@@ -35,6 +36,134 @@ async def admin(fx_client: AsyncTestClient) -> dict[str, str]:
 
 def job_count(store: SqliteStore) -> int:
     return int(store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0])
+
+
+# -- D6: 500s with a traceback -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field", "auth"),
+    [
+        ("post", "/api/login", DEEP, "body", False),
+        ("post", "/api/login", '{"Username": ' + DEEP + ', "Password": "x"}', "body", False),
+        ("post", "/api/notify/admin", '{"Username": "eve", "Roles": ' + DEEP + "}", "body", False),
+        ("post", "/api/tags/add_tag?job=1", '{"Name": ' + DEEP + "}", "body", True),
+        ("patch", "/api/config/update", '{"Metrics": ' + DEEP + "}", "body", True),
+        ("put", "/api/job_start", '{"Id": 5, "Data": {"a": ' + DEEP + "}}", "body", True),
+        ("post", "/api/login", b'{"Username": "\xff\xfe", "Password": "x"}', "body", False),
+        ("patch", "/api/job_stop/\u00b2", "{}", "id", True),
+        ("put", "/api/job_start", '{"Id": 5, "UserId": 18446744073709551616}', "UserId", True),
+        ("patch", "/api/job_stop/5", '{"ExitCode": 1180591620717411303424}', "ExitCode", True),
+    ],
+    ids=[
+        "D6-deep-login",
+        "D6-deep-login-field",
+        "D6-deep-notify-admin",
+        "D6-deep-add-tag",
+        "D6-deep-config-update",
+        "D6-deep-job-start-Data",
+        "D6-invalid-utf8-login",
+        "D6-superscript-two-job-stop",
+        "D6-UserId-2**64",
+        "D6-ExitCode-2**70",
+    ],
+)
+async def test_D6_bad_input_is_a_4xx_naming_the_field(
+    fx_client: AsyncTestClient,
+    fx_store: SqliteStore,
+    admin: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    body: str | bytes,
+    field: str,
+    auth: bool,
+) -> None:
+    caplog.clear()
+    headers = {**JSON, **(admin if auth else {})}
+    response = await fx_client.request(method.upper(), path, content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith(f"{field}:") or f" {field}:" in detail, detail
+    assert job_count(fx_store) == 0
+    no_traceback(caplog)
+
+
+async def test_D6_deep_json_on_login_needs_no_login_and_bodies_within_bounds_still_work(
+    fx_client: AsyncTestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    deep = await fx_client.post("/api/login", content=DEEP, headers=JSON)  # no credentials at all
+    assert deep.status_code == 400 and deep.json()["detail"].startswith("body:")
+    # brackets inside strings are no nesting; 32 levels are still parsed (and refused as a type error)
+    inside = await fx_client.post("/api/login", json={"Username": "[" * 200, "Password": "x"})
+    assert inside.status_code == 401
+    nested = await fx_client.post("/api/login", content="[" * 32 + "]" * 32, headers=JSON)
+    assert nested.status_code == 400 and "nested" not in nested.json()["detail"]
+    ok = await fx_client.post("/api/login", json={"Username": "admin", "Password": ADMIN_PASSWORD})
+    assert ok.status_code == 200
+    no_traceback(caplog)
+
+
+# -- D11: stored although invalid ----------------------------------------------------------------
+
+
+async def test_D11_arabic_indic_digit_neither_stops_nor_creates_job_3(
+    fx_client: AsyncTestClient, fx_store: SqliteStore, admin: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    for path in ("/api/job_stop/\u0663", "/api/job_stop/1_2", "/api/job_stop/%203"):
+        response = await fx_client.patch(path, json={"ExitCode": 0}, headers=admin)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["detail"].startswith("id:")
+    # integer path parameters everywhere: ASCII digits, within 64 bits
+    for path in ("/api/job/\u0663", "/api/job/" + "9" * 30, "/api/admin/refresh_metadata/\u0663"):
+        method = "POST" if "refresh" in path else "GET"
+        response = await fx_client.request(method, path, headers=admin)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["detail"].startswith("job_id:")
+    assert job_count(fx_store) == 0
+    no_traceback(caplog)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/job_start", {"Id": 7, "NumNodes": -5}, "NumNodes"),
+        ("/api/job_start", {"Id": 7, "UserName": "a\u202eb"}, "UserName"),
+        ("/api/job_start", {"Id": 7, "JobName": "x\n[ERROR] forged"}, "JobName"),
+        ("/api/job_start", {"Id": 2**32}, "Id"),
+        ("/api/job_stop/7", {"ExitCode": -(2**40)}, "ExitCode"),
+    ],
+)
+async def test_D11_out_of_range_integers_and_bad_names_are_not_stored(
+    fx_client: AsyncTestClient,
+    fx_store: SqliteStore,
+    admin: dict[str, str],
+    path: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    method = "PUT" if "start" in path else "PATCH"
+    response = await fx_client.request(method, path, json=body, headers=admin)
+    assert response.status_code == 400, response.text
+    assert field in response.json()["detail"]
+    assert job_count(fx_store) == 0
+
+
+@pytest.mark.parametrize("name", ["%00", "a%00b", "%E2%80%AE", "..%2F..%2Fetc", "a%20b"])
+async def test_D11_role_patch_creates_no_user_with_a_name_unix_refuses(
+    fx_client: AsyncTestClient, fx_store: SqliteStore, admin: dict[str, str], name: str
+) -> None:
+    before = fx_store.writer.execute("SELECT count(*) FROM users").fetchone()[0]
+    response = await fx_client.patch(f"/api/config/users/{name}", json={"Roles": ["user"]}, headers=admin)
+    assert response.status_code in (400, 404), response.text
+    if response.status_code == 400:
+        assert response.json()["detail"].startswith("user:")
+    assert fx_store.writer.execute("SELECT count(*) FROM users").fetchone()[0] == before
+    # real names still work, including directory-service ones
+    good = await fx_client.patch(
+        "/api/config/users/carol@EXAMPLE.ORG", json={"Roles": ["user"]}, headers=admin
+    )
+    assert good.status_code == 200, good.text
 
 
 # -- D8: an empty jwt-secret file ----------------------------------------------------------------

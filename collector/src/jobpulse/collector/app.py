@@ -39,6 +39,7 @@ from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common import statefile
 from jobpulse.common.config import ConfigError
+from jobpulse.common.validate import InvalidField
 from jobpulse.common.version import __version__
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
@@ -84,12 +85,21 @@ def create_app(
         on_app_init=[auth.on_app_init],
         on_startup=[httpconf.document_errors],
         on_shutdown=[lambda: logging.getLogger().removeHandler(buffer)],
-        middleware=[RequestCounter(metrics), *httpconf.rate_limits(settings.http)],
+        # the input guard last: refused input still counts against the rate limits
+        middleware=[
+            RequestCounter(metrics),
+            *httpconf.rate_limits(settings.http),
+            httpconf.input_guard(settings.http),
+        ],
         compression_config=httpconf.compression(settings.http),
         cors_config=httpconf.cors(settings.http),
         request_max_body_size=settings.http.max_body_bytes,
         openapi_config=httpconf.openapi(__version__),
-        exception_handlers={HTTPException: httpconf.http_error, Exception: _internal_error},
+        exception_handlers={
+            HTTPException: httpconf.http_error,
+            InvalidField: httpconf.invalid_field,
+            Exception: _internal_error,
+        },
         debug=False,
     )
     app.state.store = store
