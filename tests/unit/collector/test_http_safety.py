@@ -8,12 +8,18 @@ names the field, and nothing is logged with a traceback.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import ADMIN_PASSWORD, login
 from jobpulse.collector.app import create_app
+from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common.config import ConfigError
@@ -194,3 +200,94 @@ def test_D8_short_jwt_secret_file_refuses_the_start(
     (fx_settings.state_dir / "jwt-secret").write_text("hunter2\n")
     with pytest.raises(ConfigError, match="jwt-secret"):
         create_app(fx_store, fx_settings)
+
+
+# -- D10: a full disk ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs: a real file system that really fills up (needs root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount)], check=False
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(directory: Path) -> Callable[[], None]:
+    """Fill the file system of ``directory`` to the last byte; returns the function that frees it."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as out:
+        for size in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    out.write(b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    return lambda: filler.unlink()
+
+
+@pytest.fixture
+async def small_disk_client(small_disk: Path) -> AsyncIterator[tuple[AsyncTestClient, SqliteStore]]:
+    """The app over a database on the small disk (made here, before the test's log capture starts:
+    Litestar's start-up logging configuration replaces the root logger's handlers)."""
+    settings = CollectorSettings(state_dir=small_disk, admin_password=ADMIN_PASSWORD)
+    store = SqliteStore(settings.database_path)
+    store.open()
+    ensure_admin(store.writer, settings)
+    try:
+        async with AsyncTestClient(app=create_app(store, settings)) as client:
+            yield client, store
+    finally:
+        store.close()
+
+
+async def test_D10_full_disk_is_503_with_retry_after_logged_once(
+    small_disk: Path,
+    small_disk_client: tuple[AsyncTestClient, SqliteStore],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client, store = small_disk_client
+    admin = {"Authorization": f"Bearer {await login(client, 'admin', ADMIN_PASSWORD)}"}
+    assert (await client.put("/api/job_start", json={"Id": 1}, headers=admin)).status_code == 200
+    store.writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the next write must grow the WAL
+    free = fill(small_disk)
+    caplog.clear()
+    script = "#!/bin/sh\n" + "srun step\n" * 20_000  # 200 KB: pages the disk has no room for
+    answers = []
+    for i in range(5):  # what an agent or a Slurm hook does: retry
+        answers.append(
+            await client.put("/api/job_start", json={"Id": 100 + i, "JobScript": script}, headers=admin)
+        )
+    answers.append(await client.patch("/api/config/users/bob", json={"Roles": ["user"]}, headers=admin))
+    for response in answers:
+        assert response.status_code == 503, response.text
+        assert "disk is full" in response.json()["detail"]
+        assert 1 <= int(response.headers["Retry-After"]) <= 300
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "cannot be written" in errors[0], errors
+    assert all(r.exc_info is None for r in caplog.records)
+    assert "Traceback" not in caplog.text
+    # space again: the same call works, and the recovery is logged once
+    free()
+    again = await client.put("/api/job_start", json={"Id": 100, "JobScript": script}, headers=admin)
+    assert again.status_code == 200, again.text
+    assert "writable again" in caplog.text
+
+
+# -- D14: the OpenAPI document -------------------------------------------------------------------
+
+
+async def test_D14_refresh_metadata_documents_its_503(fx_client: AsyncTestClient) -> None:
+    schema = (await fx_client.get("/api/openapi.json")).json()
+    responses = schema["paths"]["/api/admin/refresh_metadata/{job_id}"]["post"]["responses"]
+    assert "503" in responses
+    assert "Slurm" in responses["503"]["description"]
+    assert responses["503"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

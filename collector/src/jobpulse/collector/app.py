@@ -36,6 +36,7 @@ from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics
 from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.scheduler import start_scheduler
 from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store.errors import StoreUnavailable
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common import statefile
 from jobpulse.common.config import ConfigError
@@ -98,6 +99,7 @@ def create_app(
         exception_handlers={
             HTTPException: httpconf.http_error,
             InvalidField: httpconf.invalid_field,
+            StoreUnavailable: httpconf.store_unavailable,
             Exception: _internal_error,
         },
         debug=False,

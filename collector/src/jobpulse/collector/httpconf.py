@@ -3,7 +3,7 @@ error body.
 
 Every 4xx/5xx answers ``{"detail": "..."}``; validation errors name the field
 in ``detail`` and list each problem in ``errors``; a 429 carries
-``Retry-After``. Most of it is Litestar's built-ins configured from
+``Retry-After``, and so does the 503 of a full disk. Most of it is Litestar's built-ins configured from
 ``[http]``; :class:`InputGuard` checks what Litestar would hand to a parser unchecked.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobpulse.collector.settings import HttpSettings
+from jobpulse.collector.store.errors import StoreUnavailable
 from jobpulse.common import validate
 from litestar import Litestar, Request, Response, get
 from litestar.config.compression import CompressionConfig
@@ -38,6 +39,7 @@ from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_429_TOO_MANY_REQUESTS,
+    HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
@@ -278,6 +280,15 @@ def invalid_field(request: Request[Any, Any, Any], exc: validate.InvalidField) -
     return http_error(request, _bad_input(exc.field, exc.reason))
 
 
+def store_unavailable(request: Request[Any, Any, Any], exc: StoreUnavailable) -> Response[dict[str, object]]:
+    """503 with the reason and Retry-After; not logged here (the store logs the condition once)."""
+    return Response(
+        {"detail": f"{exc.reason}; retry after {exc.retry_after} seconds"},
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 _ERROR_CODES = {
     "400": "Bad request: malformed JSON, a wrong type or value (the field is named in detail)",
     "401": "No, expired, revoked or invalid credentials",
@@ -285,6 +296,7 @@ _ERROR_CODES = {
     "404": "Not found (another user's job answers the same as a missing one)",
     "413": "Request body larger than the configured limit",
     "429": "Rate limit reached; retry after Retry-After seconds",
+    "503": "The database's disk is full; retry after Retry-After seconds",
 }
 
 
@@ -294,8 +306,9 @@ TEXT_ALTERNATIVES = {("/api/generateAPIKey", "post"): {"200": "text/plain"}}
 
 def document_errors(app: Litestar) -> None:
     """Describe the uniform error body and the cross-cutting error statuses on every operation
-    (replacing Litestar's own 400 description, whose body shape differs from ours), and mark routes that
-    need no credentials as such (``security: [{}]``)."""
+    (replacing Litestar's own 400 description, whose body shape differs from ours; a route's own 503
+    keeps its description, the full disk added), and mark routes that need no credentials as such
+    (``security: [{}]``)."""
     schema = app.openapi_schema
     components = schema.components
     if isinstance(components, list):  # pragma: no cover - Litestar always builds one Components here
@@ -327,11 +340,14 @@ def document_errors(app: Litestar) -> None:
             for code, description in _ERROR_CODES.items():
                 if code == "403" and (path, method.upper()) in public:
                     continue
+                text, own = description, responses.get(code)
+                if code == "503" and isinstance(own, OpenAPIResponse) and own.description:
+                    text = f"{own.description}; or: {description[0].lower()}{description[1:]}"
                 responses[code] = OpenAPIResponse(
-                    description=description,
+                    description=text,
                     content={"application/json": OpenAPIMediaType(schema=error)},
                     headers={"Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))}
-                    if code == "429"
+                    if code in ("429", "503")
                     else None,
                 )
             if (path, method.upper()) in public:

@@ -26,6 +26,7 @@ from jobpulse.common import validate
 from litestar import Controller, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
@@ -200,6 +201,13 @@ class JobControlController(Controller):
         summary="Re-read a job from Slurm",
         guards=[requires(Role.ADMIN)],
         status_code=200,
+        responses={
+            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+                data_container=None,
+                description="Slurm cannot be asked: no Slurm client (sacct/squeue) on the collector "
+                "host, or it failed or timed out",
+            )
+        },
     )
     async def refresh_metadata(
         self, store: NamedDependency[SqliteStore], job_id: FromPath[int]
