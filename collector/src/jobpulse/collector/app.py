@@ -36,8 +36,11 @@ from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics
 from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.scheduler import start_scheduler
 from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store.errors import StoreUnavailable
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common import statefile
 from jobpulse.common.config import ConfigError
+from jobpulse.common.validate import InvalidField
 from jobpulse.common.version import __version__
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
@@ -83,12 +86,22 @@ def create_app(
         on_app_init=[auth.on_app_init],
         on_startup=[httpconf.document_errors],
         on_shutdown=[lambda: logging.getLogger().removeHandler(buffer)],
-        middleware=[RequestCounter(metrics), *httpconf.rate_limits(settings.http)],
+        # the input guard last: refused input still counts against the rate limits
+        middleware=[
+            RequestCounter(metrics),
+            *httpconf.rate_limits(settings.http),
+            httpconf.input_guard(settings.http),
+        ],
         compression_config=httpconf.compression(settings.http),
         cors_config=httpconf.cors(settings.http),
         request_max_body_size=settings.http.max_body_bytes,
         openapi_config=httpconf.openapi(__version__),
-        exception_handlers={HTTPException: httpconf.http_error, Exception: _internal_error},
+        exception_handlers={
+            HTTPException: httpconf.http_error,
+            InvalidField: httpconf.invalid_field,
+            StoreUnavailable: httpconf.store_unavailable,
+            Exception: _internal_error,
+        },
         debug=False,
     )
     app.state.store = store
@@ -181,9 +194,21 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
         settings.database_path,
     )
     if ready_file is not None:
-        ready_file.write_text(json.dumps({"grpc_port": grpc_port, "http_port": http_port}))
+        statefile.write_atomic(
+            ready_file, json.dumps({"grpc_port": grpc_port, "http_port": http_port}), 0o644
+        )
     scheduler = start_scheduler(store, settings)
-    config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on")
+    trusted = settings.http.trusted_proxies
+    config = uvicorn.Config(
+        app,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        # X-Forwarded-For/-Proto only from the configured proxies; uvicorn's default trusts them from
+        # 127.0.0.1, so any local process could pick its client address (and dodge the rate limits).
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=list(trusted) if trusted else [],
+    )
     http = uvicorn.Server(config)
     reconciler = reconcile.start(store, settings)
     watch = asyncio.create_task(NodeWatch(store, settings.node_down_after).run())

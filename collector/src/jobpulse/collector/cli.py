@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 from jobpulse.collector.settings import load_settings
+from jobpulse.common import statefile
 from jobpulse.common.config import ConfigError
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from jobpulse.collector.app import run
-
     settings = load_settings(
         args.config,
         state_dir=args.state_dir,
@@ -23,8 +22,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         database=args.database,
     )
     logging.getLogger().setLevel(settings.log_level.upper())
+    from jobpulse.collector.app import run  # the web stack, once the settings are known to be good
+
     try:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        statefile.private_dir(settings.state_dir)  # 0700 whatever the umask
         run(settings, ready_file=args.ready_file)
     except OSError as exc:
         print(f"jobpulse-collector: {exc}", file=sys.stderr)

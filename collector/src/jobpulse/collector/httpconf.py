@@ -1,8 +1,10 @@
-"""Cross-cutting HTTP behaviour: rate limits, compression, CORS, OpenAPI and the uniform error body.
+"""Cross-cutting HTTP behaviour: input checks, rate limits, compression, CORS, OpenAPI and the uniform
+error body.
 
 Every 4xx/5xx answers ``{"detail": "..."}``; validation errors name the field
 in ``detail`` and list each problem in ``errors``; a 429 carries
-``Retry-After``. All of it is Litestar's built-ins configured from ``[http]``.
+``Retry-After``, and so does the 503 of a full disk. Most of it is Litestar's built-ins configured from
+``[http]``; :class:`InputGuard` checks what Litestar would hand to a parser unchecked.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from jobpulse.collector.settings import HttpSettings
+from jobpulse.collector.store.errors import StoreUnavailable
+from jobpulse.common import validate
 from litestar import Litestar, Request, Response, get
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
@@ -30,9 +35,130 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 from litestar.routes import HTTPRoute
-from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_429_TOO_MANY_REQUESTS,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 API_KEY_SCHEME = "ApiKey"
+# No request body of this API nests deeper than ~6 levels (job_start's free-form Data included).
+MAX_JSON_DEPTH = 32
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_NOT_JSON = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+
+
+def _bad_input(field: str, message: str) -> HTTPException:
+    return HTTPException(
+        status_code=HTTP_400_BAD_REQUEST,
+        detail=f"{field}: {message}",
+        extra=[{"key": field, "message": message}],
+    )
+
+
+def _check_path_ids(scope: Scope) -> None:
+    """Integer path parameters as written in ASCII digits, within SQLite's 64-bit range.
+
+    Litestar converts them with ``int()``, which reads ``/api/job/٣`` (an Arabic-Indic digit) as job 3
+    and ``1_2`` as 12, and a 30-digit number overflows SQLite later (a 500).
+    """
+    params = scope.get("path_params") or {}
+    if not any(isinstance(v, int) and not isinstance(v, bool) for v in params.values()):
+        return
+    template = str(scope.get("path_template", "")).split("/")
+    segments = scope["path"].split("/")
+    if len(template) != len(segments):
+        return  # a {name:path} parameter: no integer parameters are declared beside one here
+    for part, raw in zip(template, segments, strict=True):
+        name = part[1:-1] if part.startswith("{") and part.endswith("}") else None
+        if name is None or not isinstance(params.get(name), int):
+            continue
+        try:
+            validate.integer(raw, name, 0, validate.INT64_MAX)
+        except validate.InvalidField as exc:
+            raise _bad_input(name, exc.reason) from None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None when the client went away; 413 past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(
+                status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                detail=f"request body larger than {limit} bytes",
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class InputGuard:
+    """One check of every request before a handler or msgspec sees it (issue 14, D6/D11).
+
+    - integer path parameters: ASCII digits only, at most 2**63-1 (:func:`_check_path_ids`);
+    - bodies of POST/PUT/PATCH/DELETE: read up to the route's size limit (413 beyond), then, unless the
+      content type is a form, valid UTF-8 (JSON is UTF-8; msgspec raises a UnicodeDecodeError that would
+      be a 500) and nested at most :data:`MAX_JSON_DEPTH` levels (a 2 KB ``[[[[...`` makes msgspec
+      raise RecursionError), checked with :func:`jobpulse.common.validate.json_depth_ok` before parsing.
+
+    Refusals are 400s whose ``detail`` names the field (``body``, or the path parameter). The body is
+    then handed on unchanged, so every route is covered here and none repeats the checks.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        _check_path_ids(scope)
+        if scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        handler = scope.get("route_handler")
+        resolve = getattr(handler, "resolve_request_max_body_size", None)
+        limit = (resolve() if resolve is not None else None) or self.max_body_bytes
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await self.app(scope, receive, send)  # Litestar answers 413 without reading it
+            return
+        body = await _read_body(receive, limit)
+        if body is None:
+            return  # the client went away
+        media_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower().decode("latin-1")
+        if body and media_type not in _NOT_JSON:
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _bad_input("body", f"not valid UTF-8 (byte {exc.start}); JSON must be UTF-8") from None
+            if not validate.json_depth_ok(body, MAX_JSON_DEPTH):
+                raise _bad_input("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        replayed = False
+
+        async def replay() -> ReceiveMessage:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def input_guard(http: HttpSettings) -> DefineMiddleware:
+    return DefineMiddleware(InputGuard, max_body_bytes=http.max_body_bytes)
 
 
 class StrictRateLimitMiddleware(RateLimitMiddleware):
@@ -149,6 +275,20 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     return Response(body, status_code=exc.status_code, headers=headers or None)
 
 
+def invalid_field(request: Request[Any, Any, Any], exc: validate.InvalidField) -> Response[dict[str, object]]:
+    """A value refused by :mod:`jobpulse.common.validate` in a handler: 400 naming the field."""
+    return http_error(request, _bad_input(exc.field, exc.reason))
+
+
+def store_unavailable(request: Request[Any, Any, Any], exc: StoreUnavailable) -> Response[dict[str, object]]:
+    """503 with the reason and Retry-After; not logged here (the store logs the condition once)."""
+    return Response(
+        {"detail": f"{exc.reason}; retry after {exc.retry_after} seconds"},
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 _ERROR_CODES = {
     "400": "Bad request: malformed JSON, a wrong type or value (the field is named in detail)",
     "401": "No, expired, revoked or invalid credentials",
@@ -156,6 +296,7 @@ _ERROR_CODES = {
     "404": "Not found (another user's job answers the same as a missing one)",
     "413": "Request body larger than the configured limit",
     "429": "Rate limit reached; retry after Retry-After seconds",
+    "503": "The database's disk is full; retry after Retry-After seconds",
 }
 
 
@@ -165,8 +306,9 @@ TEXT_ALTERNATIVES = {("/api/generateAPIKey", "post"): {"200": "text/plain"}}
 
 def document_errors(app: Litestar) -> None:
     """Describe the uniform error body and the cross-cutting error statuses on every operation
-    (replacing Litestar's own 400 description, whose body shape differs from ours), and mark routes that
-    need no credentials as such (``security: [{}]``)."""
+    (replacing Litestar's own 400 description, whose body shape differs from ours; a route's own 503
+    keeps its description, the full disk added), and mark routes that need no credentials as such
+    (``security: [{}]``)."""
     schema = app.openapi_schema
     components = schema.components
     if isinstance(components, list):  # pragma: no cover - Litestar always builds one Components here
@@ -198,11 +340,14 @@ def document_errors(app: Litestar) -> None:
             for code, description in _ERROR_CODES.items():
                 if code == "403" and (path, method.upper()) in public:
                     continue
+                text, own = description, responses.get(code)
+                if code == "503" and isinstance(own, OpenAPIResponse) and own.description:
+                    text = f"{own.description}; or: {description[0].lower()}{description[1:]}"
                 responses[code] = OpenAPIResponse(
-                    description=description,
+                    description=text,
                     content={"application/json": OpenAPIMediaType(schema=error)},
                     headers={"Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))}
-                    if code == "429"
+                    if code in ("429", "503")
                     else None,
                 )
             if (path, method.upper()) in public:

@@ -16,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from jobpulse.collector.findings import Thresholds
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store import maintenance
+from jobpulse.collector.store.errors import StoreUnavailable
 from jobpulse.collector.store.retention import apply_retention
 from jobpulse.collector.store.rollup import rollup
 from jobpulse.collector.store.sqlite import SqliteStore
@@ -35,6 +36,8 @@ def _guarded(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Aw
         started = time.monotonic()
         try:
             result = await job()
+        except StoreUnavailable:
+            return  # a full disk: the store logs it once, not every pass
         except Exception:
             log.exception("storage job %s failed; it runs again at its next interval", name)
             return

@@ -10,6 +10,7 @@ from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role, unknown_roles
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common import validate
 from litestar import Controller, Request, get, patch
 from litestar.exceptions import ClientException, NotFoundException, ValidationException
 from litestar.params import JSONBody, PathParameter
@@ -74,6 +75,8 @@ class UserRolesController(Controller):
 
         def apply(db: sqlite3.Connection) -> dict[str, Any]:
             before = users.get_user(db, user)
+            if before is None:  # a new user: a name Unix allows ("\0", "a\0b", "\u202e" are not)
+                validate.unix_name(user, "user")
             old = sorted(before["roles"]) if before else []
             if Role.ADMIN in old and Role.ADMIN not in roles and users.count_admins(db) <= 1:
                 raise ConflictException(f"{user!r} is the last admin; make another admin first")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from jobpulse.collector.api.deps import provide_store
@@ -26,9 +26,11 @@ from jobpulse.collector.reconcile import apply_slurm_job
 from jobpulse.collector.slurm import cli as slurm
 from jobpulse.collector.store import jobs
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common import validate
 from litestar import Controller, Request, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
@@ -41,36 +43,44 @@ def job_metadata(row: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-JOB_ID_MAX = 2**53
+# Every integer is bounded to what it means (and so to SQLite's 64-bit range): a 2**64 user id or a
+# 2**70 exit code is a 400 naming the field, never an OverflowError (500) in the database driver.
+JobNumber = Annotated[int, msgspec.Meta(ge=1, le=validate.JOB_NUMBER_MAX)]
+UnixId = Annotated[int, msgspec.Meta(ge=0, le=validate.UNIX_ID_MAX)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=validate.UINT32_MAX)]
+Epoch = Annotated[int, msgspec.Meta(ge=0, le=validate.EPOCH_SECONDS_MAX)]
+# Slurm's exit code is a wait status (exit code and signal, 0..65535); scripts also send -1 for unknown.
+ExitCode = Annotated[int, msgspec.Meta(ge=-validate.INT32_MAX - 1, le=validate.INT32_MAX)]
+Label = Annotated[str, msgspec.Meta(max_length=1024)]
 
 
 class Node(msgspec.Struct, forbid_unknown_fields=True):
-    Id: int = 0
-    Name: str = ""
+    Id: Count = 0
+    Name: Annotated[str, msgspec.Meta(max_length=255)] = ""
 
 
 class JobMetadata(msgspec.Struct, forbid_unknown_fields=True):
     """JobMon's job.JobMetadata (Go default JSON names). Only Id is required."""
 
-    Id: int
-    UserId: int = 0
-    UserName: str = ""
-    GroupId: int = 0
-    GroupName: str = ""
-    ClusterId: str = ""
-    NumNodes: int = 0
-    NumTasks: int = 0
-    TasksPerNode: int = 0
-    GPUsPerNode: int = 0
-    StartTime: int = 0
-    StopTime: int = 0
+    Id: JobNumber
+    UserId: UnixId = 0
+    UserName: Label = ""
+    GroupId: UnixId = 0
+    GroupName: Label = ""
+    ClusterId: Label = ""
+    NumNodes: Count = 0
+    NumTasks: Count = 0
+    TasksPerNode: Count = 0
+    GPUsPerNode: Count = 0
+    StartTime: Epoch = 0
+    StopTime: Epoch = 0
     IsRunning: bool = True
-    JobName: str = ""
-    Account: str = ""
-    TTL: int = 0
-    Partition: str = ""
+    JobName: Label = ""
+    Account: Label = ""
+    TTL: Annotated[int, msgspec.Meta(ge=0, le=validate.INT64_MAX)] = 0
+    Partition: Label = ""
     JobScript: str = ""
-    ExitCode: int | None = None
+    ExitCode: ExitCode | None = None
     Nodes: list[Node] = msgspec.field(default_factory=list)
     Tags: list[dict[str, Any]] = msgspec.field(default_factory=list)
     Data: dict[str, Any] | None = None
@@ -79,8 +89,8 @@ class JobMetadata(msgspec.Struct, forbid_unknown_fields=True):
 class StopJob(msgspec.Struct, forbid_unknown_fields=True):
     """JobMon's job.StopJob."""
 
-    ExitCode: int = 0
-    StopTime: int = 0
+    ExitCode: ExitCode = 0
+    StopTime: Epoch = 0
 
 
 def _bad(field: str, message: str) -> HTTPException:
@@ -89,16 +99,38 @@ def _bad(field: str, message: str) -> HTTPException:
     )
 
 
-def _check_id(job_id: int, field: str = "Id") -> int:
-    if not 0 < job_id < JOB_ID_MAX:
-        raise _bad(field, "must be a positive Slurm job number")
-    return job_id
+def _check_id(job_id: int | str, field: str = "Id") -> int:
+    """A Slurm job number (ASCII digits when from the path: ``²`` and ``٣`` are not job 2 and 3)."""
+    try:
+        return validate.job_number(job_id, field)
+    except validate.InvalidField as exc:
+        raise _bad(field, exc.reason) from None
 
 
 def _check_time(value: int, field: str) -> int:
-    if value < 0 or value > 2**40:
+    if value < 0 or value > validate.EPOCH_SECONDS_MAX:
         raise _bad(field, "must be seconds since the epoch")
     return value
+
+
+def _check_names(data: JobMetadata) -> None:
+    """Names as Unix and Slurm allow them; free text without control characters (it reaches logs)."""
+    try:
+        for name, field in ((data.UserName, "UserName"), (data.GroupName, "GroupName")):
+            if name:
+                validate.unix_name(name, field)
+        for text, field in (
+            (data.ClusterId, "ClusterId"),
+            (data.JobName, "JobName"),
+            (data.Account, "Account"),
+            (data.Partition, "Partition"),
+        ):
+            validate.text(text, field)
+        for i, node in enumerate(data.Nodes):
+            if node.Name:
+                validate.node_name(node.Name, f"Nodes[{i}].Name")
+    except validate.InvalidField as exc:
+        raise _bad(exc.field, exc.reason) from None
 
 
 def _fields(data: JSONBody[JobMetadata]) -> dict[str, Any]:
@@ -138,6 +170,7 @@ class JobControlController(Controller):
         data: JSONBody[JobMetadata],
     ) -> dict[str, Any]:
         job_id = _check_id(data.Id)
+        _check_names(data)
         start = _check_time(data.StartTime, "StartTime") or int(time.time())
         stop = _check_time(data.StopTime, "StopTime")
         fields = _fields(data)
@@ -164,9 +197,7 @@ class JobControlController(Controller):
         job_id: FromPath[str],
         data: JSONBody[StopJob],
     ) -> dict[str, Any]:
-        if not job_id.isdigit():
-            raise _bad("id", f"{job_id!r} is not a Slurm job number")
-        number = _check_id(int(job_id), "id")
+        number = _check_id(job_id, "id")
         stop = _check_time(data.StopTime, "StopTime") or int(time.time())
 
         def write(db: Any) -> dict[str, Any]:
@@ -181,6 +212,13 @@ class JobControlController(Controller):
         summary="Re-read a job from Slurm",
         guards=[requires(Role.ADMIN)],
         status_code=200,
+        responses={
+            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+                data_container=None,
+                description="Slurm cannot be asked: no Slurm client (sacct/squeue) on the collector "
+                "host, or it failed or timed out",
+            )
+        },
     )
     async def refresh_metadata(
         self, store: NamedDependency[SqliteStore], job_id: FromPath[int]

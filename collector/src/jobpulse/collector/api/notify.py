@@ -15,6 +15,7 @@ import msgspec
 from jobpulse.collector.auth.roles import unknown_roles
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.common import validate
 from litestar import Request, post
 from litestar.exceptions import ServiceUnavailableException, ValidationException
 from litestar.params import JSONBody
@@ -40,6 +41,7 @@ class UserInfo(msgspec.Struct):
     summary="Ask the admins for a role (no authentication; rate-limited)",
 )
 async def notify_admin(request: Request[Any, Any, Any], data: JSONBody[UserInfo]) -> None:
+    validate.unix_name(data.Username, "Username")
     bad = unknown_roles(data.Roles)
     if bad:
         raise ValidationException(

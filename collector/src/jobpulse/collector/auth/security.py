@@ -99,18 +99,36 @@ class JobpulseAuthMiddleware(JWTCookieAuthenticationMiddleware):
 
 
 def jwt_secret(settings: CollectorSettings) -> str:
-    """The configured secret, or one generated once and kept in the state directory (mode 0600)."""
+    """The configured secret, or one generated once and kept in the state directory (mode 0600).
+
+    The file is written atomically (temp file, fsync, rename): a crash leaves no file or a whole one.
+    An empty file is what the older non-atomic write left after a crash during the first start (no
+    token was ever signed with it): it is regenerated. A non-empty one shorter than 32 characters is
+    not ours: the start is refused, naming the file, rather than signing tokens with a weak key.
+    """
+    import logging
+
+    from jobpulse.common import statefile
+    from jobpulse.common.config import ConfigError
+
     if settings.jwt_secret:
         return settings.jwt_secret
     path: Path = settings.state_dir / "jwt-secret"
     if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+        raw = path.read_bytes().strip()
+        if len(raw) >= 32 and raw.isascii():
+            return raw.decode()
+        if raw:
+            raise ConfigError(
+                f"jwt secret file {path} holds {len(raw)} bytes, not a secret of at least 32 ASCII "
+                "characters: remove it to have a new one generated (logs everyone out), or set jwt_secret"
+            )
+        logging.getLogger(__name__).warning(
+            "jwt secret file %s is empty (a crash during the first start?): generating a new one", path
+        )
+    statefile.private_dir(path.parent)
     secret = secrets.token_urlsafe(48)
-    fd = path.open("x")
-    path.chmod(0o600)
-    with fd:
-        fd.write(secret)
+    statefile.write_atomic(path, secret)
     return secret
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from jobpulse.common import statefile
+
 
 def checkpoint(db: sqlite3.Connection) -> tuple[int, int, int]:
     """Copy the WAL back into the database (PASSIVE: never waits for readers). (busy, log, checkpointed)."""
@@ -38,6 +40,7 @@ def backup(source: Path, dest: Path) -> int:
         raise FileExistsError(f"{dest} exists; choose a new path")
     tmp = dest.with_name(dest.name + ".partial")
     tmp.unlink(missing_ok=True)
+    statefile.create_private(tmp)  # a copy of the hashes and sessions: 0600 like the database
     src = sqlite3.connect(source, timeout=30)
     out = sqlite3.connect(tmp)
     try:
