@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from jobpulse.collector.store import ingest
-from jobpulse.collector.store.errors import BatchError
+from jobpulse.collector.store.errors import BatchError, StoreUnavailable
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.collector.store.stage import Stage
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -116,7 +116,7 @@ class GroupCommitter:
                 raise  # the writer may still hold the stage; it closes it itself (stage.load)
             except Exception as exc:
                 group.stage.close()  # the write is over; if it failed before load(), nothing else will
-                if len(items) == 1:
+                if len(items) == 1 or isinstance(exc, StoreUnavailable):  # a full disk fails them all
                     self._fail(group.entries, exc)
                 else:
                     await self._one_by_one(group.entries)
@@ -162,6 +162,7 @@ class GroupCommitter:
     def _fail(group: list[Entry], exc: Exception) -> None:
         for entry_items, future in group:
             for pending in entry_items:
-                log.error("storing batch %d of %s failed: %s", pending.batch.seq, pending.node, exc)
+                if not isinstance(exc, StoreUnavailable):  # the store logs that once per condition
+                    log.error("storing batch %d of %s failed: %s", pending.batch.seq, pending.node, exc)
             if not future.done():
                 future.set_exception(exc)

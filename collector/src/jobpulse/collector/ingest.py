@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import grpc
 from jobpulse.collector.group_commit import GroupCommitter, Result
 from jobpulse.collector.settings import CollectorSettings
+from jobpulse.collector.store.errors import StoreUnavailable
 from jobpulse.collector.store.ingest import check_hello
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common.config import ConfigError
@@ -127,7 +128,12 @@ class IngestServicer(pb_grpc.IngestServicer):
             log.warning("refused stream from %s: hello %s", peer, exc)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"hello: {exc}")
         node, stream_id, cluster = hello.node, hello.stream_id, hello.cluster
-        last = await self.store.hello(hello)
+        try:
+            last = await self.store.hello(hello)
+        except StoreUnavailable as exc:  # logged once per condition by the store; the agent retries
+            log.debug("stream from %s refused: %s", node, exc.reason)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, exc.reason)
+            return
         log.info(
             "agent %s (%s, stream %s) connected from %s; resuming after seq %d",
             node,
@@ -139,6 +145,7 @@ class IngestServicer(pb_grpc.IngestServicer):
         yield pb.CollectorMessage(ack=pb.Ack(seq=last))
         state = _StreamState()
         reader = asyncio.create_task(self._read(request_iterator, node, stream_id, cluster, state))
+        unavailable: StoreUnavailable | None = None
         try:
             async for acked, stored, rejected in self._committed(state):
                 if self.on_batches is not None and stored:
@@ -147,8 +154,12 @@ class IngestServicer(pb_grpc.IngestServicer):
                     log.warning("refused batch %d of %s (stream %s): %s", seq, node, stream_id[:8], reason)
                     yield pb.CollectorMessage(reject=pb.Reject(seq=seq, reason=reason))
                 yield pb.CollectorMessage(ack=pb.Ack(seq=acked))
+        except StoreUnavailable as exc:
+            unavailable = exc  # e.g. the disk is full: nothing was stored, the agent keeps it and retries
         finally:
             reader.cancel()
+        if unavailable is not None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, unavailable.reason)
         if state.exception is not None:
             raise state.exception
         if state.refusal is not None:
