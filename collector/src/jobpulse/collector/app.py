@@ -16,6 +16,7 @@ from jobpulse.collector.api.admin import AdminController
 from jobpulse.collector.api.auth import AuthController
 from jobpulse.collector.api.config import ConfigController
 from jobpulse.collector.api.config_users import UserRolesController
+from jobpulse.collector.api.errors import domain_error
 from jobpulse.collector.api.job_control import JobControlController
 from jobpulse.collector.api.jobcache import JobDataCache
 from jobpulse.collector.api.jobs import JobsController
@@ -30,6 +31,7 @@ from jobpulse.collector.api.tags import TagsController
 from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.auth.oidc import OidcClient
 from jobpulse.collector.auth.security import build_auth
+from jobpulse.collector.domain.errors import DomainError
 from jobpulse.collector.ingest import MAX_MESSAGE_BYTES, IngestServicer, check_ingest_auth
 from jobpulse.collector.live import LiveFeed
 from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics_endpoint
@@ -100,6 +102,7 @@ def create_app(
             HTTPException: httpconf.http_error,
             InvalidField: httpconf.invalid_field,
             StoreUnavailable: httpconf.store_unavailable,
+            DomainError: domain_error,
             Exception: _internal_error,
         },
         debug=False,

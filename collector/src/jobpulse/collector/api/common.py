@@ -9,7 +9,6 @@ from jobpulse.collector.auth.roles import Principal
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.settings import CollectorSettings
-from jobpulse.collector.store import jobs
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common.validate import InvalidField
 from litestar import Request
@@ -74,7 +73,7 @@ async def load_run(
 ) -> tuple[dict[str, Any], RunScope]:
     """The run a job id names (if the caller may see it) and the samples that are its own."""
     row = await load_job(request, store, parse_job_ref(text))
-    scope = await store.read(lambda db: jobs.run_scope(db, row))
+    scope = await store.run_scope(row)
     return row, scope.only(nodes)
 
 

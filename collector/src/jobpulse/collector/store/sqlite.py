@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jobpulse.collector.domain.jobid import JobId
+from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.store import ingest, jobs, nodes
+from jobpulse.collector.store.base import Store
 from jobpulse.collector.store.errors import BatchError, StoreFull, StoreUnavailable
 from jobpulse.collector.store.migrations import migrate
 from jobpulse.common import statefile
@@ -207,6 +209,9 @@ class SqliteStore:
     async def get_job(self, job_id: int | JobId) -> dict[str, Any] | None:
         return await self.read(lambda db: jobs.get_job(db, job_id))
 
+    async def run_scope(self, run: dict[str, Any]) -> RunScope:
+        return await self.read(lambda db: jobs.run_scope(db, run))
+
     async def nodes(self, down_after: float, now: float) -> list[dict[str, Any]]:
         """Nodes with their state "up"/"down" (silent for more than ``down_after`` s) and last_seen."""
         return await self.read(lambda db: nodes.list_nodes(db, now, down_after))
@@ -223,3 +228,8 @@ def _settled(fn: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T
             except sqlite3.Error as exc:
                 log.warning("could not roll back after a failed write: %s", exc)
         raise
+
+
+def _conforms(store: SqliteStore) -> Store:
+    """mypy checks here that SqliteStore implements the whole storage protocol."""
+    return store
