@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from delivery import agent, produced, stored
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from jobpulse.agent import events, hooks
 from jobpulse.common import validate
@@ -148,6 +148,9 @@ def test_no_hook_environment_or_socket_request_stops_the_node(
 
         @FUZZ
         @given(request=requests)
+        # always tried as well: a well-formed start and stop (random ones are mostly refusals)
+        @example(request={"type": "start", "meta": {"job_id": "4242", "user": "carol", "uid": 1001}})
+        @example(request={"type": "stop", "meta": {"job_id": 4242, "exit_code": 0}})
         def socket_requests(request: dict[str, Any]) -> None:
             answer = events.send(sock, request, timeout=10)
             assert isinstance(answer.get("ok"), bool), answer

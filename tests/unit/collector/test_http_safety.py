@@ -120,12 +120,16 @@ async def test_D11_arabic_indic_digit_neither_stops_nor_creates_job_3(
         response = await fx_client.patch(path, json={"ExitCode": 0}, headers=admin)
         assert response.status_code == 400, (path, response.text)
         assert response.json()["detail"].startswith("id:")
-    # integer path parameters everywhere: ASCII digits, within 64 bits
-    for path in ("/api/job/\u0663", "/api/job/" + "9" * 30, "/api/admin/refresh_metadata/\u0663"):
+    # job ids in paths: ASCII digits (a job id parameter names itself "id", an integer one its name)
+    for path, name in (
+        ("/api/job/\u0663", "id:"),
+        ("/api/job/" + "9" * 30, "id:"),
+        ("/api/admin/refresh_metadata/\u0663", "job_id:"),
+    ):
         method = "POST" if "refresh" in path else "GET"
         response = await fx_client.request(method, path, headers=admin)
         assert response.status_code == 400, (path, response.text)
-        assert response.json()["detail"].startswith("job_id:")
+        assert response.json()["detail"].startswith(name)
     assert job_count(fx_store) == 0
     no_traceback(caplog)
 
