@@ -18,7 +18,6 @@ from jobpulse.collector.api.config import ConfigController
 from jobpulse.collector.api.config_users import UserRolesController
 from jobpulse.collector.api.errors import domain_error
 from jobpulse.collector.api.job_control import JobControlController
-from jobpulse.collector.api.jobcache import JobDataCache
 from jobpulse.collector.api.jobs import JobsController
 from jobpulse.collector.api.live import live
 from jobpulse.collector.api.livelog import livelog
@@ -37,6 +36,7 @@ from jobpulse.collector.live import LiveFeed
 from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics_endpoint
 from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.scheduler import start_scheduler
+from jobpulse.collector.services.jobs import JobService
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.errors import StoreUnavailable
 from jobpulse.collector.store.sqlite import SqliteStore
@@ -115,8 +115,8 @@ def create_app(
     logging.getLogger().addHandler(buffer)  # from now on, so the start-up lines are in the backlog
     app.state.oidc = OidcClient(settings.oidc) if settings.oidc.enabled else None
     app.state.live = live_feed
-    app.state.job_cache = JobDataCache()
-    live_feed.job_listeners.append(app.state.job_cache.invalidate_jobs)
+    app.state.jobs = JobService(store, settings.default_tick)
+    live_feed.job_listeners.append(app.state.jobs.invalidate_jobs)
     return app
 
 

@@ -1,15 +1,12 @@
-"""Helpers shared by the job-data routes: query parsing with 400s that name the parameter, job access."""
+"""Helpers shared by the job-data routes: query parsing with 400s that name the parameter."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from jobpulse.collector.auth.guards import check_job_access, principal_of
-from jobpulse.collector.auth.roles import Principal
 from jobpulse.collector.domain.jobid import JobId
-from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.services.series import interval_label as interval_label
 from jobpulse.collector.settings import CollectorSettings
-from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common.validate import InvalidField
 from litestar import Request
 from litestar.exceptions import ValidationException
@@ -56,35 +53,6 @@ def parse_job_ref(text: str, field: str = "id") -> JobId:
         raise ValidationException(str(exc), extra=[{"key": field, "message": exc.reason}]) from None
 
 
-async def load_job(
-    request: Request[Any, Any, Any], store: SqliteStore, job_id: int | JobId
-) -> dict[str, Any]:
-    """The latest run of the job, if the caller may see it (else 404, the same as a missing job)."""
-    principal = principal_of(request)
-    if isinstance(job_id, int) and not 0 < job_id <= INT64:
-        row = None
-    else:
-        row = await store.get_job(job_id)
-    return check_job_access(principal, row, str(job_id))
-
-
-async def load_run(
-    request: Request[Any, Any, Any], store: SqliteStore, text: str, nodes: list[str] | None = None
-) -> tuple[dict[str, Any], RunScope]:
-    """The run a job id names (if the caller may see it) and the samples that are its own."""
-    row = await load_job(request, store, parse_job_ref(text))
-    scope = await store.run_scope(row)
-    return row, scope.only(nodes)
-
-
 def tick_of(request: Request[Any, Any, Any]) -> float:
     settings: CollectorSettings = request.app.state.settings
     return settings.default_tick
-
-
-def interval_label(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
-def scope_user(principal: Principal) -> str | None:
-    return None if principal.is_admin else principal.username

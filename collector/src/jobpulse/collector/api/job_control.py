@@ -12,24 +12,20 @@ job. Admins get the job's ``JobMetadata``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Annotated, Any
 
 import msgspec
-from jobpulse.collector.api.deps import provide_store
+from jobpulse.collector.api.deps import provide_job_service
 from jobpulse.collector.api.jobdata import job_metadata as _job_metadata
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
-from jobpulse.collector.reconcile import apply_slurm_job
-from jobpulse.collector.slurm import cli as slurm
-from jobpulse.collector.store import jobs
-from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.services.jobs import JobService
 from jobpulse.common import validate
 from litestar import Controller, Request, patch, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
@@ -152,7 +148,7 @@ def _fields(data: JSONBody[JobMetadata]) -> dict[str, Any]:
 
 
 class JobControlController(Controller):
-    dependencies = {"store": Provide(provide_store, sync_to_thread=False)}
+    dependencies = {"jobs": Provide(provide_job_service, sync_to_thread=False)}
     tags = ["job-control"]
     request_max_body_size = MAX_BODY
 
@@ -166,23 +162,22 @@ class JobControlController(Controller):
     async def job_start(
         self,
         request: Request[Any, Any, Any],
-        store: NamedDependency[SqliteStore],
+        jobs: NamedDependency[JobService],
         data: JSONBody[JobMetadata],
     ) -> dict[str, Any]:
         job_id = _check_id(data.Id)
         _check_names(data)
         start = _check_time(data.StartTime, "StartTime") or int(time.time())
         stop = _check_time(data.StopTime, "StopTime")
-        fields = _fields(data)
-
-        def write(db: Any) -> dict[str, Any]:
-            cluster = data.ClusterId or None
-            run = jobs.record_start(db, cluster, job_id, start, fields, "api")
-            if stop and not data.IsRunning:
-                jobs.record_stop(db, cluster, job_id, stop, _state(data.ExitCode), data.ExitCode, "api")
-            return dict(db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone())
-
-        return _answer(request, job_id, await store.write(write))
+        row = await jobs.start_job(
+            data.ClusterId or None,
+            job_id,
+            start,
+            _fields(data),
+            stop=stop if not data.IsRunning else 0,
+            exit_code=data.ExitCode,
+        )
+        return _answer(request, job_id, row)
 
     @patch(
         "/api/job_stop/{job_id:str}",
@@ -193,18 +188,13 @@ class JobControlController(Controller):
     async def job_stop(
         self,
         request: Request[Any, Any, Any],
-        store: NamedDependency[SqliteStore],
+        jobs: NamedDependency[JobService],
         job_id: FromPath[str],
         data: JSONBody[StopJob],
     ) -> dict[str, Any]:
         number = _check_id(job_id, "id")
         stop = _check_time(data.StopTime, "StopTime") or int(time.time())
-
-        def write(db: Any) -> dict[str, Any]:
-            run = jobs.record_stop(db, None, number, stop, _state(data.ExitCode), data.ExitCode, "api")
-            return dict(db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone())
-
-        return _answer(request, number, await store.write(write))
+        return _answer(request, number, await jobs.stop_job(number, stop, data.ExitCode))
 
     @post(
         "/api/admin/refresh_metadata/{job_id:int}",
@@ -221,28 +211,12 @@ class JobControlController(Controller):
         },
     )
     async def refresh_metadata(
-        self, store: NamedDependency[SqliteStore], job_id: FromPath[int]
+        self, jobs: NamedDependency[JobService], job_id: FromPath[int]
     ) -> dict[str, Any]:
         _check_id(job_id, "id")
-        try:
-            found = await asyncio.to_thread(slurm.job, job_id)
-        except slurm.SlurmUnavailable as exc:
-            raise HTTPException(
-                status_code=HTTP_503_SERVICE_UNAVAILABLE,
-                detail=f"cannot refresh job {job_id}: {exc}; install the Slurm client on the collector host",
-            ) from exc
-        except slurm.SlurmError as exc:
-            raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, detail=f"Slurm: {exc}") from exc
-        if found is None:
-            raise NotFoundException(f"Slurm does not know job {job_id}")
-        row = await store.write(lambda db: apply_slurm_job(db, found, "refresh", overwrite=True))
-        return job_metadata(row)
+        return job_metadata(await jobs.refresh_job(job_id))
 
 
 def _answer(request: Request[Any, Any, Any], job_id: int, row: dict[str, Any]) -> dict[str, Any]:
     """The stored job for admins; only the job number the caller sent for job-control (it reads nothing)."""
     return job_metadata(row) if principal_of(request).is_admin else {"Id": job_id}
-
-
-def _state(exit_code: int | None) -> str:
-    return "COMPLETED" if not exit_code else "FAILED"

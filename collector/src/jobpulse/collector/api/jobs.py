@@ -4,26 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, cast
 
-import msgspec
-from jobpulse.collector import metric_catalog
 from jobpulse.collector.api import jobdata
-from jobpulse.collector.api.common import (
-    INT64,
-    interval_label,
-    load_run,
-    parse_list,
-    parse_range,
-    scope_user,
-    tick_of,
-)
-from jobpulse.collector.api.deps import provide_store
-from jobpulse.collector.api.jobcache import JobDataCache
+from jobpulse.collector.api.common import INT64, parse_job_ref, parse_list, parse_range
+from jobpulse.collector.api.deps import provide_job_service
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
-from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag, MetricData, StepSummary
-from jobpulse.collector.store import jobs, samples, series, steps, tags
-from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
-from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.domain.jobs import JobQuery
+from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag
+from jobpulse.collector.services.jobs import JobService
 from jobpulse.common.validate import JOB_NUMBER_MAX
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
@@ -44,7 +32,7 @@ SortKey = Literal[
 
 
 class JobsController(Controller):
-    dependencies = {"store": Provide(provide_store, sync_to_thread=False)}
+    dependencies = {"jobs": Provide(provide_job_service, sync_to_thread=False)}
     tags = ["jobs"]
     guards = [requires(Role.USER)]
 
@@ -52,7 +40,7 @@ class JobsController(Controller):
     async def list_jobs(
         self,
         request: Request[Any, Any, Any],
-        store: NamedDependency[SqliteStore],
+        jobs: NamedDependency[JobService],
         UserName: Annotated[str | None, QueryParameter(name="UserName", max_length=256)] = None,
         UserId: Annotated[int | None, QueryParameter(name="UserId", ge=-INT64, le=INT64)] = None,
         GroupName: Annotated[str | None, QueryParameter(name="GroupName", max_length=256)] = None,
@@ -99,8 +87,7 @@ class JobsController(Controller):
         limit: Annotated[int, QueryParameter(name="limit", ge=1, le=10_000)] = 100,
         offset: Annotated[int, QueryParameter(name="offset", ge=0, le=INT64)] = 0,
     ) -> JobListData:
-        principal = principal_of(request)
-        query = jobs.JobQuery(
+        query = JobQuery(
             user=UserName,
             user_id=UserId,
             group=GroupName,
@@ -126,31 +113,18 @@ class JobsController(Controller):
             limit=limit,
             offset=offset,
         )
-        own = scope_user(principal)
-        if own is not None:
-            if UserName not in (None, own):
-                query.user = "\0nobody"  # asking for someone else's jobs: none of them are visible
-            else:
-                query.user = own
-        sample_interval = interval_label(tick_of(request))
-
-        def run(db: Any) -> JobListData:
-            rows, total = jobs.query_jobs(db, query)
-            by_run = jobdata.tags_by_run(db, [r["run_id"] for r in rows])
-            config = metric_catalog.load(db, sample_interval)
-            return JobListData(
-                Jobs=[jobdata.job_metadata(r, by_run[r["run_id"]]) for r in rows],
-                Config=JobListConfig(
-                    RadarChartMetrics=config.RadarChartMetrics,
-                    Partitions=config.Partitions,
-                    Tags=[JobTag(**t) for t in tags.all_tags(db, own)],
-                ),
-                Total=total,
-                Limit=limit,
-                Offset=offset,
-            )
-
-        return await store.read(run)
+        listing, config = await jobs.list_jobs(principal_of(request), query)
+        return JobListData(
+            Jobs=[jobdata.job_metadata(r, listing.tags_by_run[r["run_id"]]) for r in listing.rows],
+            Config=JobListConfig(
+                RadarChartMetrics=config.RadarChartMetrics,
+                Partitions=config.Partitions,
+                Tags=[JobTag(**t) for t in listing.tags_in_use],
+            ),
+            Total=listing.total,
+            Limit=limit,
+            Offset=offset,
+        )
 
     @get(
         "/api/job/{job_id:str}",
@@ -161,7 +135,7 @@ class JobsController(Controller):
     async def get_job(
         self,
         request: Request[Any, Any, Any],
-        store: NamedDependency[SqliteStore],
+        jobs: NamedDependency[JobService],
         job_id: Annotated[
             str, PathParameter(description="a job number, an array task 123_4 or a het component 123+1")
         ],
@@ -193,58 +167,13 @@ class JobsController(Controller):
             ),
         ] = None,
     ) -> Response[JobData]:
+        principal = principal_of(request)
+        ref = parse_job_ref(job_id)
         wanted = [n for n in node.split("|") if n] if node else None
-        row, scope = await load_run(request, store, job_id, wanted)
         want_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
         if want_csv:
-            rows = await store.read(
-                lambda db: samples.job_samples(db, scope.job_id, scope.start_ms, scope.end_ms, step)
-            )
-            rows = [r for r in rows if r["node"] in scope.nodes]
-            body = jobdata.samples_csv(rows, JOB_SAMPLE_COLUMNS)
+            body = await jobs.job_csv(principal, ref, wanted, step)
             headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
             return cast(Response[JobData], Response(body, media_type="text/csv", headers=headers))
-        tick = tick_of(request)
-
-        cache: JobDataCache = request.app.state.job_cache
-        finished = not row["is_running"] and not raw
-
-        def run(db: Any) -> JobData:
-            sampling_key = ("sampling", row["run_id"], row["stop_time"])
-            measured = cache.get(sampling_key) if finished else None
-            if measured is None:
-                measured = series.sampling(db, scope)[0] or tick
-                if finished:
-                    cache.put(sampling_key, scope.job_id, measured)
-            intervals, default = jobdata.sample_intervals(row, cast(float, measured))
-            interval = sampleInterval or default
-            catalog = metric_catalog.load_metrics(db, interval_label(tick))
-            key = (
-                row["run_id"],
-                row["stop_time"],
-                interval,
-                tuple(wanted or ()),
-                step,
-                msgspec.json.encode(catalog),
-            )
-            metric_data = cast(list[MetricData] | None, cache.get(key) if finished else None)
-            if metric_data is None:
-                metric_data = jobdata.metric_data(db, scope, catalog, interval, raw, step)
-                if finished:
-                    cache.put(key, scope.job_id, metric_data)
-            job_tags = tags.job_tags(db, row["run_id"])
-            summary, findings = jobdata.job_summary(db, row["run_id"])
-            return JobData(
-                Metadata=jobdata.job_metadata(row, job_tags),
-                MetricData=metric_data,
-                QuantileData=[],
-                SampleInterval=0.0 if raw else interval,
-                SampleIntervals=intervals,
-                Tags=[JobTag(**t) for t in job_tags],
-                Summary=summary,
-                Findings=findings,
-                Steps=[StepSummary(**s) for s in steps.step_summaries(db, scope)],
-                Step=step,
-            )
-
-        return Response(await store.read(run))
+        page = await jobs.job_page(principal, ref, wanted, raw, sampleInterval, step)
+        return Response(jobdata.job_data(page, step))

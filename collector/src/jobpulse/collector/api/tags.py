@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from jobpulse.collector.api.common import load_job
-from jobpulse.collector.api.deps import provide_store
+from jobpulse.collector.api.deps import provide_job_service
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.schemas import JobTag
-from jobpulse.collector.store import tags
-from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.services.jobs import JobService
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
 
 class TagsController(Controller):
-    dependencies = {"store": Provide(provide_store, sync_to_thread=False)}
+    dependencies = {"jobs": Provide(provide_job_service, sync_to_thread=False)}
     tags = ["tags"]
     guards = [requires(Role.USER)]
 
@@ -26,23 +23,11 @@ class TagsController(Controller):
     async def add_tag(
         self,
         request: Request[Any, Any, Any],
-        store: NamedDependency[SqliteStore],
+        jobs: NamedDependency[JobService],
         data: JSONBody[JobTag],
         job: Annotated[int, QueryParameter(name="job", ge=0, le=2**63 - 1, description="job id")],
     ) -> JobTag:
-        row = await load_job(request, store, job)
-        principal = principal_of(request)
-        # as JobMon: the tag's Type is the tagger's role, CreatedBy the tagger
-        kind = "admin" if principal.is_admin else "user"
-        created = await store.write(
-            lambda db: tags.add_tag(
-                db,
-                row["run_id"],
-                data.Name,
-                data.Type if data.Type == "finding" else kind,
-                principal.username,
-            )
-        )
+        created = await jobs.add_tag(principal_of(request), job, data.Name, data.Type)
         return JobTag(**created)
 
     @post(
@@ -51,12 +36,9 @@ class TagsController(Controller):
     async def remove_tag(
         self,
         request: Request[Any, Any, Any],
-        store: NamedDependency[SqliteStore],
+        jobs: NamedDependency[JobService],
         data: JSONBody[JobTag],
         job: Annotated[int, QueryParameter(name="job", ge=0, le=2**63 - 1, description="job id")],
     ) -> JobTag:
-        row = await load_job(request, store, job)
-        removed = await store.write(lambda db: tags.remove_tag(db, row["run_id"], data.Name))
-        if not removed:
-            raise NotFoundException(f"job {job} has no tag {data.Name!r}")
+        await jobs.remove_tag(principal_of(request), job, data.Name)
         return data

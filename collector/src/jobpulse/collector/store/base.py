@@ -11,10 +11,16 @@ Sections by area (jobs and series; accounts; configuration and nodes) keep the p
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jobpulse.collector.domain.jobid import JobId
+from jobpulse.collector.domain.jobs import JobListing, JobQuery
 from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.schemas import Configuration, MetricConfig
+
+if TYPE_CHECKING:
+    from jobpulse.collector.slurm.parse import SlurmJob
 
 
 class JobStore(Protocol):
@@ -26,6 +32,85 @@ class JobStore(Protocol):
 
     async def run_scope(self, run: dict[str, Any]) -> RunScope:
         """Which samples belong to ``run`` (its window and its cluster's nodes)."""
+        ...
+
+    # the job list and search
+    async def job_list(self, query: JobQuery, tags_of: str | None) -> JobListing:
+        """One page of runs matching ``query``, their tags, and the tags in use on ``tags_of``'s jobs
+        (None: anyone's)."""
+        ...
+
+    async def users_with_jobs(self, contains: str, limit: int = 100) -> list[str]:
+        """Usernames containing ``contains`` (case-insensitive, no wildcards) among users with jobs."""
+        ...
+
+    # the metric catalogue, as the job routes read it
+    async def api_configuration(self, sample_interval: str) -> Configuration:
+        """The API configuration (catalogue, partitions, radar chart metrics)."""
+        ...
+
+    async def metric_catalog(self, sample_interval: str) -> list[MetricConfig]:
+        """The metric catalogue, sorted by display name."""
+        ...
+
+    # one run
+    async def job_tags(self, run_id: int) -> list[dict[str, Any]]:
+        """The run's tags (JobTag keys), by type then name."""
+        ...
+
+    async def job_summary(self, run_id: int) -> dict[str, Any] | None:
+        """The run's stored summary with its ``findings``, or None until it has one."""
+        ...
+
+    async def step_summaries(self, scope: RunScope) -> list[dict[str, Any]]:
+        """Per-step figures of the run (StepSummary keys)."""
+        ...
+
+    async def sampling(self, scope: RunScope) -> tuple[float | None, int]:
+        """(the measured sample interval in seconds or None, the number of whole-job samples)."""
+        ...
+
+    async def run_samples(self, scope: RunScope, step: str = "") -> list[dict[str, Any]]:
+        """Every raw sample of the run (or one step) on the scope's nodes, per node in time order."""
+        ...
+
+    async def series_points(
+        self, scope: RunScope, metrics: Sequence[str], interval: float, agg_fn: str, step: str = ""
+    ) -> dict[str, dict[str, list[tuple[float, float]]]]:
+        """``metrics`` of the run bucketed to ``interval`` seconds with ``agg_fn``: metric -> node ->
+        (interval start in s, value)."""
+        ...
+
+    # tags
+    async def add_tag(self, run_id: int, name: str, type: str, created_by: str) -> dict[str, Any]:
+        """Attach the tag (created if new) to the run; idempotent; the tag. ValueError on an empty name."""
+        ...
+
+    async def remove_tag(self, run_id: int, name: str) -> bool:
+        """Detach every tag called ``name`` from the run; False if it carried none."""
+        ...
+
+    # lifecycle: every source goes through store/jobs.py record_start/record_stop
+    async def record_start(
+        self,
+        cluster: str | None,
+        job_id: int,
+        start: int,
+        fields: dict[str, Any],
+        source: str,
+        stop: tuple[int, str, int | None] | None = None,
+    ) -> dict[str, Any]:
+        """A run started (and ended, with ``stop`` = (time, state, exit code)); the stored run."""
+        ...
+
+    async def record_stop(
+        self, cluster: str | None, job_id: int, stop: int, state: str, exit_code: int | None, source: str
+    ) -> dict[str, Any]:
+        """The newest run of ``job_id`` ended; the stored run."""
+        ...
+
+    async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> dict[str, Any]:
+        """What Slurm says about a job (created if missed; ``overwrite``: Slurm's word is final)."""
         ...
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from jobpulse.collector.domain import hostnames
 from jobpulse.collector.domain.jobid import JobId
+from jobpulse.collector.domain.jobs import JobQuery as JobQuery  # the list filters (re-exported)
 from jobpulse.collector.domain.runs import EDGE_SECONDS, START_EDGE, RunScope
 from jobpulse.collector.store.errors import BatchError
 from jobpulse.common.validate import safe_for_log
@@ -351,34 +351,6 @@ SORT_COLUMNS: dict[str, str] = {
     "JobName": "job_name",
 }
 _DURATION = SORT_COLUMNS["Duration"]
-
-
-@dataclass
-class JobQuery:
-    """Filters of the job list; None means "any". Ranges are inclusive (from, to), either end None."""
-
-    user: str | None = None
-    user_id: int | None = None
-    group: str | None = None
-    group_id: int | None = None
-    account: str | None = None
-    partition: str | None = None
-    state: str | None = None
-    node: str | None = None
-    array_job_id: int | None = None  # the tasks of one job array
-    is_running: bool | None = None
-    num_nodes: tuple[int | None, int | None] | None = None
-    num_tasks: tuple[int | None, int | None] | None = None
-    num_gpus: tuple[int | None, int | None] | None = None
-    time: tuple[int | None, int | None] | None = None  # start time, epoch seconds
-    duration: tuple[int | None, int | None] | None = None  # seconds
-    tag_ids: list[int] = field(default_factory=list)  # every one must be present
-    tag_names: list[str] = field(default_factory=list)
-    findings: list[str] = field(default_factory=list)  # tags of type "finding"
-    sort: str = "StartTime"
-    descending: bool = True
-    limit: int = 100
-    offset: int = 0
 
 
 def _range(

@@ -1,0 +1,47 @@
+"""The job list's filters, as plain values: what every dialect's list route asks the job service for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Bounds = tuple[int | None, int | None]
+
+
+@dataclass
+class JobQuery:
+    """Filters of the job list; None means "any". Ranges are inclusive (from, to), either end None."""
+
+    user: str | None = None
+    user_id: int | None = None
+    group: str | None = None
+    group_id: int | None = None
+    account: str | None = None
+    partition: str | None = None
+    state: str | None = None
+    node: str | None = None
+    array_job_id: int | None = None  # the tasks of one job array
+    is_running: bool | None = None
+    num_nodes: Bounds | None = None
+    num_tasks: Bounds | None = None
+    num_gpus: Bounds | None = None
+    time: Bounds | None = None  # start time, epoch seconds
+    duration: Bounds | None = None  # seconds
+    tag_ids: list[int] = field(default_factory=list)  # every one must be present
+    tag_names: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # tags of type "finding"
+    sort: str = "StartTime"
+    descending: bool = True
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass
+class JobListing:
+    """One page of the job list: the runs (rows of ``jobs``), how many match in all, each run's tags
+    and the tags in use (the list's tag filter offers them)."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    tags_by_run: dict[int, list[dict[str, Any]]]
+    tags_in_use: list[dict[str, Any]]

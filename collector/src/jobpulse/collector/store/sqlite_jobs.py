@@ -1,0 +1,169 @@
+"""The job section of the storage protocol (store/base.py ``JobStore``) for SQLite.
+
+A mixin of :class:`~jobpulse.collector.store.sqlite.SqliteStore`: each method is one read (on a reader
+connection) or one write (on the writer thread), and a method that runs several statements runs them
+in one transaction. The SQL itself stays in the modules per concern (jobs.py, series.py, tags.py, ...);
+this class names the operations the job service needs and runs them on the right thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from jobpulse.collector import metric_catalog
+from jobpulse.collector.domain.jobs import JobListing, JobQuery
+from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.schemas import Configuration, MetricConfig
+from jobpulse.collector.store import jobs, samples, series, steps, tags
+from jobpulse.collector.summary import load_summary
+
+if TYPE_CHECKING:
+    from jobpulse.collector.slurm.parse import SlurmJob
+
+T = TypeVar("T")
+
+
+def _transaction(fn: Callable[[sqlite3.Connection], T], immediate: bool) -> Callable[[sqlite3.Connection], T]:
+    """``fn`` run between BEGIN and COMMIT (rolled back when it fails), so its statements see and leave
+    one state of the database."""
+
+    def run(db: sqlite3.Connection) -> T:
+        db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            result = fn(db)
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    return run
+
+
+def _row(db: sqlite3.Connection, run_id: int) -> dict[str, Any]:
+    row = db.execute("SELECT * FROM jobs WHERE run_id = ?", (run_id,)).fetchone()
+    return dict(row) if row is not None else {}
+
+
+class SqliteJobs:
+    """Job runs, their samples and series, tags and summaries (see ``JobStore``)."""
+
+    if TYPE_CHECKING:  # provided by SqliteStore
+
+        async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+
+        async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+
+    # -- the job list and search -----------------------------------------------------------------
+    async def job_list(self, query: JobQuery, tags_of: str | None) -> JobListing:
+        def run(db: sqlite3.Connection) -> JobListing:
+            rows, total = jobs.query_jobs(db, query)
+            return JobListing(
+                rows=rows,
+                total=total,
+                tags_by_run=_tags_by_run(db, [r["run_id"] for r in rows]),
+                tags_in_use=tags.all_tags(db, tags_of),
+            )
+
+        return await self.read(_transaction(run, immediate=False))
+
+    async def users_with_jobs(self, contains: str, limit: int = 100) -> list[str]:
+        return await self.read(lambda db: jobs.users_with_jobs(db, contains, limit=limit))
+
+    # -- the metric catalogue as the job routes read it ------------------------------------------
+    async def api_configuration(self, sample_interval: str) -> Configuration:
+        return await self.read(lambda db: metric_catalog.load(db, sample_interval))
+
+    async def metric_catalog(self, sample_interval: str) -> list[MetricConfig]:
+        return await self.read(lambda db: metric_catalog.load_metrics(db, sample_interval))
+
+    # -- one run: tags, summary, steps, samples, series ------------------------------------------
+    async def job_tags(self, run_id: int) -> list[dict[str, Any]]:
+        return await self.read(lambda db: tags.job_tags(db, run_id))
+
+    async def job_summary(self, run_id: int) -> dict[str, Any] | None:
+        return await self.read(lambda db: load_summary(db, run_id))
+
+    async def step_summaries(self, scope: RunScope) -> list[dict[str, Any]]:
+        return await self.read(lambda db: steps.step_summaries(db, scope))
+
+    async def sampling(self, scope: RunScope) -> tuple[float | None, int]:
+        return await self.read(lambda db: series.sampling(db, scope))
+
+    async def run_samples(self, scope: RunScope, step: str = "") -> list[dict[str, Any]]:
+        def run(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = samples.job_samples(db, scope.job_id, scope.start_ms, scope.end_ms, step)
+            return [r for r in rows if r["node"] in scope.nodes]
+
+        return await self.read(run)
+
+    async def series_points(
+        self, scope: RunScope, metrics: Sequence[str], interval: float, agg_fn: str, step: str = ""
+    ) -> series.Points:
+        return await self.read(
+            lambda db: series.job_series_points(db, scope, metrics, interval, agg_fn, step=step)
+        )
+
+    # -- tags ------------------------------------------------------------------------------------
+    async def add_tag(self, run_id: int, name: str, type: str, created_by: str) -> dict[str, Any]:
+        return await self.write(lambda db: tags.add_tag(db, run_id, name, type, created_by))
+
+    async def remove_tag(self, run_id: int, name: str) -> bool:
+        return await self.write(lambda db: tags.remove_tag(db, run_id, name))
+
+    # -- lifecycle (the same functions the agents' events and the reconciler go through) --------
+    async def record_start(
+        self,
+        cluster: str | None,
+        job_id: int,
+        start: int,
+        fields: dict[str, Any],
+        source: str,
+        stop: tuple[int, str, int | None] | None = None,
+    ) -> dict[str, Any]:
+        """A run started (and ended, with ``stop`` = (time, state, exit code)); the stored run."""
+
+        def run(db: sqlite3.Connection) -> dict[str, Any]:
+            run_id = jobs.record_start(db, cluster, job_id, start, fields, source)
+            if stop is not None:
+                jobs.record_stop(db, cluster, job_id, stop[0], stop[1], stop[2], source)
+            return _row(db, run_id)
+
+        return await self.write(_transaction(run, immediate=True))
+
+    async def record_stop(
+        self, cluster: str | None, job_id: int, stop: int, state: str, exit_code: int | None, source: str
+    ) -> dict[str, Any]:
+        """The newest run of ``job_id`` ended; the stored run."""
+
+        def run(db: sqlite3.Connection) -> dict[str, Any]:
+            return _row(db, jobs.record_stop(db, cluster, job_id, stop, state, exit_code, source))
+
+        return await self.write(_transaction(run, immediate=True))
+
+    async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> dict[str, Any]:
+        """What Slurm says about ``job``, recorded as the reconciler records it; the stored run."""
+        # reconcile imports this package's SqliteStore: imported when called, not when loaded
+        from jobpulse.collector.reconcile import apply_slurm_job
+
+        return await self.write(
+            _transaction(lambda db: apply_slurm_job(db, job, source, overwrite=overwrite), immediate=True)
+        )
+
+
+def _tags_by_run(db: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The tags of many runs in one query (the job list shows each job's tags)."""
+    result: dict[int, list[dict[str, Any]]] = {r: [] for r in run_ids}
+    if not run_ids:
+        return result
+    rows = db.execute(
+        f"""SELECT jt.run_id, t.id, t.name, t.type, t.created_by FROM job_tags jt JOIN tags t
+            ON t.id = jt.tag_id WHERE jt.run_id IN ({", ".join("?" for _ in run_ids)}) ORDER BY t.name""",
+        run_ids,
+    )
+    for r in rows:
+        result[r[0]].append({"Id": r[1], "Name": r[2], "Type": r[3], "CreatedBy": r[4]})
+    return result

@@ -1,0 +1,66 @@
+"""The job service without HTTP: ownership and tags answer domain errors, never HTTP exceptions."""
+
+from __future__ import annotations
+
+import pytest
+from jobpulse.collector.domain.errors import InvalidInput, NotFound
+from jobpulse.collector.domain.jobid import JobId
+from jobpulse.collector.domain.jobs import JobQuery
+from jobpulse.collector.domain.principals import Principal, Role
+from jobpulse.collector.services.jobs import JobService
+from jobpulse.collector.store.sqlite import SqliteStore
+from seed import add_job
+
+T0 = 1_700_000_000
+ALICE = Principal("alice", frozenset({Role.USER.value}), "session", session_id="s1")
+BOB = Principal("bob", frozenset({Role.USER.value}), "session", session_id="s2")
+ADMIN = Principal("admin", frozenset({Role.ADMIN.value}), "session", session_id="s3")
+
+
+@pytest.fixture
+def service(fx_store: SqliteStore) -> JobService:
+    add_job(fx_store.writer, 301, "alice", start=T0, stop=T0 + 600)
+    add_job(fx_store.writer, 302, "bob", start=T0, stop=T0 + 600)
+    return JobService(fx_store, tick=10.0)
+
+
+async def test_a_user_never_sees_another_users_run(service: JobService) -> None:
+    row, scope = await service.get_run(ALICE, JobId(301))
+    assert row["user_name"] == "alice" and scope.job_id == 301
+    with pytest.raises(NotFound, match="302") as bobs:
+        await service.get_run(ALICE, JobId(302))
+    with pytest.raises(NotFound) as missing:
+        await service.get_run(ALICE, JobId(999))
+    assert type(bobs.value) is type(missing.value)  # the same answer as a missing job: ids cannot be probed
+    assert (await service.get_run(ADMIN, JobId(302)))[0]["user_name"] == "bob"
+    with pytest.raises(NotFound):
+        await service.job_page(BOB, 301)
+
+
+async def test_the_list_is_scoped_to_the_users_own_jobs(service: JobService) -> None:
+    listing, _ = await service.list_jobs(ALICE, JobQuery())
+    assert [r["job_id"] for r in listing.rows] == [301] and listing.total == 1
+    listing, _ = await service.list_jobs(ALICE, JobQuery(user="bob"))
+    assert listing.rows == [] and listing.total == 0
+    listing, _ = await service.list_jobs(ADMIN, JobQuery(user="bob"))
+    assert [r["job_id"] for r in listing.rows] == [302]
+
+
+async def test_tags_and_search_answer_domain_errors(service: JobService) -> None:
+    tag = await service.add_tag(ALICE, 301, "keep", "user")
+    assert (tag["Name"], tag["Type"], tag["CreatedBy"]) == ("keep", "user", "alice")
+    with pytest.raises(NotFound):
+        await service.add_tag(BOB, 301, "x", "user")
+    with pytest.raises(InvalidInput) as empty:
+        await service.add_tag(ALICE, 301, " ", "user")
+    assert empty.value.field == "Name"
+    await service.remove_tag(ALICE, 301, "keep")
+    with pytest.raises(NotFound):
+        await service.remove_tag(ALICE, 301, "keep")
+    assert await service.search(ALICE, "301") == "job:301"
+    with pytest.raises(NotFound):
+        await service.search(ALICE, "302")
+    assert await service.search(ADMIN, "bob") == "user:bob"
+    with pytest.raises(InvalidInput) as unknown:
+        await service.metric(ALICE, 301, "no-such-metric")
+    assert unknown.value.field == "metric"
