@@ -22,17 +22,7 @@ import re
 from typing import Any
 
 from jobpulse.collector.auth.passwords import hash_password, verify_password
-from jobpulse.collector.domain.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    Unauthorized,
-    Unavailable,
-)
-from jobpulse.collector.domain.principals import ALL_ROLES, Principal, Role, unknown_roles
-from jobpulse.collector.store.base import AccountStore
-from jobpulse.collector.store.users import (
+from jobpulse.collector.domain.accounts import (
     SERVICE_PREFIX,
     SESSION,
     WS_TICKET,
@@ -43,6 +33,16 @@ from jobpulse.collector.store.users import (
     looks_like_api_key,
     service_principal,
 )
+from jobpulse.collector.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+from jobpulse.collector.domain.principals import ALL_ROLES, Principal, Role, unknown_roles
+from jobpulse.collector.store.base import AccountStore
 from jobpulse.common import validate
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ __all__ = [
     "WS_TICKET",
     "AccountService",
     "check_user_name",
+    "key_owner",
     "looks_like_api_key",
 ]
 
@@ -107,6 +108,8 @@ def key_owner(role: str, owner: str | None, service: str | None) -> str:
 
 
 class AccountService:
+    """The accounts rules over an :class:`AccountStore`; one per app (``app.state.accounts``)."""
+
     def __init__(self, store: AccountStore) -> None:
         self.store = store
 

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from jobpulse.collector.domain.accounts import WS_TICKET, InvalidUserName, KeyOwnerError
 from jobpulse.collector.domain.errors import InvalidInput, Unavailable
 from jobpulse.collector.store import users
 
@@ -52,7 +53,7 @@ class SqliteAccounts:
 
         try:
             return await self.write(_in_transaction(save))
-        except users.InvalidUserName as exc:
+        except InvalidUserName as exc:
             raise InvalidInput("username", str(exc)) from exc
 
     async def upsert_external_user(
@@ -70,7 +71,7 @@ class SqliteAccounts:
 
         try:
             return await self.write(_in_transaction(upsert))
-        except users.InvalidUserName as exc:
+        except InvalidUserName as exc:
             raise InvalidInput("username", str(exc)) from exc
 
     async def set_roles(
@@ -90,7 +91,7 @@ class SqliteAccounts:
 
         try:
             return await self.write(_in_transaction(apply))
-        except users.InvalidUserName as exc:
+        except InvalidUserName as exc:
             raise InvalidInput("user", str(exc)) from exc
 
     # -- sessions and ws-tickets ----------------------------------------------------
@@ -98,9 +99,7 @@ class SqliteAccounts:
         return await self.write(lambda db: users.create_session(db, username, ttl_seconds))
 
     async def create_ws_ticket(self, username: str, ttl_seconds: float, parent: str) -> str:
-        return await self.write(
-            lambda db: users.create_session(db, username, ttl_seconds, users.WS_TICKET, parent)
-        )
+        return await self.write(lambda db: users.create_session(db, username, ttl_seconds, WS_TICKET, parent))
 
     async def session_of(self, session_id: str, username: str) -> tuple[str | None, dict[str, Any] | None]:
         return await self.read(
@@ -127,7 +126,7 @@ class SqliteAccounts:
 
         try:
             return await self.write(_in_transaction(create))
-        except users.KeyOwnerError as exc:
+        except KeyOwnerError as exc:
             raise InvalidInput("owner", str(exc)) from exc
 
     async def verify_api_key(self, presented: str) -> dict[str, Any] | None:
