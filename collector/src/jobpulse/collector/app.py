@@ -36,6 +36,7 @@ from jobpulse.collector.live import LiveFeed
 from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics_endpoint
 from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.scheduler import start_scheduler
+from jobpulse.collector.services.accounts import AccountService
 from jobpulse.collector.services.jobs import JobService
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.errors import StoreUnavailable
@@ -108,6 +109,7 @@ def create_app(
         debug=False,
     )
     app.state.store = store
+    app.state.accounts = AccountService(store)
     app.state.settings = settings
     app.state.auth = auth
     app.state.metrics = metrics

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobpulse.collector.settings import load_settings
 from jobpulse.common import statefile
 from jobpulse.common.config import ConfigError
+
+if TYPE_CHECKING:
+    from jobpulse.collector.services.accounts import AccountService
+
+T = TypeVar("T")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -42,6 +50,19 @@ def _open_store(args: argparse.Namespace) -> tuple[object, object]:
     return settings, store
 
 
+def _run_accounts(args: argparse.Namespace, call: Callable[[AccountService], Coroutine[Any, Any, T]]) -> T:
+    """``call(accounts service)`` on the configured database, opened for this one command."""
+    from jobpulse.collector.services.accounts import AccountService
+    from jobpulse.collector.store.sqlite import SqliteStore
+
+    _settings, store = _open_store(args)
+    assert isinstance(store, SqliteStore)
+    try:
+        return asyncio.run(call(AccountService(store)))
+    finally:
+        store.close()
+
+
 def cmd_create_api_key(args: argparse.Namespace) -> int:
     """Admins make keys for scripts and Slurm hooks here; the key is printed once and stored hashed.
 
@@ -50,44 +71,31 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
     who must exist and hold the role, and work only while they do).
     """
     from jobpulse.collector.auth.roles import ALL_ROLES
-    from jobpulse.collector.store import users
-    from jobpulse.collector.store.sqlite import SqliteStore
+    from jobpulse.collector.domain.errors import InvalidInput
+    from jobpulse.collector.services.accounts import CLI, key_owner
 
     if args.role not in ALL_ROLES:
         print(f"jobpulse-collector: --role must be one of {sorted(ALL_ROLES)}", file=sys.stderr)
         return 2
     try:
-        if args.service:
-            owner = users.service_principal(args.service)
-        elif args.owner:
-            owner = args.owner
-        else:
+        if not args.service and not args.owner:
             hint = (
                 "--service NAME (e.g. --service slurm-hooks)"
                 if args.role == "job-control"
                 else "--owner USER"
             )
-            raise users.KeyOwnerError(f"name the key's owner with {hint}")
-    except users.KeyOwnerError as exc:
-        print(f"jobpulse-collector: {exc}", file=sys.stderr)
+            raise InvalidInput("owner", f"name the key's owner with {hint}")
+        owner = key_owner(args.role, args.owner, args.service)  # checked here, before the database opens
+        ttl = args.days * 86400 if args.days else None
+        key, record = _run_accounts(
+            args,
+            lambda accounts: accounts.create_api_key(
+                CLI, args.role, owner=owner, name=args.name, ttl_seconds=ttl, audit_name=True
+            ),
+        )
+    except InvalidInput as exc:
+        print(f"jobpulse-collector: {exc.reason}", file=sys.stderr)
         return 2
-    _settings, store = _open_store(args)
-    assert isinstance(store, SqliteStore)
-    db = store.writer
-    ttl = args.days * 86400 if args.days else None
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        key, record = users.create_api_key(db, owner, args.role, args.name, ttl)
-    except users.KeyOwnerError as exc:
-        db.execute("ROLLBACK")
-        store.close()
-        print(f"jobpulse-collector: {exc}", file=sys.stderr)
-        return 2
-    users.audit(
-        db, "cli", "create_api_key", record["id"], {"role": args.role, "owner": owner, "name": args.name}
-    )
-    db.execute("COMMIT")
-    store.close()
     print(key)
     print(
         f"(key id {record['id']}, role {args.role}, owner {owner}; shown only now, stored hashed)",
@@ -98,10 +106,9 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
 
 def cmd_add_user(args: argparse.Namespace) -> int:
     """Create or update a local user; the password is read from stdin, never from the command line."""
-    from jobpulse.collector.auth.passwords import hash_password
     from jobpulse.collector.auth.roles import ALL_ROLES
-    from jobpulse.collector.store import users
-    from jobpulse.collector.store.sqlite import SqliteStore
+    from jobpulse.collector.domain.errors import InvalidInput
+    from jobpulse.collector.services.accounts import CLI, check_user_name
 
     roles = [r.strip() for r in args.roles.split(",") if r.strip()]
     unknown = set(roles) - ALL_ROLES
@@ -111,22 +118,19 @@ def cmd_add_user(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        users.check_user_name(args.username)
-    except users.InvalidUserName as exc:
+        check_user_name(args.username)
+    except ValueError as exc:
         print(f"jobpulse-collector: {exc}", file=sys.stderr)
         return 2
     password = sys.stdin.readline().rstrip("\n")
     if len(password) < 8:
         print("jobpulse-collector: give a password of at least 8 characters on stdin", file=sys.stderr)
         return 2
-    _settings, store = _open_store(args)
-    assert isinstance(store, SqliteStore)
-    db = store.writer
-    db.execute("BEGIN IMMEDIATE")
-    users.upsert_user(db, args.username, roles, hash_password(password))
-    users.audit(db, "cli", "add_user", args.username, {"roles": roles})
-    db.execute("COMMIT")
-    store.close()
+    try:
+        _run_accounts(args, lambda accounts: accounts.add_user(CLI, args.username, roles, password))
+    except InvalidInput as exc:
+        print(f"jobpulse-collector: {exc.reason}", file=sys.stderr)
+        return 2
     print(f"user {args.username!r} saved with roles {roles}")
     return 0
 

@@ -8,25 +8,21 @@ transaction as the change itself, naming who acted (``key:<id>`` when an API key
 
 Owners (issue 14): job-control keys belong to a service principal ``service:<name>`` (default
 ``service:api``, the key JobMon's settings page asks for); user and admin keys to a named person who
-exists and holds that role, and they work only while that person does (store/users.py).
+exists and holds that role, and they work only while that person does. The rules and the audit entries
+are the accounts service's (services/accounts.py).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Annotated, Any
 
 import msgspec
 from jobpulse.collector.auth.guards import principal_of, requires
-from jobpulse.collector.auth.roles import Role, unknown_roles
-from jobpulse.collector.store import users
-from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.auth.roles import Role
+from jobpulse.collector.auth.security import accounts_of
 from litestar import Controller, MediaType, Request, Response, delete, get, post
-from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
-
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._@+-]+$")]
 
 
 class ApiKeyRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -72,11 +68,6 @@ class RoleRequest(msgspec.Struct):
     resolved: float | None
 
 
-def _store(request: Request[Any, Any, Any]) -> SqliteStore:
-    store: SqliteStore = request.app.state.store
-    return store
-
-
 class AdminController(Controller):
     tags = ["administration"]
     guards = [requires(Role.ADMIN)]
@@ -106,32 +97,21 @@ class AdminController(Controller):
     ) -> Response[Any]:
         body = data or ApiKeyRequest()
         chosen_role = body.role or role or Role.JOB_CONTROL.value
-        if unknown_roles([chosen_role]):
-            raise ValidationException(
-                f"role: unknown role {chosen_role!r}; use one of user, admin, job-control",
-                extra=[{"key": "role", "message": f"unknown role {chosen_role!r}"}],
-            )
-        actor = principal_of(request).actor
-        key_owner = _key_owner(chosen_role, body.owner or owner, body.service or service)
-        key_name = body.name if body.name is not None else (name or "")
-        ttl = body.expires_days * 86400 if body.expires_days else None
-
-        def create(db: sqlite3.Connection) -> tuple[str, dict[str, Any]]:
-            key, record = users.create_api_key(db, key_owner, chosen_role, key_name, ttl)
-            users.audit(db, actor, "create_api_key", record["id"], {"role": chosen_role, "owner": key_owner})
-            return key, record
-
-        try:
-            key, record = await _store(request).write(lambda db: users.in_transaction(db, create))
-        except users.KeyOwnerError as exc:
-            raise _owner_error(str(exc)) from exc
+        key, record = await accounts_of(request).create_api_key(
+            principal_of(request),
+            chosen_role,
+            body.owner or owner,
+            body.service or service,
+            body.name if body.name is not None else (name or ""),
+            body.expires_days * 86400 if body.expires_days else None,
+        )
         if "application/json" in request.headers.get("accept", ""):
             return Response(NewApiKey(key=key, **record))
         return Response(key, media_type=MediaType.TEXT)
 
     @get("/api/admin/apikeys", operation_id="listApiKeys", summary="All API keys (never their secrets)")
     async def list_api_keys(self, request: Request[Any, Any, Any]) -> list[ApiKeyRecord]:
-        rows = await _store(request).read(users.list_api_keys)
+        rows = await accounts_of(request).list_api_keys(principal_of(request))
         return [ApiKeyRecord(**row) for row in rows]
 
     @delete(
@@ -141,16 +121,7 @@ class AdminController(Controller):
         summary="Revoke an API key; it stops working at once",
     )
     async def revoke_api_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> None:
-        admin = principal_of(request).actor
-
-        def revoke(db: sqlite3.Connection) -> bool:
-            done = users.revoke_api_key(db, key_id)
-            if done:
-                users.audit(db, admin, "revoke_api_key", key_id)
-            return done
-
-        if not await _store(request).write(lambda db: users.in_transaction(db, revoke)):
-            raise NotFoundException(f"API key {key_id!r} not found or already revoked")
+        await accounts_of(request).revoke_api_key(principal_of(request), key_id)
 
     @get("/api/admin/audit", operation_id="auditLog", summary="Admin actions, newest first")
     async def audit_log(
@@ -160,7 +131,7 @@ class AdminController(Controller):
         offset: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
         actor: Annotated[str | None, QueryParameter(max_length=256)] = None,
     ) -> list[AuditEntry]:
-        rows = await _store(request).read(lambda db: users.list_audit(db, limit, offset, actor))
+        rows = await accounts_of(request).audit_log(principal_of(request), limit, offset, actor)
         return [AuditEntry(**row) for row in rows]
 
     @get(
@@ -171,7 +142,7 @@ class AdminController(Controller):
     async def role_requests(
         self, request: Request[Any, Any, Any], all_: Annotated[bool, QueryParameter(name="all")] = False
     ) -> list[RoleRequest]:
-        rows = await _store(request).read(lambda db: users.list_role_requests(db, all_))
+        rows = await accounts_of(request).role_requests(principal_of(request), all_)
         return [RoleRequest(**row) for row in rows]
 
     @delete(
@@ -183,48 +154,4 @@ class AdminController(Controller):
     async def dismiss(
         self, request: Request[Any, Any, Any], request_id: Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
     ) -> None:
-        admin = principal_of(request).actor
-
-        def resolve(db: sqlite3.Connection) -> bool:
-            done = users.resolve_role_request(db, request_id)
-            if done:
-                users.audit(db, admin, "dismiss_role_request", str(request_id))
-            return done
-
-        if not await _store(request).write(lambda db: users.in_transaction(db, resolve)):
-            raise NotFoundException(f"role request {request_id} not found or already handled")
-
-
-def _owner_error(message: str) -> ValidationException:
-    return ValidationException(f"owner: {message}", extra=[{"key": "owner", "message": message}])
-
-
-def _key_owner(role: str, owner: str | None, service: str | None) -> str:
-    """The new key's owner: ``service:<name>`` for job-control keys (``service:api`` when none is named, so
-    JobMon's settings page, which names nothing, keeps working); a user name, required, for the others."""
-    if owner and service:
-        raise _owner_error("give owner or service, not both")
-    try:
-        if service:
-            return users.service_principal(service)
-        if owner and users.is_service(owner):
-            return users.service_principal(owner[len(users.SERVICE_PREFIX) :])
-    except users.KeyOwnerError as exc:
-        raise _owner_error(str(exc)) from exc
-    if owner:
-        if not msgspec_valid_name(owner):
-            raise _owner_error("must be 1-256 characters of letters, digits and ._@+- (or service:NAME)")
-        return owner
-    if role == Role.JOB_CONTROL:
-        return users.service_principal("api")
-    raise _owner_error(
-        f"a {role!r} key acts as a person: name them with owner=USER (they must hold the role)"
-    )
-
-
-def msgspec_valid_name(value: str) -> bool:
-    try:
-        msgspec.convert(value, Name)
-    except msgspec.ValidationError:
-        return False
-    return True
+        await accounts_of(request).dismiss_role_request(principal_of(request), request_id)

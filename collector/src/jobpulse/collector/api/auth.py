@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import Annotated, Any
 
 import msgspec
 from jobpulse.collector.auth.guards import principal_of
-from jobpulse.collector.auth.passwords import verify_password
 from jobpulse.collector.auth.roles import Principal
-from jobpulse.collector.auth.security import COOKIE_NAME
+from jobpulse.collector.auth.security import COOKIE_NAME, accounts_of
+from jobpulse.collector.services.accounts import SESSION, WS_TICKET
 from jobpulse.collector.settings import CollectorSettings
-from jobpulse.collector.store import users
-from jobpulse.collector.store.sqlite import SqliteStore
-from jobpulse.common import validate
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import Cookie
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.params import JSONBody
 from litestar.security.jwt import JWTCookieAuth, Token
-
-log = logging.getLogger(__name__)
 
 REMEMBER_TTL = 30 * 86400.0
 
@@ -56,15 +49,14 @@ async def start_session(
     request: Request[Any, Any, Any], username: str, roles: list[str], remember: bool = False
 ) -> tuple[LoginResult, Cookie]:
     """A server-side session, its JWT and the ``Authorization`` cookie: shared by local and OIDC login."""
-    store: SqliteStore = request.app.state.store
     settings: CollectorSettings = request.app.state.settings
     ttl = REMEMBER_TTL if remember else settings.session_ttl
-    session_id = await store.write(lambda db: users.create_session(db, username, ttl))
+    session_id = await accounts_of(request).start_session(username, ttl)
     token = _auth(request).create_token(
         identifier=username,
         token_expiration=timedelta(seconds=ttl),
         token_unique_jwt_id=session_id,
-        token_extras={"kind": "session"},
+        token_extras={"kind": SESSION},
     )
     cookie = Cookie(
         key=COOKIE_NAME,
@@ -91,28 +83,14 @@ class AuthController(Controller):
     async def login(
         self, request: Request[Any, Any, Any], data: JSONBody[AuthPayload]
     ) -> Response[LoginResult]:
-        store: SqliteStore = request.app.state.store
-        user = await store.read(lambda db: users.get_user(db, data.Username))
-        if not verify_password(user["password_hash"] if user else None, data.Password) or user is None:
-            # A name that is no user is often a password typed into the wrong field: it is never logged
-            # (the log reaches admins through WS /api/admin/livelog), only its length is.
-            who = (
-                validate.safe_for_log(data.Username)
-                if user
-                else f"an unknown name ({len(data.Username)} chars)"
-            )
-            log.warning("failed login for %s from %s", who, request.client.host if request.client else "?")
-            raise NotAuthorizedException("wrong username or password")
+        client = request.client.host if request.client else ""
+        user = await accounts_of(request).login(data.Username, data.Password, client)
         body, cookie = await start_session(request, data.Username, user["roles"], data.Remember)
         return Response(body, cookies=[cookie])
 
     @post("/api/logout", operation_id="logout", status_code=200, summary="End the current session")
     async def logout(self, request: Request[Any, Any, Any]) -> Response[None]:
-        principal = principal_of(request)
-        if principal.session_id:
-            store: SqliteStore = request.app.state.store
-            session_id = principal.session_id
-            await store.write(lambda db: users.end_session(db, session_id))
+        await accounts_of(request).end_session(principal_of(request))
         return Response(None, cookies=[Cookie(key=COOKIE_NAME, value="", max_age=0, path="/")])
 
     @post(
@@ -127,22 +105,14 @@ class AuthController(Controller):
     )
     async def ws_ticket(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         principal = principal_of(request)
-        if not principal.interactive or principal.session_id is None:
-            raise PermissionDeniedException(
-                "a ws-ticket is made only from a login session (cookie or session token), not from an API key"
-            )
-        store: SqliteStore = request.app.state.store
         settings: CollectorSettings = request.app.state.settings
         ttl = settings.ws_ticket_ttl
-        parent = principal.session_id
-        session_id = await store.write(
-            lambda db: users.create_session(db, principal.username, ttl, users.WS_TICKET, parent)
-        )
+        session_id = await accounts_of(request).ws_ticket(principal, ttl)
         token = _auth(request).create_token(
             identifier=principal.username,
             token_expiration=timedelta(seconds=ttl),
             token_unique_jwt_id=session_id,
-            token_extras={"kind": users.WS_TICKET},
+            token_extras={"kind": WS_TICKET},
         )
         return {"token": token, "expires_in": int(ttl)}
 

@@ -8,19 +8,12 @@ the pending one instead of adding rows. Admins see the requests at
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
 import msgspec
-from jobpulse.collector.auth.roles import unknown_roles
-from jobpulse.collector.store import users
-from jobpulse.collector.store.sqlite import SqliteStore
-from jobpulse.common import validate
+from jobpulse.collector.auth.security import accounts_of
 from litestar import Request, post
-from litestar.exceptions import ServiceUnavailableException, ValidationException
 from litestar.params import JSONBody
-
-log = logging.getLogger(__name__)
 
 
 class UserInfo(msgspec.Struct):
@@ -41,27 +34,5 @@ class UserInfo(msgspec.Struct):
     summary="Ask the admins for a role (no authentication; rate-limited)",
 )
 async def notify_admin(request: Request[Any, Any, Any], data: JSONBody[UserInfo]) -> None:
-    validate.unix_name(data.Username, "Username")
-    bad = unknown_roles(data.Roles)
-    if bad:
-        raise ValidationException(
-            f"Roles: unknown role(s) {', '.join(repr(r) for r in bad)}; use user, admin, job-control",
-            extra=[{"key": "Roles", "message": f"unknown role(s) {bad}"}],
-        )
-    store: SqliteStore = request.app.state.store
     client = request.client.host if request.client else ""
-    try:
-        request_id, new = await store.write(
-            lambda db: users.add_role_request(db, data.Username, data.Roles, client)
-        )
-    except users.TooManyRequestsPending as exc:
-        log.error("role request from %r refused: %s", data.Username, exc)
-        raise ServiceUnavailableException(f"{exc}; try again later") from exc
-    log.warning(
-        "role request #%d from user %r for roles %s (client %s)%s",
-        request_id,
-        data.Username,
-        data.Roles or ["any"],
-        client,
-        "" if new else " (repeated)",
-    )
+    await accounts_of(request).request_roles(data.Username, data.Roles, client)

@@ -9,15 +9,12 @@ are kept) and gets a session exactly as ``/api/login`` makes one.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Annotated, Any
 
 from jobpulse.collector.api.auth import start_session
 from jobpulse.collector.auth.oidc import OidcClient, OidcError
-from jobpulse.collector.auth.roles import ALL_ROLES
+from jobpulse.collector.auth.security import accounts_of
 from jobpulse.collector.settings import CollectorSettings
-from jobpulse.collector.store import users
-from jobpulse.collector.store.sqlite import SqliteStore
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
@@ -91,18 +88,14 @@ class OidcController(Controller):
         except OidcError as exc:
             log.warning("OIDC login failed: %s", exc)
             raise NotAuthorizedException(f"OIDC login failed: {exc}") from exc
-        mapped = [r for r in client.mapped_roles(claims) if r in ALL_ROLES]
-        defaults = [r for r in settings.oidc.default_roles if r in ALL_ROLES]
-        email = str(claims.get("email") or "")
-        name = str(claims.get("name") or "")
-
-        def upsert(db: sqlite3.Connection) -> dict[str, Any]:
-            existing = users.get_user(db, username)
-            roles = sorted(set(existing["roles"] if existing else (mapped or defaults)) | set(mapped))
-            return users.upsert_user(db, username, roles, None, "oidc", email, name)
-
-        store: SqliteStore = request.app.state.store
-        user = await store.write(lambda db: users.in_transaction(db, upsert))
+        user = await accounts_of(request).external_login(
+            username,
+            "oidc",
+            client.mapped_roles(claims),
+            settings.oidc.default_roles,
+            str(claims.get("email") or ""),
+            str(claims.get("name") or ""),
+        )
         _, session_cookie = await start_session(request, username, user["roles"])
         log.info("OIDC login of %r with roles %s", username, user["roles"])
         clear = Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/auth/oauth")

@@ -10,7 +10,8 @@ expiry are enforced by the collector, not only by the token's ``exp``.
 Credentials by kind (issue 14): a session JWT comes from a login (local or OIDC) and works everywhere;
 a ws-ticket is made from a session, works on WebSocket routes only (and is the only token accepted in
 ``?token=``), and dies with its session; an API key acts with its own role only, and only while its
-owner holds that role (store/users.py).
+owner holds that role. The rules are the accounts service's (services/accounts.py); this module only
+reads the credentials off the request.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from jobpulse.collector.auth.roles import Principal
+from jobpulse.collector.domain.errors import Unauthorized
+from jobpulse.collector.services import accounts
+from jobpulse.collector.services.accounts import AccountService
 from jobpulse.collector.settings import CollectorSettings
-from jobpulse.collector.store import users
-from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
@@ -33,9 +35,10 @@ from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddlewa
 COOKIE_NAME = "Authorization"  # JobMon's front end reads and sends this cookie
 
 
-def _store(connection: ASGIConnection[Any, Any, Any, Any]) -> SqliteStore:
-    store: SqliteStore = connection.app.state.store
-    return store
+def accounts_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AccountService:
+    """The accounts service of the app (``app.state.accounts``)."""
+    service: AccountService = connection.app.state.accounts
+    return service
 
 
 async def retrieve_principal(
@@ -45,17 +48,12 @@ async def retrieve_principal(
     does not work: a ws-ticket outside a WebSocket route."""
     if not token.jti:
         return None
-    jti, sub = str(token.jti), token.sub
-
-    def lookup(db: Any) -> tuple[str | None, dict[str, Any] | None]:
-        return users.session_kind(db, jti, sub), users.get_user(db, sub)
-
-    kind, user = await _store(connection).read(lookup)
-    if user is None or kind is None or token.extras.get("kind", users.SESSION) != kind:
-        return None
-    if kind == users.WS_TICKET and connection.scope["type"] != ScopeType.WEBSOCKET:
-        return None
-    return Principal(username=user["username"], roles=frozenset(user["roles"]), via=kind, session_id=jti)
+    return await accounts_of(connection).session_principal(
+        str(token.jti),
+        token.sub,
+        str(token.extras.get("kind", accounts.SESSION)),
+        websocket=connection.scope["type"] == ScopeType.WEBSOCKET,
+    )
 
 
 class JobpulseAuthMiddleware(JWTCookieAuthenticationMiddleware):
@@ -65,14 +63,14 @@ class JobpulseAuthMiddleware(JWTCookieAuthenticationMiddleware):
         headers = connection.headers
         api_key = headers.get("x-api-key", "")
         bearer = headers.get("authorization", "").partition(" ")[-1].strip()
-        if not api_key and users.looks_like_api_key(bearer):
+        if not api_key and accounts.looks_like_api_key(bearer):
             api_key = bearer
         if api_key:
             return await self._authenticate_api_key(api_key, connection)
         if connection.scope["type"] == ScopeType.WEBSOCKET and connection.query_params.get("token"):
             # only a ws-ticket belongs in a URL (URLs end up in logs); sessions use the cookie or header
             result = await self.authenticate_token(connection.query_params["token"], connection)
-            if not isinstance(result.user, Principal) or result.user.via != users.WS_TICKET:
+            if not isinstance(result.user, Principal) or result.user.via != accounts.WS_TICKET:
                 raise NotAuthorizedException("?token= takes a ticket from POST /api/auth/ws-ticket")
             return result
         return await super().authenticate_request(connection)
@@ -81,20 +79,10 @@ class JobpulseAuthMiddleware(JWTCookieAuthenticationMiddleware):
     async def _authenticate_api_key(
         presented: str, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        store = _store(connection)
-        record = await store.read(lambda db: users.verify_api_key(db, presented))
-        if record is None:
-            raise NotAuthorizedException(
-                "invalid, expired or revoked API key, or its owner no longer holds its role"
-            )
-        key_id = str(record["id"])
-        await store.write(lambda db: users.touch_api_key(db, key_id))
-        principal = Principal(
-            username=str(record["owner"]),
-            roles=frozenset({str(record["role"])}),
-            via="api-key",
-            key_id=key_id,
-        )
+        try:
+            principal, record = await accounts_of(connection).key_principal(presented)
+        except Unauthorized as exc:  # the middleware runs before the app's exception handlers
+            raise NotAuthorizedException(exc.message) from exc
         return AuthenticationResult(user=principal, auth=record)
 
 

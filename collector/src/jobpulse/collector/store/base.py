@@ -11,7 +11,7 @@ Sections by area (jobs and series; accounts; configuration and nodes) keep the p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jobpulse.collector.domain.jobid import JobId
@@ -115,7 +115,116 @@ class JobStore(Protocol):
 
 
 class AccountStore(Protocol):
-    """Users, sessions, API keys, role requests and the audit log."""
+    """Users, sessions, API keys, role requests and the audit log.
+
+    A method that changes something an admin or the CLI asked for writes its audit entry (naming
+    ``actor``) in the same transaction, so both land or neither does. Where a rule needs the state
+    inside that transaction (the last admin, an OIDC user's kept roles), the service passes the rule
+    as a function, called on the writer thread; what it raises aborts the transaction unchanged.
+    """
+
+    # -- users ----------------------------------------------------------------
+    async def get_user(self, username: str) -> dict[str, Any] | None:
+        """The user (``roles`` a list), or None."""
+        ...
+
+    async def count_admins(self) -> int: ...
+
+    async def save_user(
+        self,
+        username: str,
+        roles: list[str],
+        password_hash: str | None,
+        actor: str,
+        detail: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Create a local user or update roles (and the password when a hash is given); audit "add_user"."""
+        ...
+
+    async def upsert_external_user(
+        self,
+        username: str,
+        source: str,
+        roles_for: Callable[[list[str] | None], list[str]],
+        email: str = "",
+        display_name: str = "",
+    ) -> dict[str, Any]:
+        """Create or refresh a user of an external login (OIDC); ``roles_for(current roles or None)``
+        says the roles to store."""
+        ...
+
+    async def set_roles(
+        self,
+        username: str,
+        roles: list[str],
+        actor: str,
+        check: Callable[[dict[str, Any] | None, int], None],
+    ) -> dict[str, Any]:
+        """Set a user's roles (creating the user without a password when unknown), answer their pending
+        role requests, audit "set_roles" with before/after. ``check(user before, number of admins)``
+        runs first in the transaction and may raise to refuse."""
+        ...
+
+    # -- sessions and ws-tickets ------------------------------------------------
+    async def create_session(self, username: str, ttl_seconds: float) -> str:
+        """A login session's id."""
+        ...
+
+    async def create_ws_ticket(self, username: str, ttl_seconds: float, parent: str) -> str:
+        """A ws-ticket made from the login session ``parent``; it never outlives it."""
+        ...
+
+    async def session_of(self, session_id: str, username: str) -> tuple[str | None, dict[str, Any] | None]:
+        """(the live session's kind or None, the user or None), read together."""
+        ...
+
+    async def end_session(self, session_id: str) -> None:
+        """End a session and every ws-ticket made from it."""
+        ...
+
+    # -- API keys ---------------------------------------------------------------
+    async def create_api_key(
+        self,
+        owner: str,
+        role: str,
+        name: str,
+        ttl_seconds: float | None,
+        actor: str,
+        detail: dict[str, Any],
+    ) -> tuple[str, dict[str, Any]]:
+        """(the key, shown once; its record without the secret); audit "create_api_key" with ``detail``.
+
+        Raises:
+            InvalidInput: field "owner", when ``owner`` cannot own a ``role`` key.
+        """
+        ...
+
+    async def verify_api_key(self, presented: str) -> dict[str, Any] | None:
+        """The key's record when it is valid now and its owner still holds its role; marks it used."""
+        ...
+
+    async def list_api_keys(self) -> list[dict[str, Any]]: ...
+
+    async def revoke_api_key(self, key_id: str, actor: str) -> bool:
+        """False when unknown or already revoked; audit "revoke_api_key" otherwise."""
+        ...
+
+    # -- audit and role requests ----------------------------------------------------
+    async def list_audit(self, limit: int, offset: int, actor: str | None) -> list[dict[str, Any]]: ...
+
+    async def add_role_request(self, username: str, roles: list[str], client: str) -> tuple[int, bool]:
+        """(request id, whether it is new: a repeat updates the pending one).
+
+        Raises:
+            Unavailable: too many requests are pending.
+        """
+        ...
+
+    async def list_role_requests(self, include_resolved: bool) -> list[dict[str, Any]]: ...
+
+    async def dismiss_role_request(self, request_id: int, actor: str) -> bool:
+        """False when unknown or already handled; audit "dismiss_role_request" otherwise."""
+        ...
 
 
 class ConfigStore(Protocol):

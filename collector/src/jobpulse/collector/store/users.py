@@ -3,11 +3,11 @@
 API keys are 256-bit random secrets, so a fast SHA-256 of the secret is a safe
 verifier (nothing to brute-force); passwords, which people choose, use argon2.
 
-Who owns a key (issue 14, D1/D9): either a person (a row in ``users``) or a service principal
-``service:<name>``, which has no row, cannot log in and owns job-control keys only. A key acts with its
-own role and nothing more, and a person's key works only while that person exists and still holds the
-key's role (admins hold every role): taking a role away disables that person's keys of that role at once.
-User names cannot contain ``:``, so no login name can be taken for a service principal.
+Who owns a key (issue 14, D1/D9; the names are domain/accounts.py's): either a person (a row in
+``users``) or a service principal ``service:<name>``, which has no row, cannot log in and owns
+job-control keys only. A key acts with its own role and nothing more, and a person's key works only
+while that person exists and still holds the key's role (admins hold every role): taking a role away
+disables that person's keys of that role at once.
 """
 
 from __future__ import annotations
@@ -15,57 +15,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-KEY_PREFIX = "jp"
-SERVICE_PREFIX = "service:"
-_SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z")
+from jobpulse.collector.domain.accounts import (
+    KEY_PREFIX,
+    SERVICE_PREFIX,
+    SESSION,
+    WS_TICKET,
+    KeyOwnerError,
+    check_user_name,
+    is_service,
+    service_principal,
+)
+from jobpulse.collector.domain.accounts import InvalidUserName as InvalidUserName  # raised by upsert_user
+
 JOB_CONTROL, ADMIN = "job-control", "admin"
 T = TypeVar("T")
-
-
-class InvalidUserName(ValueError):
-    """A user name that cannot be a login: ``:`` is reserved for ``service:<name>`` principals."""
-
-
-class KeyOwnerError(ValueError):
-    """The owner named for a new API key cannot own a key of that role; the message says why."""
-
-
-def check_user_name(username: str) -> str:
-    """``username`` if it can be a person's login name.
-
-    Raises:
-        InvalidUserName: empty, or it contains ``:`` (reserved for service principals).
-    """
-    if not username or ":" in username:
-        raise InvalidUserName(
-            f"user name {username!r} is empty or contains ':', which is reserved for service principals"
-        )
-    return username
-
-
-def service_principal(name: str) -> str:
-    """``service:<name>`` for a service name (1-64 of a-z, 0-9, '.', '_', '-', starting alphanumeric).
-
-    Raises:
-        KeyOwnerError: not a valid service name.
-    """
-    if not _SERVICE_NAME.match(name):
-        raise KeyOwnerError(
-            f"service name {name[:80]!r} must be 1-64 characters of a-z, 0-9, '.', '_', '-' "
-            "(starting with a letter or digit)"
-        )
-    return SERVICE_PREFIX + name
-
-
-def is_service(owner: str) -> bool:
-    return owner.startswith(SERVICE_PREFIX)
 
 
 def _now() -> float:
@@ -123,7 +92,6 @@ def count_admins(db: sqlite3.Connection) -> int:
 
 
 # -- sessions -----------------------------------------------------------------
-SESSION, WS_TICKET = "session", "ws-ticket"
 
 
 def create_session(
@@ -228,10 +196,6 @@ def create_api_key(
     record = dict(db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone())
     record.pop("digest")
     return f"{KEY_PREFIX}_{key_id}_{secret}", record
-
-
-def looks_like_api_key(value: str) -> bool:
-    return value.startswith(f"{KEY_PREFIX}_") and value.count("_") >= 2
 
 
 def verify_api_key(db: sqlite3.Connection, presented: str) -> dict[str, Any] | None:
