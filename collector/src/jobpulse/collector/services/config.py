@@ -17,6 +17,10 @@ class ConfigService:
         """Stored edits over the defaults (``sample_interval``: the defaults' SampleInterval label)."""
         return metric_catalog.configuration_of(await self.store.stored_config(), sample_interval)
 
+    async def metrics(self, sample_interval: str) -> list[MetricConfig]:
+        """The metric catalogue alone, sorted by display name."""
+        return metric_catalog.metrics_of(await self.store.stored_config(), sample_interval)
+
     async def update(
         self,
         principal: Principal,
