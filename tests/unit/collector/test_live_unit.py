@@ -10,6 +10,7 @@ import pytest
 from jobpulse.collector.app import create_app
 from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.auth.passwords import hash_password
+from jobpulse.collector.services.events import BatchStored, JobEnded
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store import users
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
@@ -137,3 +138,28 @@ def test_unwatched_jobs_cost_no_per_sample_work(client: TestClient, monkeypatch:
     assert live.watchers(301) == 0
     client.blocking_portal.call(live.on_batches, "n1", [_batch(301, 5, stop=True)])
     assert len(sent) == 1 and live.published == 1  # the client left: nothing more is published
+
+
+def test_bus_events_reach_the_live_route(client: TestClient) -> None:
+    """The route's frames are made from the event bus's events, whoever published them."""
+    _login(client, "alice", "alice-password")
+    bus = client.app.state.events
+    assert not bus.wants(JobEnded)  # nobody watches: the feed is not subscribed
+    with client.websocket_connect("/api/live/301") as ws:
+        assert ws.receive_json()["type"] == "hello"
+        assert bus.wants(BatchStored) and bus.wants(JobEnded)
+        client.blocking_portal.call(bus.publish, BatchStored("n7", frozenset({301}), [_batch(301, 4)]))
+        sample = ws.receive_json()
+        assert (sample["type"], sample["job"], sample["node"]) == ("sample", 301, "n7")
+        assert sample["values"]["cpu_cores"] == 4.0
+        client.blocking_portal.call(bus.publish, JobEnded(301, "n7", "FAILED", time.time()))
+        end = ws.receive_json()
+        assert (end["type"], end["job"], end["node"], end["state"]) == ("end", 301, "n7", "FAILED")
+        assert set(end) == {"type", "job", "node", "state", "published_ms"}
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 1000
+    deadline = time.monotonic() + 10
+    while bus.wants(JobEnded) and time.monotonic() < deadline:  # the handler sees the disconnect
+        time.sleep(0.01)
+    assert not bus.wants(JobEnded)  # the last watcher left: the feed unsubscribed

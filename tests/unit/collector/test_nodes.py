@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from jobpulse.collector.nodes import NodeWatch
+from jobpulse.collector.services.events import EventBus, NodeDown, NodeUp
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
@@ -36,5 +37,29 @@ async def test_node_goes_down_and_up(tmp_path: Path, caplog: pytest.LogCaptureFi
         with caplog.at_level(logging.INFO):
             assert (await watch.check())["n1"] == "up"
         assert "node n1 is up again" in caplog.text
+    finally:
+        store.close()
+
+
+async def test_node_watch_publishes_down_and_up(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    store.open()
+    try:
+        bus = EventBus()
+        events: list[object] = []
+        bus.subscribe((NodeDown, NodeUp), events.append, inline=True)
+        await store.hello(pb.Hello(node="n1", cluster="c", stream_id="s"))
+        watch = NodeWatch(store, down_after=60, bus=bus)
+        await watch.check()
+        assert events == []  # up when first seen: no event
+        await store.write(
+            lambda db: db.execute("UPDATE nodes SET last_seen = ? WHERE name = 'n1'", (time.time() - 120,))
+        )
+        await watch.check()
+        await watch.check()  # still down: published once
+        assert [type(e) for e in events] == [NodeDown] and events[0].node == "n1"  # type: ignore[attr-defined]
+        await store.ingest("n1", "s", "c", pb.Batch(seq=1, node=[pb.NodeSample(time_ms=1)]))
+        await watch.check()
+        assert events[1:] == [NodeUp("n1")]
     finally:
         store.close()

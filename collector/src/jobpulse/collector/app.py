@@ -19,7 +19,7 @@ from jobpulse.collector.api.config_users import UserRolesController
 from jobpulse.collector.api.errors import domain_error
 from jobpulse.collector.api.job_control import JobControlController
 from jobpulse.collector.api.jobs import JobsController
-from jobpulse.collector.api.live import live
+from jobpulse.collector.api.live import JobMonFrames, live
 from jobpulse.collector.api.livelog import livelog
 from jobpulse.collector.api.metrics import MetricsController
 from jobpulse.collector.api.notify import notify_admin
@@ -37,6 +37,7 @@ from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics
 from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.scheduler import start_scheduler
 from jobpulse.collector.services.accounts import AccountService
+from jobpulse.collector.services.events import BatchStored, EventBus, publish_stored
 from jobpulse.collector.services.jobs import JobService
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.errors import StoreUnavailable
@@ -65,7 +66,8 @@ def create_app(
     auth = build_auth(settings)
     metrics = CollectorMetrics()
     buffer = logbuffer.LogBuffer(settings.http.livelog_lines)
-    live_feed = live_feed or LiveFeed()
+    bus = live_feed.bus if live_feed is not None else EventBus()  # services/events.py
+    live_feed = live_feed or LiveFeed(bus, JobMonFrames())
     app = Litestar(
         route_handlers=[
             ping,
@@ -116,9 +118,11 @@ def create_app(
     app.state.logbuffer = buffer
     logging.getLogger().addHandler(buffer)  # from now on, so the start-up lines are in the backlog
     app.state.oidc = OidcClient(settings.oidc) if settings.oidc.enabled else None
+    app.state.events = bus
     app.state.live = live_feed
-    app.state.jobs = JobService(store, settings.default_tick)
-    live_feed.job_listeners.append(app.state.jobs.invalidate_jobs)
+    app.state.jobs = jobs = JobService(store, settings.default_tick)
+    # a late batch of a finished job (an agent replaying its spool) drops its cached series at once
+    bus.subscribe(BatchStored, lambda event: jobs.invalidate_jobs(event.job_ids), inline=True)
     return app
 
 
@@ -151,9 +155,9 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     store = SqliteStore(settings.database_path)
     store.open()
     ensure_admin(store.writer, settings)
-    live_feed = LiveFeed()  # committed batches -> WS /api/live/{id} subscribers
-    app = create_app(store, settings, live_feed)
+    app = create_app(store, settings)
     metrics: CollectorMetrics = app.state.metrics
+    bus: EventBus = app.state.events  # committed batches -> live feeds, the job data cache
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),  # a second collector must fail, not silently share the port
@@ -172,7 +176,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
 
     def on_batches(node: str, batches: list[pb.Batch]) -> None:
         metrics.observe_batches(node, batches)
-        live_feed.on_batches(node, batches)
+        publish_stored(bus, node, batches)
 
     servicer = IngestServicer(store, token=settings.token, on_batches=on_batches)
     pb_grpc.add_IngestServicer_to_server(servicer, server)
@@ -216,7 +220,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     )
     http = uvicorn.Server(config)
     reconciler = reconcile.start(store, settings)
-    watch = asyncio.create_task(NodeWatch(store, settings.node_down_after).run())
+    watch = asyncio.create_task(NodeWatch(store, settings.node_down_after, bus=bus).run())
     settle = asyncio.create_task(gctune.settle_when_started(http))
     try:
         await http.serve(sockets=[http_sock])

@@ -1,24 +1,33 @@
-"""Live job feeds: the ingest path publishes each committed sample on a per-job channel.
+"""Live job feeds: a dialect's frames of each job, fanned out to that job's WebSocket subscribers.
 
-``IngestServicer.on_batches`` calls :meth:`LiveFeed.on_batches` right after a message's batches are committed, in the
-collector's one event loop; the Litestar Channels plugin (in-memory backend) fans each message out to
-the ``WS /api/live/{id}`` subscribers of that job. The feed counts those subscribers itself (the handler
-subscribes through :meth:`LiveFeed.subscribe`), so a job nobody watches costs no per-sample work. Each subscriber has a bounded backlog that drops
-its oldest messages when the client reads too slowly, so one slow browser cannot grow memory or hold
-up the others. A STOP event publishes a final ``{"type": "end"}`` message, after which the socket is
-closed. Messages are encoded once per batch, not per subscriber.
+The ingest path publishes domain events on the event bus (services/events.py: :class:`BatchStored`,
+:class:`JobEnded`); while anyone watches a job, the feed subscribes to them (deferred: off the ingest
+hot path, in a later callback of the event loop), has the dialect encode its frames (``frames``, e.g.
+the JobMon route's in api/live.py) once per job and message, not per subscriber, and publishes them on
+the job's channel of the Litestar Channels plugin (in-memory backend), which fans them out to the
+route's subscribers. The feed counts those subscribers itself (the route subscribes through
+:meth:`LiveFeed.subscribe`), so a job nobody watches costs no per-sample work, and with nobody watching
+at all the feed is not even subscribed to the bus. Each subscriber has a bounded backlog that drops its
+oldest messages when the client reads too slowly, so one slow browser cannot grow memory or hold up the
+others. A job's end is published as the dialect's end frame, after which the route closes the socket.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any, Protocol
 
-import msgspec
-from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
+from jobpulse.collector.services.events import (
+    BatchStored,
+    EventBus,
+    JobEnded,
+    JobRow,
+    Subscription,
+    publish_stored,
+)
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from litestar.channels import ChannelsPlugin, Subscriber
 from litestar.channels.backends.memory import MemoryChannelsBackend
@@ -32,14 +41,20 @@ def channel_name(job_id: int | str) -> str:
     return f"job:{job_id}"
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+class LiveFrames(Protocol):
+    """How a dialect encodes its live frames (``published_ms``: when the frame was made)."""
+
+    def sample(self, node: str, row: JobRow, published_ms: float) -> bytes: ...
+
+    def end(self, event: JobEnded, published_ms: float) -> bytes: ...
 
 
 class LiveFeed:
-    """Turns committed batches into per-job channel messages."""
+    """Turns the bus's committed batches and job ends into per-job channel messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, bus: EventBus, frames: LiveFrames) -> None:
+        self.bus = bus
+        self.frames = frames
         self.plugin = ChannelsPlugin(
             backend=MemoryChannelsBackend(),
             arbitrary_channels_allowed=True,
@@ -48,8 +63,7 @@ class LiveFeed:
         )
         self.published = 0
         self._watchers: dict[int, int] = {}  # job id -> open subscriptions (no entry: none)
-        # called with the job ids of every committed batch (e.g. to drop cached series of those jobs)
-        self.job_listeners: list[Callable[[Iterable[int]], None]] = []
+        self._subscription: Subscription | None = None  # to the bus, while anyone watches
 
     def watchers(self, job_id: int) -> int:
         """How many subscribers job ``job_id``'s channel has right now."""
@@ -57,12 +71,15 @@ class LiveFeed:
 
     @asynccontextmanager
     async def subscribe(self, job_id: int) -> AsyncIterator[Subscriber]:
-        """A subscription to a job's channel, counted while it is open.
+        """A subscription to a job's channel, counted while it is open (call on the event loop).
 
-        Counted before subscribing and uncounted after unsubscribing, so the count is never below the
-        subscriptions the plugin holds: no message for a subscriber is skipped.
+        Counted (and the feed subscribed to the bus) before subscribing to the channel, uncounted after
+        unsubscribing, so the count is never below the subscriptions the plugin holds: no message for a
+        subscriber is skipped.
         """
         self._watchers[job_id] = self._watchers.get(job_id, 0) + 1
+        if self._subscription is None:
+            self._subscription = self.bus.subscribe((BatchStored, JobEnded), self._on_event)
         try:
             async with self.plugin.start_subscription([channel_name(job_id)]) as subscriber:
                 yield subscriber
@@ -72,64 +89,27 @@ class LiveFeed:
                 self._watchers[job_id] = left
             else:
                 del self._watchers[job_id]
+            if not self._watchers and self._subscription is not None:
+                self._subscription.close()
+                self._subscription = None
 
     def on_batches(self, node: str, batches: Sequence[pb.Batch]) -> None:
-        """Publish the whole-job samples and job ends of committed batches. Never raises into ingest.
+        """The ingest hook as it was: publishes the batches' events on the feed's bus (the collector's
+        serve loop calls :func:`publish_stored` itself). Never raises."""
+        publish_stored(self.bus, node, batches)
 
-        Called once per agent message on the ingest hot path: a job nobody watches costs no
-        per-sample work here, only its id once per message (for the job listeners).
-        """
-        try:
-            self._publish(node, batches)
-        except Exception:  # a live view must never cost an ingest
-            log.exception("live feed: could not publish %d batches from %s", len(batches), node)
-
-    def _publish(self, node: str, batches: Sequence[pb.Batch]) -> None:
-        if not batches:
+    def _on_event(self, event: Any) -> None:
+        """A bus event (deferred: never on the ingest hot path) as frames of the watched jobs."""
+        watched = self._watchers
+        if not watched:
             return
-        raw_ids: set[str] = set()
-        for batch in batches:
-            raw_ids.update(batch.jobs.job_id[:])
-        # Committed batches passed prepare(): every id (samples and events) is one int() reads, and
-        # is stored as that int.
-        ids = set(map(int, raw_ids))
-        for listener in self.job_listeners:
-            listener(ids)
-        subscribed = self._watchers
-        if not subscribed:  # nobody watches (always so before the app has started)
-            return
-        watched = {raw for raw in raw_ids if int(raw) in subscribed}
-        for batch in batches:
-            if watched:
-                self._publish_samples(node, batch.jobs, watched)
-            for event in batch.events:
-                stopped = int(event.meta.job_id)
-                if event.kind == pb.JobEvent.STOP and stopped in subscribed:
-                    end = {
-                        "type": "end",
-                        "job": stopped,
-                        "node": node,
-                        "state": event.meta.state or "COMPLETED",
-                        "published_ms": time.time() * 1000,
-                    }
-                    self.plugin.publish(msgspec.json.encode(end), channels=[channel_name(stopped)])
-
-    def _publish_samples(self, node: str, jobs: pb.JobSamples, watched: set[str]) -> None:
-        """The whole-job rows of the watched jobs (``watched``: their ids as the agent sent them)."""
-        now_ms = time.time() * 1000
-        steps = jobs.step
-        columns = [(c, getattr(jobs, c)) for c in JOB_SAMPLE_COLUMNS]
-        for i, raw_id in enumerate(jobs.job_id):
-            if raw_id not in watched or steps[i]:
-                continue
-            job_id = int(raw_id)
-            message = {
-                "type": "sample",
-                "job": job_id,
-                "node": node,
-                "published_ms": now_ms,
-                "ts": jobs.time_ms[i] / 1000,
-                "values": {c: _finite(values[i]) for c, values in columns},
-            }
-            self.plugin.publish(msgspec.json.encode(message), channels=[channel_name(job_id)])
-            self.published += 1
+        if isinstance(event, BatchStored):
+            if watched.keys() & event.job_ids:
+                now_ms = time.time() * 1000
+                for row in event.job_rows(watched):
+                    frame = self.frames.sample(event.node, row, now_ms)
+                    self.plugin.publish(frame, channels=[channel_name(row.job_id)])
+                    self.published += 1
+        elif isinstance(event, JobEnded) and event.job_id in watched:
+            frame = self.frames.end(event, time.time() * 1000)
+            self.plugin.publish(frame, channels=[channel_name(event.job_id)])

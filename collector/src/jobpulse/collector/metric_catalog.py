@@ -2,20 +2,22 @@
 
 Defaults cover every job_samples column (one entry each, GUID = column name so URLs stay readable);
 an admin may edit display names, units, default aggregation and partitions with
-``PATCH /api/config/update``; the edited catalogue is kept in the ``api_config`` table.
+``PATCH /api/config/update`` (services/config.py); the edited catalogue is kept in the ``api_config``
+table (store/sqlite_config.py). The rules here are plain functions of the stored parts.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import time
 
 import msgspec
+from jobpulse.collector.domain.errors import InvalidInput
 from jobpulse.collector.schemas import Configuration, MetricConfig, PartitionConfig
+from jobpulse.collector.store.base import StoredConfig
+from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
+from jobpulse.collector.store.sqlite_config import read_config
 
 __all__ = ["Configuration", "MetricConfig", "PartitionConfig"]
-from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 
 AGG_FNS = ("mean", "min", "max", "sum")
 AGG_ALIASES = {"avg": "mean"}
@@ -44,8 +46,8 @@ _DEFAULTS: dict[str, tuple[str, str, str, str]] = {
 assert set(_DEFAULTS) == set(JOB_SAMPLE_COLUMNS), "every stored job metric needs a catalogue entry"
 
 
-class CatalogError(ValueError):
-    """An invalid catalogue edit; the message names the offending field."""
+class CatalogError(InvalidInput):
+    """An invalid catalogue edit; ``field`` names the offending field (a 400 naming it)."""
 
 
 def default_metrics(sample_interval: str) -> list[MetricConfig]:
@@ -70,32 +72,27 @@ def normalise_agg(name: str) -> str | None:
     return name if name in AGG_FNS else None
 
 
-def _load(db: sqlite3.Connection, key: str) -> object | None:
-    row = db.execute("SELECT value FROM api_config WHERE key = ?", (key,)).fetchone()
-    return json.loads(row[0]) if row else None
-
-
-def load_metrics(db: sqlite3.Connection, sample_interval: str) -> list[MetricConfig]:
+def metrics_of(stored: StoredConfig, sample_interval: str) -> list[MetricConfig]:
     """The catalogue: the stored edit, or the defaults; sorted by display name as JobMon does."""
-    stored = _load(db, "metrics")
     metrics = (
-        msgspec.convert(stored, list[MetricConfig])
-        if stored is not None
+        msgspec.convert(stored.metrics, list[MetricConfig])
+        if stored.metrics is not None
         else default_metrics(sample_interval)
     )
     return sorted(metrics, key=lambda m: m.DisplayName)
 
 
-def load(db: sqlite3.Connection, sample_interval: str) -> Configuration:
+def configuration_of(stored: StoredConfig, sample_interval: str) -> Configuration:
     """The current configuration: stored edits over the defaults; partitions seen in jobs are listed
     with every metric unless configured."""
-    metrics = load_metrics(db, sample_interval)
-    stored_parts = _load(db, "partitions")
+    metrics = metrics_of(stored, sample_interval)
     partitions: dict[str, PartitionConfig] = (
-        msgspec.convert(stored_parts, dict[str, PartitionConfig]) if stored_parts is not None else {}
+        msgspec.convert(stored.partitions, dict[str, PartitionConfig])
+        if stored.partitions is not None
+        else {}
     )
     guids = [m.GUID for m in metrics]
-    for (name,) in db.execute("SELECT DISTINCT partition FROM jobs WHERE partition != ''"):
+    for name in stored.seen_partitions:
         partitions.setdefault(name, PartitionConfig(Metrics=list(guids)))
     return Configuration(
         Metrics=metrics,
@@ -104,6 +101,16 @@ def load(db: sqlite3.Connection, sample_interval: str) -> Configuration:
         MetricCategories=list(CATEGORIES),
         RadarChartMetrics=[g for g in RADAR_CHART if g in guids],
     )
+
+
+def load_metrics(db: sqlite3.Connection, sample_interval: str) -> list[MetricConfig]:
+    """The catalogue read on ``db`` (for the job routes until they read it through a service)."""
+    return metrics_of(read_config(db), sample_interval)
+
+
+def load(db: sqlite3.Connection, sample_interval: str) -> Configuration:
+    """The configuration read on ``db`` (for the job routes until they read it through a service)."""
+    return configuration_of(read_config(db), sample_interval)
 
 
 def validate(
@@ -115,34 +122,22 @@ def validate(
     for i, metric in enumerate(metrics or []):
         where = f"Metrics[{i}]"
         if metric.GUID in seen:
-            raise CatalogError(f"{where}.GUID: duplicate GUID {metric.GUID!r}")
+            raise CatalogError(f"{where}.GUID", f"duplicate GUID {metric.GUID!r}")
         seen.add(metric.GUID)
         if metric.Measurement not in JOB_SAMPLE_COLUMNS:
             raise CatalogError(
-                f"{where}.Measurement: {metric.Measurement!r} is not a stored metric; one of {list(JOB_SAMPLE_COLUMNS)}"
+                f"{where}.Measurement",
+                f"{metric.Measurement!r} is not a stored metric; one of {list(JOB_SAMPLE_COLUMNS)}",
             )
         if normalise_agg(metric.AggFn) is None:
-            raise CatalogError(f"{where}.AggFn: {metric.AggFn!r} is not one of {list(AGG_FNS)}")
+            raise CatalogError(f"{where}.AggFn", f"{metric.AggFn!r} is not one of {list(AGG_FNS)}")
         for fn in metric.AvailableAggFns:
             if normalise_agg(fn) is None:
-                raise CatalogError(f"{where}.AvailableAggFns: {fn!r} is not one of {list(AGG_FNS)}")
+                raise CatalogError(f"{where}.AvailableAggFns", f"{fn!r} is not one of {list(AGG_FNS)}")
     if metrics is not None and not metrics:
-        raise CatalogError("Metrics: the catalogue cannot be empty")
+        raise CatalogError("Metrics", "the catalogue cannot be empty")
     guids = {m.GUID for m in effective}
     for name, part in (partitions or {}).items():
         for guid in part.Metrics:
             if guid not in guids:
-                raise CatalogError(f"Partitions[{name!r}].Metrics: unknown metric GUID {guid!r}")
-
-
-def save(
-    db: sqlite3.Connection, metrics: list[MetricConfig] | None, partitions: dict[str, PartitionConfig] | None
-) -> None:
-    now = time.time()
-    for key, value in (("metrics", metrics), ("partitions", partitions)):
-        if value is not None:
-            db.execute(
-                "INSERT INTO api_config (key, value, updated) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
-                " SET value = excluded.value, updated = excluded.updated",
-                (key, msgspec.json.encode(value).decode(), now),
-            )
+                raise CatalogError(f"Partitions[{name!r}].Metrics", f"unknown metric GUID {guid!r}")

@@ -3,18 +3,17 @@
 Each app has its own registry (tests build many apps in one process). HTTP
 requests are counted by a small ASGI middleware keyed by route template (not
 the raw path, so job ids do not explode the label set); node, job and user
-counts are read from the database at scrape time; ingest counters are fed by
+counts are read at scrape time (services/nodes.py); ingest counters are fed by
 the gRPC servicer's ``on_batches`` hook.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.services.nodes import NodeService
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from litestar import Request, Response, get
 from litestar.enums import ScopeType
@@ -64,16 +63,12 @@ class CollectorMetrics:
             "jobpulse_livelog_clients", "Connected livelog clients", registry=self.registry
         )
 
-    def refresh(self, db: sqlite3.Connection) -> None:
-        now = time.time()
-        nodes, recent = db.execute(
-            "SELECT count(*), coalesce(sum(last_seen > ?), 0) FROM nodes", (now - 300,)
-        ).fetchone()
-        self.nodes.set(nodes)
-        self.nodes_recent.set(recent)
-        jobs, running = db.execute("SELECT count(*), coalesce(sum(is_running), 0) FROM jobs").fetchone()
-        self.jobs.set(jobs)
-        self.jobs_running.set(running)
+    def refresh(self, counts: dict[str, int]) -> None:
+        """The gauges from :meth:`NodeService.inventory`."""
+        self.nodes.set(counts["nodes"])
+        self.nodes_recent.set(counts["nodes_active"])
+        self.jobs.set(counts["jobs"])
+        self.jobs_running.set(counts["jobs_running"])
 
     def observe_batches(self, node: str, batches: Sequence[pb.Batch]) -> None:
         """IngestServicer's hook: called once per agent message with the batches actually stored (not
@@ -132,8 +127,7 @@ class RequestCounter(ASGIMiddleware):
 )
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     metrics: CollectorMetrics = request.app.state.metrics
-    store: SqliteStore = request.app.state.store
-    await store.read(metrics.refresh)
+    metrics.refresh(await NodeService(request.app.state.store).inventory())
     logbuffer = getattr(request.app.state, "logbuffer", None)
     if logbuffer is not None:
         metrics.ws_livelog.set(logbuffer.subscriber_count)

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 from jobpulse.collector.services.jobs import JobService
-from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.datastructures import State
-
-
-def provide_store(state: State) -> SqliteStore:
-    store: SqliteStore = state.store
-    return store
 
 
 def provide_job_service(state: State) -> JobService:

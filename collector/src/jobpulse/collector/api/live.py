@@ -13,23 +13,53 @@ import asyncio
 from typing import Any
 
 import msgspec
-from jobpulse.collector.auth.guards import check_job_access, principal_of, requires
+from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
+from jobpulse.collector.domain.errors import DomainError
 from jobpulse.collector.live import LiveFeed
-from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.services.access import readable_job
+from jobpulse.collector.services.events import JobEnded, JobRow
 from litestar import WebSocket, websocket
 from litestar.channels import Subscriber
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
 WS_NOT_FOUND = 4404  # application close code: no such job (or not yours)
+_END_PREFIX = b'{"type":"end"'
+
+
+class JobMonFrames:
+    """This route's frames, made by the live feed from the bus's events (once per job and message)."""
+
+    def sample(self, node: str, row: JobRow, published_ms: float) -> bytes:
+        return msgspec.json.encode(
+            {
+                "type": "sample",
+                "job": row.job_id,
+                "node": node,
+                "published_ms": published_ms,
+                "ts": row.ts,
+                "values": row.values,
+            }
+        )
+
+    def end(self, event: JobEnded, published_ms: float) -> bytes:
+        return msgspec.json.encode(
+            {
+                "type": "end",
+                "job": event.job_id,
+                "node": event.node,
+                "state": event.state or "COMPLETED",
+                "published_ms": published_ms,
+            }
+        )
 
 
 async def _pump(socket: WebSocket[Any, Any, Any], subscriber: Subscriber) -> None:
     """Forward the job's messages until its end message."""
     async for message in subscriber.iter_events():
         await socket.send_text(message.decode())
-        if message.startswith(b'{"type":"end"'):
+        if message.startswith(_END_PREFIX):
             return
 
 
@@ -46,15 +76,16 @@ async def _until_client_leaves(socket: WebSocket[Any, Any, Any]) -> None:
 
 @websocket("/api/live/{job_id:int}", guards=[requires(Role.USER)], name="live")
 async def live(socket: WebSocket[Any, Any, Any], job_id: FromPath[int]) -> None:
-    store: SqliteStore = socket.app.state.store
+    store = socket.app.state.store  # JobStore.get_job (the JobService will hold it)
     feed: LiveFeed = socket.app.state.live
     try:
-        row = check_job_access(
+        row = readable_job(
             principal_of(socket), await store.get_job(job_id) if 0 <= job_id < 2**63 else None, job_id
         )
     except Exception as exc:
+        reason = exc.message if isinstance(exc, DomainError) else str(getattr(exc, "detail", "not found"))
         await socket.accept()  # accepted first so that the client sees the reason, not a bare 403
-        await socket.close(code=WS_NOT_FOUND, reason=str(getattr(exc, "detail", "not found"))[:120])
+        await socket.close(code=WS_NOT_FOUND, reason=reason[:120])
         return
     await socket.accept()
     async with feed.subscribe(job_id) as subscriber:  # counted: LiveFeed skips jobs nobody watches

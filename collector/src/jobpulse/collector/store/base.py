@@ -12,6 +12,7 @@ Sections by area (jobs and series; accounts; configuration and nodes) keep the p
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jobpulse.collector.domain.jobid import JobId
@@ -227,8 +228,38 @@ class AccountStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class StoredConfig:
+    """The configuration as stored: each edited part as its decoded JSON (None: never edited, the
+    defaults apply), and the partitions that jobs ran in."""
+
+    metrics: object | None
+    partitions: object | None
+    seen_partitions: list[str]
+
+
 class ConfigStore(Protocol):
     """The API configuration (metric catalogue, partitions) and the nodes."""
+
+    async def stored_config(self) -> StoredConfig:
+        """The configuration as stored."""
+        ...
+
+    async def update_config(
+        self, actor: str, parts: list[str], change: Callable[[StoredConfig], dict[str, str]]
+    ) -> StoredConfig:
+        """In one write transaction: ``change(current)`` returns the parts to store (key "metrics" or
+        "partitions" -> JSON text) or raises (then nothing is written); the edit is audited as
+        ``update_config`` of ``parts`` by ``actor``. Returns the configuration as stored after it."""
+        ...
+
+    async def nodes(self, down_after: float, now: float) -> list[dict[str, Any]]:
+        """Nodes with their state "up"/"down" (silent for more than ``down_after`` s) and last_seen."""
+        ...
+
+    async def inventory(self, active_since: float) -> dict[str, int]:
+        """``nodes``, ``nodes_active`` (last seen after ``active_since``), ``jobs``, ``jobs_running``."""
+        ...
 
 
 class Store(JobStore, AccountStore, ConfigStore, Protocol):

@@ -31,6 +31,7 @@ from jobpulse.collector.store.base import Store
 from jobpulse.collector.store.errors import BatchError, StoreFull, StoreUnavailable
 from jobpulse.collector.store.migrations import migrate
 from jobpulse.collector.store.sqlite_accounts import SqliteAccounts
+from jobpulse.collector.store.sqlite_config import SqliteConfig
 from jobpulse.collector.store.sqlite_jobs import SqliteJobs
 from jobpulse.common import statefile
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -81,7 +82,7 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-class SqliteStore(SqliteJobs, SqliteAccounts):
+class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig):
     """All database access of the collector. Writes run on the single writer thread, reads on a pool."""
 
     def __init__(self, path: Path) -> None:
