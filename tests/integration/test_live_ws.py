@@ -96,7 +96,7 @@ def test_live_samples_arrive_within_a_second_and_the_socket_ends_with_the_job(
         for node, points in m["Data"].items()
         for p in points
     }
-    from jobpulse.collector.api.jobdata import rfc3339
+    from jobpulse.collector.api.jobmon.jobdata import rfc3339
 
     live = {(m["node"], rfc3339(m["ts"])) for _, m in samples}
     assert live <= stored and len(live) == len(samples)

@@ -12,21 +12,9 @@ from typing import Any
 import grpc
 import uvicorn
 from jobpulse.collector import gctune, httpconf, logbuffer, reconcile
-from jobpulse.collector.api.admin import AdminController
-from jobpulse.collector.api.auth import AuthController
-from jobpulse.collector.api.config import ConfigController
-from jobpulse.collector.api.config_users import UserRolesController
+from jobpulse.collector.api import jobmon
 from jobpulse.collector.api.errors import domain_error
-from jobpulse.collector.api.job_control import JobControlController
-from jobpulse.collector.api.jobs import JobsController
-from jobpulse.collector.api.live import JobMonFrames, live
-from jobpulse.collector.api.livelog import livelog
-from jobpulse.collector.api.metrics import MetricsController
-from jobpulse.collector.api.notify import notify_admin
-from jobpulse.collector.api.oidc import OidcController
-from jobpulse.collector.api.ping import ping
-from jobpulse.collector.api.search import SearchController
-from jobpulse.collector.api.tags import TagsController
+from jobpulse.collector.api.jobmon.live import JobMonFrames
 from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.auth.oidc import OidcClient
 from jobpulse.collector.auth.security import build_auth
@@ -69,24 +57,7 @@ def create_app(
     bus = live_feed.bus if live_feed is not None else EventBus()  # services/events.py
     live_feed = live_feed or LiveFeed(bus, JobMonFrames())
     app = Litestar(
-        route_handlers=[
-            ping,
-            AuthController,
-            JobsController,
-            JobControlController,
-            AdminController,
-            UserRolesController,
-            notify_admin,
-            livelog,
-            OidcController,
-            metrics_endpoint,
-            httpconf.openapi_json,
-            MetricsController,
-            ConfigController,
-            SearchController,
-            TagsController,
-            live,
-        ],
+        route_handlers=[*jobmon.ROUTES, metrics_endpoint, httpconf.openapi_json],
         plugins=[live_feed.plugin],
         on_app_init=[auth.on_app_init],
         on_startup=[httpconf.document_errors],

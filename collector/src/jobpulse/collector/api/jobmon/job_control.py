@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import msgspec
 from jobpulse.collector.api.deps import provide_job_service
-from jobpulse.collector.api.jobdata import job_metadata as _job_metadata
+from jobpulse.collector.api.jobmon.jobdata import job_metadata as _job_metadata
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.services.jobs import JobService

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from jobpulse.collector.api.auth import start_session
+from jobpulse.collector.api.jobmon.auth import start_session
 from jobpulse.collector.auth.oidc import OidcClient, OidcError
 from jobpulse.collector.auth.security import accounts_of
 from jobpulse.collector.settings import CollectorSettings

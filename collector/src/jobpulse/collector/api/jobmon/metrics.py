@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from jobpulse.collector.api import jobdata
 from jobpulse.collector.api.common import parse_job_ref
 from jobpulse.collector.api.deps import provide_job_service
+from jobpulse.collector.api.jobmon import jobdata
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.schemas import MetricData
