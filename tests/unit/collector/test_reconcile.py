@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -237,3 +239,23 @@ async def test_reconciler_corrects_cancelled_jobs_the_epilog_called_completed(
         "reconciler",
     )  # no hook at all
     assert db.execute("SELECT count(*) FROM jobs").fetchone()[0] == 3
+
+
+async def test_unreachable_slurmctld_is_logged_once_without_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Slurm CLI is installed but slurmctld does not answer (as on a collector host whose Slurm is
+    down): every pass fails, the log says so once, with no traceback, and the collector goes on."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "squeue"
+    script.write_text("#!/bin/sh\necho 'squeue: error: fetch_config: DNS SRV lookup failed' >&2\nexit 1\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    caplog.set_level(logging.INFO, logger="jobpulse.collector.reconcile")
+    task = asyncio.create_task(reconcile.run_forever(fx_store, 0.05, 3600))
+    await asyncio.sleep(0.6)  # several passes
+    task.cancel()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "does not answer" in warnings[0].getMessage(), warnings
+    assert all(r.exc_info is None for r in caplog.records)

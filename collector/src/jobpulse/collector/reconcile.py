@@ -131,15 +131,24 @@ async def run_forever(store: SqliteStore, interval: float, lookback: float) -> N
     """
     log.info("reconciler: checking Slurm every %.0fs (lookback %.0fs)", interval, lookback)
     window = lookback
+    failing = ""  # the Slurm error of the last pass: logged when it starts and when it ends, not per pass
     while True:
         began = time.time()
         try:
             outcome = await reconcile_once(store, window)
             log.debug("reconciler: %s", outcome)
             window = min(lookback, 3 * interval + 60)
+            if failing:
+                log.info("reconciler: Slurm answers again")
+                failing = ""
         except slurm.SlurmUnavailable as exc:
             log.warning("reconciler: %s; stopping", exc)
             return
+        except slurm.SlurmError as exc:  # slurmctld down or unreachable: expected, said once, no traceback
+            if str(exc) != failing:
+                log.warning("reconciler: Slurm does not answer (%s); retrying every %.0fs", exc, interval)
+                failing = str(exc)
+            window = min(lookback, window + (time.time() - began) + interval)
         except Exception:
             log.exception("reconciler pass failed")
             window = min(lookback, window + (time.time() - began) + interval)
