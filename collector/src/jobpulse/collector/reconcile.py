@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from jobpulse.collector.domain.jobs import JobFacts
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.slurm import cli as slurm
 from jobpulse.collector.slurm.parse import SlurmJob
@@ -25,27 +26,27 @@ from jobpulse.collector.store.sqlite import SqliteStore
 log = logging.getLogger(__name__)
 
 
-def slurm_fields(job: SlurmJob) -> dict[str, Any]:
-    """A Slurm CLI job as jobs-table columns."""
-    return {
-        "user_name": job.user,
-        "user_id": job.uid,
-        "group_name": job.group,
-        "group_id": job.gid,
-        "account": job.account,
-        "partition": job.partition,
-        "qos": job.qos,
-        "job_name": job.name,
-        "num_nodes": job.num_nodes,
-        "num_tasks": job.tasks,
-        "cpus": job.cpus,
-        "mem_requested_bytes": job.mem_requested_bytes,
-        **jobs.node_fields([job.nodelist]),
-        "array_job_id": job.array_job_id,
-        "array_task_id": job.array_task_id,
-        "het_job_id": job.het_job_id,
-        "het_job_offset": job.het_job_offset,
-    }
+def slurm_facts(job: SlurmJob) -> JobFacts:
+    """What Slurm's CLI says about a job, as JobFacts."""
+    return JobFacts(
+        user_name=job.user,
+        user_id=job.uid,
+        group_name=job.group,
+        group_id=job.gid,
+        account=job.account,
+        partition=job.partition,
+        qos=job.qos,
+        job_name=job.name,
+        nodes=(job.nodelist,) if job.nodelist else (),
+        num_nodes=job.num_nodes,
+        num_tasks=job.tasks,
+        cpus=job.cpus,
+        mem_requested_bytes=job.mem_requested_bytes,
+        array_job_id=job.array_job_id,
+        array_task_id=job.array_task_id,
+        het_job_id=job.het_job_id,
+        het_job_offset=job.het_job_offset,
+    )
 
 
 def apply_slurm_job(
@@ -55,21 +56,21 @@ def apply_slurm_job(
 
     The reconciler only fills gaps (``overwrite`` False); an admin refresh makes Slurm's word final.
     """
-    fields = slurm_fields(job)
+    facts = slurm_facts(job)
     cluster = job.cluster or None
     start = job.start or int(time.time())
-    run = jobs.record_start(db, cluster, job.job_id, start, fields, source)
+    run = jobs.record_start(db, cluster, job.job_id, start, facts, source)
     if job.ended:
         end = job.end or start
         jobs.record_stop(db, cluster, job.job_id, end, job.state, job.exit_code, source, start=start)
         if overwrite:
-            jobs.refresh_run(db, run, fields, job.state, job.exit_code, end)
+            jobs.refresh_run(db, run, facts, job.state, job.exit_code, end)
         else:
             # The epilog cannot tell a cancelled job from a finished one (22.05 gives it exit 0:0):
             # Slurm's state wins; its exit code only when it says more than "0".
             jobs.settle_run(db, run, job.state, job.exit_code)
     elif overwrite:
-        jobs.refresh_run(db, run, fields)
+        jobs.refresh_run(db, run, facts)
     row = db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone()
     return dict(row) if row is not None else {}
 

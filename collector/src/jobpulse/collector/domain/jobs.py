@@ -45,3 +45,33 @@ class JobListing:
     total: int
     tags_by_run: dict[int, list[dict[str, Any]]]
     tags_in_use: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What one source says about a run: an agent event (prolog, epilog, exec), a REST start, Slurm's
+    own records (reconciler, admin refresh). Every source builds one of these and the store maps it to
+    columns in one place (``store.jobs.columns``), so a value means the same whoever reported it.
+
+    ``nodes`` holds node names or Slurm hostlist expressions (``n[1-4]``), expanded by the mapper.
+    Zero counts mean "not said"; ``user_id``/``group_id`` None likewise.
+    """
+
+    user_name: str = ""
+    user_id: int | None = None
+    group_name: str = ""
+    group_id: int | None = None
+    account: str = ""
+    partition: str = ""
+    qos: str = ""
+    job_name: str = ""
+    nodes: tuple[str, ...] = ()
+    num_nodes: int | None = None
+    num_tasks: int | None = None
+    cpus: int | None = None
+    gpus_per_node: int | None = None
+    mem_requested_bytes: int | None = None
+    array_job_id: int | None = None
+    array_task_id: int | None = None
+    het_job_id: int | None = None
+    het_job_offset: int | None = None

@@ -18,7 +18,7 @@ import msgspec
 from jobpulse.collector import metric_catalog
 from jobpulse.collector.domain.errors import InvalidInput, NotFound, Unavailable
 from jobpulse.collector.domain.jobid import JobId
-from jobpulse.collector.domain.jobs import JobListing, JobQuery
+from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
 from jobpulse.collector.domain.principals import Principal
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.schemas import Configuration, MetricConfig, MetricData
@@ -221,13 +221,13 @@ class JobService:
         cluster: str | None,
         job_id: int,
         start: int,
-        fields: dict[str, Any],
+        facts: JobFacts,
         stop: int = 0,
         exit_code: int | None = None,
     ) -> dict[str, Any]:
         """A run started (and, with ``stop``, ended): recorded as source ``api``; the stored run."""
         ended = (stop, _state(exit_code), exit_code) if stop else None
-        return await self.store.record_start(cluster, job_id, start, fields, "api", stop=ended)
+        return await self.store.record_start(cluster, job_id, start, facts, "api", stop=ended)
 
     async def stop_job(self, job_id: int, stop: int, exit_code: int | None) -> dict[str, Any]:
         """The newest run of ``job_id`` ended, in whatever cluster: recorded as source ``api``."""

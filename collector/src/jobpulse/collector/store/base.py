@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jobpulse.collector.domain.jobid import JobId
-from jobpulse.collector.domain.jobs import JobListing, JobQuery
+from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.schemas import Configuration, MetricConfig
 
@@ -97,7 +97,7 @@ class JobStore(Protocol):
         cluster: str | None,
         job_id: int,
         start: int,
-        fields: dict[str, Any],
+        facts: JobFacts,
         source: str,
         stop: tuple[int, str, int | None] | None = None,
     ) -> dict[str, Any]:

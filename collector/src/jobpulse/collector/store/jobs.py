@@ -9,6 +9,7 @@ from typing import Any
 
 from jobpulse.collector.domain import hostnames
 from jobpulse.collector.domain.jobid import JobId
+from jobpulse.collector.domain.jobs import JobFacts
 from jobpulse.collector.domain.jobs import JobQuery as JobQuery  # the list filters (re-exported)
 from jobpulse.collector.domain.runs import EDGE_SECONDS, START_EDGE, RunScope
 from jobpulse.collector.store.errors import BatchError
@@ -96,6 +97,41 @@ def _fill(row: sqlite3.Row, fields: dict[str, Any], source: str) -> dict[str, An
 _EMPTY: dict[str, Any] = {"user_name": "", "group_name": ""}
 
 
+def columns(facts: JobFacts) -> dict[str, Any]:
+    """The one mapping from what a source says to ``jobs`` columns (None: the source did not say)."""
+
+    def count(value: int | None) -> int | None:
+        return value or None
+
+    return {
+        "user_name": facts.user_name,
+        "user_id": facts.user_id,
+        "group_name": facts.group_name,
+        "group_id": facts.group_id,
+        "account": facts.account,
+        "partition": facts.partition,
+        "qos": facts.qos,
+        "job_name": facts.job_name,
+        "num_nodes": count(facts.num_nodes),
+        "num_tasks": count(facts.num_tasks),
+        "cpus": count(facts.cpus),
+        "gpus_per_node": facts.gpus_per_node,
+        "mem_requested_bytes": count(facts.mem_requested_bytes),
+        "array_job_id": facts.array_job_id,
+        "array_task_id": facts.array_task_id,
+        "het_job_id": facts.het_job_id,
+        "het_job_offset": facts.het_job_offset,
+        **node_fields(list(facts.nodes)),
+    }
+
+
+def _columns(fields: JobFacts | dict[str, Any] | None) -> dict[str, Any]:
+    """Sources hand JobFacts; tests and old callers may still pass columns directly."""
+    if isinstance(fields, JobFacts):
+        return columns(fields)
+    return fields or {}
+
+
 def node_fields(names: list[str]) -> dict[str, Any]:
     """The ``nodes``/``nodelist`` columns for hostlist expressions or names (expanded, unioned)."""
     expanded = hostnames.expand_all(names)
@@ -122,7 +158,12 @@ def _latest_run(
 
 
 def record_start(
-    db: sqlite3.Connection, cluster: str | None, job_id: int, start: int, fields: dict[str, Any], source: str
+    db: sqlite3.Connection,
+    cluster: str | None,
+    job_id: int,
+    start: int,
+    facts: JobFacts | dict[str, Any],
+    source: str,
 ) -> int:
     """Record that a run of ``job_id`` started at ``start``; returns its run_id.
 
@@ -132,6 +173,7 @@ def record_start(
     caller that does not know it) matches the job in any cluster.
     """
     now = time.time()
+    fields = _columns(facts)
     row = _latest_run(db, cluster, job_id)
     if row is None and cluster:
         row = _latest_run(db, "", job_id)  # created by a caller that did not know the cluster
@@ -180,12 +222,13 @@ def settle_run(db: sqlite3.Connection, run_id: int, state: str, exit_code: int |
 def refresh_run(
     db: sqlite3.Connection,
     run_id: int,
-    fields: dict[str, Any],
+    facts: JobFacts | dict[str, Any],
     state: str | None = None,
     exit_code: int | None = None,
     stop: int | None = None,
 ) -> None:
     """Overwrite a run's metadata (and end, when given) with what Slurm itself says (admin refresh)."""
+    fields = _columns(facts)
     updates = {c: fields[c] for c in META_COLUMNS if c in fields and not _blank(fields[c])}
     if state is not None and stop is not None:
         updates.update(state=state, exit_code=exit_code, stop_time=stop, is_running=0)
@@ -206,7 +249,7 @@ def record_stop(
     exit_code: int | None,
     source: str,
     start: int = 0,
-    fields: dict[str, Any] | None = None,
+    facts: JobFacts | dict[str, Any] | None = None,
 ) -> int:
     """Record that the newest run of ``job_id`` ended; returns its run_id.
 
@@ -215,11 +258,12 @@ def record_stop(
     start after the newest run ended belongs to a requeued run whose start was missed: a new run.
     """
     now = time.time()
+    fields = _columns(facts)
     row = _latest_run(db, cluster, job_id, before=stop)
     if row is None and cluster:
         row = _latest_run(db, "", job_id, before=stop)  # started by a caller that did not know the cluster
     if row is not None and row["is_running"]:
-        updates = _fill(row, fields or {}, source)
+        updates = _fill(row, fields, source)
         updates.update(stop_time=max(stop, row["start_time"]), is_running=0, state=state, exit_code=exit_code)
         assignments = ", ".join(f"{c} = ?" for c in updates)
         db.execute(
@@ -229,7 +273,6 @@ def record_stop(
         return int(row["run_id"])
     if row is not None and not (start and start > (row["stop_time"] or 0)):
         return int(row["run_id"])  # already stopped: a duplicate
-    fields = fields or {}
     columns = [c for c in META_COLUMNS if fields.get(c) is not None]
     cursor = db.execute(
         f"""INSERT INTO jobs (job_id, cluster, start_time, stop_time, is_running, state, exit_code, source,
@@ -242,23 +285,24 @@ def record_stop(
     return int(cursor.lastrowid or 0)
 
 
-def _meta_fields(meta: pb.JobMeta, node: str) -> dict[str, Any]:
-    return {
-        "user_name": meta.user,
-        "user_id": meta.uid if meta.user or meta.uid else None,
-        "group_name": meta.group,
-        "group_id": meta.gid if meta.group or meta.gid else None,
-        "account": meta.account,
-        "partition": meta.partition,
-        "qos": meta.qos,
-        "job_name": meta.job_name,
-        "num_nodes": meta.num_nodes or None,
-        "num_tasks": meta.num_tasks or None,
-        "cpus": meta.cpus_on_node or None,
-        "gpus_per_node": len(meta.gpus),
-        "mem_requested_bytes": meta.mem_requested_bytes or None,
-        **node_fields([node, meta.nodelist]),
-    }
+def _meta_facts(meta: pb.JobMeta, node: str) -> JobFacts:
+    """An agent's job event as JobFacts: the reporting node plus the hook's hostlist."""
+    return JobFacts(
+        user_name=meta.user,
+        user_id=meta.uid if meta.user or meta.uid else None,
+        group_name=meta.group,
+        group_id=meta.gid if meta.group or meta.gid else None,
+        account=meta.account,
+        partition=meta.partition,
+        qos=meta.qos,
+        job_name=meta.job_name,
+        nodes=(node, meta.nodelist),
+        num_nodes=meta.num_nodes,
+        num_tasks=meta.num_tasks,
+        cpus=meta.cpus_on_node,
+        gpus_per_node=len(meta.gpus),
+        mem_requested_bytes=meta.mem_requested_bytes,
+    )
 
 
 def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEvent) -> None:
@@ -267,7 +311,7 @@ def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEv
     cluster = meta.cluster or cluster
     if event.kind == pb.JobEvent.START:
         start = meta.start_time or event.time_ms // 1000
-        record_start(db, cluster, job_id, start, _meta_fields(meta, node), meta.source)
+        record_start(db, cluster, job_id, start, _meta_facts(meta, node), meta.source)
     elif event.kind == pb.JobEvent.STOP:
         stop = meta.end_time or event.time_ms // 1000
         record_stop(
@@ -279,7 +323,7 @@ def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEv
             meta.exit_code,
             meta.source,
             start=meta.start_time,
-            fields=_meta_fields(meta, node),
+            facts=_meta_facts(meta, node),
         )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobpulse.collector import metric_catalog
-from jobpulse.collector.domain.jobs import JobListing, JobQuery
+from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.schemas import Configuration, MetricConfig
 from jobpulse.collector.store import jobs, samples, series, steps, tags
@@ -120,14 +120,14 @@ class SqliteJobs:
         cluster: str | None,
         job_id: int,
         start: int,
-        fields: dict[str, Any],
+        facts: JobFacts,
         source: str,
         stop: tuple[int, str, int | None] | None = None,
     ) -> dict[str, Any]:
         """A run started (and ended, with ``stop`` = (time, state, exit code)); the stored run."""
 
         def run(db: sqlite3.Connection) -> dict[str, Any]:
-            run_id = jobs.record_start(db, cluster, job_id, start, fields, source)
+            run_id = jobs.record_start(db, cluster, job_id, start, facts, source)
             if stop is not None:
                 jobs.record_stop(db, cluster, job_id, stop[0], stop[1], stop[2], source)
             return _row(db, run_id)

@@ -12,7 +12,6 @@ job. Admins get the job's ``JobMetadata``.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from jobpulse.collector.api.deps import provide_job_service
 from jobpulse.collector.api.jobmon.jobdata import job_metadata as _job_metadata
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
+from jobpulse.collector.domain.jobs import JobFacts
 from jobpulse.collector.services.jobs import JobService
 from jobpulse.common import validate
 from litestar import Controller, Request, patch, post, put
@@ -129,22 +129,21 @@ def _check_names(data: JobMetadata) -> None:
         raise _bad(exc.field, exc.reason) from None
 
 
-def _fields(data: JSONBody[JobMetadata]) -> dict[str, Any]:
-    nodes = [n.Name for n in data.Nodes if n.Name]
-    return {
-        "user_name": data.UserName,
-        "user_id": data.UserId if data.UserName or data.UserId else None,
-        "group_name": data.GroupName,
-        "group_id": data.GroupId if data.GroupName or data.GroupId else None,
-        "account": data.Account,
-        "partition": data.Partition,
-        "job_name": data.JobName,
-        "num_nodes": data.NumNodes or len(nodes) or None,
-        "num_tasks": data.NumTasks or None,
-        "gpus_per_node": data.GPUsPerNode,
-        "nodes": json.dumps(nodes),
-        "nodelist": ",".join(nodes),
-    }
+def _facts(data: JSONBody[JobMetadata]) -> JobFacts:
+    """JobMon's job start as JobFacts (the store maps every source's facts the same way)."""
+    return JobFacts(
+        user_name=data.UserName,
+        user_id=data.UserId if data.UserName or data.UserId else None,
+        group_name=data.GroupName,
+        group_id=data.GroupId if data.GroupName or data.GroupId else None,
+        account=data.Account,
+        partition=data.Partition,
+        job_name=data.JobName,
+        nodes=tuple(n.Name for n in data.Nodes if n.Name),
+        num_nodes=data.NumNodes or len([n for n in data.Nodes if n.Name]),
+        num_tasks=data.NumTasks,
+        gpus_per_node=data.GPUsPerNode,
+    )
 
 
 class JobControlController(Controller):
@@ -173,7 +172,7 @@ class JobControlController(Controller):
             data.ClusterId or None,
             job_id,
             start,
-            _fields(data),
+            _facts(data),
             stop=stop if not data.IsRunning else 0,
             exit_code=data.ExitCode,
         )
