@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,12 @@ from litestar.testing import AsyncTestClient
 ADMIN_PASSWORD = "admin-secret-pw"
 
 
+@functools.cache
+def _hash(password: str) -> str:
+    """argon2 costs ~0.16 s a hash by design; the fixture users' hashes are made once per test run."""
+    return hash_password(password)
+
+
 @pytest.fixture
 def fx_settings(tmp_path: Path) -> CollectorSettings:
     return CollectorSettings(state_dir=tmp_path, admin_password=ADMIN_PASSWORD)
@@ -27,8 +34,8 @@ def fx_store(fx_settings: CollectorSettings) -> AsyncIterator[SqliteStore]:
     store = SqliteStore(fx_settings.database_path)
     store.open()
     ensure_admin(store.writer, fx_settings)
-    users.upsert_user(store.writer, "alice", ["user"], hash_password("alice-password"))
-    users.upsert_user(store.writer, "bob", ["user"], hash_password("bob-password"))
+    users.upsert_user(store.writer, "alice", ["user"], _hash("alice-password"))
+    users.upsert_user(store.writer, "bob", ["user"], _hash("bob-password"))
     yield store
     store.close()
 
