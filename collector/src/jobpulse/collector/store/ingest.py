@@ -101,6 +101,23 @@ def check_hello(hello: pb.Hello) -> None:
             validate.text(getattr(gpu, name), f"gpus.{name}", 255)
 
 
+_META_TEXT = ("cluster", "account", "partition", "qos", "job_name", "nodelist", "sluid", "state", "source")
+
+
+def _check_meta_text(meta: pb.JobMeta) -> None:
+    """An event's names as the agent checks them (common.validate): an older or foreign agent's control
+    characters, bidi tricks or over-long names are refused (a Reject naming the field), never stored."""
+    try:
+        if meta.user:
+            validate.unix_name(meta.user, "events: user")
+        if meta.group:
+            validate.unix_name(meta.group, "events: group")
+        for name in _META_TEXT:
+            validate.text(getattr(meta, name), f"events: {name}", max_length=4096)
+    except validate.InvalidField as exc:
+        raise BatchError(str(exc)) from None
+
+
 def record_hello(db: sqlite3.Connection, hello: pb.Hello) -> int:
     """Record the node; return the highest sequence already stored for its stream."""
     now = time.time()
@@ -208,6 +225,7 @@ def prepare(node: str, stream_id: str, cluster: str, batch: pb.Batch) -> Pending
         parse_job_id(event.meta.job_id)
         if event.meta.mem_requested_bytes > INT64_MAX:
             raise BatchError(f"events: mem_requested_bytes {event.meta.mem_requested_bytes} is out of range")
+        _check_meta_text(event.meta)
     for gap in batch.gaps:  # uint64 on the wire, 64-bit signed in SQLite
         if gap.batches > INT64_MAX or gap.bytes > INT64_MAX:
             raise BatchError(f"gaps: batches {gap.batches} / bytes {gap.bytes} out of range")
