@@ -203,3 +203,49 @@ def raw_cpu_seconds(doc: dict[str, Any]) -> float:
     """The job's CPU-seconds counter (user + system) at its last sample."""
     pairs = zip(raw_series(doc, "cpu_user_seconds"), raw_series(doc, "cpu_system_seconds"), strict=True)
     return max(u + s for u, s in pairs)
+
+
+def run_hook(kind: str, state: Path, env: dict[str, str]) -> float:
+    """The real hook command as slurmd runs it (the job in its environment, output unread); its wall
+    time in seconds. A hook must always exit 0: anything else fails the test with its stderr."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobpulse.agent.cli",
+            kind,
+            "--state-dir",
+            str(state),
+            "--socket",
+            str(state / "agent.sock"),
+        ],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    return took
+
+
+@contextmanager
+def small_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A real file system of ``size`` (e.g. "2m") that really fills up; skips where it cannot be mounted
+    (not root, no mount permission)."""
+    import pytest
+
+    mount.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mount)], check=False
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -6,14 +6,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Collector, start_agent, start_collector, stop, unique_job_id, wait_for
+from support import Collector, run_hook, start_agent, start_collector, stop, unique_job_id, wait_for
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -45,30 +44,6 @@ def slurm_env(job_id: int, **extra: str) -> dict[str, str]:
     }
 
 
-def hook(kind: str, state: Path, env: dict[str, str]) -> float:
-    started = time.monotonic()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jobpulse.agent.cli",
-            kind,
-            "--state-dir",
-            str(state),
-            "--socket",
-            str(state / "agent.sock"),
-        ],
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    took = time.monotonic() - started
-    assert done.returncode == 0, done.stderr
-    return took
-
-
 def job(collector: Collector, job_id: int) -> dict[str, Any] | None:
     response = collector.get(f"/api/job/{job_id}")
     return response.json()["Metadata"] if response.status_code == 200 else None
@@ -80,10 +55,10 @@ def test_prolog_and_epilog_record_the_job(tmp_path: Path, collector: Collector) 
     try:
         job_id = unique_job_id()
         before = int(time.time())
-        assert hook("prolog", state, slurm_env(job_id)) < 2.0
+        assert run_hook("prolog", state, slurm_env(job_id)) < 2.0
         running = wait_for(lambda: job(collector, job_id), what="job start at the collector")
         assert running["IsRunning"] is True
-        hook("epilog", state, slurm_env(job_id, SLURM_JOB_EXIT_CODE="768", SLURM_JOB_EXIT_CODE2="3:0"))
+        run_hook("epilog", state, slurm_env(job_id, SLURM_JOB_EXIT_CODE="768", SLURM_JOB_EXIT_CODE2="3:0"))
         ended = wait_for(lambda: (j := job(collector, job_id)) and not j["IsRunning"] and j, what="job stop")
     finally:
         stop(agent)
@@ -107,8 +82,8 @@ def test_prolog_and_epilog_record_the_job(tmp_path: Path, collector: Collector) 
 def test_agent_stopped_events_arrive_when_it_is_back(tmp_path: Path, collector: Collector) -> None:
     state = tmp_path / "agent"
     job_id = unique_job_id()
-    assert hook("prolog", state, slurm_env(job_id)) < 2.0
-    assert hook("epilog", state, slurm_env(job_id, SLURM_JOB_EXIT_CODE2="0:0")) < 2.0
+    assert run_hook("prolog", state, slurm_env(job_id)) < 2.0
+    assert run_hook("epilog", state, slurm_env(job_id, SLURM_JOB_EXIT_CODE2="0:0")) < 2.0
     assert len(list((state / "events").glob("*.json"))) == 2
     assert job(collector, job_id) is None
     agent = start_agent(state, collector.grpc_target)
@@ -130,8 +105,8 @@ def test_hung_agent_socket_then_agent_back(tmp_path: Path, collector: Collector)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as hung:
         hung.bind(str(state / "agent.sock"))
         hung.listen(8)  # connects succeed, nobody ever answers
-        assert hook("prolog", state, slurm_env(job_id)) < 2.0
-        assert hook("epilog", state, slurm_env(job_id, SLURM_JOB_EXIT_CODE2="0:0")) < 2.0
+        assert run_hook("prolog", state, slurm_env(job_id)) < 2.0
+        assert run_hook("epilog", state, slurm_env(job_id, SLURM_JOB_EXIT_CODE2="0:0")) < 2.0
     agent = start_agent(state, collector.grpc_target)
     try:
         ended = wait_for(
@@ -217,17 +192,17 @@ def test_duplicates_out_of_order_and_requeue_through_the_hooks(tmp_path: Path, c
     agent = start_agent(state, collector.grpc_target)
     try:
         dup = unique_job_id()
-        hook("prolog", state, slurm_env(dup))
-        hook("prolog", state, slurm_env(dup, SLURM_JOB_ACCOUNT="other"))  # slurmd retried the prolog
-        hook("epilog", state, slurm_env(dup, SLURM_JOB_EXIT_CODE2="0:0"))
-        hook("epilog", state, slurm_env(dup, SLURM_JOB_EXIT_CODE2="9:0"))
+        run_hook("prolog", state, slurm_env(dup))
+        run_hook("prolog", state, slurm_env(dup, SLURM_JOB_ACCOUNT="other"))  # slurmd retried the prolog
+        run_hook("epilog", state, slurm_env(dup, SLURM_JOB_EXIT_CODE2="0:0"))
+        run_hook("epilog", state, slurm_env(dup, SLURM_JOB_EXIT_CODE2="9:0"))
         early = unique_job_id()
-        hook("epilog", state, slurm_env(early, SLURM_JOB_EXIT_CODE2="2:0"))  # the stop arrives first
+        run_hook("epilog", state, slurm_env(early, SLURM_JOB_EXIT_CODE2="2:0"))  # the stop arrives first
         requeued = unique_job_id()
-        hook("prolog", state, slurm_env(requeued))
-        hook("epilog", state, slurm_env(requeued, SLURM_JOB_EXIT_CODE2="0:15"))
+        run_hook("prolog", state, slurm_env(requeued))
+        run_hook("epilog", state, slurm_env(requeued, SLURM_JOB_EXIT_CODE2="0:15"))
         time.sleep(1.1)  # Slurm restarts a requeued job in a later second
-        hook("prolog", state, slurm_env(requeued, SLURM_JOB_RESTART_COUNT="1"))
+        run_hook("prolog", state, slurm_env(requeued, SLURM_JOB_RESTART_COUNT="1"))
         wait_for(lambda: len(runs(collector, requeued)) == 2, what="the requeued run")
         wait_for(
             lambda: runs(collector, dup) and not runs(collector, dup)[0]["is_running"], what="dup job stop"

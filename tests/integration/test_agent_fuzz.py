@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from jobpulse.agent import events, hooks
 from jobpulse.common import validate
-from support import start_collector, stop, wait_for
-from test_agent_poison import job_row, run_hook, slurm_env
+from support import run_hook, start_collector, stop, wait_for
+from test_agent_poison import job_row, slurm_env
 
 NODE = "fuzz1"
 # per property; the whole test takes ~15 s on the 2-core test machine (more: JOBPULSE_FUZZ_EXAMPLES=2000)

@@ -12,8 +12,6 @@ import json
 import os
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ import pytest
 from delivery import agent, db, gaps, produced, stored
 from jobpulse.agent.spool import Spool
 from jobpulse.proto.v1 import ingest_pb2 as pb
-from support import Collector, start_collector, stop, wait_for
+from support import Collector, run_hook, start_collector, stop, wait_for
 
 NODE = "poison1"
 
@@ -50,28 +48,6 @@ def slurm_env(job_id: str, **extra: str) -> dict[str, str]:
         "SLURM_NODELIST": "vm",
         **extra,
     }
-
-
-def run_hook(kind: str, state: Path, env: dict[str, str]) -> None:
-    """The real hook command, as slurmd runs it (root, the job's environment, stdout/stderr unread)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jobpulse.agent.cli",
-            kind,
-            "--state-dir",
-            str(state),
-            "--socket",
-            str(state / "agent.sock"),
-        ],
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 def hook_log(state: Path) -> str:

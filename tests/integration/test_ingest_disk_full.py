@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import math
-import os
 import sqlite3
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,20 +16,13 @@ import pytest
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
-from support import start_collector, stop
+from support import small_tmpfs, start_collector, stop
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs: a real file system that really fills up (needs root)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount)]).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    with small_tmpfs(tmp_path / "small", "4m") as mount:
+        yield mount
 
 
 def _batch(seq: int, rows: int) -> pb.AgentMessage:

@@ -6,13 +6,12 @@ reuse the same job number at the same time; each run's page shows only its own c
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from support import Collector, start_agent, start_collector, stop, unique_job_id, wait_for
+from support import Collector, run_hook, start_agent, start_collector, stop, unique_job_id, wait_for
 
 
 @pytest.fixture
@@ -20,26 +19,6 @@ def collector(tmp_path: Path) -> Collector:
     c = start_collector(tmp_path / "collector")
     yield c
     stop(c.proc)
-
-
-def _hook(kind: str, state: Path, env: dict[str, str]) -> None:
-    """slurmd's way of running the hook: as a command with the job in its environment."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jobpulse.agent.cli",
-            kind,
-            "--state-dir",
-            str(state),
-            "--socket",
-            str(state / "agent.sock"),
-        ],
-        env={**os.environ, **env},
-        check=True,
-        timeout=30,
-        capture_output=True,
-    )
 
 
 def _exec(state: Path, job_id: int, seconds: float) -> subprocess.Popen[bytes]:
@@ -87,7 +66,7 @@ def test_multi_node_job_lists_every_reporting_node(tmp_path: Path, collector: Co
             )
         # Without PrologFlags, each node's prolog sees only the step's node list: its own name.
         for node in nodes:
-            _hook(
+            run_hook(
                 "prolog",
                 tmp_path / node,
                 {
@@ -114,7 +93,7 @@ def test_multi_node_job_lists_every_reporting_node(tmp_path: Path, collector: Co
             assert [j["Id"] for j in listed] == [job], node
         # The epilog runs on every node with the job's full hostlist; the list stays the same.
         for node in nodes:
-            _hook(
+            run_hook(
                 "epilog",
                 tmp_path / node,
                 {
@@ -188,7 +167,7 @@ def test_steps_are_served_with_their_own_series_and_summary(tmp_path: Path, coll
     tree = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios" / "v1_uid"
     agent = start_agent(tmp_path / "n1", collector.grpc_target, "--node", "n1", "--cgroup-root", str(tree))
     try:
-        _hook(
+        run_hook(
             "prolog",
             tmp_path / "n1",
             {"SLURM_JOB_ID": "88", "SLURM_JOB_USER": "alice", "SLURM_JOB_UID": "1000"},

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common.config import ConfigError
 from litestar.testing import AsyncTestClient
+from support import small_tmpfs
 
 DEEP = "[" * 1000 + "]" * 1000  # ~2 KB; msgspec raised RecursionError on it (a 500)
 JSON = {"Content-Type": "application/json"}
@@ -212,17 +211,8 @@ def test_D8_short_jwt_secret_file_refuses_the_start(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs: a real file system that really fills up (needs root)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount)], check=False
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    with small_tmpfs(tmp_path / "small", "2m") as mount:
+        yield mount
 
 
 def fill(directory: Path) -> Callable[[], None]:
