@@ -84,6 +84,23 @@ def test_summary_values(tmp_path: Path) -> None:
     assert stored is not None and stored["cpu_efficiency"] == pytest.approx(0.5)
 
 
+def test_summary_metrics_mean_max_and_limit(tmp_path: Path) -> None:
+    """Per metric, the mean and highest whole-job sample over all nodes, and what a node was given:
+    what the job list's radar chart is drawn from."""
+    db = open_db(tmp_path / "j.db")
+    run = _gpu_job(db, 14, "g1", util=80.0)
+    s = summarize(db, run, now=START + 4000, thresholds=Thresholds())
+    assert s is not None
+    assert s.metrics["gpu_util_percent"] == {"mean": 80.0, "max": 80.0, "limit": 100.0}
+    assert s.metrics["mem_current_bytes"] == {"mean": 8 * GIB, "max": 8 * GIB, "limit": 16 * GIB}
+    assert s.metrics["alloc_cpus"] == {"mean": 8.0, "max": 8.0, "limit": None}
+    io = s.metrics["io_read_bytes"]  # a counter: 0, 60000, ... 3600000 at 61 ticks
+    assert io["mean"] == pytest.approx(1000.0 * 1800) and io["max"] == 1000.0 * 3600
+    assert "cpu_cores" not in s.metrics and "mem_limit_bytes" in s.metrics  # never measured: absent
+    stored = load_summary(db, run)
+    assert stored is not None and stored["metrics"]["gpu_util_percent"]["mean"] == 80.0
+
+
 def test_idle_gpu_job_gets_the_finding_and_a_busy_one_does_not(tmp_path: Path) -> None:
     db = open_db(tmp_path / "j.db")
     idle = _gpu_job(db, 11, "g1", util=1.0)
@@ -172,3 +189,5 @@ def test_summary_from_rollups_when_raw_samples_are_gone(tmp_path: Path) -> None:
     assert s is not None and s.source == "job_samples_1m"
     assert s.cpu_efficiency == pytest.approx(0.5)
     assert s.mem_peak_bytes == 8 * GIB
+    assert s.metrics["gpu_util_percent"] == {"mean": pytest.approx(80.0), "max": 80.0, "limit": 100.0}
+    assert s.metrics["io_read_bytes"] == {"mean": None, "max": 1000.0 * 3600, "limit": None}  # a counter

@@ -4,17 +4,24 @@ Computed once per job run after it stops (by the scheduled summary pass, ``summa
 later so the last batches of every node are in) from the raw samples, which retention keeps longer
 than any job runs; a job whose raw samples are gone is summarized from its 1-minute rollups. Stored
 as JSON in ``job_summaries``, which retention never touches. Values that were not measured are None.
+
+``metrics`` holds, per stored job metric, the mean and the highest value of its whole-job samples over
+all nodes and, where the job was given a bound, that bound per node (``limit``: the CPUs of a node's
+cpuset for ``cpu_cores``, the memory limit for memory, 100 for GPU utilisation). The job list's radar
+chart is drawn from it (JobMon's ``JobMetadata.Data``), read for a page of jobs in one query.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import asdict, dataclass, field, replace
 from operator import add
 from typing import Any
 
 from jobpulse.collector.findings import FINDING_CREATED_BY, FINDING_TAG_TYPE, Finding, Thresholds, evaluate
+from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.packed import Hour, read_hours, selection
 from jobpulse.collector.store.packing import aggregate
 from jobpulse.collector.store.state import get_state, set_state
@@ -75,6 +82,8 @@ class JobSummary:
     nodes: tuple[NodeSummary, ...] = ()
     gpu_detail: tuple[GpuSummary, ...] = ()
     findings: tuple[Finding, ...] = field(default=())
+    # per job metric: {"mean", "max", "limit"} (None where not measured or not bounded); see the module
+    metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,6 +171,72 @@ def _minute_rows(db: sqlite3.Connection, job_id: int, lo: int, hi: int) -> list[
     return out
 
 
+_METRICS_SQL = (
+    "SELECT count(*), "
+    + ", ".join(f"avg({c}), max({c})" for c in JOB_SAMPLE_COLUMNS)
+    + " FROM job_samples WHERE job_id = ? AND step = '' AND ts >= ? AND ts <= ?"
+)
+_MEMORY_BOUNDED = ("mem_current_bytes", "mem_peak_bytes", "mem_anon_bytes", "mem_file_bytes")
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _metric_figures(
+    db: sqlite3.Connection, job_id: int, lo: int, hi: int, raw: bool
+) -> dict[str, tuple[float | None, float | None]]:
+    """Per job metric, (mean, highest value) of the whole-job samples of every node in [lo, hi]: from
+    the raw samples, or (``raw`` False) from the 1-minute rollups, where a counter keeps no mean."""
+    if raw:
+        row = db.execute(_METRICS_SQL, (job_id, lo, hi)).fetchone()
+        if not row or not row[0]:
+            return {}
+        figures = {
+            c: (_finite(row[1 + 2 * i]), _finite(row[2 + 2 * i])) for i, c in enumerate(JOB_SAMPLE_COLUMNS)
+        }
+        return {c: pair for c, pair in figures.items() if pair != (None, None)}
+    cols = [
+        col
+        for c in JOB_SAMPLE_COLUMNS
+        for col in ([f"{c}_last"] if c in COUNTER_COLUMNS else [f"{c}_avg", f"{c}_max"])
+    ]
+    nodes = [
+        r[0] for r in db.execute("SELECT node FROM job_series WHERE job_id = ? AND step = ''", (job_id,))
+    ]
+    sums: dict[str, list[float]] = {}  # column -> [sum of node mean x samples, samples]
+    highest: dict[str, float] = {}
+    for hours in read_hours(db, job_id, "", nodes, cols, lo, hi + 1).values():
+        chunks = [(h, selection(h, hour, lo, hi + 1)) for hour, h in hours.items()]
+        count, figures = aggregate(cols, [(h, idx) for h, idx in chunks if idx is None or idx])
+        for col, value in zip(cols, figures, strict=True):
+            value = _finite(value)
+            if value is None:
+                continue
+            if col.endswith("_avg"):
+                acc = sums.setdefault(col[: -len("_avg")], [0.0, 0.0])
+                acc[0] += value * count
+                acc[1] += count
+            else:
+                name = col.rsplit("_", 1)[0]
+                highest[name] = max(highest.get(name, value), value)
+    return {
+        c: (sums[c][0] / sums[c][1] if c in sums and sums[c][1] else None, highest.get(c))
+        for c in JOB_SAMPLE_COLUMNS
+        if c in sums or c in highest
+    }
+
+
+def _limits(job: Any, nodes: list[NodeSummary], mem_limit: float | None) -> dict[str, float | None]:
+    """What one node of the run was given, per metric that has such a bound."""
+    num_nodes = max(1, len(nodes) or (job["num_nodes"] or 0))
+    cpus = _max([n.alloc_cpus for n in nodes]) or (job["cpus"] / num_nodes if job["cpus"] else None)
+    memory = mem_limit or (job["mem_requested_bytes"] / num_nodes if job["mem_requested_bytes"] else None)
+    limits: dict[str, float | None] = {"cpu_cores": cpus, "gpu_util_percent": 100.0}
+    limits.update(dict.fromkeys(_MEMORY_BOUNDED, memory))
+    return limits
+
+
 def _gpus(db: sqlite3.Connection, job_id: int, nodes: list[str], lo: int, hi: int) -> list[GpuSummary]:
     out = []
     for node in nodes:
@@ -208,6 +283,10 @@ def compute_summary(db: sqlite3.Connection, run_id: int, now: float) -> JobSumma
     alloc_core_seconds = _sum([n.alloc_cpus * duration if n.alloc_cpus else None for n in nodes])
     util_means = [g.util_mean_percent for g in gpu_detail if g.util_mean_percent is not None]
     node_means = [n.gpu_util_mean_percent for n in nodes if n.gpu_util_mean_percent is not None]
+    mem_limit = _max([n.mem_limit_bytes for n in nodes])
+    limits = _limits(job, nodes, mem_limit)
+    raw = source == "job_samples"
+    figures = _metric_figures(db, job["job_id"], lo if raw else lo - 60_000, hi, raw) if rows else {}
     gaps = db.execute(
         f"SELECT node, from_ms, to_ms, batches, bytes FROM gaps WHERE node IN ({', '.join('?' for _ in node_names)})"
         " AND to_ms >= ? AND from_ms <= ? ORDER BY from_ms",
@@ -228,7 +307,7 @@ def compute_summary(db: sqlite3.Connection, run_id: int, now: float) -> JobSumma
         gpu_hours=gpus * duration / 3600,
         mem_peak_bytes=_max([n.mem_peak_bytes for n in nodes]),
         mem_requested_bytes=job["mem_requested_bytes"],
-        mem_limit_bytes=_max([n.mem_limit_bytes for n in nodes]),
+        mem_limit_bytes=mem_limit,
         gpu_util_mean_percent=(
             sum(util_means) / len(util_means)
             if util_means
@@ -250,6 +329,9 @@ def compute_summary(db: sqlite3.Connection, run_id: int, now: float) -> JobSumma
         ),
         nodes=tuple(nodes),
         gpu_detail=tuple(gpu_detail),
+        metrics={
+            c: {"mean": mean, "max": high, "limit": limits.get(c)} for c, (mean, high) in figures.items()
+        },
     )
 
 
