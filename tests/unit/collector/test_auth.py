@@ -110,6 +110,10 @@ async def test_users_see_only_their_own_jobs(fx_client: AsyncTestClient, fx_stor
     other = await fx_client.get("/api/job/202", headers=alice)
     missing = await fx_client.get("/api/job/303", headers=alice)
     assert other.status_code == missing.status_code == 404
+    assert other.text.replace("202", "N") == missing.text.replace("303", "N")  # plain text: JobMon's page
+    json_accept = {**alice, "Accept": "application/json"}
+    other = await fx_client.get("/api/job/202", headers=json_accept)
+    missing = await fx_client.get("/api/job/303", headers=json_accept)
     assert other.json()["detail"].replace("202", "N") == missing.json()["detail"].replace("303", "N")
     admin = _bearer(await login(fx_client, "admin", ADMIN_PASSWORD))
     fx_client.cookies.clear()

@@ -62,7 +62,8 @@ async def test_reconciler_hostlist_becomes_nodes(fx_client: AsyncTestClient, fx_
     auth = {"Authorization": f"Bearer {token}"}
     meta = (await fx_client.get("/api/job/41", headers=auth)).json()["Metadata"]
     assert [n["Name"] for n in meta["Nodes"]] == ["node001", "node002", "node003", "node004"]
-    assert meta["NodeList"] == "node[001-004]"
+    assert meta["NodeList"] == "node001|node002|node003|node004"  # JobMon's page splits it on "|"
+    assert meta["HostList"] == "node[001-004]"
     listed = (await fx_client.get("/api/jobs", params={"Node": "node003"}, headers=auth)).json()["Jobs"]
     assert [j["Id"] for j in listed] == [41]
 

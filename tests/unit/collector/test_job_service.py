@@ -38,11 +38,11 @@ async def test_a_user_never_sees_another_users_run(service: JobService) -> None:
 
 
 async def test_the_list_is_scoped_to_the_users_own_jobs(service: JobService) -> None:
-    listing, _ = await service.list_jobs(ALICE, JobQuery())
+    listing = (await service.list_jobs(ALICE, JobQuery())).listing
     assert [r["job_id"] for r in listing.rows] == [301] and listing.total == 1
-    listing, _ = await service.list_jobs(ALICE, JobQuery(user="bob"))
+    listing = (await service.list_jobs(ALICE, JobQuery(user="bob"))).listing
     assert listing.rows == [] and listing.total == 0
-    listing, _ = await service.list_jobs(ADMIN, JobQuery(user="bob"))
+    listing = (await service.list_jobs(ADMIN, JobQuery(user="bob"))).listing
     assert [r["job_id"] for r in listing.rows] == [302]
 
 

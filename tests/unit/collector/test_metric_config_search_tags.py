@@ -82,7 +82,10 @@ async def test_config_catalogue_and_update(
     metrics = {m["GUID"]: m for m in config["Metrics"]}
     assert len(metrics) == 16
     assert metrics["mem_current_bytes"]["Unit"] == "B" and metrics["gpu_util_percent"]["Unit"] == "%"
-    assert metrics["cpu_cores"]["Type"] == "cpu" and metrics["io_read_bytes"]["Type"] == "io"
+    # Type is JobMon's collection granularity: every jobpulse series is per node; categories apart
+    assert {m["Type"] for m in metrics.values()} == {"node"} and metrics["io_read_bytes"]["Categories"] == [
+        "io"
+    ]
     assert set(config["Partitions"]) == {"gpu", "cpu"}  # as seen in jobs, every metric
     assert len(config["Partitions"]["gpu"]["Metrics"]) == 16
     edited = [dict(m) for m in config["Metrics"] if m["GUID"] in ("cpu_cores", "mem_current_bytes")]
@@ -139,7 +142,7 @@ async def test_search(fx_client: AsyncTestClient, tokens: dict[str, dict[str, st
     assert (await fx_client.get("/api/search/user/o", headers=admin)).json() == ["bob"]
     assert (
         await fx_client.get("/api/search/user/%25", headers=admin)
-    ).json() == []  # LIKE wildcards are literal
+    ).json() is None  # LIKE wildcards are literal; nothing found is null, as JobMon's page expects
     assert (await fx_client.get("/api/search/user/o", headers=alice)).status_code == 403
 
 

@@ -23,8 +23,13 @@ AGG_FNS = ("mean", "min", "max", "sum")
 AGG_ALIASES = {"avg": "mean"}
 CATEGORIES = ["cpu", "mem", "io", "gpu"]
 RADAR_CHART = ["cpu_cores", "mem_current_bytes", "io_read_bytes", "io_write_bytes", "gpu_util_percent"]
+# JobMon's default MetricQuantiles: the Quantile View's quantiles across nodes, as JobMon spells them
+METRIC_QUANTILES = ("0.25", "0.5", "0.75")
+# JobMon's MetricConfig.Type is the collection granularity ("node", "socket", "cpu" per hardware thread).
+# Every jobpulse series is one job's on one node, so every metric is "node" (and separated by hostname).
+GRANULARITY = "node"
 
-# column -> (display name, unit, type, default aggFn). Units as JobMon spells them ("B", "%", ...).
+# column -> (display name, unit, category, default aggFn). Units as JobMon spells them ("B", "%", ...).
 _DEFAULTS: dict[str, tuple[str, str, str, str]] = {
     "cpu_user_seconds": ("CPU user time", "s", "cpu", "max"),
     "cpu_system_seconds": ("CPU system time", "s", "cpu", "max"),
@@ -55,14 +60,15 @@ def default_metrics(sample_interval: str) -> list[MetricConfig]:
         MetricConfig(
             GUID=column,
             Measurement=column,
-            Type=kind,
-            Categories=[kind],
+            Type=GRANULARITY,
+            Categories=[category],
             AggFn=agg,
             SampleInterval=sample_interval,
             Unit=unit,
             DisplayName=name,
+            SeparationKey="hostname",
         )
-        for column, (name, unit, kind, agg) in _DEFAULTS.items()
+        for column, (name, unit, category, agg) in _DEFAULTS.items()
     ]
 
 
@@ -73,12 +79,18 @@ def normalise_agg(name: str) -> str | None:
 
 
 def metrics_of(stored: StoredConfig, sample_interval: str) -> list[MetricConfig]:
-    """The catalogue: the stored edit, or the defaults; sorted by display name as JobMon does."""
-    metrics = (
-        msgspec.convert(stored.metrics, list[MetricConfig])
-        if stored.metrics is not None
-        else default_metrics(sample_interval)
-    )
+    """The catalogue: the stored edit, or the defaults; sorted by display name as JobMon does. An edit
+    stored before the granularity was served (its Type a category, e.g. "cpu", which JobMon's page reads
+    as per-thread data) is served as what every jobpulse series is: per node."""
+    if stored.metrics is None:
+        metrics = default_metrics(sample_interval)
+    else:
+        metrics = [
+            msgspec.structs.replace(m, Type=GRANULARITY, SeparationKey=m.SeparationKey or "hostname")
+            if m.Type != GRANULARITY or not m.SeparationKey
+            else m
+            for m in msgspec.convert(stored.metrics, list[MetricConfig])
+        ]
     return sorted(metrics, key=lambda m: m.DisplayName)
 
 
@@ -98,6 +110,7 @@ def configuration_of(stored: StoredConfig, sample_interval: str) -> Configuratio
         Metrics=metrics,
         Partitions=partitions,
         SampleInterval=sample_interval,
+        MetricQuantiles=list(METRIC_QUANTILES),
         MetricCategories=list(CATEGORIES),
         RadarChartMetrics=[g for g in RADAR_CHART if g in guids],
     )
@@ -128,6 +141,12 @@ def validate(
             raise CatalogError(
                 f"{where}.Measurement",
                 f"{metric.Measurement!r} is not a stored metric; one of {list(JOB_SAMPLE_COLUMNS)}",
+            )
+        if metric.Type not in ("", GRANULARITY):
+            raise CatalogError(
+                f"{where}.Type",
+                f"{metric.Type!r}: jobpulse collects one series per job and node, so the collection "
+                f"granularity is {GRANULARITY!r} (categories go in Categories)",
             )
         if normalise_agg(metric.AggFn) is None:
             raise CatalogError(f"{where}.AggFn", f"{metric.AggFn!r} is not one of {list(AGG_FNS)}")

@@ -208,9 +208,9 @@ def _metric_figures(
     highest: dict[str, float] = {}
     for hours in read_hours(db, job_id, "", nodes, cols, lo, hi + 1).values():
         chunks = [(h, selection(h, hour, lo, hi + 1)) for hour, h in hours.items()]
-        count, figures = aggregate(cols, [(h, idx) for h, idx in chunks if idx is None or idx])
-        for col, value in zip(cols, figures, strict=True):
-            value = _finite(value)
+        count, values = aggregate(cols, [(h, idx) for h, idx in chunks if idx is None or idx])
+        for col, found in zip(cols, values, strict=True):
+            value = _finite(found)
             if value is None:
                 continue
             if col.endswith("_avg"):

@@ -13,7 +13,7 @@ from jobpulse.collector.domain.errors import (
     Unauthorized,
     Unavailable,
 )
-from litestar import Request, Response
+from litestar import MediaType, Request, Response
 
 _STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
@@ -34,3 +34,19 @@ def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[
     if isinstance(exc, Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
     return Response(body, status_code=status, headers=headers or None)
+
+
+def job_not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
+    """A job the caller may not see (missing, or another user's: the same answer) on the routes JobMon's
+    job page fetches (GET /api/job/{id}, /api/metric/{id}): 404, as JSON only for a client that asks
+    for JSON (``Accept: application/json``), otherwise as plain text.
+
+    Why: JobMon's page parses every answer but a 401/403 as JobData and crashes on any JSON body without
+    ``Metadata``; on 401/403 it deletes its login cookie, which logs the user out for following a link.
+    JobMon's own backend answers another user's job with a bare 401. A 404 whose body is not JSON keeps
+    the user logged in and the page from crashing (it stays on its spinner), and it tells nothing about
+    whether the job exists.
+    """
+    if "application/json" in request.headers.get("accept", ""):
+        return domain_error(request, exc)
+    return Response(exc.message, status_code=404, media_type=MediaType.TEXT)

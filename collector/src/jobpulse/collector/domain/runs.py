@@ -32,3 +32,11 @@ class RunScope:
         if wanted is None:
             return self
         return RunScope(self.job_id, self.start_ms, self.end_ms, [n for n in self.nodes if n in wanted])
+
+    def within(self, start_ms: int | None = None, end_ms: int | None = None) -> RunScope:
+        """The scope narrowed to [start_ms, end_ms) inside the run's own window (None: that end of it)."""
+        start = self.start_ms if start_ms is None else max(self.start_ms, start_ms)
+        end = self.end_ms
+        if end_ms is not None:
+            end = end_ms if end is None else min(end, end_ms)
+        return RunScope(self.job_id, start, end, self.nodes)

@@ -28,8 +28,20 @@ class JobTag(msgspec.Struct):
     CreatedBy: Text = ""
 
 
+class JobMetadataData(msgspec.Struct):
+    """job.JobMetadataData: one metric of a finished job as its summary has it (the job list's radar
+    chart: Mean / max(MaxPerNode, MaxPerType), Max likewise). ChangePoints: not detected, null."""
+
+    Config: MetricConfig
+    Mean: float
+    Max: float
+    ChangePoints: list[str] | None = None
+
+
 class JobMetadata(msgspec.Struct):
-    """job.JobMetadata; times in seconds since the epoch, StopTime 0 while running."""
+    """job.JobMetadata; times in seconds since the epoch. StopTime is 0 for a running job in the job
+    list and now on its page (GET /api/job), as in JobMon. NodeList is JobMon's: the node names joined
+    by ``|`` (its page splits on it); HostList the same nodes as a Slurm hostlist (``n[1-4]``)."""
 
     Id: int
     UserId: int
@@ -62,6 +74,9 @@ class JobMetadata(msgspec.Struct):
     ArrayTaskId: int | None = None
     HetJobId: int | None = None
     HetJobOffset: int | None = None
+    HostList: str = ""
+    # JobMon's Data: the summary's figures per metric; null while running or before the summary exists
+    Data: list[JobMetadataData] | None = None
 
 
 class MetricConfig(msgspec.Struct):
@@ -137,10 +152,29 @@ class MetricData(msgspec.Struct):
 
 
 class QuantileData(msgspec.Struct):
+    """job.QuantileData: Data maps each quantile ("0.25") -> points {"_time", "_value", "_field" (the
+    quantile), "_measurement"}: at each time step, that quantile of the nodes' values."""
+
     Config: MetricConfig
     Quantiles: list[str]
     Data: dict[str, list[dict[str, Any]]]
     RawData: str = ""
+
+
+class LiveMessage(msgspec.Struct):
+    """A frame of JobMon's live protocol (WS /api/live/{id}): Type 2 answers a load request (Type 1),
+    Type 3 pushes the latest samples."""
+
+    Type: int
+    MetricData: list[MetricData]
+
+
+class LiveLoadRequest(msgspec.Struct, forbid_unknown_fields=False):
+    """What JobMon's live page sends: ``{"StartTime": s, "StopTime": s, "Type": 1}``."""
+
+    Type: int
+    StartTime: float = 0
+    StopTime: float = 0
 
 
 class StepSummary(msgspec.Struct):
@@ -159,11 +193,13 @@ class StepSummary(msgspec.Struct):
 
 
 class JobData(msgspec.Struct):
-    """job.JobData plus Summary/Findings (issue 5; null when not computed) and the tags."""
+    """job.JobData plus Summary/Findings (issue 5; null when not computed) and the tags. MetricData is
+    null when the job has no data (JobMon's page then says so); QuantileData null while the job runs
+    or when it has no data, as JobMon's backend leaves them."""
 
     Metadata: JobMetadata
-    MetricData: list[MetricData]
-    QuantileData: list[QuantileData]
+    MetricData: list[MetricData] | None
+    QuantileData: list[QuantileData] | None
     SampleInterval: float
     SampleIntervals: list[float]
     Tags: list[JobTag]

@@ -10,8 +10,10 @@ through the store's named methods (store/base.py ``JobStore``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from dataclasses import dataclass
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import msgspec
@@ -21,7 +23,7 @@ from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
 from jobpulse.collector.domain.principals import Principal
 from jobpulse.collector.domain.runs import RunScope
-from jobpulse.collector.schemas import Configuration, MetricConfig, MetricData
+from jobpulse.collector.schemas import Configuration, MetricConfig, MetricData, QuantileData
 from jobpulse.collector.services import access, series
 from jobpulse.collector.services.jobcache import JobDataCache
 from jobpulse.collector.slurm import cli as slurm
@@ -30,6 +32,32 @@ from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 
 INT64 = 2**63 - 1  # SQLite's INTEGER range
 NOBODY = "\0nobody"  # a user name no job has: a user asking for another user's jobs sees none
+LIVE_WINDOW_S = 3600  # as JobMon: a running job's page charts its last hour; older data on request
+SEARCH_LIMIT = 100  # results of a job search
+
+
+@dataclass(frozen=True)
+class MetricFigures:
+    """One metric of a finished run as its summary has it (JobMon's JobMetadata.Data: the radar chart).
+
+    ``config`` is the catalogue entry; where the entry has no MaxPerNode and the run had a bound per node
+    (its CPUs, its memory limit, 100 % of a GPU), MaxPerNode is that bound, so that the chart shows the
+    share of what the job was given rather than 1.
+    """
+
+    config: MetricConfig
+    mean: float
+    max: float
+
+
+@dataclass
+class JobList:
+    """One page of the job list (GET /api/jobs): the runs, the configuration shown with them, and the
+    summary figures of the radar chart's metrics per finished run that has a summary."""
+
+    listing: JobListing
+    config: Configuration
+    figures: dict[int, list[MetricFigures]]
 
 
 @dataclass
@@ -44,6 +72,9 @@ class JobPage:
     summary: dict[str, Any] | None
     findings: list[dict[str, Any]]
     steps: list[dict[str, Any]]
+    quantile_data: list[QuantileData] = field(default_factory=list)  # finished runs only
+    figures: list[MetricFigures] | None = None  # from the summary; None until the run has one
+    stop_time: int = 0  # as shown: the end, or now while the run is running
 
 
 class JobService:
@@ -75,15 +106,23 @@ class JobService:
         return row, scope.only(nodes)
 
     # -- the job list ----------------------------------------------------------------------------
-    async def list_jobs(self, principal: Principal, query: JobQuery) -> tuple[JobListing, Configuration]:
-        """One page of the runs matching ``query`` that ``principal`` may see (users: their own), and
-        the configuration the list shows with it."""
+    async def list_jobs(self, principal: Principal, query: JobQuery) -> JobList:
+        """One page of the runs matching ``query`` that ``principal`` may see (users: their own), the
+        configuration the list shows with it, and the radar chart's figures of each finished run that
+        has a summary (read for the whole page at once)."""
         own = access.visible_user(principal)
         if own is not None:
             query.user = own if query.user in (None, own) else NOBODY
-        listing = await self.store.job_list(query, own)
-        config = await self.store.api_configuration(series.interval_label(self.tick))
-        return listing, config
+        listing, config = await asyncio.gather(
+            self.store.job_list(query, own),
+            self.store.api_configuration(series.interval_label(self.tick)),
+        )
+        by_guid = {m.GUID: m for m in config.Metrics}
+        radar = [by_guid[guid] for guid in config.RadarChartMetrics if guid in by_guid]
+        finished = [r["run_id"] for r in listing.rows if not r["is_running"]]
+        stored = await self.store.metric_summaries(finished, sorted({m.Measurement for m in radar}))
+        figures = {run_id: found for run_id, f in stored.items() if (found := metric_figures(radar, f))}
+        return JobList(listing, config, figures)
 
     # -- one job's page, its samples and one metric ----------------------------------------------
     async def job_page(
@@ -96,10 +135,18 @@ class JobService:
         step: str = "",
     ) -> JobPage:
         """The run's metadata, every catalogue metric at ``interval`` (default: about 200 points) or every
-        sample (``raw``), tags, summary, findings and steps. A finished run's series are cached."""
+        sample (``raw``), the quantiles across nodes of each (finished runs), tags, summary (and the
+        figures of each metric in it), findings and steps. A finished run's series are cached.
+
+        A running run is charted as JobMon's page expects it: its last LIVE_WINDOW_S seconds (the page
+        asks for older data over the live WebSocket), every node present in each metric's data (the page
+        appends the pushed samples to them), and now as its stop time.
+        """
         row, scope = await self.get_run(principal, ref, nodes)
         cache = self.cache
-        finished = not row["is_running"] and not raw
+        running = bool(row["is_running"])
+        finished = not running and not raw
+        now = time.time()
         sampling_key = ("sampling", row["run_id"], row["stop_time"])
         measured = cache.get(sampling_key) if finished else None
         if measured is None:
@@ -117,17 +164,25 @@ class JobService:
             step,
             msgspec.json.encode(catalog),
         )
-        metric_data = cast(list[MetricData] | None, cache.get(key) if finished else None)
-        if metric_data is None:
-            metric_data = await series.metric_data(self.store, scope, catalog, chosen, raw, step)
+        cached = cast(
+            tuple[list[MetricData], list[QuantileData]] | None, cache.get(key) if finished else None
+        )
+        if cached is None:
+            shown = scope.within(int((now - LIVE_WINDOW_S) * 1000)) if running and not raw else scope
+            quantiles = () if running else metric_catalog.METRIC_QUANTILES
+            cached = await series.metric_data(self.store, shown, catalog, chosen, raw, step, quantiles)
             if finished:
-                cache.put(key, scope.job_id, metric_data)
+                cache.put(key, scope.job_id, cached)
+        metric_data, quantile_data = cached
+        if running and not raw:
+            metric_data = series.with_every_node(metric_data, scope.nodes)
         tags, stored, steps = await asyncio.gather(
             self.store.job_tags(row["run_id"]),
             self.store.job_summary(row["run_id"]),
             self.store.step_summaries(scope),
         )
         findings: list[dict[str, Any]] = stored.pop("findings", []) if stored else []
+        figures = metric_figures(catalog, stored.get("metrics") or {}) if stored else []
         return JobPage(
             run=row,
             tags=tags,
@@ -137,7 +192,26 @@ class JobService:
             summary=stored,
             findings=findings,
             steps=steps,
+            quantile_data=quantile_data,
+            figures=figures or None,
+            stop_time=int(now) if running else int(row["stop_time"] or 0),
         )
+
+    async def live_window(
+        self, principal: Principal, ref: int | JobId, start: float, stop: float
+    ) -> list[MetricData]:
+        """Every catalogue metric of the run from ``start`` to before ``stop`` (seconds), at the job page's
+        default interval and ending at a whole interval, so that the points continue the page's own:
+        what JobMon's live page loads when its user widens the time window of a running job."""
+        row, scope = await self.get_run(principal, ref)
+        measured = (await self.store.sampling(scope))[0] or self.tick
+        interval = series.sample_intervals(row, measured)[1]
+        end = math.floor(stop / interval) * interval
+        if end <= start:
+            return []
+        catalog = await self.store.metric_catalog(series.interval_label(self.tick))
+        window = scope.within(int(start * 1000), int(end * 1000))
+        return (await series.metric_data(self.store, window, catalog, interval, raw=False))[0]
 
     async def job_csv(
         self, principal: Principal, ref: int | JobId, nodes: list[str] | None = None, step: str = ""
@@ -156,7 +230,8 @@ class JobService:
         nodes: list[str] | None = None,
     ) -> tuple[MetricConfig, dict[str, list[tuple[float, float]]]]:
         """One catalogue metric of the run per node, aggregated with ``agg_fn`` (default: the metric's)
-        at ``interval`` (default: the job page's); the catalogue entry as shown (with that AggFn)."""
+        at ``interval`` (default: the job page's); the catalogue entry as shown (with that AggFn). A
+        running run's series cover what its job page charts (see :meth:`job_page`)."""
         row, scope = await self.get_run(principal, ref, nodes)
         catalog = await self.store.metric_catalog(series.interval_label(self.tick))
         config = next((m for m in catalog if guid == m.GUID), None)
@@ -168,9 +243,13 @@ class JobService:
         if interval is None:
             measured, _ = await self.store.sampling(scope)
             interval = series.sample_intervals(row, measured or self.tick)[1]
-        per_node = (await self.store.series_points(scope, [config.Measurement], interval, fn))[
+        running = bool(row["is_running"])
+        shown = scope.within(int((time.time() - LIVE_WINDOW_S) * 1000)) if running else scope
+        per_node = (await self.store.series_points(shown, [config.Measurement], interval, fn))[
             config.Measurement
         ]
+        if running and per_node:  # as the job page: the live page appends pushed samples to every node
+            per_node = {**{n: [] for n in scope.nodes}, **per_node}
         fields = {f: getattr(config, f) for f in config.__struct_fields__}
         return MetricConfig(**{**fields, "AggFn": fn}), per_node
 
@@ -194,6 +273,18 @@ class JobService:
         elif term == own:
             return f"user:{term}"
         raise NotFound(f"no job or user matches {term!r}")
+
+    async def search_jobs(
+        self, principal: Principal, term: str
+    ) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+        """The newest runs (at most SEARCH_LIMIT) whose job number, user, job name or account contains
+        ``term``, among those ``principal`` may see (users: their own); each run's tags."""
+        found = await self.store.search_jobs(term.strip(), access.visible_user(principal), SEARCH_LIMIT)
+        return found.rows, found.tags_by_run
+
+    async def search_tags(self, principal: Principal, term: str) -> list[dict[str, Any]]:
+        """Tags whose name contains ``term``, among those on jobs ``principal`` may see."""
+        return await self.store.search_tags(term.strip(), access.visible_user(principal))
 
     async def users_with_jobs(self, contains: str) -> list[str]:
         """Usernames containing ``contains`` among users with at least one job (the admin's search)."""
@@ -246,6 +337,24 @@ class JobService:
         if found is None:
             raise NotFound(f"Slurm does not know job {job_id}")
         return await self.store.apply_slurm_job(found, "refresh", overwrite=True)
+
+
+def metric_figures(
+    catalog: Iterable[MetricConfig], stored: Mapping[str, Mapping[str, float | None]]
+) -> list[MetricFigures]:
+    """The catalogue's metrics that a summary has figures of (``stored``: its ``metrics``), in catalogue
+    order; MaxPerNode from the run's bound where the entry has none (see :class:`MetricFigures`)."""
+    out = []
+    for metric in catalog:
+        found = stored.get(metric.Measurement) or {}
+        mean, high, limit = found.get("mean"), found.get("max"), found.get("limit")
+        if mean is None or high is None:
+            continue
+        config = (
+            msgspec.structs.replace(metric, MaxPerNode=limit) if limit and not metric.MaxPerNode else metric
+        )
+        out.append(MetricFigures(config, mean, high))
+    return out
 
 
 def _state(exit_code: int | None) -> str:

@@ -45,6 +45,22 @@ class JobStore(Protocol):
         """Usernames containing ``contains`` (case-insensitive, no wildcards) among users with jobs."""
         ...
 
+    async def search_jobs(self, contains: str, user: str | None, limit: int = 100) -> JobListing:
+        """The newest runs (at most ``limit``) whose job number, user, job name or account contains
+        ``contains`` (case-insensitive, no wildcards), of ``user`` only when given, with their tags."""
+        ...
+
+    async def search_tags(self, contains: str, user: str | None) -> list[dict[str, Any]]:
+        """Tags in use (on ``user``'s jobs when given) whose name contains ``contains`` (JobTag keys)."""
+        ...
+
+    async def metric_summaries(
+        self, run_ids: Sequence[int], measurements: Sequence[str]
+    ) -> dict[int, dict[str, dict[str, float | None]]]:
+        """Of the runs that have a summary: per measurement its figures (``mean``, ``max``, ``limit``)
+        where the summary has them; one read for a whole page of runs."""
+        ...
+
     # the metric catalogue, as the job routes read it
     async def api_configuration(self, sample_interval: str) -> Configuration:
         """The API configuration (catalogue, partitions, radar chart metrics)."""

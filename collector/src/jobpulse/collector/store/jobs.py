@@ -460,12 +460,35 @@ def query_jobs(db: sqlite3.Connection, q: JobQuery) -> tuple[list[dict[str, Any]
     return rows, total
 
 
+def like_pattern(contains: str) -> str:
+    """A LIKE pattern (with ``ESCAPE '\\'``) matching text that contains ``contains`` literally."""
+    escaped = contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def users_with_jobs(db: sqlite3.Connection, contains: str, limit: int = 100) -> list[str]:
     """Usernames containing ``contains`` (case-insensitive) among users with at least one job."""
-    escaped = contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     rows = db.execute(
         "SELECT DISTINCT user_name FROM jobs WHERE user_name != '' AND user_name LIKE ? ESCAPE '\\'"
         " ORDER BY user_name LIMIT ?",
-        (f"%{escaped}%", limit),
+        (like_pattern(contains), limit),
     )
     return [r[0] for r in rows]
+
+
+def search_jobs(
+    db: sqlite3.Connection, contains: str, user: str | None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The newest runs (at most ``limit``) whose job number, user, job name or account contains
+    ``contains`` (case-insensitive), of ``user`` only when given."""
+    pattern = like_pattern(contains)
+    sql = (
+        "SELECT * FROM jobs WHERE (CAST(job_id AS TEXT) LIKE ?1 ESCAPE '\\' OR user_name LIKE ?1 ESCAPE '\\'"
+        " OR job_name LIKE ?1 ESCAPE '\\' OR account LIKE ?1 ESCAPE '\\')"
+    )
+    params: list[Any] = [pattern]
+    if user is not None:
+        sql += " AND user_name = ?2"
+        params.append(user)
+    sql += f" ORDER BY start_time DESC, run_id DESC LIMIT {int(limit)}"
+    return [dict(r) for r in db.execute(sql, params)]

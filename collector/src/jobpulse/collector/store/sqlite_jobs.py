@@ -8,6 +8,7 @@ this class names the operations the job service needs and runs them on the right
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -72,6 +73,22 @@ class SqliteJobs:
 
     async def users_with_jobs(self, contains: str, limit: int = 100) -> list[str]:
         return await self.read(lambda db: jobs.users_with_jobs(db, contains, limit=limit))
+
+    async def search_jobs(self, contains: str, user: str | None, limit: int = 100) -> JobListing:
+        def run(db: sqlite3.Connection) -> JobListing:
+            rows = jobs.search_jobs(db, contains, user, limit)
+            tagged = _tags_by_run(db, [r["run_id"] for r in rows])
+            return JobListing(rows=rows, total=len(rows), tags_by_run=tagged, tags_in_use=[])
+
+        return await self.read(_transaction(run, immediate=False))
+
+    async def search_tags(self, contains: str, user: str | None) -> list[dict[str, Any]]:
+        return await self.read(lambda db: tags.search_tags(db, jobs.like_pattern(contains), user))
+
+    async def metric_summaries(
+        self, run_ids: Sequence[int], measurements: Sequence[str]
+    ) -> dict[int, dict[str, dict[str, float | None]]]:
+        return await self.read(lambda db: _metric_summaries(db, run_ids, measurements))
 
     # -- the metric catalogue as the job routes read it ------------------------------------------
     async def api_configuration(self, sample_interval: str) -> Configuration:
@@ -152,6 +169,28 @@ class SqliteJobs:
         return await self.write(
             _transaction(lambda db: apply_slurm_job(db, job, source, overwrite=overwrite), immediate=True)
         )
+
+
+def _metric_summaries(
+    db: sqlite3.Connection, run_ids: Sequence[int], measurements: Sequence[str]
+) -> dict[int, dict[str, dict[str, float | None]]]:
+    """The summary figures of ``measurements`` of the runs that have a summary, in one query; only those
+    parts of each stored summary are extracted (the job list shows them for up to 10 000 runs)."""
+    if not run_ids or not measurements:
+        return {}
+    picked = ", ".join("?, summary -> ?" for _ in measurements)
+    paths = [p for m in measurements for p in (m, f'$.metrics."{m}"')]
+    marks = ", ".join("?" for _ in run_ids)
+    rows = db.execute(
+        f"SELECT run_id, json_object({picked}) FROM job_summaries WHERE run_id IN ({marks})",
+        [*paths, *run_ids],
+    )
+    out: dict[int, dict[str, dict[str, float | None]]] = {}
+    for run_id, figures in rows:
+        found = {m: f for m, f in json.loads(figures).items() if f}
+        if found:
+            out[int(run_id)] = found
+    return out
 
 
 def _tags_by_run(db: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

@@ -74,3 +74,19 @@ def all_tags(db: sqlite3.Connection, user: str | None = None) -> list[dict[str, 
         sql += " JOIN jobs j ON j.run_id = jt.run_id WHERE j.user_name = ?"
         params.append(user)
     return [_tag(r) for r in db.execute(sql + " ORDER BY t.name", params)]
+
+
+def search_tags(db: sqlite3.Connection, pattern: str, user: str | None = None) -> list[dict[str, Any]]:
+    """Tags in use (on the jobs of ``user`` when given) whose name matches the LIKE ``pattern``
+    (``ESCAPE '\\'``), by name."""
+    sql = (
+        "SELECT DISTINCT t.id, t.name, t.type, t.created_by FROM tags t JOIN job_tags jt ON jt.tag_id = t.id"
+    )
+    params: list[Any] = []
+    if user is not None:
+        sql += " JOIN jobs j ON j.run_id = jt.run_id WHERE j.user_name = ? AND"
+        params.append(user)
+    else:
+        sql += " WHERE"
+    params.append(pattern)
+    return [_tag(r) for r in db.execute(sql + " t.name LIKE ? ESCAPE '\\' ORDER BY t.name, t.id", params)]

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from jobpulse.collector.domain.jobid import JobId
-from jobpulse.collector.schemas import JobData, JobMetadata, JobTag, Node, StepSummary
-from jobpulse.collector.services.jobs import JobPage
+from jobpulse.collector.schemas import JobData, JobMetadata, JobMetadataData, JobTag, Node, StepSummary
+from jobpulse.collector.services.jobs import JobPage, MetricFigures
 from jobpulse.collector.services.series import MAX_SAMPLE_INTERVAL as MAX_SAMPLE_INTERVAL
 from jobpulse.collector.services.series import points as points
 from jobpulse.collector.services.series import rfc3339 as rfc3339
@@ -18,9 +18,23 @@ def _int(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
-def job_metadata(row: dict[str, Any], tags: Iterable[dict[str, Any]] = ()) -> JobMetadata:
-    """A jobs row in the JobMetadata shape (JobMon field names, times in epoch seconds)."""
+def metadata_data(figures: list[MetricFigures] | None) -> list[JobMetadataData] | None:
+    """A run's summary figures as JobMon's JobMetadata.Data (null when it has none)."""
+    if not figures:
+        return None
+    return [JobMetadataData(Config=f.config, Mean=f.mean, Max=f.max) for f in figures]
+
+
+def job_metadata(
+    row: dict[str, Any],
+    tags: Iterable[dict[str, Any]] = (),
+    figures: list[MetricFigures] | None = None,
+    stop_time: int | None = None,
+) -> JobMetadata:
+    """A jobs row in the JobMetadata shape (JobMon field names, times in epoch seconds; ``stop_time``
+    instead of the stored one where given: the job page shows a running job's as now)."""
     num_nodes, num_tasks = _int(row["num_nodes"]), _int(row["num_tasks"])
+    nodes = json.loads(row["nodes"])
     return JobMetadata(
         Id=row["job_id"],
         UserId=_int(row["user_id"]),
@@ -33,7 +47,7 @@ def job_metadata(row: dict[str, Any], tags: Iterable[dict[str, Any]] = ()) -> Jo
         TasksPerNode=num_tasks // num_nodes if num_nodes else 0,
         GPUsPerNode=_int(row["gpus_per_node"]),
         StartTime=_int(row["start_time"]),
-        StopTime=_int(row["stop_time"]),
+        StopTime=_int(row["stop_time"]) if stop_time is None else stop_time,
         IsRunning=bool(row["is_running"]),
         JobName=row["job_name"],
         Account=row["account"],
@@ -41,16 +55,18 @@ def job_metadata(row: dict[str, Any], tags: Iterable[dict[str, Any]] = ()) -> Jo
         Partition=row["partition"],
         JobScript="",
         ExitCode=_int(row["exit_code"]),
-        Nodes=[Node(Name=n) for n in json.loads(row["nodes"])],
+        Nodes=[Node(Name=n) for n in nodes],
         Tags=[JobTag(Id=t["Id"], Name=t["Name"], Type=t["Type"], CreatedBy=t["CreatedBy"]) for t in tags],
         State=row["state"],
-        NodeList=row["nodelist"],
+        NodeList="|".join(nodes),
         Cpus=_int(row["cpus"]),
         JobIdString=str(job_ref(row)),
         ArrayJobId=row.get("array_job_id"),
         ArrayTaskId=row.get("array_task_id"),
         HetJobId=row.get("het_job_id"),
         HetJobOffset=row.get("het_job_offset"),
+        HostList=row["nodelist"],
+        Data=metadata_data(figures),
     )
 
 
@@ -64,11 +80,11 @@ def job_ref(row: dict[str, Any]) -> JobId:
 
 
 def job_data(page: JobPage, step: str) -> JobData:
-    """The job page in JobMon's JobData shape."""
+    """The job page in JobMon's JobData shape: no data is null, not [] (JobMon's page tests for null)."""
     return JobData(
-        Metadata=job_metadata(page.run, page.tags),
-        MetricData=page.metric_data,
-        QuantileData=[],
+        Metadata=job_metadata(page.run, page.tags, page.figures, page.stop_time),
+        MetricData=page.metric_data or None,
+        QuantileData=page.quantile_data or None,
         SampleInterval=page.interval,
         SampleIntervals=page.intervals,
         Tags=[JobTag(**t) for t in page.tags],

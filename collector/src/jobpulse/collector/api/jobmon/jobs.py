@@ -6,9 +6,11 @@ from typing import Annotated, Any, Literal, cast
 
 from jobpulse.collector.api.common import INT64, parse_job_ref, parse_list, parse_range
 from jobpulse.collector.api.deps import provide_job_service
+from jobpulse.collector.api.errors import job_not_found
 from jobpulse.collector.api.jobmon import jobdata
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
+from jobpulse.collector.domain.errors import NotFound
 from jobpulse.collector.domain.jobs import JobQuery
 from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag
 from jobpulse.collector.services.jobs import JobService
@@ -113,9 +115,13 @@ class JobsController(Controller):
             limit=limit,
             offset=offset,
         )
-        listing, config = await jobs.list_jobs(principal_of(request), query)
+        found = await jobs.list_jobs(principal_of(request), query)
+        listing, config = found.listing, found.config
         return JobListData(
-            Jobs=[jobdata.job_metadata(r, listing.tags_by_run[r["run_id"]]) for r in listing.rows],
+            Jobs=[
+                jobdata.job_metadata(r, listing.tags_by_run[r["run_id"]], found.figures.get(r["run_id"]))
+                for r in listing.rows
+            ],
             Config=JobListConfig(
                 RadarChartMetrics=config.RadarChartMetrics,
                 Partitions=config.Partitions,
@@ -171,9 +177,12 @@ class JobsController(Controller):
         ref = parse_job_ref(job_id)
         wanted = [n for n in node.split("|") if n] if node else None
         want_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
-        if want_csv:
-            body = await jobs.job_csv(principal, ref, wanted, step)
-            headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
-            return cast(Response[JobData], Response(body, media_type="text/csv", headers=headers))
-        page = await jobs.job_page(principal, ref, wanted, raw, sampleInterval, step)
+        try:
+            if want_csv:
+                body = await jobs.job_csv(principal, ref, wanted, step)
+                headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
+                return cast(Response[JobData], Response(body, media_type="text/csv", headers=headers))
+            page = await jobs.job_page(principal, ref, wanted, raw, sampleInterval, step)
+        except NotFound as exc:
+            return cast(Response[JobData], job_not_found(request, exc))
         return Response(jobdata.job_data(page, step))

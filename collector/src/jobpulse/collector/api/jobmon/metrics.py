@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from jobpulse.collector.api.common import parse_job_ref
 from jobpulse.collector.api.deps import provide_job_service
+from jobpulse.collector.api.errors import job_not_found
 from jobpulse.collector.api.jobmon import jobdata
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
+from jobpulse.collector.domain.errors import NotFound
 from jobpulse.collector.schemas import MetricData
 from jobpulse.collector.services.jobs import JobService
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 
@@ -46,9 +48,12 @@ class MetricsController(Controller):
         node: Annotated[
             str | None, QueryParameter(name="node", max_length=4096, description="nodes, pipe-separated a|b")
         ] = None,
-    ) -> MetricData:
+    ) -> Response[MetricData]:
         wanted = [n for n in node.split("|") if n] if node else None
-        shown, per_node = await jobs.metric(
-            principal_of(request), parse_job_ref(job_id), metric, aggFn, sampleInterval, wanted
-        )
-        return MetricData(Config=shown, Data={n: jobdata.points(n, p) for n, p in per_node.items()})
+        try:
+            shown, per_node = await jobs.metric(
+                principal_of(request), parse_job_ref(job_id), metric, aggFn, sampleInterval, wanted
+            )
+        except NotFound as exc:  # the job page fetches this too: as GET /api/job/{id} answers it
+            return cast(Response[MetricData], job_not_found(request, exc))
+        return Response(MetricData(Config=shown, Data={n: jobdata.points(n, p) for n, p in per_node.items()}))
