@@ -434,9 +434,12 @@ def query_jobs(db: sqlite3.Connection, q: JobQuery) -> tuple[list[dict[str, Any]
     if q.node is not None:
         where.append("EXISTS (SELECT 1 FROM json_each(jobs.nodes) WHERE json_each.value = ?)")
         params.append(q.node)
-    _range("num_nodes", q.num_nodes, where, params)
-    _range("num_tasks", q.num_tasks, where, params)
-    _range("gpus_per_node", q.num_gpus, where, params)
+    # An unknown count (NULL: no source said) is 0, as in JobMon, whose page always asks for
+    # NumGpus=0,224&NumNodes=1,192: a job without GPUs must not drop out of its list, nor one whose
+    # node count no source said (it has at least the nodes that reported it).
+    _range("max(coalesce(num_nodes, 0), json_array_length(nodes))", q.num_nodes, where, params)
+    _range("coalesce(num_tasks, 0)", q.num_tasks, where, params)
+    _range("coalesce(gpus_per_node, 0)", q.num_gpus, where, params)
     _range("start_time", q.time, where, params)
     _range(_DURATION, q.duration, where, params)
     for column, values, extra in (

@@ -33,8 +33,8 @@ def job_metadata(
 ) -> JobMetadata:
     """A jobs row in the JobMetadata shape (JobMon field names, times in epoch seconds; ``stop_time``
     instead of the stored one where given: the job page shows a running job's as now)."""
-    num_nodes, num_tasks = _int(row["num_nodes"]), _int(row["num_tasks"])
     nodes = json.loads(row["nodes"])
+    num_nodes, num_tasks = max(_int(row["num_nodes"]), len(nodes)), _int(row["num_tasks"])
     return JobMetadata(
         Id=row["job_id"],
         UserId=_int(row["user_id"]),
