@@ -165,7 +165,7 @@ async def ws_delays(
     http_port: int, grpc_port: int, token: str, clients: int, batches: int
 ) -> tuple[float, int]:
     """(p95 commit-to-receive delay in ms over all clients and samples, messages received)."""
-    url = f"ws://127.0.0.1:{http_port}/api/live/{LIVE_JOB}"
+    url = f"ws://127.0.0.1:{http_port}/api/live/{LIVE_JOB}/raw"  # jobpulse's frames carry published_ms
     sockets = []
     for i in range(0, clients, 50):  # connect in waves: the listen backlog is finite
         sockets += await asyncio.gather(

@@ -1,4 +1,5 @@
-"""WS /api/live/{id} against a real collector and a real agent: each committed sample arrives live."""
+"""WS /api/live/{id}/raw (jobpulse's frames) against a real collector and a real agent: each committed
+sample arrives live. JobMon's protocol on /api/live/{id} is tested in test_jobmon_pages.py."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def test_live_samples_arrive_within_a_second_and_the_socket_ends_with_the_job(
         )
         with running(work):
             wait_for(lambda: collector.get(f"/api/job/{job}").status_code == 200, 10, "the job to start")
-            ws_url = f"ws://127.0.0.1:{collector.http_port}/api/live/{job}?token={_ticket(collector)}"
+            ws_url = f"ws://127.0.0.1:{collector.http_port}/api/live/{job}/raw?token={_ticket(collector)}"
             received = asyncio.run(asyncio.wait_for(_receive_all(ws_url), 30))
             assert work.wait(timeout=30) == 0, work.stderr.read() if work.stderr else ""
     kinds = [m["type"] for _, m in received]
@@ -114,6 +115,7 @@ def test_live_refuses_without_credentials_and_for_unknown_jobs(collector: Collec
         return None
 
     base = f"ws://127.0.0.1:{collector.http_port}/api/live"
-    assert asyncio.run(attempt(f"{base}/1")) in (403, 4401)
-    assert asyncio.run(attempt(f"{base}/1?token=forged")) in (403, 4401)
-    assert asyncio.run(attempt(f"{base}/987654?token={_ticket(collector)}")) == 4404
+    for route in ("", "/raw"):
+        assert asyncio.run(attempt(f"{base}/1{route}")) in (403, 4401)
+        assert asyncio.run(attempt(f"{base}/1{route}?token=forged")) in (403, 4401)
+        assert asyncio.run(attempt(f"{base}/987654{route}?token={_ticket(collector)}")) == 4404

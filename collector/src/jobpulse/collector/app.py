@@ -14,7 +14,7 @@ import uvicorn
 from jobpulse.collector import gctune, httpconf, logbuffer, reconcile
 from jobpulse.collector.api import jobmon
 from jobpulse.collector.api.errors import domain_error
-from jobpulse.collector.api.jobmon.live import JobMonFrames
+from jobpulse.collector.api.jobmon.live import JobMonFrames, JobpulseFrames
 from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.auth.oidc import OidcClient
 from jobpulse.collector.auth.security import build_auth
@@ -48,17 +48,16 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     return Response({"detail": "internal server error"}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 
-def create_app(
-    store: SqliteStore, settings: CollectorSettings, live_feed: LiveFeed | None = None
-) -> Litestar:
+def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     auth = build_auth(settings)
     metrics = CollectorMetrics()
     buffer = logbuffer.LogBuffer(settings.http.livelog_lines)
-    bus = live_feed.bus if live_feed is not None else EventBus()  # services/events.py
-    live_feed = live_feed or LiveFeed(bus, JobMonFrames())
+    bus = EventBus()  # services/events.py
+    # one feed per live format, over the same bus: JobMon's protocol and jobpulse's per-sample frames
+    live_feed, raw_feed = LiveFeed(bus, JobMonFrames()), LiveFeed(bus, JobpulseFrames())
     app = Litestar(
         route_handlers=[*jobmon.ROUTES, metrics_endpoint, httpconf.openapi_json],
-        plugins=[live_feed.plugin],
+        plugins=[live_feed.plugin, raw_feed.plugin],
         on_app_init=[auth.on_app_init],
         on_startup=[httpconf.document_errors],
         on_shutdown=[lambda: logging.getLogger().removeHandler(buffer)],
@@ -91,6 +90,7 @@ def create_app(
     app.state.oidc = OidcClient(settings.oidc) if settings.oidc.enabled else None
     app.state.events = bus
     app.state.live = live_feed
+    app.state.live_raw = raw_feed
     app.state.jobs = jobs = JobService(store, settings.default_tick)
     # a late batch of a finished job (an agent replaying its spool) drops its cached series at once
     bus.subscribe(BatchStored, lambda event: jobs.invalidate_jobs(event.job_ids), inline=True)

@@ -3,9 +3,11 @@
 The ingest path publishes domain events on the event bus (services/events.py: :class:`BatchStored`,
 :class:`JobEnded`); while anyone watches a job, the feed subscribes to them (deferred: off the ingest
 hot path, in a later callback of the event loop), has the dialect encode its frames (``frames``, e.g.
-the JobMon route's in api/live.py) once per job and message, not per subscriber, and publishes them on
+the JobMon routes' in api/jobmon/live.py) once per job and message, not per subscriber, and publishes them on
 the job's channel of the Litestar Channels plugin (in-memory backend), which fans them out to the
-route's subscribers. The feed counts those subscribers itself (the route subscribes through
+route's subscribers. Each live route has its own feed over the same bus (JobMon's protocol on
+``/api/live/{id}``, jobpulse's per-sample frames on ``/api/live/{id}/raw``), so each format is encoded
+only while someone watches in it. The feed counts those subscribers itself (the route subscribes through
 :meth:`LiveFeed.subscribe`), so a job nobody watches costs no per-sample work, and with nobody watching
 at all the feed is not even subscribed to the bus. Each subscriber has a bounded backlog that drops its
 oldest messages when the client reads too slowly, so one slow browser cannot grow memory or hold up the
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -44,7 +46,9 @@ def channel_name(job_id: int | str) -> str:
 class LiveFrames(Protocol):
     """How a dialect encodes its live frames (``published_ms``: when the frame was made)."""
 
-    def sample(self, node: str, row: JobRow, published_ms: float) -> bytes: ...
+    def samples(self, node: str, job_id: int, rows: list[JobRow], published_ms: float) -> Iterable[bytes]:
+        """The frames of one job's whole-job rows from one agent message (in the order sent)."""
+        ...
 
     def end(self, event: JobEnded, published_ms: float) -> bytes: ...
 
@@ -106,10 +110,13 @@ class LiveFeed:
         if isinstance(event, BatchStored):
             if watched.keys() & event.job_ids:
                 now_ms = time.time() * 1000
+                by_job: dict[int, list[JobRow]] = {}
                 for row in event.job_rows(watched):
-                    frame = self.frames.sample(event.node, row, now_ms)
-                    self.plugin.publish(frame, channels=[channel_name(row.job_id)])
-                    self.published += 1
+                    by_job.setdefault(row.job_id, []).append(row)
+                for job_id, rows in by_job.items():
+                    for frame in self.frames.samples(event.node, job_id, rows, now_ms):
+                        self.plugin.publish(frame, channels=[channel_name(job_id)])
+                        self.published += 1
         elif isinstance(event, JobEnded) and event.job_id in watched:
             frame = self.frames.end(event, time.time() * 1000)
             self.plugin.publish(frame, channels=[channel_name(event.job_id)])

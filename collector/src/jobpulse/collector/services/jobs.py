@@ -105,6 +105,10 @@ class JobService:
         scope = await self.store.run_scope(row)
         return row, scope.only(nodes)
 
+    async def metric_catalog(self) -> list[MetricConfig]:
+        """The metric catalogue as the job routes show it."""
+        return await self.store.metric_catalog(series.interval_label(self.tick))
+
     # -- the job list ----------------------------------------------------------------------------
     async def list_jobs(self, principal: Principal, query: JobQuery) -> JobList:
         """One page of the runs matching ``query`` that ``principal`` may see (users: their own), the

@@ -12,7 +12,7 @@ from jobpulse.collector.api.jobmon.config import ConfigController
 from jobpulse.collector.api.jobmon.config_users import UserRolesController
 from jobpulse.collector.api.jobmon.job_control import JobControlController
 from jobpulse.collector.api.jobmon.jobs import JobsController
-from jobpulse.collector.api.jobmon.live import live
+from jobpulse.collector.api.jobmon.live import live, live_raw
 from jobpulse.collector.api.jobmon.livelog import livelog
 from jobpulse.collector.api.jobmon.metrics import MetricsController
 from jobpulse.collector.api.jobmon.notify import notify_admin
@@ -37,6 +37,7 @@ ROUTES: list[ControllerRouterHandler] = [
     SearchController,
     TagsController,
     live,
+    live_raw,
 ]
 
 __all__ = ["ROUTES"]
