@@ -165,4 +165,6 @@ def test_ping_and_openapi_docs(collector: Collector) -> None:
     assert "/api/job/{job_id}" in schema["paths"]
     assert collector.get("/docs", auth=False).status_code == 200
     missing = collector.get("/api/job/123456")
-    assert missing.status_code == 404 and "123456" in missing.json()["detail"]
+    assert missing.status_code == 404 and "123456" in missing.text  # plain text: see docs/compat/jobmon.md
+    asked = collector.get("/api/job/123456", headers={"Accept": "application/json"})
+    assert asked.status_code == 404 and "123456" in asked.json()["detail"]

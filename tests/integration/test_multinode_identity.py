@@ -87,7 +87,7 @@ def test_multi_node_job_lists_every_reporting_node(tmp_path: Path, collector: Co
 
         meta = wait_for(four, 30, "four nodes on the job")
         assert [n["Name"] for n in meta["Nodes"]] == nodes
-        assert meta["NodeList"] == "n[1-4]" and meta["NumNodes"] == 4
+        assert meta["NodeList"] == "n1|n2|n3|n4" and meta["HostList"] == "n[1-4]" and meta["NumNodes"] == 4
         for node in nodes:
             listed = collector.get("/api/jobs", params={"Node": node}).json()["Jobs"]
             assert [j["Id"] for j in listed] == [job], node
