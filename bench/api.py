@@ -84,8 +84,29 @@ def seed(path: Path) -> None:
     db.executemany(
         f"INSERT INTO job_samples (job_id, node, step, ts, {cols}) VALUES (?, ?, ?, ?, {marks})", rows
     )
+    # every finished job has its summary (the job list's radar chart reads its per-metric figures)
+    finished = db.execute("SELECT run_id, nodes FROM jobs WHERE is_running = 0").fetchall()
+    db.executemany(
+        "INSERT INTO job_summaries (run_id, computed, summary) VALUES (?, ?, ?)",
+        [(run_id, now, json.dumps(_summary(run_id, json.loads(nodes), rnd))) for run_id, nodes in finished],
+    )
     db.execute("COMMIT")
     store.close()
+
+
+def _summary(run_id: int, nodes: list[str], rnd: random.Random) -> dict[str, object]:
+    """A stored summary of realistic size and shape (summary.JobSummary.to_dict)."""
+    figures = {"cpu_seconds": rnd.random() * 1e6, "mem_peak_bytes": rnd.random() * 1e11, "samples": 8640}
+    return {
+        "run_id": run_id,
+        "cpu_efficiency": rnd.random(),
+        "nodes": [{"node": n, **figures} for n in nodes],
+        "findings": [],
+        "metrics": {
+            c: {"mean": rnd.random() * 32, "max": rnd.random() * 64, "limit": 32.0}
+            for c in JOB_SAMPLE_COLUMNS
+        },
+    }
 
 
 def start_collector(state: Path, password: str) -> tuple[subprocess.Popen[bytes], dict[str, int]]:

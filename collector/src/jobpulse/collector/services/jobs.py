@@ -125,7 +125,10 @@ class JobService:
         radar = [by_guid[guid] for guid in config.RadarChartMetrics if guid in by_guid]
         finished = [r["run_id"] for r in listing.rows if not r["is_running"]]
         stored = await self.store.metric_summaries(finished, sorted({m.Measurement for m in radar}))
-        figures = {run_id: found for run_id, f in stored.items() if (found := metric_figures(radar, f))}
+        shown: dict[tuple[str, float], MetricConfig] = {}  # one bounded entry per metric and bound
+        figures = {
+            run_id: found for run_id, f in stored.items() if (found := metric_figures(radar, f, shown))
+        }
         return JobList(listing, config, figures)
 
     # -- one job's page, its samples and one metric ----------------------------------------------
@@ -344,19 +347,25 @@ class JobService:
 
 
 def metric_figures(
-    catalog: Iterable[MetricConfig], stored: Mapping[str, Mapping[str, float | None]]
+    catalog: Iterable[MetricConfig],
+    stored: Mapping[str, Mapping[str, float | None]],
+    shown: dict[tuple[str, float], MetricConfig] | None = None,
 ) -> list[MetricFigures]:
     """The catalogue's metrics that a summary has figures of (``stored``: its ``metrics``), in catalogue
-    order; MaxPerNode from the run's bound where the entry has none (see :class:`MetricFigures`)."""
+    order; MaxPerNode from the run's bound where the entry has none (see :class:`MetricFigures`).
+    ``shown`` keeps the bounded entries made for the runs of one page (most runs share their bounds)."""
     out = []
+    memo = shown if shown is not None else {}
     for metric in catalog:
         found = stored.get(metric.Measurement) or {}
         mean, high, limit = found.get("mean"), found.get("max"), found.get("limit")
         if mean is None or high is None:
             continue
-        config = (
-            msgspec.structs.replace(metric, MaxPerNode=limit) if limit and not metric.MaxPerNode else metric
-        )
+        config = metric
+        if limit and not metric.MaxPerNode:
+            config = memo.get((metric.GUID, limit)) or memo.setdefault(
+                (metric.GUID, limit), msgspec.structs.replace(metric, MaxPerNode=limit)
+            )
         out.append(MetricFigures(config, mean, high))
     return out
 
