@@ -64,3 +64,37 @@ async def test_tags_and_search_answer_domain_errors(service: JobService) -> None
     with pytest.raises(InvalidInput) as unknown:
         await service.metric(ALICE, 301, "no-such-metric")
     assert unknown.value.field == "metric"
+
+
+async def test_the_lists_radar_figures_are_one_store_read_per_page(
+    fx_store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No read per job: the page's summaries in one call, and a summary already read is not read again
+    (stored summaries are never rewritten); runs without a summary are asked again."""
+    from jobpulse.collector.findings import Thresholds
+    from jobpulse.collector.summary import summarize
+    from seed import add_samples
+
+    for job in range(400, 430):
+        run = add_job(fx_store.writer, job, "alice", start=T0, stop=T0 + 600)
+        add_samples(fx_store.writer, job, ("n1",), start=T0, count=10)
+        if job < 420:
+            summarize(fx_store.writer, run, now=T0 + 700, thresholds=Thresholds())
+    service = JobService(fx_store, tick=10.0)
+    calls: list[list[int]] = []
+    read = fx_store.metric_summaries
+
+    async def counted(run_ids: list[int], measurements: list[str]) -> object:
+        calls.append(list(run_ids))
+        return await read(run_ids, measurements)
+
+    monkeypatch.setattr(fx_store, "metric_summaries", counted)
+    page = await service.list_jobs(ALICE, JobQuery(limit=100))
+    assert len(calls) == 1 and len(calls[0]) == 30
+    by_job = {r["job_id"]: r["run_id"] for r in page.listing.rows}
+    cores = {f.config.GUID: f for f in page.figures[by_job[400]]}["cpu_cores"]
+    assert (cores.mean, cores.max) == (pytest.approx(2.9), 7.0)  # seed: i % 8 for i in 0..9
+    assert cores.config.MaxPerNode == 8.0  # the node's CPUs: the radar's scale
+    assert by_job[425] not in page.figures  # no summary yet
+    await service.list_jobs(ALICE, JobQuery(limit=100))
+    assert len(calls) == 2 and sorted(calls[1]) == sorted(by_job[j] for j in range(420, 430))

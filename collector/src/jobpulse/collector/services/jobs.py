@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -34,6 +35,9 @@ INT64 = 2**63 - 1  # SQLite's INTEGER range
 NOBODY = "\0nobody"  # a user name no job has: a user asking for another user's jobs sees none
 LIVE_WINDOW_S = 3600  # as JobMon: a running job's page charts its last hour; older data on request
 SEARCH_LIMIT = 100  # results of a job search
+SUMMARY_FIGURES_KEPT = 5000  # runs whose radar figures the job list keeps in memory
+
+SummaryFigures = dict[str, dict[str, float | None]]  # measurement -> {"mean", "max", "limit"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,9 @@ class JobService:
         self.store = store
         self.tick = tick  # the agents' default sample interval, seconds
         self.cache = cache if cache is not None else JobDataCache()
+        # (run, measurements) -> the summary's figures of them: a stored summary is never rewritten (the
+        # summary pass takes only runs without one), so they are read once; the newest runs are kept
+        self._summary_figures: OrderedDict[tuple[int, tuple[str, ...]], SummaryFigures] = OrderedDict()
 
     def invalidate_jobs(self, job_ids: Iterable[int]) -> None:
         """New samples of these job numbers arrived: their cached pages are stale."""
@@ -124,12 +131,34 @@ class JobService:
         by_guid = {m.GUID: m for m in config.Metrics}
         radar = [by_guid[guid] for guid in config.RadarChartMetrics if guid in by_guid]
         finished = [r["run_id"] for r in listing.rows if not r["is_running"]]
-        stored = await self.store.metric_summaries(finished, sorted({m.Measurement for m in radar}))
+        stored = await self._figures_of(finished, tuple(sorted({m.Measurement for m in radar})))
         shown: dict[tuple[str, float], MetricConfig] = {}  # one bounded entry per metric and bound
         figures = {
             run_id: found for run_id, f in stored.items() if (found := metric_figures(radar, f, shown))
         }
         return JobList(listing, config, figures)
+
+    async def _figures_of(
+        self, run_ids: list[int], measurements: tuple[str, ...]
+    ) -> dict[int, SummaryFigures]:
+        """The summary figures of ``measurements`` of those runs that have a summary: from memory, and
+        in one store read for the runs not seen yet (a run without a summary is asked again next time)."""
+        known = self._summary_figures
+        found: dict[int, SummaryFigures] = {}
+        missing = []
+        for run_id in run_ids:
+            hit = known.get((run_id, measurements))
+            if hit is None:
+                missing.append(run_id)
+            else:
+                known.move_to_end((run_id, measurements))
+                found[run_id] = hit
+        if missing:
+            for run_id, figures in (await self.store.metric_summaries(missing, measurements)).items():
+                known[(run_id, measurements)] = found[run_id] = figures
+            while len(known) > SUMMARY_FIGURES_KEPT:
+                known.popitem(last=False)
+        return found
 
     # -- one job's page, its samples and one metric ----------------------------------------------
     async def job_page(
