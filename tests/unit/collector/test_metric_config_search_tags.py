@@ -88,6 +88,11 @@ async def test_config_catalogue_and_update(
     ]
     assert set(config["Partitions"]) == {"gpu", "cpu"}  # as seen in jobs, every metric
     assert len(config["Partitions"]["gpu"]["Metrics"]) == 16
+    per_thread = [{**metrics["cpu_cores"], "Type": "cpu"}]  # JobMon's per-thread granularity: not ours
+    refused = await fx_client.patch(
+        "/api/config/update", json={"Metrics": per_thread}, headers=tokens["admin"]
+    )
+    assert refused.status_code == 400 and "Metrics[0].Type" in refused.text
     edited = [dict(m) for m in config["Metrics"] if m["GUID"] in ("cpu_cores", "mem_current_bytes")]
     edited[0]["DisplayName"] = "Cores"
     body = {"Metrics": edited, "Partitions": {"gpu": {"MaxTime": 86400, "Metrics": ["cpu_cores"]}}}
