@@ -233,6 +233,9 @@ def test_running_two_node_job_page(site: dict[str, Any]) -> None:
     assert abs(meta["StopTime"] - time.time()) < 30  # now, not 0
     assert _series(page["MetricData"], "cpu_cores") == {"jm-a": [1.0] * STEPS, "jm-b": [2.0] * STEPS}
     assert page["QuantileData"] is None  # as JobMon: no Quantile View while running
+    # one node selected: the other stays a key, since the live page appends pushed samples to it
+    narrowed = site["alice"].get(f"/api/job/{site['running']}", node="jm-a").json()
+    assert _series(narrowed["MetricData"], "cpu_cores") == {"jm-a": [1.0] * STEPS, "jm-b": []}
 
 
 def test_job_without_data_answers_null(site: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ through the store's named methods (store/base.py ``JobStore``).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections import OrderedDict
@@ -211,7 +212,7 @@ class JobService:
                 cache.put(key, scope.job_id, cached)
         metric_data, quantile_data = cached
         if running and not raw:
-            metric_data = series.with_every_node(metric_data, scope.nodes)
+            metric_data = series.with_every_node(metric_data, _every_node(row, scope))
         tags, stored, steps = await asyncio.gather(
             self.store.job_tags(row["run_id"]),
             self.store.job_summary(row["run_id"]),
@@ -285,7 +286,7 @@ class JobService:
             config.Measurement
         ]
         if running and per_node:  # as the job page: the live page appends pushed samples to every node
-            per_node = {**{n: [] for n in scope.nodes}, **per_node}
+            per_node = {**{n: [] for n in _every_node(row, scope)}, **per_node}
         fields = {f: getattr(config, f) for f in config.__struct_fields__}
         return MetricConfig(**{**fields, "AggFn": fn}), per_node
 
@@ -397,6 +398,13 @@ def metric_figures(
             )
         out.append(MetricFigures(config, mean, high))
     return out
+
+
+def _every_node(row: dict[str, Any], scope: RunScope) -> list[str]:
+    """Every node of the run, whichever a caller narrowed the series to: the live page appends a pushed
+    sample to its node's series whatever node it shows (JobMon ignores a node selection while a job runs)."""
+    listed = json.loads(row["nodes"] or "[]")
+    return [*listed, *(n for n in scope.nodes if n not in listed)]
 
 
 def _state(exit_code: int | None) -> str:
