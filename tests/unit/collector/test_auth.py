@@ -135,3 +135,16 @@ def test_first_start_prints_a_one_time_password_never_a_default(
         and first not in admin["password_hash"]
         and admin["password_hash"].startswith("$argon2")
     )
+
+
+def test_passwords_are_hashed_with_rfc_9106_argon2id() -> None:
+    """The product's hasher (the fast tier hashes cheaply in-process; this checks the real one)."""
+    from argon2 import extract_parameters, profiles
+    from conftest import PRODUCT_HASHER
+    from jobpulse.collector.auth.passwords import verify_password
+
+    stored = PRODUCT_HASHER.hash("correct horse")
+    params = extract_parameters(stored)
+    assert stored.startswith("$argon2id$")
+    assert params == profiles.RFC_9106_LOW_MEMORY
+    assert verify_password(stored, "correct horse") and not verify_password(stored, "wrong horse")
