@@ -29,7 +29,8 @@ case "$cmd" in
       "$UV" run --frozen ruff check .
       "$UV" run --frozen mypy
       "$UV" run --frozen lint-imports
-      exec "$UV" run --frozen pytest -q tests/unit -m "not slow and not slurm" "$@"
+      # Spread over the cores (pytest-xdist): unit tests share nothing but the CPU.
+      exec "$UV" run --frozen pytest -q -n auto tests/unit -m "not slow and not slurm" "$@"
     fi
     "$UV" run --frozen ruff check .
     "$UV" run --frozen ruff format --check .
