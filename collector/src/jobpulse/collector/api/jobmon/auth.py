@@ -1,4 +1,9 @@
-"""Local login/logout (seed 004 /api/login, /api/logout) and WebSocket tickets."""
+"""Local login/logout (seed 004 /api/login, /api/logout) and WebSocket tickets.
+
+As JobMon's front end calls them: ``POST /api/login`` with ``{"username", "password", "frontendOnly"}``
+(lower-case keys, ``frontendOnly`` ignored: bodies are read as Go reads them, see ``body.py``);
+``POST /api/logout`` with ``{"Username", "Roles"}`` ends the caller's own session, whatever the body names.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +24,8 @@ from litestar.security.jwt import JWTCookieAuth, Token
 REMEMBER_TTL = 30 * 86400.0
 
 
-class AuthPayload(msgspec.Struct, forbid_unknown_fields=True):
-    """JobMon's auth.AuthPayload."""
+class AuthPayload(msgspec.Struct):
+    """JobMon's auth.AuthPayload (its front end sends ``username``/``password`` and ``frontendOnly``)."""
 
     Username: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     Password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
@@ -32,6 +37,14 @@ class UserInfo(msgspec.Struct):
 
     Username: str
     Roles: list[str]
+
+
+class LogoutBody(msgspec.Struct):
+    """What JobMon's front end sends on logout: the claims of its cookie. Checked for shape only: logout
+    ends the caller's own session, never the one the body names."""
+
+    Username: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    Roles: Annotated[list[str], msgspec.Meta(max_length=8)] = msgspec.field(default_factory=list)
 
 
 class LoginResult(msgspec.Struct):
@@ -89,7 +102,9 @@ class AuthController(Controller):
         return Response(body, cookies=[cookie])
 
     @post("/api/logout", operation_id="logout", status_code=200, summary="End the current session")
-    async def logout(self, request: Request[Any, Any, Any]) -> Response[None]:
+    async def logout(
+        self, request: Request[Any, Any, Any], data: JSONBody[LogoutBody | None] = None
+    ) -> Response[None]:
         await accounts_of(request).end_session(principal_of(request))
         return Response(None, cookies=[Cookie(key=COOKIE_NAME, value="", max_age=0, path="/")])
 
@@ -117,4 +132,4 @@ class AuthController(Controller):
         return {"token": token, "expires_in": int(ttl)}
 
 
-__all__ = ["AuthController", "AuthPayload", "UserInfo", "start_session"]
+__all__ = ["AuthController", "AuthPayload", "LogoutBody", "UserInfo", "start_session"]

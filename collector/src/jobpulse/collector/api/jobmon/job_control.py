@@ -1,7 +1,8 @@
 """PUT /api/job_start, PATCH /api/job_stop/{id} (role job-control) and POST /api/admin/refresh_metadata/{id}.
 
 The bodies are JobMon's job.JobMetadata and job.StopJob with their Go field
-names, so the Slurm scripts written for JobMon call jobpulse unchanged. Both
+names, read as Go reads them (``body.py``: any key case, unknown keys ignored, any Content-Type), so
+the Slurm scripts written for JobMon call jobpulse unchanged. Both
 calls are idempotent (see store.jobs.record_start/record_stop): Slurm retries
 and duplicate hooks must never create or overwrite runs.
 
@@ -50,12 +51,12 @@ ExitCode = Annotated[int, msgspec.Meta(ge=-validate.INT32_MAX - 1, le=validate.I
 Label = Annotated[str, msgspec.Meta(max_length=1024)]
 
 
-class Node(msgspec.Struct, forbid_unknown_fields=True):
+class Node(msgspec.Struct):
     Id: Count = 0
     Name: Annotated[str, msgspec.Meta(max_length=255)] = ""
 
 
-class JobMetadata(msgspec.Struct, forbid_unknown_fields=True):
+class JobMetadata(msgspec.Struct):
     """JobMon's job.JobMetadata (Go default JSON names). Only Id is required."""
 
     Id: JobNumber
@@ -82,7 +83,7 @@ class JobMetadata(msgspec.Struct, forbid_unknown_fields=True):
     Data: dict[str, Any] | None = None
 
 
-class StopJob(msgspec.Struct, forbid_unknown_fields=True):
+class StopJob(msgspec.Struct):
     """JobMon's job.StopJob."""
 
     ExitCode: ExitCode = 0
