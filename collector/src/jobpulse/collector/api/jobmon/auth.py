@@ -1,7 +1,9 @@
 """Local login/logout (seed 004 /api/login, /api/logout) and WebSocket tickets.
 
 As JobMon's front end calls them: ``POST /api/login`` with ``{"username", "password", "frontendOnly"}``
-(lower-case keys, ``frontendOnly`` ignored: bodies are read as Go reads them, see ``body.py``);
+(lower-case keys, ``frontendOnly`` ignored: bodies are read as Go reads them, see ``body.py``); the
+session cookie ``Authorization=Bearer <JWT>`` is written unquoted and, with ``cookie_js_readable`` (the
+default), readable by the page's JavaScript, which decodes the JWT's ``Username`` and ``Roles`` claims.
 ``POST /api/logout`` with ``{"Username", "Roles"}`` ends the caller's own session, whatever the body names.
 """
 
@@ -13,7 +15,7 @@ from typing import Annotated, Any
 import msgspec
 from jobpulse.collector.auth.guards import principal_of
 from jobpulse.collector.auth.roles import Principal
-from jobpulse.collector.auth.security import COOKIE_NAME, accounts_of
+from jobpulse.collector.auth.security import COOKIE_NAME, BearerCookie, accounts_of
 from jobpulse.collector.services.accounts import SESSION, WS_TICKET
 from jobpulse.collector.settings import CollectorSettings
 from litestar import Controller, Request, Response, post
@@ -70,8 +72,10 @@ async def start_session(
         token_expiration=timedelta(seconds=ttl),
         token_unique_jwt_id=session_id,
         token_extras={"kind": SESSION},
+        Username=username,  # JobMon's front end reads these two claims (display only)
+        Roles=list(roles),
     )
-    cookie = Cookie(
+    cookie = BearerCookie(
         key=COOKIE_NAME,
         value=f"Bearer {token}",
         max_age=int(ttl),
