@@ -122,4 +122,6 @@ async def test_the_openapi_document_still_describes_the_bodies(fx_client: AsyncT
     schema = (await fx_client.get("/api/openapi.json")).json()
     body = schema["paths"]["/api/job_start"]["put"]["requestBody"]["content"]["application/json"]["schema"]
     ref = body["$ref"].rsplit("/", 1)[-1]
-    assert {"Id", "UserName", "JobScript"} <= set(schema["components"]["schemas"][ref]["properties"])
+    assert {"Id", "UserName", "NodeList", "JobScript"} <= set(
+        schema["components"]["schemas"][ref]["properties"]
+    )
