@@ -68,6 +68,7 @@ class JobFacts:
     nodes: tuple[str, ...] = ()
     num_nodes: int | None = None
     num_tasks: int | None = None
+    tasks_per_node: int | None = None
     cpus: int | None = None
     gpus_per_node: int | None = None
     mem_requested_bytes: int | None = None
@@ -75,3 +76,4 @@ class JobFacts:
     array_task_id: int | None = None
     het_job_id: int | None = None
     het_job_offset: int | None = None
+    job_script: str = ""  # the batch script, as the REST start sends it (JobMon's ``jobScript``)

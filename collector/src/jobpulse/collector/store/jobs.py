@@ -42,6 +42,7 @@ META_COLUMNS: tuple[str, ...] = (
     "job_name",
     "num_nodes",
     "num_tasks",
+    "tasks_per_node",
     "cpus",
     "gpus_per_node",
     "mem_requested_bytes",
@@ -51,6 +52,7 @@ META_COLUMNS: tuple[str, ...] = (
     "array_task_id",
     "het_job_id",
     "het_job_offset",
+    "job_script",
 )
 # Who the job belongs to: an authoritative source replaces these together, so a record never mixes
 # one source's UserName with another's UserId.
@@ -114,6 +116,7 @@ def columns(facts: JobFacts) -> dict[str, Any]:
         "job_name": facts.job_name,
         "num_nodes": count(facts.num_nodes),
         "num_tasks": count(facts.num_tasks),
+        "tasks_per_node": count(facts.tasks_per_node),
         "cpus": count(facts.cpus),
         "gpus_per_node": facts.gpus_per_node,
         "mem_requested_bytes": count(facts.mem_requested_bytes),
@@ -121,6 +124,7 @@ def columns(facts: JobFacts) -> dict[str, Any]:
         "array_task_id": facts.array_task_id,
         "het_job_id": facts.het_job_id,
         "het_job_offset": facts.het_job_offset,
+        "job_script": facts.job_script or None,
         **node_fields(list(facts.nodes)),
     }
 
