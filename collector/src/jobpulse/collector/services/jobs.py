@@ -74,6 +74,10 @@ class JobService:
         scope = await self.store.run_scope(row)
         return row, scope.only(nodes)
 
+    async def _catalog(self) -> list[MetricConfig]:
+        """The metric catalogue: stored edits over the defaults (metric_catalog's rules)."""
+        return metric_catalog.metrics_of(await self.store.stored_config(), series.interval_label(self.tick))
+
     # -- the job list ----------------------------------------------------------------------------
     async def list_jobs(self, principal: Principal, query: JobQuery) -> tuple[JobListing, Configuration]:
         """One page of the runs matching ``query`` that ``principal`` may see (users: their own), and
@@ -82,7 +86,9 @@ class JobService:
         if own is not None:
             query.user = own if query.user in (None, own) else NOBODY
         listing = await self.store.job_list(query, own)
-        config = await self.store.api_configuration(series.interval_label(self.tick))
+        config = metric_catalog.configuration_of(
+            await self.store.stored_config(), series.interval_label(self.tick)
+        )
         return listing, config
 
     # -- one job's page, its samples and one metric ----------------------------------------------
@@ -108,7 +114,7 @@ class JobService:
                 cache.put(sampling_key, scope.job_id, measured)
         intervals, default = series.sample_intervals(row, cast(float, measured))
         chosen = interval or default
-        catalog = await self.store.metric_catalog(series.interval_label(self.tick))
+        catalog = await self._catalog()
         key = (
             row["run_id"],
             row["stop_time"],
@@ -158,7 +164,7 @@ class JobService:
         """One catalogue metric of the run per node, aggregated with ``agg_fn`` (default: the metric's)
         at ``interval`` (default: the job page's); the catalogue entry as shown (with that AggFn)."""
         row, scope = await self.get_run(principal, ref, nodes)
-        catalog = await self.store.metric_catalog(series.interval_label(self.tick))
+        catalog = await self._catalog()
         config = next((m for m in catalog if guid == m.GUID), None)
         if config is None:
             raise InvalidInput("metric", f"unknown metric GUID {guid!r}; see GET /api/config")

@@ -18,13 +18,31 @@ from typing import TYPE_CHECKING, Any, Protocol
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
 from jobpulse.collector.domain.runs import RunScope
-from jobpulse.collector.schemas import Configuration, MetricConfig
 
 if TYPE_CHECKING:
     from jobpulse.collector.slurm.parse import SlurmJob
 
 
-class JobStore(Protocol):
+@dataclass(frozen=True)
+class StoredConfig:
+    """The configuration as stored: each edited part as its decoded JSON (None: never edited, the
+    defaults apply), and the partitions that jobs ran in."""
+
+    metrics: object | None
+    partitions: object | None
+    seen_partitions: list[str]
+
+
+class StoredConfigSource(Protocol):
+    """The stored configuration, which the job routes (the catalogue beside the job list and page) and
+    the configuration routes both read; what it means is metric_catalog's business."""
+
+    async def stored_config(self) -> StoredConfig:
+        """The configuration as stored."""
+        ...
+
+
+class JobStore(StoredConfigSource, Protocol):
     """Job runs, their samples and series, tags and summaries."""
 
     async def get_job(self, job_id: int | JobId) -> dict[str, Any] | None:
@@ -43,15 +61,6 @@ class JobStore(Protocol):
 
     async def users_with_jobs(self, contains: str, limit: int = 100) -> list[str]:
         """Usernames containing ``contains`` (case-insensitive, no wildcards) among users with jobs."""
-        ...
-
-    # the metric catalogue, as the job routes read it
-    async def api_configuration(self, sample_interval: str) -> Configuration:
-        """The API configuration (catalogue, partitions, radar chart metrics)."""
-        ...
-
-    async def metric_catalog(self, sample_interval: str) -> list[MetricConfig]:
-        """The metric catalogue, sorted by display name."""
         ...
 
     # one run
@@ -228,22 +237,8 @@ class AccountStore(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class StoredConfig:
-    """The configuration as stored: each edited part as its decoded JSON (None: never edited, the
-    defaults apply), and the partitions that jobs ran in."""
-
-    metrics: object | None
-    partitions: object | None
-    seen_partitions: list[str]
-
-
-class ConfigStore(Protocol):
+class ConfigStore(StoredConfigSource, Protocol):
     """The API configuration (metric catalogue, partitions) and the nodes."""
-
-    async def stored_config(self) -> StoredConfig:
-        """The configuration as stored."""
-        ...
 
     async def update_config(
         self, actor: str, parts: list[str], change: Callable[[StoredConfig], dict[str, str]]

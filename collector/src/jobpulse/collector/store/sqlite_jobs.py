@@ -12,10 +12,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jobpulse.collector import metric_catalog
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
 from jobpulse.collector.domain.runs import RunScope
-from jobpulse.collector.schemas import Configuration, MetricConfig
 from jobpulse.collector.store import jobs, samples, series, steps, tags
 from jobpulse.collector.summary import load_summary
 
@@ -72,13 +70,6 @@ class SqliteJobs:
 
     async def users_with_jobs(self, contains: str, limit: int = 100) -> list[str]:
         return await self.read(lambda db: jobs.users_with_jobs(db, contains, limit=limit))
-
-    # -- the metric catalogue as the job routes read it ------------------------------------------
-    async def api_configuration(self, sample_interval: str) -> Configuration:
-        return await self.read(lambda db: metric_catalog.load(db, sample_interval))
-
-    async def metric_catalog(self, sample_interval: str) -> list[MetricConfig]:
-        return await self.read(lambda db: metric_catalog.load_metrics(db, sample_interval))
 
     # -- one run: tags, summary, steps, samples, series ------------------------------------------
     async def job_tags(self, run_id: int) -> list[dict[str, Any]]:
