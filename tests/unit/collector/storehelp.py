@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jobpulse.collector.store.ingest import ingest_batch, record_hello
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS, migrate
@@ -17,6 +18,19 @@ from jobpulse.proto.v1 import ingest_pb2 as pb
 HOUR = 3_600_000
 DAY = 86_400_000
 T0 = 1_780_000_000_000 - 1_780_000_000_000 % DAY  # midnight, ms
+
+
+T_ = TypeVar("T_")
+
+
+def run_async(coro: Coroutine[Any, Any, T_]) -> T_:
+    """``coro`` run to its end on an event loop of its own: for sync fixtures calling the store's async
+    methods (a test's own loop, if any, is left alone)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
 
 
 def open_db(path: Path) -> sqlite3.Connection:

@@ -125,7 +125,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     check_ingest_auth(settings)  # before anything is opened: ConfigError names the settings
     store = SqliteStore(settings.database_path)
     store.open()
-    ensure_admin(store.writer, settings)
+    await ensure_admin(store, settings)
     app = create_app(store, settings)
     metrics: CollectorMetrics = app.state.metrics
     bus: EventBus = app.state.events  # committed batches -> live feeds, the job data cache

@@ -151,6 +151,13 @@ class AccountStore(Protocol):
         """Create a local user or update roles (and the password when a hash is given); audit "add_user"."""
         ...
 
+    async def save_admin_at_start(
+        self, username: str, roles: list[str], password_hash: str
+    ) -> dict[str, Any]:
+        """Create or update the admin the collector makes when it starts (auth/bootstrap.py). Not
+        audited: no one acted; the configuration, or the first start, did."""
+        ...
+
     async def upsert_external_user(
         self,
         username: str,
