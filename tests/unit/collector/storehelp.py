@@ -9,10 +9,13 @@ from collections.abc import Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jobpulse.collector.findings import Thresholds
+from jobpulse.collector.store import summaries
 from jobpulse.collector.store.ingest import ingest_batch, record_hello
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS, migrate
 from jobpulse.collector.store.packed import COLUMNS, PACKED, POS, WIDE, minutes, read_hours
 from jobpulse.collector.store.sqlite import connect
+from jobpulse.collector.summary import JobSummary, build_summary
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 HOUR = 3_600_000
@@ -37,6 +40,16 @@ def open_db(path: Path) -> sqlite3.Connection:
     db = connect(path)
     migrate(db)
     return db
+
+
+def summarize(db: sqlite3.Connection, run_id: int, now: float, thresholds: Thresholds) -> JobSummary | None:
+    """One run's summary computed and stored on ``db``: services/summaries.py's steps on one connection."""
+    figures = summaries.run_figures(db, run_id, now)
+    if figures is None:
+        return None
+    summary = build_summary(figures, thresholds)
+    summaries.store_summary(db, run_id, now, summary.to_dict(), [f.rule for f in summary.findings])
+    return summary
 
 
 def minute_rows(db: sqlite3.Connection, job_id: int | None = None) -> list[dict[str, Any]]:

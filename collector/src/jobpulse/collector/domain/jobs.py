@@ -7,6 +7,10 @@ from typing import Any
 
 Bounds = tuple[int | None, int | None]
 
+# An efficiency finding (findings.py) is a tag on its run of this type, created by this name.
+FINDING_TAG_TYPE = "finding"
+FINDING_CREATED_BY = "jobpulse"
+
 
 @dataclass
 class JobQuery:

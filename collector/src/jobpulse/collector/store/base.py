@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
@@ -21,6 +21,8 @@ from jobpulse.collector.domain.runs import RunScope
 
 if TYPE_CHECKING:
     from jobpulse.collector.slurm.parse import SlurmJob
+    from jobpulse.collector.store.retention import RetentionResult
+    from jobpulse.collector.store.rollup import RollupResult
 
 
 @dataclass(frozen=True)
@@ -264,5 +266,93 @@ class ConfigStore(StoredConfigSource, Protocol):
         ...
 
 
-class Store(JobStore, AccountStore, ConfigStore, Protocol):
+class NodeFigures(NamedTuple):
+    """One node's figures of a run, from its raw samples or its 1-minute rollups (None: not measured)."""
+
+    node: str
+    samples: int
+    cpu_seconds: float | None  # the highest user + system CPU seconds (cumulative counters)
+    alloc_cpus: float | None
+    mem_peak_bytes: float | None
+    mem_current_bytes: float | None  # the highest
+    mem_limit_bytes: float | None  # the lowest finite limit
+    gpu_util_mean_percent: float | None
+    gpu_util_max_percent: float | None
+    gpu_mem_bytes: float | None  # the highest
+    io_read_bytes: float | None
+    io_write_bytes: float | None
+    oom_kills: float | None
+
+
+class GpuFigures(NamedTuple):
+    """One GPU's figures while it ran the run's job."""
+
+    uuid: str
+    node: str
+    util_mean_percent: float | None
+    util_max_percent: float | None
+    mem_peak_bytes: float | None
+    energy_joules: float | None  # the energy counter's increase; None where the GPU does not measure it
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """What a run's summary is computed from (summary.py computes it)."""
+
+    run: dict[str, Any]  # the stored run
+    start: float  # seconds since the epoch
+    stop: float  # the run's stop, or the time asked about while it runs
+    source: str  # the table the node figures came from: job_samples, or job_samples_1m once raw is gone
+    nodes: list[NodeFigures]
+    node_names: list[str]  # the nodes with figures, or else the run's node list
+    gpus: list[GpuFigures]
+    gaps: list[dict[str, Any]]  # delivery gaps of those nodes in the run's window (node, from_ms, ...)
+
+
+class SummaryStore(Protocol):
+    """The summary pass (services/summaries.py): which runs need a summary, their figures, the result."""
+
+    async def runs_to_summarize(self, now: float, delay_s: float, limit: int) -> list[int]:
+        """Runs that stopped at least ``delay_s`` before ``now`` and have no summary yet, oldest first."""
+        ...
+
+    async def run_figures(self, run_id: int, now: float) -> RunFigures | None:
+        """What the run's summary is computed from (read on a reader: ingest does not wait); None if
+        there is no such run."""
+        ...
+
+    async def save_summary(
+        self, run_id: int, computed: float, summary: dict[str, Any], findings: Sequence[str]
+    ) -> None:
+        """Store the summary and tag the run with each finding (rule names), in one transaction."""
+        ...
+
+    async def summaries_done(self, now: float, delay_s: float) -> None:
+        """Every run pending at ``now`` was summarized: later passes look only at runs after it."""
+        ...
+
+
+class MaintenanceStore(Protocol):
+    """The periodic storage jobs; scheduler.py decides when, each runs on the single writer."""
+
+    async def rollup(self, now_ms: int, lag_ms: int) -> RollupResult:
+        """Roll raw samples up into 1-minute and 1-hour rows (store/rollup.py)."""
+        ...
+
+    async def apply_retention(
+        self, now_ms: int, raw_days: float, days_1m: float, days_1h: float
+    ) -> RetentionResult:
+        """Delete what each resolution no longer keeps (store/retention.py; 0 days: forever)."""
+        ...
+
+    async def checkpoint(self) -> tuple[int, int, int]:
+        """A passive WAL checkpoint: (busy, log frames, checkpointed frames)."""
+        ...
+
+    async def optimize(self) -> None:
+        """Refresh the query planner's statistics where they are stale."""
+        ...
+
+
+class Store(JobStore, AccountStore, ConfigStore, SummaryStore, MaintenanceStore, Protocol):
     """Everything the services need from storage."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.store import jobs, samples, series, steps, tags
-from jobpulse.collector.summary import load_summary
+from jobpulse.collector.store.summaries import load_summary
 
 if TYPE_CHECKING:
     from jobpulse.collector.slurm.parse import SlurmJob
