@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 from jobpulse.collector.findings import Thresholds
+from jobpulse.collector.services.events import EventBus, FindingAdded
 from jobpulse.collector.services.summaries import summarize_pass
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.collector.store.summaries import load_summary
@@ -87,14 +89,17 @@ def test_summary_values(tmp_path: Path) -> None:
 
 
 async def test_idle_gpu_job_gets_the_finding_and_a_busy_one_does_not(tmp_path: Path) -> None:
-    """The scheduled summary pass over a real store: the finding is stored and tagged."""
+    """The scheduled summary pass over a real store: the finding is stored, tagged and published."""
     store = SqliteStore(tmp_path / "j.db")
     store.open()
+    bus = EventBus()
+    published: list[FindingAdded] = []
+    bus.subscribe(FindingAdded, published.append)
     db = store.writer
     try:
         idle = _gpu_job(db, 11, "g1", util=1.0)
         busy = _gpu_job(db, 12, "g2", util=90.0)
-        assert await summarize_pass(store, START + 3700, 60, Thresholds()) == 2
+        assert await summarize_pass(store, START + 3700, 60, Thresholds(), bus) == 2
         idle_summary, busy_summary = load_summary(db, idle), load_summary(db, busy)
         assert idle_summary is not None and busy_summary is not None
         finding = next(f for f in idle_summary["findings"] if f["rule"] == "idle_gpu")
@@ -104,7 +109,14 @@ async def test_idle_gpu_job_gets_the_finding_and_a_busy_one_does_not(tmp_path: P
         assert {t["Name"] for t in job_tags(db, idle)} == {"idle_gpu"}
         assert job_tags(db, idle)[0]["Type"] == "finding" and job_tags(db, idle)[0]["CreatedBy"] == "jobpulse"
         assert job_tags(db, busy) == []
-        assert await summarize_pass(store, START + 3800, 60, Thresholds()) == 0  # once per run
+        for _ in range(100):  # a subscriber gets its events in a later callback of the loop
+            if published:
+                break
+            await asyncio.sleep(0.01)
+        assert published == [FindingAdded(11, "idle_gpu")]
+        assert await summarize_pass(store, START + 3800, 60, Thresholds(), bus) == 0  # once per run
+        await asyncio.sleep(0.05)
+        assert published == [FindingAdded(11, "idle_gpu")]
     finally:
         store.close()
 

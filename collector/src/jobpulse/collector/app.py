@@ -177,7 +177,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
         statefile.write_atomic(
             ready_file, json.dumps({"grpc_port": grpc_port, "http_port": http_port}), 0o644
         )
-    scheduler = start_scheduler(store, settings)
+    scheduler = start_scheduler(store, settings, bus)
     trusted = settings.http.trusted_proxies
     config = uvicorn.Config(
         app,

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from jobpulse.collector.findings import Thresholds
 from jobpulse.collector.services import summaries
+from jobpulse.collector.services.events import EventBus
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.base import Store
 from jobpulse.collector.store.errors import StoreUnavailable
@@ -37,9 +38,10 @@ def _guarded(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Aw
 
 
 def storage_jobs(
-    store: Store, s: CollectorSettings
+    store: Store, s: CollectorSettings, bus: EventBus | None = None
 ) -> dict[str, tuple[float, Callable[[], Awaitable[None]]]]:
-    """name -> (interval seconds, coroutine function); also what tests run directly."""
+    """name -> (interval seconds, coroutine function); also what tests run directly. ``bus``: where the
+    summary pass publishes its findings."""
     thresholds = Thresholds.from_settings(s)
 
     def now_ms() -> int:
@@ -63,7 +65,7 @@ def storage_jobs(
             s.summary_interval,
             _guarded(
                 "summaries",
-                lambda: summaries.summarize_pass(store, time.time(), s.summary_delay, thresholds),
+                lambda: summaries.summarize_pass(store, time.time(), s.summary_delay, thresholds, bus),
             ),
         ),
         "checkpoint": (s.checkpoint_interval, _guarded("checkpoint", store.checkpoint)),
@@ -71,10 +73,10 @@ def storage_jobs(
     }
 
 
-def start_scheduler(store: Store, s: CollectorSettings) -> AsyncIOScheduler:
+def start_scheduler(store: Store, s: CollectorSettings, bus: EventBus | None = None) -> AsyncIOScheduler:
     """Start the storage jobs on the running event loop; the caller shuts the scheduler down."""
     scheduler = AsyncIOScheduler()
-    for name, (interval, job) in storage_jobs(store, s).items():
+    for name, (interval, job) in storage_jobs(store, s, bus).items():
         if interval > 0:
             scheduler.add_job(job, "interval", seconds=interval, id=name, max_instances=1, coalesce=True)
     scheduler.start()
