@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ADMIN_PASSWORD, login
-from jobpulse.collector import reconcile
+from jobpulse.collector.services import reconcile
 from jobpulse.collector.slurm import cli, parse
 from jobpulse.collector.store import jobs
 from jobpulse.collector.store.sqlite import SqliteStore
@@ -252,7 +252,7 @@ async def test_unreachable_slurmctld_is_logged_once_without_traceback(
     script.write_text("#!/bin/sh\necho 'squeue: error: fetch_config: DNS SRV lookup failed' >&2\nexit 1\n")
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    caplog.set_level(logging.INFO, logger="jobpulse.collector.reconcile")
+    caplog.set_level(logging.INFO, logger="jobpulse.collector.services.reconcile")
     task = asyncio.create_task(reconcile.run_forever(fx_store, 0.05, 3600))
     await asyncio.sleep(0.6)  # several passes
     task.cancel()

@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import uvicorn
-from jobpulse.collector import gctune, httpconf, logbuffer, reconcile
+from jobpulse.collector import gctune, httpconf, logbuffer
 from jobpulse.collector.api import jobmon
 from jobpulse.collector.api.errors import domain_error
 from jobpulse.collector.api.jobmon.live import JobMonFrames
@@ -24,6 +24,7 @@ from jobpulse.collector.live import LiveFeed
 from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics_endpoint
 from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.scheduler import start_scheduler
+from jobpulse.collector.services import reconcile
 from jobpulse.collector.services.accounts import AccountService
 from jobpulse.collector.services.events import BatchStored, EventBus, publish_stored
 from jobpulse.collector.services.jobs import JobService

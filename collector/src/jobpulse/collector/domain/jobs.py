@@ -79,3 +79,13 @@ class JobFacts:
     array_task_id: int | None = None
     het_job_id: int | None = None
     het_job_offset: int | None = None
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """What recording one source's word did to a run: the stored run after it, whether that created the
+    run (no source had reported it yet) and whether it ended it (the run was running before)."""
+
+    run: dict[str, Any]
+    created: bool = False
+    ended: bool = False

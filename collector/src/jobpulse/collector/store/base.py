@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from jobpulse.collector.domain.jobid import JobId
-from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
+from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery, RunChange
 from jobpulse.collector.domain.runs import RunScope
 
 if TYPE_CHECKING:
@@ -123,6 +123,11 @@ class JobStore(StoredConfigSource, Protocol):
 
     async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> dict[str, Any]:
         """What Slurm says about a job (created if missed; ``overwrite``: Slurm's word is final)."""
+        ...
+
+    async def apply_slurm_jobs(self, found: Sequence[SlurmJob], source: str) -> list[RunChange]:
+        """What Slurm says about each job, gaps filled as the reconciler does (``apply_slurm_job``
+        without overwrite), each job in its own transaction; what that did to each run, in order."""
         ...
 
 

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
+from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery, RunChange
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.store import jobs, samples, series, steps, tags
 from jobpulse.collector.store.summaries import load_summary
@@ -137,12 +137,29 @@ class SqliteJobs:
 
     async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> dict[str, Any]:
         """What Slurm says about ``job``, recorded as the reconciler records it; the stored run."""
-        # reconcile imports this package's SqliteStore: imported when called, not when loaded
-        from jobpulse.collector.reconcile import apply_slurm_job
-
         return await self.write(
-            _transaction(lambda db: apply_slurm_job(db, job, source, overwrite=overwrite), immediate=True)
+            _transaction(
+                lambda db: jobs.apply_slurm_job(db, job, source, overwrite=overwrite).run, immediate=True
+            )
         )
+
+    async def apply_slurm_jobs(self, found: Sequence[SlurmJob], source: str) -> list[RunChange]:
+        """Slurm's view of many jobs, in one call on the writer, each job in its own transaction."""
+
+        def run(db: sqlite3.Connection) -> list[RunChange]:
+            changes = []
+            for job in found:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    changes.append(jobs.apply_slurm_job(db, job, source))
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            return changes
+
+        return await self.write(run)
 
 
 def _tags_by_run(db: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
