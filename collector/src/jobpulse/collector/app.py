@@ -92,7 +92,7 @@ def create_app(
     app.state.oidc = OidcClient(settings.oidc) if settings.oidc.enabled else None
     app.state.events = bus
     app.state.live = live_feed
-    app.state.jobs = jobs = JobService(store, settings.default_tick)
+    app.state.jobs = jobs = JobService(store, settings.default_tick, bus=bus)
     # a late batch of a finished job (an agent replaying its spool) drops its cached series at once
     bus.subscribe(BatchStored, lambda event: jobs.invalidate_jobs(event.job_ids), inline=True)
     return app
@@ -191,7 +191,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
         forwarded_allow_ips=list(trusted) if trusted else [],
     )
     http = uvicorn.Server(config)
-    reconciler = reconcile.start(store, settings)
+    reconciler = reconcile.start(store, settings, bus)
     watch = asyncio.create_task(NodeWatch(store, settings.node_down_after, bus=bus).run())
     settle = asyncio.create_task(gctune.settle_when_started(http))
     try:

@@ -8,7 +8,8 @@ state and exit code). Off when the CLI is missing; never fatal to the collector.
 
 Slurm is asked here (on a worker thread); what it says is recorded by the store
 (``JobStore.apply_slurm_jobs``, each job as store/jobs.py ``apply_slurm_job`` does
-it).
+it), and a run that this created or ended is published on the event bus as
+:class:`JobStarted` / :class:`JobEnded` (source ``reconciler``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from jobpulse.collector.services.events import EventBus, publish_run_change
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.slurm import cli as slurm
 from jobpulse.collector.slurm.parse import SlurmJob
@@ -57,10 +59,13 @@ def fetch(lookback: float, now: float | None = None) -> tuple[list[SlurmJob], st
     return sorted(found.values(), key=lambda j: (j.start or 0, j.job_id)), error
 
 
-async def reconcile_once(store: JobStore, lookback: float) -> Outcome:
+async def reconcile_once(store: JobStore, lookback: float, bus: EventBus | None = None) -> Outcome:
     """One pass: Slurm is asked on a worker thread, so ingest never waits for slow Slurm commands."""
     found, error = await asyncio.to_thread(fetch, lookback)
-    await store.apply_slurm_jobs(found, "reconciler")
+    changes = await store.apply_slurm_jobs(found, "reconciler")
+    if bus is not None:
+        for change in changes:
+            publish_run_change(bus, change, "reconciler")
     return Outcome(
         seen=len(found),
         running=sum(job.running for job in found),
@@ -69,7 +74,7 @@ async def reconcile_once(store: JobStore, lookback: float) -> Outcome:
     )
 
 
-async def run_forever(store: JobStore, interval: float, lookback: float) -> None:
+async def run_forever(store: JobStore, interval: float, lookback: float, bus: EventBus | None = None) -> None:
     """The collector's reconciler task; logs and keeps going on any error.
 
     The first pass looks ``lookback`` back (jobs that ended while the collector was down); later passes
@@ -81,7 +86,7 @@ async def run_forever(store: JobStore, interval: float, lookback: float) -> None
     while True:
         began = time.time()
         try:
-            outcome = await reconcile_once(store, window)
+            outcome = await reconcile_once(store, window, bus)
             log.debug("reconciler: %s", outcome)
             window = min(lookback, 3 * interval + 60)
             if failing:
@@ -114,11 +119,14 @@ def enabled(mode: str) -> bool:
     return slurm.available()
 
 
-def start(store: JobStore, settings: CollectorSettings) -> asyncio.Task[None] | None:
-    """Start the reconciler task in the running loop when the settings (and the host) allow it."""
+def start(
+    store: JobStore, settings: CollectorSettings, bus: EventBus | None = None
+) -> asyncio.Task[None] | None:
+    """Start the reconciler task in the running loop when the settings (and the host) allow it;
+    ``bus``: where the runs it creates or ends are published."""
     if not enabled(settings.reconcile):
         log.info("reconciler off (reconcile=%s, squeue in PATH: %s)", settings.reconcile, slurm.available())
         return None
     return asyncio.create_task(
-        run_forever(store, settings.reconcile_interval, settings.reconcile_lookback), name="reconciler"
+        run_forever(store, settings.reconcile_interval, settings.reconcile_lookback, bus), name="reconciler"
     )
