@@ -1,12 +1,14 @@
 """The storage protocol: named operations over domain values, each owning its transaction.
 
-Why a protocol: SQLite is the embedded default and PostgreSQL comes next; services are written
-against these methods only, never against a connection or SQL. ``SqliteStore`` (store/sqlite.py)
+Why a protocol: SQLite is the embedded default and PostgreSQL comes next; services (and the
+scheduler, the reconciler, the first-start bootstrap) are written against these methods only, never
+against a connection or SQL: only store/ talks to the database (an import-linter contract keeps
+sqlite3 out of every other collector module). ``SqliteStore`` (store/sqlite.py)
 implements it; a method that writes runs on the single writer thread in one transaction, a method
 that reads runs on a reader connection. Rows are returned as plain dicts keyed by column name.
 
-Sections by area (jobs and series; accounts; configuration and nodes) keep the protocol readable;
-``Store`` is all of them.
+Sections by area (jobs and series; accounts; configuration and nodes; the summary pass; the periodic
+storage jobs) keep the protocol readable; ``Store`` is all of them.
 """
 
 from __future__ import annotations
