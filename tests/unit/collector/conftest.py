@@ -16,6 +16,7 @@ from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
+from storehelp import run_async
 
 ADMIN_PASSWORD = "admin-secret-pw"
 
@@ -51,7 +52,7 @@ def fx_settings(tmp_path: Path) -> CollectorSettings:
 def fx_store(fx_settings: CollectorSettings) -> AsyncIterator[SqliteStore]:
     store = SqliteStore(fx_settings.database_path)
     store.open()
-    ensure_admin(store.writer, fx_settings)
+    run_async(ensure_admin(store, fx_settings))
     users.upsert_user(store.writer, "alice", ["user"], _hash("alice-password"))
     users.upsert_user(store.writer, "bob", ["user"], _hash("bob-password"))
     yield store

@@ -13,8 +13,7 @@ from conftest import ADMIN_PASSWORD, login
 from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store import users
-from jobpulse.collector.store.migrations import migrate
-from jobpulse.collector.store.sqlite import SqliteStore, connect
+from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
 
 
@@ -187,20 +186,23 @@ async def test_users_see_only_their_own_jobs(fx_client: AsyncTestClient, fx_stor
     assert {j["Id"] for j in (await fx_client.get("/api/jobs", headers=admin)).json()["Jobs"]} == {101, 202}
 
 
-def test_first_start_prints_a_one_time_password_never_a_default(
+async def test_first_start_prints_a_one_time_password_never_a_default(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = connect(tmp_path / "db.sqlite")
-    migrate(db)
+    store, second = SqliteStore(tmp_path / "db.sqlite"), SqliteStore(tmp_path / "db2.sqlite")
+    store.open()
+    second.open()
     settings = CollectorSettings(state_dir=tmp_path)
-    first = ensure_admin(db, settings)
-    assert first and len(first) >= 16
-    assert first in capsys.readouterr().err
-    assert ensure_admin(db, settings) is None  # only once
-    second_db = connect(tmp_path / "db2.sqlite")
-    migrate(second_db)
-    assert ensure_admin(second_db, settings) != first  # random per installation
-    admin = users.get_user(db, "admin")
+    try:
+        first = await ensure_admin(store, settings)
+        assert first and len(first) >= 16
+        assert first in capsys.readouterr().err
+        assert await ensure_admin(store, settings) is None  # only once
+        assert await ensure_admin(second, settings) != first  # random per installation
+        admin = await store.get_user("admin")
+    finally:
+        store.close()
+        second.close()
     assert (
         admin is not None
         and first not in admin["password_hash"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from conftest import ADMIN_PASSWORD, login
+from jobpulse.collector.services.events import EventBus, JobEnded, JobStarted
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
@@ -109,6 +112,33 @@ async def test_job_script_and_tasks_per_node_are_shown_to_admins(
     fx_client.cookies.clear()
     meta = (await fx_client.get("/api/job/4242", headers=admin)).json()["Metadata"]
     assert (meta["JobScript"], meta["TasksPerNode"], meta["NumTasks"]) == ("#!/bin/bash\nsrun sim\n", 3, 2)
+
+
+async def until(done: Callable[[], bool]) -> None:
+    """Wait (a second at most) for ``done``: the bus hands events to subscribers in later callbacks."""
+    for _ in range(100):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_rest_start_and_stop_are_published_on_the_event_bus(
+    fx_client: AsyncTestClient, fx_key: dict[str, str]
+) -> None:
+    bus: EventBus = fx_client.app.state.events
+    seen: list[Any] = []
+    bus.subscribe((JobStarted, JobEnded), seen.append)
+    assert (await fx_client.put("/api/job_start", json=START, headers=fx_key)).status_code == 200
+    await until(lambda: len(seen) == 1)
+    assert seen == [JobStarted(4242, "", 1_795_400_000, "api")]
+    stop = {"ExitCode": 3, "StopTime": 1_795_400_100}
+    assert (await fx_client.patch("/api/job_stop/4242", json=stop, headers=fx_key)).status_code == 200
+    await until(lambda: len(seen) == 2)
+    assert seen[1:] == [JobEnded(4242, "", "FAILED", 1_795_400_100, "api")]
+    refused = await fx_client.patch("/api/job_stop/x", json=stop, headers=fx_key)
+    assert refused.status_code == 400
+    await asyncio.sleep(0.05)
+    assert len(seen) == 2  # nothing stored, nothing published
 
 
 async def test_duplicate_start_and_stop_change_nothing(

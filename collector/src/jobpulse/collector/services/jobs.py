@@ -1,5 +1,6 @@
 """The job service: job runs as a principal may see them, their pages and series, tags, search, and the
-REST lifecycle (job start/stop, admin refresh) through the same record functions as every other source.
+REST lifecycle (job start/stop, admin refresh) through the same record functions as every other source;
+a REST start or stop, once stored, is published on the event bus (JobStarted, JobEnded; source ``api``).
 
 Built once per app from the store (``app.state.jobs``); every method takes the calling
 :class:`~jobpulse.collector.domain.principals.Principal` where access matters, raises domain errors
@@ -23,6 +24,7 @@ from jobpulse.collector.domain.principals import Principal
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.schemas import Configuration, MetricConfig, MetricData
 from jobpulse.collector.services import access, series
+from jobpulse.collector.services.events import EventBus, JobEnded, JobStarted
 from jobpulse.collector.services.jobcache import JobDataCache
 from jobpulse.collector.slurm import cli as slurm
 from jobpulse.collector.store.base import JobStore
@@ -47,10 +49,13 @@ class JobPage:
 
 
 class JobService:
-    def __init__(self, store: JobStore, tick: float, cache: JobDataCache | None = None) -> None:
+    def __init__(
+        self, store: JobStore, tick: float, cache: JobDataCache | None = None, bus: EventBus | None = None
+    ) -> None:
         self.store = store
         self.tick = tick  # the agents' default sample interval, seconds
         self.cache = cache if cache is not None else JobDataCache()
+        self.bus = bus  # where the REST job start and stop are published (JobStarted, JobEnded)
 
     def invalidate_jobs(self, job_ids: Iterable[int]) -> None:
         """New samples of these job numbers arrived: their cached pages are stale."""
@@ -74,6 +79,10 @@ class JobService:
         scope = await self.store.run_scope(row)
         return row, scope.only(nodes)
 
+    async def _catalog(self) -> list[MetricConfig]:
+        """The metric catalogue: stored edits over the defaults (metric_catalog's rules)."""
+        return metric_catalog.metrics_of(await self.store.stored_config(), series.interval_label(self.tick))
+
     # -- the job list ----------------------------------------------------------------------------
     async def list_jobs(self, principal: Principal, query: JobQuery) -> tuple[JobListing, Configuration]:
         """One page of the runs matching ``query`` that ``principal`` may see (users: their own), and
@@ -82,7 +91,9 @@ class JobService:
         if own is not None:
             query.user = own if query.user in (None, own) else NOBODY
         listing = await self.store.job_list(query, own)
-        config = await self.store.api_configuration(series.interval_label(self.tick))
+        config = metric_catalog.configuration_of(
+            await self.store.stored_config(), series.interval_label(self.tick)
+        )
         return listing, config
 
     # -- one job's page, its samples and one metric ----------------------------------------------
@@ -108,7 +119,7 @@ class JobService:
                 cache.put(sampling_key, scope.job_id, measured)
         intervals, default = series.sample_intervals(row, cast(float, measured))
         chosen = interval or default
-        catalog = await self.store.metric_catalog(series.interval_label(self.tick))
+        catalog = await self._catalog()
         key = (
             row["run_id"],
             row["stop_time"],
@@ -158,7 +169,7 @@ class JobService:
         """One catalogue metric of the run per node, aggregated with ``agg_fn`` (default: the metric's)
         at ``interval`` (default: the job page's); the catalogue entry as shown (with that AggFn)."""
         row, scope = await self.get_run(principal, ref, nodes)
-        catalog = await self.store.metric_catalog(series.interval_label(self.tick))
+        catalog = await self._catalog()
         config = next((m for m in catalog if guid == m.GUID), None)
         if config is None:
             raise InvalidInput("metric", f"unknown metric GUID {guid!r}; see GET /api/config")
@@ -225,13 +236,24 @@ class JobService:
         stop: int = 0,
         exit_code: int | None = None,
     ) -> dict[str, Any]:
-        """A run started (and, with ``stop``, ended): recorded as source ``api``; the stored run."""
+        """A run started (and, with ``stop``, ended): recorded as source ``api``, then published as
+        JobStarted (and JobEnded); the stored run."""
         ended = (stop, _state(exit_code), exit_code) if stop else None
-        return await self.store.record_start(cluster, job_id, start, facts, "api", stop=ended)
+        row = await self.store.record_start(cluster, job_id, start, facts, "api", stop=ended)
+        if self.bus is not None:
+            self.bus.publish(JobStarted(job_id, "", float(start), "api"))
+            if ended is not None:
+                self.bus.publish(JobEnded(job_id, "", ended[1], float(stop), "api"))
+        return row
 
     async def stop_job(self, job_id: int, stop: int, exit_code: int | None) -> dict[str, Any]:
-        """The newest run of ``job_id`` ended, in whatever cluster: recorded as source ``api``."""
-        return await self.store.record_stop(None, job_id, stop, _state(exit_code), exit_code, "api")
+        """The newest run of ``job_id`` ended, in whatever cluster: recorded as source ``api``, then
+        published as JobEnded."""
+        state = _state(exit_code)
+        row = await self.store.record_stop(None, job_id, stop, state, exit_code, "api")
+        if self.bus is not None:
+            self.bus.publish(JobEnded(job_id, "", state, float(stop), "api"))
+        return row
 
     async def refresh_job(self, job_id: int) -> dict[str, Any]:
         """Re-read the job from Slurm and make Slurm's word final; Unavailable when Slurm cannot be asked."""

@@ -12,12 +12,10 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jobpulse.collector import metric_catalog
-from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
+from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery, RunChange
 from jobpulse.collector.domain.runs import RunScope
-from jobpulse.collector.schemas import Configuration, MetricConfig
 from jobpulse.collector.store import jobs, samples, series, steps, tags
-from jobpulse.collector.summary import load_summary
+from jobpulse.collector.store.summaries import load_summary
 
 if TYPE_CHECKING:
     from jobpulse.collector.slurm.parse import SlurmJob
@@ -72,13 +70,6 @@ class SqliteJobs:
 
     async def users_with_jobs(self, contains: str, limit: int = 100) -> list[str]:
         return await self.read(lambda db: jobs.users_with_jobs(db, contains, limit=limit))
-
-    # -- the metric catalogue as the job routes read it ------------------------------------------
-    async def api_configuration(self, sample_interval: str) -> Configuration:
-        return await self.read(lambda db: metric_catalog.load(db, sample_interval))
-
-    async def metric_catalog(self, sample_interval: str) -> list[MetricConfig]:
-        return await self.read(lambda db: metric_catalog.load_metrics(db, sample_interval))
 
     # -- one run: tags, summary, steps, samples, series ------------------------------------------
     async def job_tags(self, run_id: int) -> list[dict[str, Any]]:
@@ -146,12 +137,29 @@ class SqliteJobs:
 
     async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> dict[str, Any]:
         """What Slurm says about ``job``, recorded as the reconciler records it; the stored run."""
-        # reconcile imports this package's SqliteStore: imported when called, not when loaded
-        from jobpulse.collector.reconcile import apply_slurm_job
-
         return await self.write(
-            _transaction(lambda db: apply_slurm_job(db, job, source, overwrite=overwrite), immediate=True)
+            _transaction(
+                lambda db: jobs.apply_slurm_job(db, job, source, overwrite=overwrite).run, immediate=True
+            )
         )
+
+    async def apply_slurm_jobs(self, found: Sequence[SlurmJob], source: str) -> list[RunChange]:
+        """Slurm's view of many jobs, in one call on the writer, each job in its own transaction."""
+
+        def run(db: sqlite3.Connection) -> list[RunChange]:
+            changes = []
+            for job in found:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    changes.append(jobs.apply_slurm_job(db, job, source))
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            return changes
+
+        return await self.write(run)
 
 
 def _tags_by_run(db: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
