@@ -47,7 +47,7 @@ async def client(tmp_path: Path) -> AsyncIterator[AsyncTestClient]:
     settings = CollectorSettings(state_dir=tmp_path, admin_password=ADMIN_PASSWORD)
     store = SqliteStore(settings.database_path)
     store.open()
-    ensure_admin(store.writer, settings)
+    await ensure_admin(store, settings)
     users.upsert_user(store.writer, "alice", ["user"], _hash(ALICE_PASSWORD))
     try:
         async with AsyncTestClient(app=create_app(store, settings)) as test_client:
