@@ -11,7 +11,8 @@ Usage (as root on a node with a writable cgroup hierarchy, or --tree fixture any
   in a tight loop, the same number of times. ratio = tick / floor (goal <= 2.0, and a
   64-job tick <= 1.5 ms of CPU).
 - for reference: open/read/close of the same paths each time.
-- node: ``NodeSource.sample()`` (psutil) CPU per call, separately.
+- node: ``NodeSource.sample()`` (psutil) encoded into a NodeSample, CPU per call, separately;
+  then the tick again with the node sample in its Batch, as the daemon ticks.
 - RSS: real ``jobpulse-agent run`` daemons streaming to a real collector on loopback,
   sampling the same 64 jobs every --rss-tick seconds for --rss-duration seconds
   (goal <= 40 MB): one with the ``Environment=`` of systemd/jobpulse-agent.service (the
@@ -36,6 +37,8 @@ import psutil
 from jobpulse.agent import discovery
 from jobpulse.agent.sampler import Sampler
 from jobpulse.agent.sources.node import NodeSource
+from jobpulse.agent.wire import encode_node
+from jobpulse.proto.v1 import ingest_pb2 as pb
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -140,8 +143,15 @@ def measure(root: Path, jobs: int, ticks: int) -> None:
     print(f"open/read/close:   {orc * 1e3:.3f} ms CPU per tick, {orc / measured_jobs * 1e6:.1f} us per job")
     print(f"ratio agent/floor: {agent / base:.2f}  (goal <= 2.0; goal tick <= 1.5 ms for 64 jobs)")
     node = NodeSource()
-    node_cost = sorted(cpu_per_call(node.sample, max(20, ticks // 10)) for _ in range(3))[1]
-    print(f"node sample:       {node_cost * 1e3:.3f} ms CPU per sample (psutil, with filesystems)")
+
+    def node_sample() -> None:
+        encode_node(node.sample(), pb.NodeSample())
+
+    node_cost = sorted(cpu_per_call(node_sample, max(20, ticks // 10)) for _ in range(3))[1]
+    print(f"node sample:       {node_cost * 1e3:.3f} ms CPU per sample (psutil, with filesystems, encoded)")
+    sampler.node_source = node  # the daemon's tick: the jobs and the node, in one Batch
+    with_node = sorted(cpu_per_call(tick, max(20, ticks // 3)) for _ in range(3))[1]
+    print(f"tick with node:    {with_node * 1e3:.3f} ms CPU per tick (jobs + node sample, serialized)")
     sampler.close()
 
 

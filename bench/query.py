@@ -45,7 +45,8 @@ from jobpulse.collector.store.packed import COLUMNS, PACKED, encode
 from jobpulse.collector.store.rollup import rollup
 from jobpulse.collector.store.series import job_series, job_series_points
 from jobpulse.collector.store.sqlite import connect
-from jobpulse.collector.summary import load_summary, summarize
+from jobpulse.collector.store.summaries import load_summary, run_figures, store_summary
+from jobpulse.collector.summary import build_summary
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 DAY_MS = 86_400_000
@@ -471,7 +472,10 @@ def report(db: sqlite3.Connection, args: argparse.Namespace) -> None:
 
     run_id = db.execute("SELECT run_id FROM jobs WHERE job_id = ?", (job,)).fetchone()[0]
     t = time.perf_counter()
-    summarize(db, run_id, now=END_MS / 1000, thresholds=Thresholds())
+    figures = run_figures(db, run_id, now=END_MS / 1000)  # the summary pass's steps, on one connection
+    assert figures is not None
+    summary = build_summary(figures, Thresholds())
+    store_summary(db, run_id, END_MS / 1000, summary.to_dict(), [f.rule for f in summary.findings])
     compute_ms = (time.perf_counter() - t) * 1000
 
     def read() -> object:

@@ -24,12 +24,14 @@ case "$cmd" in
     exec "$UV" run --frozen jobpulse demo "$@" ;;
   test)
     if [ "${1:-}" = "--fast" ]; then
-      # The everyday tier: lint, types, import rules and the unit tests (no real daemons, Slurm or soaks).
+      # The everyday tier: lint, types, import rules, the unit tests and the contract tests (real clients'
+      # requests replayed in process; no real daemons, Slurm or soaks).
       shift
       "$UV" run --frozen ruff check .
       "$UV" run --frozen mypy
       "$UV" run --frozen lint-imports
-      exec "$UV" run --frozen pytest -q tests/unit -m "not slow and not slurm" "$@"
+      # Spread over the cores (pytest-xdist): unit and contract tests share nothing but the CPU.
+      exec "$UV" run --frozen pytest -q -n auto tests/unit tests/contract -m "not slow and not slurm" "$@"
     fi
     "$UV" run --frozen ruff check .
     "$UV" run --frozen ruff format --check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
@@ -174,8 +175,14 @@ def test_hello_lists_the_gpus(nvml: FakeNvml, tmp_path: Path) -> None:
     from jobpulse.agent.daemon import Agent
 
     settings = AgentSettings(cgroup_root=FIXTURES / "scenarios" / "v2_job_id", state_dir=tmp_path)
-    hello = Agent(settings).hello()
+    agent = Agent(settings)
+    hello = agent.hello()
     assert [g.uuid for g in hello.gpus] == [GPU0, GPU1, MIG_A, MIG_B, GPU2]
+    assert agent.sampler.gpu_source is not None
+    assert [
+        (g.uuid, g.name, g.memory_total_bytes, g.pci_bus_id, g.index, g.parent_uuid) for g in hello.gpus
+    ] == [astuple(i) for i in agent.sampler.gpu_source.infos()]
+    assert hello.gpus[2].parent_uuid == GPU1 and hello.gpus[2].memory_total_bytes == 17920 * MIB
 
 
 @pytest.mark.parametrize(

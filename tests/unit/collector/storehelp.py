@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from jobpulse.collector.findings import Thresholds
+from jobpulse.collector.store import summaries
 from jobpulse.collector.store.ingest import ingest_batch, record_hello
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS, migrate
 from jobpulse.collector.store.packed import COLUMNS, PACKED, POS, WIDE, minutes, read_hours
 from jobpulse.collector.store.sqlite import connect
+from jobpulse.collector.summary import JobSummary, build_summary
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 HOUR = 3_600_000
@@ -19,10 +23,33 @@ DAY = 86_400_000
 T0 = 1_780_000_000_000 - 1_780_000_000_000 % DAY  # midnight, ms
 
 
+T_ = TypeVar("T_")
+
+
+def run_async(coro: Coroutine[Any, Any, T_]) -> T_:
+    """``coro`` run to its end on an event loop of its own: for sync fixtures calling the store's async
+    methods (a test's own loop, if any, is left alone)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
 def open_db(path: Path) -> sqlite3.Connection:
     db = connect(path)
     migrate(db)
     return db
+
+
+def summarize(db: sqlite3.Connection, run_id: int, now: float, thresholds: Thresholds) -> JobSummary | None:
+    """One run's summary computed and stored on ``db``: services/summaries.py's steps on one connection."""
+    figures = summaries.run_figures(db, run_id, now)
+    if figures is None:
+        return None
+    summary = build_summary(figures, thresholds)
+    summaries.store_summary(db, run_id, now, summary.to_dict(), [f.rule for f in summary.findings])
+    return summary
 
 
 def minute_rows(db: sqlite3.Connection, job_id: int | None = None) -> list[dict[str, Any]]:

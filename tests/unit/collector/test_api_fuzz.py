@@ -23,6 +23,7 @@ from litestar.testing import TestClient
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from seed import add_job, add_samples
+from storehelp import run_async
 
 EXAMPLES = int(os.environ.get("JOBPULSE_FUZZ_EXAMPLES", "15"))
 # the routes this module owns; auth/admin routes are fuzzed by their owners' tests
@@ -36,7 +37,7 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object,
     cfg = CollectorSettings(state_dir=state, admin_password="fuzz-admin-pw")
     store = SqliteStore(cfg.database_path)
     store.open()
-    ensure_admin(store.writer, cfg)
+    run_async(ensure_admin(store, cfg))
     for i in range(20):
         job_id = 1 + i
         add_job(

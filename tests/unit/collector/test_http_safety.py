@@ -235,7 +235,7 @@ async def small_disk_client(small_disk: Path) -> AsyncIterator[tuple[AsyncTestCl
     settings = CollectorSettings(state_dir=small_disk, admin_password=ADMIN_PASSWORD)
     store = SqliteStore(settings.database_path)
     store.open()
-    ensure_admin(store.writer, settings)
+    await ensure_admin(store, settings)
     try:
         async with AsyncTestClient(app=create_app(store, settings)) as client:
             yield client, store

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from conftest import ADMIN_PASSWORD, login
-from jobpulse.collector import reconcile
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.slurm import parse
 from jobpulse.collector.store import jobs
@@ -51,13 +50,13 @@ def _squeue_doc(**changes: object) -> dict:
     return doc
 
 
-def _apply(store: SqliteStore, *docs: dict) -> None:
+async def _apply(store: SqliteStore, *docs: dict) -> None:
     found = [j for doc in docs for j in parse.jobs(doc, "squeue")]
-    reconcile.apply(store.writer, found)
+    await store.apply_slurm_jobs(found, "reconciler")
 
 
 async def test_reconciler_hostlist_becomes_nodes(fx_client: AsyncTestClient, fx_store: SqliteStore) -> None:
-    _apply(fx_store, _squeue_doc(job_id=41, nodes="node[001-004]", node_count=4, start_time=T0))
+    await _apply(fx_store, _squeue_doc(job_id=41, nodes="node[001-004]", node_count=4, start_time=T0))
     token = await login(fx_client, "admin", ADMIN_PASSWORD)
     auth = {"Authorization": f"Bearer {token}"}
     meta = (await fx_client.get("/api/job/41", headers=auth)).json()["Metadata"]
@@ -71,7 +70,7 @@ async def test_reconciler_hostlist_becomes_nodes(fx_client: AsyncTestClient, fx_
 async def test_array_tasks_and_het_components(fx_client: AsyncTestClient, fx_store: SqliteStore) -> None:
     # --array=1-2 submitted as job 8: task 1 is job 9, task 2 reuses 8 (as Slurm numbers them).
     # Job 12 exists too, so that reading 1_2 as int("1_2") == 12 would be caught.
-    _apply(
+    await _apply(
         fx_store,
         _squeue_doc(job_id=9, array_job_id=8, array_task_id=1, start_time=T0),
         _squeue_doc(job_id=8, array_job_id=8, array_task_id=2, start_time=T0 + 1),

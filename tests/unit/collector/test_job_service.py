@@ -72,8 +72,8 @@ async def test_the_lists_radar_figures_are_one_store_read_per_page(
     """No read per job: the page's summaries in one call, and a summary already read is not read again
     (stored summaries are never rewritten); runs without a summary are asked again."""
     from jobpulse.collector.findings import Thresholds
-    from jobpulse.collector.summary import summarize
     from seed import add_samples
+    from storehelp import summarize
 
     for job in range(400, 430):
         run = add_job(fx_store.writer, job, "alice", start=T0, stop=T0 + 600)

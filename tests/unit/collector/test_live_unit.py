@@ -20,6 +20,7 @@ from jobpulse.proto.v1 import ingest_pb2 as pb
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 from seed import add_job, add_samples
+from storehelp import run_async
 
 
 def _batch(job_id: int, seq: int, stop: bool = False) -> pb.Batch:
@@ -43,7 +44,7 @@ def client(tmp_path: Path) -> TestClient:
     settings = CollectorSettings(state_dir=tmp_path, admin_password="admin-pw-123")
     store = SqliteStore(settings.database_path)
     store.open()
-    ensure_admin(store.writer, settings)
+    run_async(ensure_admin(store, settings))
     users.upsert_user(store.writer, "alice", ["user"], hash_password("alice-password"))
     add_job(store.writer, 301, "alice", start=int(time.time()), stop=None)
     add_job(store.writer, 302, "bob", start=int(time.time()), stop=None)

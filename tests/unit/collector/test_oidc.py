@@ -74,7 +74,7 @@ async def test_full_login_creates_the_user_and_a_session(
     assert done.headers["location"] == "/jobs"
     cookies = done.headers.get_list("set-cookie")
     session = next(c for c in cookies if c.startswith("Authorization="))
-    assert session.startswith("Authorization=") and "HttpOnly" in session and "SameSite=lax" in session
+    assert session.startswith("Authorization=Bearer ey") and "SameSite=lax" in session
     # PKCE was used and the code exchanged at the token endpoint
     assert provider.token_requests[0]["code_verifier"][0]
     user = users.get_user(fx_store.writer, "alice.oidc")

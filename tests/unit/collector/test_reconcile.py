@@ -7,10 +7,12 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ADMIN_PASSWORD, login
-from jobpulse.collector import reconcile
+from jobpulse.collector.services import reconcile
+from jobpulse.collector.services.events import EventBus, JobEnded, JobStarted
 from jobpulse.collector.slurm import cli, parse
 from jobpulse.collector.store import jobs
 from jobpulse.collector.store.sqlite import SqliteStore
@@ -148,6 +150,38 @@ async def test_reconciler_fills_missed_starts_and_closes_missed_stops(
     assert [tuple(r) for r in fx_store.writer.execute("SELECT * FROM jobs ORDER BY run_id")] == before
 
 
+async def test_reconciler_publishes_the_runs_it_creates_and_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_store: SqliteStore
+) -> None:
+    fake_slurm(
+        tmp_path / "bin",
+        monkeypatch,
+        squeue="squeue-json-v0040-crafted.json",
+        sacct="sacct-json-v0040-crafted.json",
+    )
+    jobs.record_start(fx_store.writer, "testcluster", 8, 1795404701, {"user_name": "root"}, "prolog")
+    bus = EventBus()
+    seen: list[Any] = []
+    bus.subscribe((JobStarted, JobEnded), seen.append)
+    await reconcile.reconcile_once(fx_store, lookback=3600, bus=bus)
+    for _ in range(100):  # the bus hands events to subscribers in later callbacks
+        if len(seen) >= 4:
+            break
+        await asyncio.sleep(0.01)
+    rows = {r["job_id"]: dict(r) for r in fx_store.writer.execute("SELECT * FROM jobs")}
+    # 7 and 9 were never reported (9 also ended); 8's prolog was, its end only by Slurm
+    assert sorted(seen, key=lambda e: (e.job_id, type(e).__name__)) == [
+        JobStarted(7, "", rows[7]["start_time"], "reconciler"),
+        JobEnded(8, "", "FAILED", 1795404760, "reconciler"),
+        JobEnded(9, "", "CANCELLED", rows[9]["stop_time"], "reconciler"),
+        JobStarted(9, "", 1795404700, "reconciler"),
+    ]
+    seen.clear()
+    await reconcile.reconcile_once(fx_store, lookback=3600, bus=bus)  # nothing changes: nothing published
+    await asyncio.sleep(0.05)
+    assert seen == []
+
+
 async def test_reconciler_without_accounting_uses_squeue(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_store: SqliteStore
 ) -> None:
@@ -252,7 +286,7 @@ async def test_unreachable_slurmctld_is_logged_once_without_traceback(
     script.write_text("#!/bin/sh\necho 'squeue: error: fetch_config: DNS SRV lookup failed' >&2\nexit 1\n")
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    caplog.set_level(logging.INFO, logger="jobpulse.collector.reconcile")
+    caplog.set_level(logging.INFO, logger="jobpulse.collector.services.reconcile")
     task = asyncio.create_task(reconcile.run_forever(fx_store, 0.05, 3600))
     await asyncio.sleep(0.6)  # several passes
     task.cancel()

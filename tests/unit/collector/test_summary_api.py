@@ -6,10 +6,10 @@ from pathlib import Path
 
 from jobpulse.collector.app import create_app
 from jobpulse.collector.findings import Thresholds
+from jobpulse.collector.services.summaries import summarize_run
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
-from jobpulse.collector.summary import summarize
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from litestar.testing import TestClient
 from storehelp import T0, Agent
@@ -31,7 +31,7 @@ def test_job_response_has_summary_and_findings(tmp_path: Path) -> None:
         client.headers["X-API-Key"] = key
         before = client.get("/api/job/3").json()
         assert before["Summary"] is None and before["Findings"] == [] and before["Tags"] == []
-        summarize(store.writer, 1, now=T0 / 1000 + 4000, thresholds=Thresholds())
+        client.blocking_portal.call(summarize_run, store, 1, T0 / 1000 + 4000, Thresholds())
         body = client.get("/api/job/3").json()
     assert body["Summary"]["cpu_efficiency"] == 0.5 / 16
     assert [(f["rule"], f["threshold"]) for f in body["Findings"]] == [("low_cpu_efficiency", 0.25)]

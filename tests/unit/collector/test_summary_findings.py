@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 from jobpulse.collector.findings import Thresholds
+from jobpulse.collector.services.events import EventBus, FindingAdded
+from jobpulse.collector.services.summaries import summarize_pass
+from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.store.summaries import load_summary
 from jobpulse.collector.store.tags import job_tags
-from jobpulse.collector.summary import load_summary, summarize, summarize_finished
 from jobpulse.proto.v1 import ingest_pb2 as pb
-from storehelp import T0, Agent, open_db
+from storehelp import T0, Agent, open_db, summarize
 
 START = T0 // 1000
 GIB = float(1 << 30)
@@ -101,21 +105,37 @@ def test_summary_metrics_mean_max_and_limit(tmp_path: Path) -> None:
     assert stored is not None and stored["metrics"]["gpu_util_percent"]["mean"] == 80.0
 
 
-def test_idle_gpu_job_gets_the_finding_and_a_busy_one_does_not(tmp_path: Path) -> None:
-    db = open_db(tmp_path / "j.db")
-    idle = _gpu_job(db, 11, "g1", util=1.0)
-    busy = _gpu_job(db, 12, "g2", util=90.0)
-    assert summarize_finished(db, now=START + 3700, delay_s=60, thresholds=Thresholds()) == 2
-    idle_summary, busy_summary = load_summary(db, idle), load_summary(db, busy)
-    assert idle_summary is not None and busy_summary is not None
-    finding = next(f for f in idle_summary["findings"] if f["rule"] == "idle_gpu")
-    assert (finding["value"], finding["threshold"]) == (1.0, 5.0)
-    assert "GPU" in finding["hint"]
-    assert "idle_gpu" not in _rules(busy_summary)
-    assert {t["Name"] for t in job_tags(db, idle)} == {"idle_gpu"}
-    assert job_tags(db, idle)[0]["Type"] == "finding" and job_tags(db, idle)[0]["CreatedBy"] == "jobpulse"
-    assert job_tags(db, busy) == []
-    assert summarize_finished(db, now=START + 3800, delay_s=60, thresholds=Thresholds()) == 0  # once per run
+async def test_idle_gpu_job_gets_the_finding_and_a_busy_one_does_not(tmp_path: Path) -> None:
+    """The scheduled summary pass over a real store: the finding is stored, tagged and published."""
+    store = SqliteStore(tmp_path / "j.db")
+    store.open()
+    bus = EventBus()
+    published: list[FindingAdded] = []
+    bus.subscribe(FindingAdded, published.append)
+    db = store.writer
+    try:
+        idle = _gpu_job(db, 11, "g1", util=1.0)
+        busy = _gpu_job(db, 12, "g2", util=90.0)
+        assert await summarize_pass(store, START + 3700, 60, Thresholds(), bus) == 2
+        idle_summary, busy_summary = load_summary(db, idle), load_summary(db, busy)
+        assert idle_summary is not None and busy_summary is not None
+        finding = next(f for f in idle_summary["findings"] if f["rule"] == "idle_gpu")
+        assert (finding["value"], finding["threshold"]) == (1.0, 5.0)
+        assert "GPU" in finding["hint"]
+        assert "idle_gpu" not in _rules(busy_summary)
+        assert {t["Name"] for t in job_tags(db, idle)} == {"idle_gpu"}
+        assert job_tags(db, idle)[0]["Type"] == "finding" and job_tags(db, idle)[0]["CreatedBy"] == "jobpulse"
+        assert job_tags(db, busy) == []
+        for _ in range(100):  # a subscriber gets its events in a later callback of the loop
+            if published:
+                break
+            await asyncio.sleep(0.01)
+        assert published == [FindingAdded(11, "idle_gpu")]
+        assert await summarize_pass(store, START + 3800, 60, Thresholds(), bus) == 0  # once per run
+        await asyncio.sleep(0.05)
+        assert published == [FindingAdded(11, "idle_gpu")]
+    finally:
+        store.close()
 
 
 def test_thresholds_are_configurable(tmp_path: Path) -> None:

@@ -152,7 +152,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     from jobpulse.agent.sampler import Sampler, gpu_source
     from jobpulse.agent.sources.base import VALUE_FIELDS
     from jobpulse.agent.sources.node import NodeSource
-    from jobpulse.agent.wire import GPU_VALUE_FIELDS
+    from jobpulse.agent.wire import GPU_VALUE_FIELDS, gpu_infos, node_sample
 
     settings = _settings(args)
     sampler = Sampler(
@@ -192,11 +192,11 @@ def cmd_once(args: argparse.Namespace) -> int:
         "node": settings.node,
         "cgroup_root": str(settings.cgroup_root),
         "jobs": jobs,
-        "gpu_devices": [MessageToDict(i, preserving_proto_field_name=True) for i in source.infos()]
+        "gpu_devices": [MessageToDict(i, preserving_proto_field_name=True) for i in gpu_infos(source.infos())]
         if source
         else [],
         "gpus": gpu_rows,
-        "node_sample": MessageToDict(node, preserving_proto_field_name=True) if node else None,
+        "node_sample": MessageToDict(node_sample(node), preserving_proto_field_name=True) if node else None,
     }
     if args.json:
         print(json.dumps(doc, indent=2))

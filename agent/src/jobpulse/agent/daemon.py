@@ -18,7 +18,7 @@ from jobpulse.agent.sources.node import NodeSource
 from jobpulse.agent.sources.proctree import ProcTree
 from jobpulse.agent.spool import Spool
 from jobpulse.agent.stream import StreamClient
-from jobpulse.agent.wire import encode_jobs
+from jobpulse.agent.wire import encode_jobs, gpu_infos
 from jobpulse.common import validate
 from jobpulse.common.timeutil import now_ms
 from jobpulse.common.version import __version__
@@ -97,7 +97,7 @@ class Agent:
             stream_id=self.spool.stream_id,
             tick_seconds=self.settings.tick,
             boot_time=int(psutil.boot_time()),
-            gpus=self.sampler.gpu_source.infos() if self.sampler.gpu_source else [],
+            gpus=gpu_infos(self.sampler.gpu_source.infos()) if self.sampler.gpu_source else [],
         )
 
     def on_control(self, control: pb.Control) -> None:

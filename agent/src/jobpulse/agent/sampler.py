@@ -3,7 +3,8 @@
 The pieces: ``discovery.Walker`` lists the job and step cgroups (cheaply: it
 remembers the tree between ticks), ``readers.Readers`` keeps every cgroup's
 files open and turns them into rows with their rates, ``jobgpus.JobGpus``
-adds the GPUs, ``wire`` encodes the columns. ``collect`` gives the same rows
+adds the GPUs, ``wire`` encodes the columns and the node sample (the sources return
+plain values, never protobuf). ``collect`` gives the same rows
 as ``JobReading`` objects for ``once``, the final sample of a job, and tests.
 """
 
@@ -22,7 +23,7 @@ from jobpulse.agent.sources.base import JobReading, NoData, Rates, Row, reading_
 from jobpulse.agent.sources.node import NodeSource
 from jobpulse.agent.sources.nvml import GpuReading, NvmlSource
 from jobpulse.agent.sources.proctree import ProcTree
-from jobpulse.agent.wire import encode_gpus, encode_rows
+from jobpulse.agent.wire import encode_gpus, encode_node, encode_rows
 from jobpulse.common.timeutil import now_ms
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
@@ -184,7 +185,7 @@ class Sampler:
             encode_gpus(gpus, batch.gpus)
         encode_rows(rows, stamp, batch.jobs)
         if self.node_source is not None:
-            batch.node.append(self.node_source.sample())
+            encode_node(self.node_source.sample(), batch.node.add())
         return batch
 
 

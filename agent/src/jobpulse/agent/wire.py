@@ -1,4 +1,8 @@
-"""Domain readings -> protobuf. Kept apart from transport (stream.py), as in opentelemetry's encoders."""
+"""Domain readings -> protobuf. Kept apart from transport (stream.py), as in opentelemetry's encoders.
+
+The sources return plain values (tuples, dataclasses) and never import protobuf (an import-linter
+contract); every message the agent sends about what it measured is built here.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ from collections.abc import Iterable
 from operator import attrgetter
 
 from jobpulse.agent.sources.base import VALUE_FIELDS, JobReading, Row
-from jobpulse.agent.sources.nvml import GpuReading
+from jobpulse.agent.sources.node import NodeReading
+from jobpulse.agent.sources.nvml import GpuDeviceInfo, GpuReading
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 
@@ -58,3 +63,54 @@ def encode_gpus(readings: Iterable[GpuReading], out: pb.GpuSamples) -> None:
     for name in GPU_VALUE_FIELDS:
         getter = attrgetter(name)
         getattr(out, name).extend([getter(r) for r in rows])
+
+
+def encode_node(reading: NodeReading, out: pb.NodeSample) -> None:
+    """Fill a NodeSample (``batch.node.add()`` on the tick: built in place, not copied) from a reading.
+
+    One assignment per field: as cheap as building the message in the source was.
+    """
+    r = reading
+    out.time_ms = r.time_ms
+    out.cpu_percent = r.cpu_percent
+    out.mem_used_bytes = r.mem_used_bytes
+    out.mem_total_bytes = r.mem_total_bytes
+    out.swap_used_bytes = r.swap_used_bytes
+    out.load1 = r.load1
+    out.load5 = r.load5
+    out.load15 = r.load15
+    out.net_rx_bytes = r.net_rx_bytes
+    out.net_tx_bytes = r.net_tx_bytes
+    out.disk_read_bytes = r.disk_read_bytes
+    out.disk_write_bytes = r.disk_write_bytes
+    add = out.filesystems.add
+    for fs in r.filesystems:
+        add(
+            mountpoint=fs.mountpoint,
+            device=fs.device,
+            fstype=fs.fstype,
+            total_bytes=fs.total_bytes,
+            used_bytes=fs.used_bytes,
+        )
+
+
+def node_sample(reading: NodeReading) -> pb.NodeSample:
+    """A reading as a NodeSample of its own (``once``)."""
+    sample = pb.NodeSample()
+    encode_node(reading, sample)
+    return sample
+
+
+def gpu_infos(devices: Iterable[GpuDeviceInfo]) -> list[pb.GpuInfo]:
+    """The hello's device list."""
+    return [
+        pb.GpuInfo(
+            uuid=d.uuid,
+            name=d.name,
+            memory_total_bytes=d.memory_total_bytes,
+            pci_bus_id=d.pci_bus_id,
+            index=d.index,
+            parent_uuid=d.parent_uuid,
+        )
+        for d in devices
+    ]

@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import uvicorn
-from jobpulse.collector import gctune, httpconf, logbuffer, reconcile
+from jobpulse.collector import gctune, httpconf, logbuffer
 from jobpulse.collector.api import jobmon
 from jobpulse.collector.api.errors import domain_error
 from jobpulse.collector.api.jobmon.live import JobMonFrames, JobpulseFrames
@@ -24,6 +24,7 @@ from jobpulse.collector.live import LiveFeed
 from jobpulse.collector.metrics import CollectorMetrics, RequestCounter, metrics_endpoint
 from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.scheduler import start_scheduler
+from jobpulse.collector.services import reconcile
 from jobpulse.collector.services.accounts import AccountService
 from jobpulse.collector.services.events import BatchStored, EventBus, publish_stored
 from jobpulse.collector.services.jobs import JobService
@@ -91,7 +92,7 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     app.state.events = bus
     app.state.live = live_feed
     app.state.live_raw = raw_feed
-    app.state.jobs = jobs = JobService(store, settings.default_tick)
+    app.state.jobs = jobs = JobService(store, settings.default_tick, bus=bus)
     # a late batch of a finished job (an agent replaying its spool) drops its cached series at once
     bus.subscribe(BatchStored, lambda event: jobs.invalidate_jobs(event.job_ids), inline=True)
     return app
@@ -125,7 +126,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
     check_ingest_auth(settings)  # before anything is opened: ConfigError names the settings
     store = SqliteStore(settings.database_path)
     store.open()
-    ensure_admin(store.writer, settings)
+    await ensure_admin(store, settings)
     app = create_app(store, settings)
     metrics: CollectorMetrics = app.state.metrics
     bus: EventBus = app.state.events  # committed batches -> live feeds, the job data cache
@@ -177,7 +178,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
         statefile.write_atomic(
             ready_file, json.dumps({"grpc_port": grpc_port, "http_port": http_port}), 0o644
         )
-    scheduler = start_scheduler(store, settings)
+    scheduler = start_scheduler(store, settings, bus)
     trusted = settings.http.trusted_proxies
     config = uvicorn.Config(
         app,
@@ -190,7 +191,7 @@ async def serve(settings: CollectorSettings, ready_file: Path | None = None) -> 
         forwarded_allow_ips=list(trusted) if trusted else [],
     )
     http = uvicorn.Server(config)
-    reconciler = reconcile.start(store, settings)
+    reconciler = reconcile.start(store, settings, bus)
     watch = asyncio.create_task(NodeWatch(store, settings.node_down_after, bus=bus).run())
     settle = asyncio.create_task(gctune.settle_when_started(http))
     try:

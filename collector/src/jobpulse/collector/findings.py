@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from jobpulse.collector.domain.jobs import FINDING_CREATED_BY as FINDING_CREATED_BY
+from jobpulse.collector.domain.jobs import FINDING_TAG_TYPE as FINDING_TAG_TYPE
+
 if TYPE_CHECKING:
     from jobpulse.collector.settings import CollectorSettings
     from jobpulse.collector.summary import JobSummary
-
-FINDING_TAG_TYPE = "finding"
-FINDING_CREATED_BY = "jobpulse"
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,7 @@ class GroupCommitter:
                 future.set_result(results)
 
     async def _write(self, items: list[ingest.Pending], staged: Stage | None = None) -> list[Result]:
-        return await self.store.write(lambda db: ingest.ingest_many(db, items, self._known, staged))
+        return await self.store.ingest_group(items, self._known, staged)
 
     @staticmethod
     def _fail(group: list[Entry], exc: Exception) -> None:

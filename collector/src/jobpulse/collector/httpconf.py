@@ -17,7 +17,7 @@ from jobpulse.common import validate
 from litestar import Litestar, Request, Response, get
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
-from litestar.enums import ScopeType
+from litestar.enums import RequestEncodingType, ScopeType
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
@@ -81,6 +81,14 @@ def _check_path_ids(scope: Scope) -> None:
             raise _bad_input(name, exc.reason) from None
 
 
+def _takes_form(handler: Any) -> bool:
+    """Whether a route reads its body as a form. Others read JSON whatever the Content-Type says (JobMon's
+    Slurm script sends its JSON as ``application/x-www-form-urlencoded``), so JSON's checks apply."""
+    field = getattr(handler, "parsed_data_field", None)
+    media_type = getattr(getattr(field, "kwarg_definition", None), "media_type", None)
+    return media_type in (RequestEncodingType.URL_ENCODED, RequestEncodingType.MULTI_PART)
+
+
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
     """The whole request body, or None when the client went away; 413 past ``limit`` bytes."""
     chunks: list[bytes] = []
@@ -106,9 +114,10 @@ class InputGuard:
 
     - integer path parameters: ASCII digits only, at most 2**63-1 (:func:`_check_path_ids`);
     - bodies of POST/PUT/PATCH/DELETE: read up to the route's size limit (413 beyond), then, unless the
-      content type is a form, valid UTF-8 (JSON is UTF-8; msgspec raises a UnicodeDecodeError that would
-      be a 500) and nested at most :data:`MAX_JSON_DEPTH` levels (a 2 KB ``[[[[...`` makes msgspec
-      raise RecursionError), checked with :func:`jobpulse.common.validate.json_depth_ok` before parsing.
+      route reads a form and the content type is one (a JSON route's body is JSON whatever its content
+      type), valid UTF-8 (JSON is UTF-8; msgspec raises a UnicodeDecodeError that would be a 500) and
+      nested at most :data:`MAX_JSON_DEPTH` levels (a 2 KB ``[[[[...`` makes msgspec raise
+      RecursionError), checked with :func:`jobpulse.common.validate.json_depth_ok` before parsing.
 
     Refusals are 400s whose ``detail`` names the field (``body``, or the path parameter). The body is
     then handed on unchanged, so every route is covered here and none repeats the checks.
@@ -138,7 +147,7 @@ class InputGuard:
         if body is None:
             return  # the client went away
         media_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower().decode("latin-1")
-        if body and media_type not in _NOT_JSON:
+        if body and (media_type not in _NOT_JSON or not _takes_form(handler)):
             try:
                 body.decode("utf-8")
             except UnicodeDecodeError as exc:

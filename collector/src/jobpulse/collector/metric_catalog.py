@@ -8,14 +8,11 @@ table (store/sqlite_config.py). The rules here are plain functions of the stored
 
 from __future__ import annotations
 
-import sqlite3
-
 import msgspec
 from jobpulse.collector.domain.errors import InvalidInput
 from jobpulse.collector.schemas import Configuration, MetricConfig, PartitionConfig
 from jobpulse.collector.store.base import StoredConfig
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
-from jobpulse.collector.store.sqlite_config import read_config
 
 __all__ = ["Configuration", "MetricConfig", "PartitionConfig"]
 
@@ -114,16 +111,6 @@ def configuration_of(stored: StoredConfig, sample_interval: str) -> Configuratio
         MetricCategories=list(CATEGORIES),
         RadarChartMetrics=[g for g in RADAR_CHART if g in guids],
     )
-
-
-def load_metrics(db: sqlite3.Connection, sample_interval: str) -> list[MetricConfig]:
-    """The catalogue read on ``db`` (for the job routes until they read it through a service)."""
-    return metrics_of(read_config(db), sample_interval)
-
-
-def load(db: sqlite3.Connection, sample_interval: str) -> Configuration:
-    """The configuration read on ``db`` (for the job routes until they read it through a service)."""
-    return configuration_of(read_config(db), sample_interval)
 
 
 def validate(

@@ -139,8 +139,9 @@ class CollectorSettings:
     session_ttl: Interval = 8 * 3600.0
     ws_ticket_ttl: Annotated[float, Bounds(gt=0, le=_DAY)] = 60.0
     cookie_secure: bool = False  # set true behind HTTPS
-    # JobMon's own front end reads its token from the cookie in JavaScript: only then set this true.
-    cookie_js_readable: bool = False
+    # JobMon's front end reads the session cookie in JavaScript, so by default it is not HttpOnly; set
+    # false when no page needs to (a script injected into the page could then not read the token).
+    cookie_js_readable: bool = True
     log_level: Annotated[str, OneOf(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))] = "INFO"
     # Storage (docs/storage.md). Retention in days per resolution; 0 keeps that resolution forever.
     retention_raw_days: Days = 14.0

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 import psutil
-from jobpulse.agent.sources.node import NodeSource
+from jobpulse.agent.sources.node import NodeReading, NodeSource
 
 
 def test_node_sample_matches_the_machine() -> None:
     sample = NodeSource().sample()
+    assert isinstance(sample, NodeReading)  # a plain value: wire.py encodes it
     assert sample.mem_total_bytes == psutil.virtual_memory().total
     assert 0 < sample.mem_used_bytes <= sample.mem_total_bytes
     assert 0.0 <= sample.cpu_percent <= 100.0

@@ -114,6 +114,7 @@ def test_same_answer_as_the_wide_layout(
 
 def test_summary_from_packed_minutes_matches_the_raw_samples(tmp_path: Path) -> None:
     """A job summarized after raw retention gets the same figures as from its raw samples."""
+    from jobpulse.collector.store.summaries import run_figures
     from jobpulse.collector.summary import compute_summary
     from jobpulse.proto.v1 import ingest_pb2 as pb
 
@@ -146,10 +147,11 @@ def test_summary_from_packed_minutes_matches_the_raw_samples(tmp_path: Path) -> 
     run_id = db.execute("SELECT run_id FROM jobs").fetchone()[0]
     rollup(db, now_ms=stop + 2 * HOUR)
     assert db.execute(f"SELECT count(DISTINCT hour) FROM {PACKED}").fetchone()[0] == 3
-    from_raw = compute_summary(db, run_id, now=stop / 1000)
+    raw_figures = run_figures(db, run_id, now=stop / 1000)
     db.execute("DELETE FROM job_samples")
-    from_minutes = compute_summary(db, run_id, now=stop / 1000)
-    assert from_raw is not None and from_minutes is not None
+    minute_figures = run_figures(db, run_id, now=stop / 1000)
+    assert raw_figures is not None and minute_figures is not None
+    from_raw, from_minutes = compute_summary(raw_figures), compute_summary(minute_figures)
     assert (from_raw.source, from_minutes.source) == ("job_samples", "job_samples_1m")
     assert [n.node for n in from_minutes.nodes] == ["n1", "n2"]
     for raw, minute in zip(from_raw.nodes, from_minutes.nodes, strict=True):

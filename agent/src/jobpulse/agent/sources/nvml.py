@@ -7,7 +7,8 @@ or clocks of their own) are remembered per (device, call) and not repeated.
 The expensive calls run less often than the tick: the running-process list
 every ``process_every`` ticks, total energy every ``energy_every`` ticks (NaN
 in between: not measured this tick). No NVML library or no GPU: ``available``
-is False, nothing is reported, and that is logged once.
+is False, nothing is reported, and that is logged once. Readings and device
+descriptions are plain dataclasses; ``wire.py`` turns them into protobuf.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from jobpulse.common.timeutil import now_ms
-from jobpulse.proto.v1 import ingest_pb2 as pb
 
 log = logging.getLogger(__name__)
 NAN = math.nan
@@ -46,6 +46,18 @@ class GpuReading:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuDeviceInfo:
+    """What the collector is told once about a device (or MIG instance), in the hello."""
+
+    uuid: str  # GPU-... or MIG-...
+    name: str
+    memory_total_bytes: int
+    pci_bus_id: str
+    index: int  # NVML index (a MIG instance: its parent's)
+    parent_uuid: str = ""  # set for MIG instances
+
+
+@dataclass(frozen=True, slots=True)
 class GpuProcess:
     """A compute process NVML saw on a device; used_bytes NaN when the driver does not say."""
 
@@ -57,7 +69,7 @@ class GpuProcess:
 @dataclass
 class _Device:
     handle: Any
-    info: pb.GpuInfo
+    info: GpuDeviceInfo
     mig: bool
     has_mig: bool = False  # a parent in MIG mode: its processes are listed per instance
 
@@ -128,12 +140,16 @@ class NvmlSource:
         except nv.NVMLError as exc:
             log.warning("GPU %d: skipped, NVML cannot identify it (%s)", index, exc)
             return
-        info = pb.GpuInfo(uuid=uuid, index=index)
-        info.name = _text(self._call(uuid, "name", nv.nvmlDeviceGetName, handle, default=""))
+        name = _text(self._call(uuid, "name", nv.nvmlDeviceGetName, handle, default=""))
         memory = self._call(uuid, "memory", nv.nvmlDeviceGetMemoryInfo, handle, default=None)
-        info.memory_total_bytes = int(memory.total) if memory is not None else 0
         pci = self._call(uuid, "pci", nv.nvmlDeviceGetPciInfo, handle, default=None)
-        info.pci_bus_id = _text(pci.busId) if pci is not None else ""
+        info = GpuDeviceInfo(
+            uuid=uuid,
+            name=name,
+            memory_total_bytes=int(memory.total) if memory is not None else 0,
+            pci_bus_id=_text(pci.busId) if pci is not None else "",
+            index=index,
+        )
         parent = _Device(handle, info, mig=False)
         self.devices.append(parent)
         mode = self._call(uuid, "mig_mode", nv.nvmlDeviceGetMigMode, handle, default=None)
@@ -146,10 +162,16 @@ class NvmlSource:
                 mig_uuid = _text(nv.nvmlDeviceGetUUID(mig))
             except nv.NVMLError:  # NotFound: an empty slot
                 continue
-            mig_info = pb.GpuInfo(uuid=mig_uuid, index=index, parent_uuid=uuid, pci_bus_id=info.pci_bus_id)
-            mig_info.name = _text(self._call(mig_uuid, "name", nv.nvmlDeviceGetName, mig, default=info.name))
+            mig_name = _text(self._call(mig_uuid, "name", nv.nvmlDeviceGetName, mig, default=info.name))
             mig_memory = self._call(mig_uuid, "memory", nv.nvmlDeviceGetMemoryInfo, mig, default=None)
-            mig_info.memory_total_bytes = int(mig_memory.total) if mig_memory is not None else 0
+            mig_info = GpuDeviceInfo(
+                uuid=mig_uuid,
+                name=mig_name,
+                memory_total_bytes=int(mig_memory.total) if mig_memory is not None else 0,
+                pci_bus_id=info.pci_bus_id,
+                index=index,
+                parent_uuid=uuid,
+            )
             self.devices.append(_Device(mig, mig_info, mig=True))
 
     def _call(self, uuid: str, name: str, fn: Callable[..., T], *args: Any, default: T) -> T:
@@ -165,7 +187,8 @@ class NvmlSource:
             log.debug("GPU %s: %s failed: %s", uuid, name, exc)
         return default
 
-    def infos(self) -> list[pb.GpuInfo]:
+    def infos(self) -> list[GpuDeviceInfo]:
+        """The devices as the hello lists them (``wire.gpu_infos`` encodes them)."""
         return [device.info for device in self.devices]
 
     def resolve(self, ref: str) -> str | None:

@@ -7,6 +7,10 @@ from typing import Any
 
 Bounds = tuple[int | None, int | None]
 
+# An efficiency finding (findings.py) is a tag on its run of this type, created by this name.
+FINDING_TAG_TYPE = "finding"
+FINDING_CREATED_BY = "jobpulse"
+
 
 @dataclass
 class JobQuery:
@@ -68,6 +72,7 @@ class JobFacts:
     nodes: tuple[str, ...] = ()
     num_nodes: int | None = None
     num_tasks: int | None = None
+    tasks_per_node: int | None = None
     cpus: int | None = None
     gpus_per_node: int | None = None
     mem_requested_bytes: int | None = None
@@ -75,3 +80,14 @@ class JobFacts:
     array_task_id: int | None = None
     het_job_id: int | None = None
     het_job_offset: int | None = None
+    job_script: str = ""  # the batch script, as the REST start sends it (JobMon's ``jobScript``)
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """What recording one source's word did to a run: the stored run after it, whether that created the
+    run (no source had reported it yet) and whether it ended it (the run was running before)."""
+
+    run: dict[str, Any]
+    created: bool = False
+    ended: bool = False

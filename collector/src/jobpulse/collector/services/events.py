@@ -1,9 +1,11 @@
 """The in-process event bus: what happened in the collector, for whoever listens.
 
-Publishers say what happened in domain terms: the ingest path (:func:`publish_stored`, after a
-message's batches are committed) publishes :class:`BatchStored` and the :class:`JobStarted` /
-:class:`JobEnded` events of agent prologs and epilogs; the node watch publishes :class:`NodeDown` and
-:class:`NodeUp`; findings will publish :class:`FindingAdded`. Subscribers (the live feeds of each API
+Publishers say what happened in domain terms, after it is stored: the ingest path
+(:func:`publish_stored`, after a message's batches are committed) publishes :class:`BatchStored` and
+the :class:`JobStarted` / :class:`JobEnded` events of agent prologs and epilogs; the job service those
+of the REST job start and stop; the reconciler (services/reconcile.py, :func:`publish_run_change`)
+those of runs that Slurm's records created or ended; the node watch publishes :class:`NodeDown` and
+:class:`NodeUp`; the summary pass (services/summaries.py) publishes :class:`FindingAdded`. Subscribers (the live feeds of each API
 dialect, the job data cache, future webhooks) decide what to make of it, each in its own format.
 
 Publishing is cheap and never blocks or fails the publisher: an event nobody subscribed to costs a dict
@@ -25,6 +27,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from jobpulse.collector.domain.jobs import RunChange
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
@@ -36,21 +39,27 @@ DEFAULT_BACKLOG = 10_000  # events queued per deferred subscriber before the old
 # -- events ---------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class JobStarted:
-    """An agent's prolog (or ``jobpulse-agent exec``) reported a job starting on ``node``."""
+    """A job started, as ``source`` reported it: an agent's prolog (or ``jobpulse-agent exec``) on
+    ``node`` (``agent``, once per node), the REST job start (``api``), or Slurm's records showing a run
+    nobody had reported (``reconciler``); ``node`` is "" when the report is about the whole job."""
 
     job_id: int
     node: str
     time: float  # seconds since the epoch
+    source: str = "agent"
 
 
 @dataclass(frozen=True, slots=True)
 class JobEnded:
-    """An agent's epilog reported a job ending on ``node``; ``state`` as reported ("" when unknown)."""
+    """A job ended, as ``source`` reported it: an agent's epilog on ``node`` (``agent``), the REST job
+    stop (``api``), or Slurm's records ending a run still running here (``reconciler``); ``node`` is ""
+    when the report is about the whole job. ``state`` as reported ("" when unknown)."""
 
     job_id: int
     node: str
     state: str
     time: float  # seconds since the epoch
+    source: str = "agent"
 
 
 class JobRow(NamedTuple):
@@ -267,3 +276,14 @@ def publish_stored(bus: EventBus, node: str, batches: Sequence[pb.Batch]) -> Non
                         bus.publish(JobStarted(int(event.meta.job_id), node, event.time_ms / 1000))
     except Exception:  # an event must never cost an ingest
         log.exception("events: could not publish %d batches from %s", len(batches), node)
+
+
+# -- stored job changes ---------------------------------------------------------------------------
+def publish_run_change(bus: EventBus, change: RunChange, source: str) -> None:
+    """:class:`JobStarted` for a run that a write created, :class:`JobEnded` for one it ended (``node``
+    "": the report is about the whole job, not one node's)."""
+    run = change.run
+    if change.created:
+        bus.publish(JobStarted(int(run["job_id"]), "", float(run["start_time"]), source))
+    if change.ended:
+        bus.publish(JobEnded(int(run["job_id"]), "", run["state"] or "", float(run["stop_time"]), source))

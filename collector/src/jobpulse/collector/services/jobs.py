@@ -1,5 +1,6 @@
 """The job service: job runs as a principal may see them, their pages and series, tags, search, and the
-REST lifecycle (job start/stop, admin refresh) through the same record functions as every other source.
+REST lifecycle (job start/stop, admin refresh) through the same record functions as every other source;
+a REST start or stop, once stored, is published on the event bus (JobStarted, JobEnded; source ``api``).
 
 Built once per app from the store (``app.state.jobs``); every method takes the calling
 :class:`~jobpulse.collector.domain.principals.Principal` where access matters, raises domain errors
@@ -27,6 +28,7 @@ from jobpulse.collector.domain.principals import Principal
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.schemas import Configuration, MetricConfig, MetricData, QuantileData
 from jobpulse.collector.services import access, series
+from jobpulse.collector.services.events import EventBus, JobEnded, JobStarted
 from jobpulse.collector.services.jobcache import JobDataCache
 from jobpulse.collector.slurm import cli as slurm
 from jobpulse.collector.store.base import JobStore
@@ -83,13 +85,16 @@ class JobPage:
 
 
 class JobService:
-    def __init__(self, store: JobStore, tick: float, cache: JobDataCache | None = None) -> None:
+    def __init__(
+        self, store: JobStore, tick: float, cache: JobDataCache | None = None, bus: EventBus | None = None
+    ) -> None:
         self.store = store
         self.tick = tick  # the agents' default sample interval, seconds
         self.cache = cache if cache is not None else JobDataCache()
         # (run, measurements) -> the summary's figures of them: a stored summary is never rewritten (the
         # summary pass takes only runs without one), so they are read once; the newest runs are kept
         self._summary_figures: OrderedDict[tuple[int, tuple[str, ...]], SummaryFigures] = OrderedDict()
+        self.bus = bus  # where the REST job start and stop are published (JobStarted, JobEnded)
 
     def invalidate_jobs(self, job_ids: Iterable[int]) -> None:
         """New samples of these job numbers arrived: their cached pages are stale."""
@@ -114,8 +119,9 @@ class JobService:
         return row, scope.only(nodes)
 
     async def metric_catalog(self) -> list[MetricConfig]:
-        """The metric catalogue as the job routes show it."""
-        return await self.store.metric_catalog(series.interval_label(self.tick))
+        """The metric catalogue as the job routes show it: stored edits over the defaults
+        (metric_catalog's rules)."""
+        return metric_catalog.metrics_of(await self.store.stored_config(), series.interval_label(self.tick))
 
     # -- the job list ----------------------------------------------------------------------------
     async def list_jobs(self, principal: Principal, query: JobQuery) -> JobList:
@@ -125,10 +131,10 @@ class JobService:
         own = access.visible_user(principal)
         if own is not None:
             query.user = own if query.user in (None, own) else NOBODY
-        listing, config = await asyncio.gather(
-            self.store.job_list(query, own),
-            self.store.api_configuration(series.interval_label(self.tick)),
+        listing, stored_config = await asyncio.gather(
+            self.store.job_list(query, own), self.store.stored_config()
         )
+        config = metric_catalog.configuration_of(stored_config, series.interval_label(self.tick))
         by_guid = {m.GUID: m for m in config.Metrics}
         radar = [by_guid[guid] for guid in config.RadarChartMetrics if guid in by_guid]
         finished = [r["run_id"] for r in listing.rows if not r["is_running"]]
@@ -192,7 +198,7 @@ class JobService:
                 cache.put(sampling_key, scope.job_id, measured)
         intervals, default = series.sample_intervals(row, cast(float, measured))
         chosen = interval or default
-        catalog = await self.store.metric_catalog(series.interval_label(self.tick))
+        catalog = await self.metric_catalog()
         key = (
             row["run_id"],
             row["stop_time"],
@@ -246,7 +252,7 @@ class JobService:
         end = math.floor(stop / interval) * interval
         if end <= start:
             return []
-        catalog = await self.store.metric_catalog(series.interval_label(self.tick))
+        catalog = await self.metric_catalog()
         window = scope.within(int(start * 1000), int(end * 1000))
         return (await series.metric_data(self.store, window, catalog, interval, raw=False))[0]
 
@@ -270,7 +276,7 @@ class JobService:
         at ``interval`` (default: the job page's); the catalogue entry as shown (with that AggFn). A
         running run's series cover what its job page charts (see :meth:`job_page`)."""
         row, scope = await self.get_run(principal, ref, nodes)
-        catalog = await self.store.metric_catalog(series.interval_label(self.tick))
+        catalog = await self.metric_catalog()
         config = next((m for m in catalog if guid == m.GUID), None)
         if config is None:
             raise InvalidInput("metric", f"unknown metric GUID {guid!r}; see GET /api/config")
@@ -353,13 +359,24 @@ class JobService:
         stop: int = 0,
         exit_code: int | None = None,
     ) -> dict[str, Any]:
-        """A run started (and, with ``stop``, ended): recorded as source ``api``; the stored run."""
+        """A run started (and, with ``stop``, ended): recorded as source ``api``, then published as
+        JobStarted (and JobEnded); the stored run."""
         ended = (stop, _state(exit_code), exit_code) if stop else None
-        return await self.store.record_start(cluster, job_id, start, facts, "api", stop=ended)
+        row = await self.store.record_start(cluster, job_id, start, facts, "api", stop=ended)
+        if self.bus is not None:
+            self.bus.publish(JobStarted(job_id, "", float(start), "api"))
+            if ended is not None:
+                self.bus.publish(JobEnded(job_id, "", ended[1], float(stop), "api"))
+        return row
 
     async def stop_job(self, job_id: int, stop: int, exit_code: int | None) -> dict[str, Any]:
-        """The newest run of ``job_id`` ended, in whatever cluster: recorded as source ``api``."""
-        return await self.store.record_stop(None, job_id, stop, _state(exit_code), exit_code, "api")
+        """The newest run of ``job_id`` ended, in whatever cluster: recorded as source ``api``, then
+        published as JobEnded."""
+        state = _state(exit_code)
+        row = await self.store.record_stop(None, job_id, stop, state, exit_code, "api")
+        if self.bus is not None:
+            self.bus.publish(JobEnded(job_id, "", state, float(stop), "api"))
+        return row
 
     async def refresh_job(self, job_id: int) -> dict[str, Any]:
         """Re-read the job from Slurm and make Slurm's word final; Unavailable when Slurm cannot be asked."""

@@ -1,30 +1,52 @@
 """The storage protocol: named operations over domain values, each owning its transaction.
 
-Why a protocol: SQLite is the embedded default and PostgreSQL comes next; services are written
-against these methods only, never against a connection or SQL. ``SqliteStore`` (store/sqlite.py)
+Why a protocol: SQLite is the embedded default and PostgreSQL comes next; services (and the
+scheduler, the reconciler, the first-start bootstrap) are written against these methods only, never
+against a connection or SQL: only store/ talks to the database (an import-linter contract keeps
+sqlite3 out of every other collector module). ``SqliteStore`` (store/sqlite.py)
 implements it; a method that writes runs on the single writer thread in one transaction, a method
 that reads runs on a reader connection. Rows are returned as plain dicts keyed by column name.
 
-Sections by area (jobs and series; accounts; configuration and nodes) keep the protocol readable;
-``Store`` is all of them.
+Sections by area (jobs and series; accounts; configuration and nodes; the summary pass; the periodic
+storage jobs) keep the protocol readable; ``Store`` is all of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from jobpulse.collector.domain.jobid import JobId
-from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
+from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery, RunChange
 from jobpulse.collector.domain.runs import RunScope
-from jobpulse.collector.schemas import Configuration, MetricConfig
 
 if TYPE_CHECKING:
     from jobpulse.collector.slurm.parse import SlurmJob
+    from jobpulse.collector.store.retention import RetentionResult
+    from jobpulse.collector.store.rollup import RollupResult
 
 
-class JobStore(Protocol):
+@dataclass(frozen=True)
+class StoredConfig:
+    """The configuration as stored: each edited part as its decoded JSON (None: never edited, the
+    defaults apply), and the partitions that jobs ran in."""
+
+    metrics: object | None
+    partitions: object | None
+    seen_partitions: list[str]
+
+
+class StoredConfigSource(Protocol):
+    """The stored configuration, which the job routes (the catalogue beside the job list and page) and
+    the configuration routes both read; what it means is metric_catalog's business."""
+
+    async def stored_config(self) -> StoredConfig:
+        """The configuration as stored."""
+        ...
+
+
+class JobStore(StoredConfigSource, Protocol):
     """Job runs, their samples and series, tags and summaries."""
 
     async def get_job(self, job_id: int | JobId) -> dict[str, Any] | None:
@@ -59,15 +81,6 @@ class JobStore(Protocol):
     ) -> dict[int, dict[str, dict[str, float | None]]]:
         """Of the runs that have a summary: per measurement its figures (``mean``, ``max``, ``limit``)
         where the summary has them; one read for a whole page of runs."""
-        ...
-
-    # the metric catalogue, as the job routes read it
-    async def api_configuration(self, sample_interval: str) -> Configuration:
-        """The API configuration (catalogue, partitions, radar chart metrics)."""
-        ...
-
-    async def metric_catalog(self, sample_interval: str) -> list[MetricConfig]:
-        """The metric catalogue, sorted by display name."""
         ...
 
     # one run
@@ -130,6 +143,11 @@ class JobStore(Protocol):
         """What Slurm says about a job (created if missed; ``overwrite``: Slurm's word is final)."""
         ...
 
+    async def apply_slurm_jobs(self, found: Sequence[SlurmJob], source: str) -> list[RunChange]:
+        """What Slurm says about each job, gaps filled as the reconciler does (``apply_slurm_job``
+        without overwrite), each job in its own transaction; what that did to each run, in order."""
+        ...
+
 
 class AccountStore(Protocol):
     """Users, sessions, API keys, role requests and the audit log.
@@ -156,6 +174,13 @@ class AccountStore(Protocol):
         detail: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Create a local user or update roles (and the password when a hash is given); audit "add_user"."""
+        ...
+
+    async def save_admin_at_start(
+        self, username: str, roles: list[str], password_hash: str
+    ) -> dict[str, Any]:
+        """Create or update the admin the collector makes when it starts (auth/bootstrap.py). Not
+        audited: no one acted; the configuration, or the first start, did."""
         ...
 
     async def upsert_external_user(
@@ -244,22 +269,8 @@ class AccountStore(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class StoredConfig:
-    """The configuration as stored: each edited part as its decoded JSON (None: never edited, the
-    defaults apply), and the partitions that jobs ran in."""
-
-    metrics: object | None
-    partitions: object | None
-    seen_partitions: list[str]
-
-
-class ConfigStore(Protocol):
+class ConfigStore(StoredConfigSource, Protocol):
     """The API configuration (metric catalogue, partitions) and the nodes."""
-
-    async def stored_config(self) -> StoredConfig:
-        """The configuration as stored."""
-        ...
 
     async def update_config(
         self, actor: str, parts: list[str], change: Callable[[StoredConfig], dict[str, str]]
@@ -278,5 +289,95 @@ class ConfigStore(Protocol):
         ...
 
 
-class Store(JobStore, AccountStore, ConfigStore, Protocol):
+class NodeFigures(NamedTuple):
+    """One node's figures of a run, from its raw samples or its 1-minute rollups (None: not measured)."""
+
+    node: str
+    samples: int
+    cpu_seconds: float | None  # the highest user + system CPU seconds (cumulative counters)
+    alloc_cpus: float | None
+    mem_peak_bytes: float | None
+    mem_current_bytes: float | None  # the highest
+    mem_limit_bytes: float | None  # the lowest finite limit
+    gpu_util_mean_percent: float | None
+    gpu_util_max_percent: float | None
+    gpu_mem_bytes: float | None  # the highest
+    io_read_bytes: float | None
+    io_write_bytes: float | None
+    oom_kills: float | None
+
+
+class GpuFigures(NamedTuple):
+    """One GPU's figures while it ran the run's job."""
+
+    uuid: str
+    node: str
+    util_mean_percent: float | None
+    util_max_percent: float | None
+    mem_peak_bytes: float | None
+    energy_joules: float | None  # the energy counter's increase; None where the GPU does not measure it
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """What a run's summary is computed from (summary.py computes it)."""
+
+    run: dict[str, Any]  # the stored run
+    start: float  # seconds since the epoch
+    stop: float  # the run's stop, or the time asked about while it runs
+    source: str  # the table the node figures came from: job_samples, or job_samples_1m once raw is gone
+    nodes: list[NodeFigures]
+    node_names: list[str]  # the nodes with figures, or else the run's node list
+    gpus: list[GpuFigures]
+    gaps: list[dict[str, Any]]  # delivery gaps of those nodes in the run's window (node, from_ms, ...)
+    # per job metric (JOB_SAMPLE_COLUMNS) with a value: (mean, highest) of the whole-job samples of all nodes
+    metrics: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+
+class SummaryStore(Protocol):
+    """The summary pass (services/summaries.py): which runs need a summary, their figures, the result."""
+
+    async def runs_to_summarize(self, now: float, delay_s: float, limit: int) -> list[int]:
+        """Runs that stopped at least ``delay_s`` before ``now`` and have no summary yet, oldest first."""
+        ...
+
+    async def run_figures(self, run_id: int, now: float) -> RunFigures | None:
+        """What the run's summary is computed from (read on a reader: ingest does not wait); None if
+        there is no such run."""
+        ...
+
+    async def save_summary(
+        self, run_id: int, computed: float, summary: dict[str, Any], findings: Sequence[str]
+    ) -> None:
+        """Store the summary and tag the run with each finding (rule names), in one transaction."""
+        ...
+
+    async def summaries_done(self, now: float, delay_s: float) -> None:
+        """Every run pending at ``now`` was summarized: later passes look only at runs after it."""
+        ...
+
+
+class MaintenanceStore(Protocol):
+    """The periodic storage jobs; scheduler.py decides when, each runs on the single writer."""
+
+    async def rollup(self, now_ms: int, lag_ms: int) -> RollupResult:
+        """Roll raw samples up into 1-minute and 1-hour rows (store/rollup.py)."""
+        ...
+
+    async def apply_retention(
+        self, now_ms: int, raw_days: float, days_1m: float, days_1h: float
+    ) -> RetentionResult:
+        """Delete what each resolution no longer keeps (store/retention.py; 0 days: forever)."""
+        ...
+
+    async def checkpoint(self) -> tuple[int, int, int]:
+        """A passive WAL checkpoint: (busy, log frames, checkpointed frames)."""
+        ...
+
+    async def optimize(self) -> None:
+        """Refresh the query planner's statistics where they are stale."""
+        ...
+
+
+class Store(JobStore, AccountStore, ConfigStore, SummaryStore, MaintenanceStore, Protocol):
     """Everything the services need from storage."""

@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobpulse.collector.domain import hostnames
 from jobpulse.collector.domain.jobid import JobId
-from jobpulse.collector.domain.jobs import JobFacts
+from jobpulse.collector.domain.jobs import JobFacts, RunChange
 from jobpulse.collector.domain.jobs import JobQuery as JobQuery  # the list filters (re-exported)
 from jobpulse.collector.domain.runs import EDGE_SECONDS, START_EDGE, RunScope
 from jobpulse.collector.store.errors import BatchError
 from jobpulse.common.validate import safe_for_log
 from jobpulse.proto.v1 import ingest_pb2 as pb
+
+if TYPE_CHECKING:
+    from jobpulse.collector.slurm.parse import SlurmJob
 
 MAX_JOB_ID = 2**63 - 1  # what an SQLite INTEGER holds (Slurm's own ids are 32-bit)
 
@@ -42,6 +45,7 @@ META_COLUMNS: tuple[str, ...] = (
     "job_name",
     "num_nodes",
     "num_tasks",
+    "tasks_per_node",
     "cpus",
     "gpus_per_node",
     "mem_requested_bytes",
@@ -51,6 +55,7 @@ META_COLUMNS: tuple[str, ...] = (
     "array_task_id",
     "het_job_id",
     "het_job_offset",
+    "job_script",
 )
 # Who the job belongs to: an authoritative source replaces these together, so a record never mixes
 # one source's UserName with another's UserId.
@@ -114,6 +119,7 @@ def columns(facts: JobFacts) -> dict[str, Any]:
         "job_name": facts.job_name,
         "num_nodes": count(facts.num_nodes),
         "num_tasks": count(facts.num_tasks),
+        "tasks_per_node": count(facts.tasks_per_node),
         "cpus": count(facts.cpus),
         "gpus_per_node": facts.gpus_per_node,
         "mem_requested_bytes": count(facts.mem_requested_bytes),
@@ -121,6 +127,7 @@ def columns(facts: JobFacts) -> dict[str, Any]:
         "array_task_id": facts.array_task_id,
         "het_job_id": facts.het_job_id,
         "het_job_offset": facts.het_job_offset,
+        "job_script": facts.job_script or None,
         **node_fields(list(facts.nodes)),
     }
 
@@ -325,6 +332,59 @@ def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEv
             start=meta.start_time,
             facts=_meta_facts(meta, node),
         )
+
+
+def slurm_facts(job: SlurmJob) -> JobFacts:
+    """What Slurm's CLI says about a job, as JobFacts."""
+    return JobFacts(
+        user_name=job.user,
+        user_id=job.uid,
+        group_name=job.group,
+        group_id=job.gid,
+        account=job.account,
+        partition=job.partition,
+        qos=job.qos,
+        job_name=job.name,
+        nodes=(job.nodelist,) if job.nodelist else (),
+        num_nodes=job.num_nodes,
+        num_tasks=job.tasks,
+        cpus=job.cpus,
+        mem_requested_bytes=job.mem_requested_bytes,
+        array_job_id=job.array_job_id,
+        array_task_id=job.array_task_id,
+        het_job_id=job.het_job_id,
+        het_job_offset=job.het_job_offset,
+    )
+
+
+def apply_slurm_job(db: sqlite3.Connection, job: SlurmJob, source: str, overwrite: bool = False) -> RunChange:
+    """Record what Slurm says about ``job``: its run (created if missed), its metadata, its end if it ended.
+
+    The reconciler only fills gaps (``overwrite`` False); an admin refresh makes Slurm's word final.
+    Returns what that did to the run (created: no source had reported it; ended: it was running). The
+    caller holds the transaction.
+    """
+    facts = slurm_facts(job)
+    cluster = job.cluster or None
+    start = job.start or int(time.time())
+    newest = db.execute("SELECT coalesce(max(run_id), 0) FROM jobs").fetchone()[0]  # runs are never deleted
+    run = record_start(db, cluster, job.job_id, start, facts, source)
+    before = db.execute("SELECT is_running FROM jobs WHERE run_id = ?", (run,)).fetchone()
+    if job.ended:
+        end = job.end or start
+        record_stop(db, cluster, job.job_id, end, job.state, job.exit_code, source, start=start)
+        if overwrite:
+            refresh_run(db, run, facts, job.state, job.exit_code, end)
+        else:
+            # The epilog cannot tell a cancelled job from a finished one (22.05 gives it exit 0:0):
+            # Slurm's state wins; its exit code only when it says more than "0".
+            settle_run(db, run, job.state, job.exit_code)
+    elif overwrite:
+        refresh_run(db, run, facts)
+    row = db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone()
+    if row is None or before is None:
+        return RunChange({})
+    return RunChange(dict(row), created=run > newest, ended=bool(before[0]) and not row["is_running"])
 
 
 def list_jobs(

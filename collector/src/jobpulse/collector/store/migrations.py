@@ -329,6 +329,18 @@ def _v8_credential_kinds(db: sqlite3.Connection) -> None:
         )
 
 
+def _v9_job_script(db: sqlite3.Connection) -> None:
+    """What JobMon's Slurm script sends on job start and jobpulse did not keep: the batch script
+    (``jobScript``, shown as the job's ``JobScript``) and the tasks per node (``tasksPerNode``)."""
+    _script(
+        db,
+        """
+        ALTER TABLE jobs ADD COLUMN job_script TEXT;
+        ALTER TABLE jobs ADD COLUMN tasks_per_node INTEGER
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1,
     _v2_auth,
@@ -338,6 +350,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v6_packed_minutes,
     _v7_job_identity,
     _v8_credential_kinds,
+    _v9_job_script,
 ]
 LATEST = len(MIGRATIONS)
 

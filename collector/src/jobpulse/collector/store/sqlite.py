@@ -19,7 +19,7 @@ import errno
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,10 +29,13 @@ from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.store import ingest, jobs, nodes
 from jobpulse.collector.store.base import Store
 from jobpulse.collector.store.errors import BatchError, StoreFull, StoreUnavailable
+from jobpulse.collector.store.ingest import Pending
 from jobpulse.collector.store.migrations import migrate
 from jobpulse.collector.store.sqlite_accounts import SqliteAccounts
 from jobpulse.collector.store.sqlite_config import SqliteConfig
 from jobpulse.collector.store.sqlite_jobs import SqliteJobs
+from jobpulse.collector.store.sqlite_upkeep import SqliteUpkeep
+from jobpulse.collector.store.stage import Stage
 from jobpulse.common import statefile
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
@@ -82,7 +85,7 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig):
+class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep):
     """All database access of the collector. Writes run on the single writer thread, reads on a pool."""
 
     def __init__(self, path: Path) -> None:
@@ -207,6 +210,13 @@ class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig):
 
     async def ingest(self, node: str, stream_id: str, cluster: str, batch: pb.Batch) -> tuple[int, bool]:
         return await self.write(lambda db: ingest.ingest_batch(db, node, stream_id, cluster, batch))
+
+    def ingest_group(
+        self, items: list[Pending], known: dict[tuple[str, str], int], staged: Stage | None = None
+    ) -> Awaitable[list[tuple[int, bool]]]:
+        """Store a group commit's batches in one transaction (store/ingest.py ``ingest_many``): one result
+        per batch. The hot path: a plain function returning the write's coroutine, no frame of its own."""
+        return self.write(lambda db: ingest.ingest_many(db, items, known, staged))
 
     # -- queries ---------------------------------------------------------
     async def get_job(self, job_id: int | JobId) -> dict[str, Any] | None:

@@ -56,6 +56,13 @@ class SqliteAccounts:
         except InvalidUserName as exc:
             raise InvalidInput("username", str(exc)) from exc
 
+    async def save_admin_at_start(
+        self, username: str, roles: list[str], password_hash: str
+    ) -> dict[str, Any]:
+        return await self.write(
+            _in_transaction(lambda db: users.upsert_user(db, username, roles, password_hash))
+        )
+
     async def upsert_external_user(
         self,
         username: str,

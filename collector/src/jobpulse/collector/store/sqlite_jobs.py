@@ -13,12 +13,10 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jobpulse.collector import metric_catalog
-from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
+from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery, RunChange
 from jobpulse.collector.domain.runs import RunScope
-from jobpulse.collector.schemas import Configuration, MetricConfig
 from jobpulse.collector.store import jobs, samples, series, steps, tags
-from jobpulse.collector.summary import load_summary
+from jobpulse.collector.store.summaries import load_summary
 
 if TYPE_CHECKING:
     from jobpulse.collector.slurm.parse import SlurmJob
@@ -90,13 +88,6 @@ class SqliteJobs:
     ) -> dict[int, dict[str, dict[str, float | None]]]:
         return await self.read(lambda db: _metric_summaries(db, run_ids, measurements))
 
-    # -- the metric catalogue as the job routes read it ------------------------------------------
-    async def api_configuration(self, sample_interval: str) -> Configuration:
-        return await self.read(lambda db: metric_catalog.load(db, sample_interval))
-
-    async def metric_catalog(self, sample_interval: str) -> list[MetricConfig]:
-        return await self.read(lambda db: metric_catalog.load_metrics(db, sample_interval))
-
     # -- one run: tags, summary, steps, samples, series ------------------------------------------
     async def job_tags(self, run_id: int) -> list[dict[str, Any]]:
         return await self.read(lambda db: tags.job_tags(db, run_id))
@@ -163,12 +154,29 @@ class SqliteJobs:
 
     async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> dict[str, Any]:
         """What Slurm says about ``job``, recorded as the reconciler records it; the stored run."""
-        # reconcile imports this package's SqliteStore: imported when called, not when loaded
-        from jobpulse.collector.reconcile import apply_slurm_job
-
         return await self.write(
-            _transaction(lambda db: apply_slurm_job(db, job, source, overwrite=overwrite), immediate=True)
+            _transaction(
+                lambda db: jobs.apply_slurm_job(db, job, source, overwrite=overwrite).run, immediate=True
+            )
         )
+
+    async def apply_slurm_jobs(self, found: Sequence[SlurmJob], source: str) -> list[RunChange]:
+        """Slurm's view of many jobs, in one call on the writer, each job in its own transaction."""
+
+        def run(db: sqlite3.Connection) -> list[RunChange]:
+            changes = []
+            for job in found:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    changes.append(jobs.apply_slurm_job(db, job, source))
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            return changes
+
+        return await self.write(run)
 
 
 def _metric_summaries(

@@ -1,4 +1,11 @@
-"""Local login/logout (seed 004 /api/login, /api/logout) and WebSocket tickets."""
+"""Local login/logout (seed 004 /api/login, /api/logout) and WebSocket tickets.
+
+As JobMon's front end calls them: ``POST /api/login`` with ``{"username", "password", "frontendOnly"}``
+(lower-case keys, ``frontendOnly`` ignored: bodies are read as Go reads them, see ``body.py``); the
+session cookie ``Authorization=Bearer <JWT>`` is written unquoted and, with ``cookie_js_readable`` (the
+default), readable by the page's JavaScript, which decodes the JWT's ``Username`` and ``Roles`` claims.
+``POST /api/logout`` with ``{"Username", "Roles"}`` ends the caller's own session, whatever the body names.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from typing import Annotated, Any
 import msgspec
 from jobpulse.collector.auth.guards import principal_of
 from jobpulse.collector.auth.roles import Principal
-from jobpulse.collector.auth.security import COOKIE_NAME, accounts_of
+from jobpulse.collector.auth.security import COOKIE_NAME, BearerCookie, accounts_of
 from jobpulse.collector.services.accounts import SESSION, WS_TICKET
 from jobpulse.collector.settings import CollectorSettings
 from litestar import Controller, Request, Response, post
@@ -19,8 +26,8 @@ from litestar.security.jwt import JWTCookieAuth, Token
 REMEMBER_TTL = 30 * 86400.0
 
 
-class AuthPayload(msgspec.Struct, forbid_unknown_fields=True):
-    """JobMon's auth.AuthPayload."""
+class AuthPayload(msgspec.Struct):
+    """JobMon's auth.AuthPayload (its front end sends ``username``/``password`` and ``frontendOnly``)."""
 
     Username: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     Password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
@@ -32,6 +39,14 @@ class UserInfo(msgspec.Struct):
 
     Username: str
     Roles: list[str]
+
+
+class LogoutBody(msgspec.Struct):
+    """What JobMon's front end sends on logout: the claims of its cookie. Checked for shape only: logout
+    ends the caller's own session, never the one the body names."""
+
+    Username: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    Roles: Annotated[list[str], msgspec.Meta(max_length=8)] = msgspec.field(default_factory=list)
 
 
 class LoginResult(msgspec.Struct):
@@ -57,8 +72,10 @@ async def start_session(
         token_expiration=timedelta(seconds=ttl),
         token_unique_jwt_id=session_id,
         token_extras={"kind": SESSION},
+        Username=username,  # JobMon's front end reads these two claims (display only)
+        Roles=list(roles),
     )
-    cookie = Cookie(
+    cookie = BearerCookie(
         key=COOKIE_NAME,
         value=f"Bearer {token}",
         max_age=int(ttl),
@@ -89,7 +106,9 @@ class AuthController(Controller):
         return Response(body, cookies=[cookie])
 
     @post("/api/logout", operation_id="logout", status_code=200, summary="End the current session")
-    async def logout(self, request: Request[Any, Any, Any]) -> Response[None]:
+    async def logout(
+        self, request: Request[Any, Any, Any], data: JSONBody[LogoutBody | None] = None
+    ) -> Response[None]:
         await accounts_of(request).end_session(principal_of(request))
         return Response(None, cookies=[Cookie(key=COOKIE_NAME, value="", max_age=0, path="/")])
 
@@ -117,4 +136,4 @@ class AuthController(Controller):
         return {"token": token, "expires_in": int(ttl)}
 
 
-__all__ = ["AuthController", "AuthPayload", "UserInfo", "start_session"]
+__all__ = ["AuthController", "AuthPayload", "LogoutBody", "UserInfo", "start_session"]

@@ -15,7 +15,7 @@ from litestar.params import JSONBody, PathParameter
 UserPath = PathParameter(min_length=1, max_length=256, description="user name")
 
 
-class UserRoles(msgspec.Struct, forbid_unknown_fields=True):
+class UserRoles(msgspec.Struct):
     """JobMon's store.UserRoles. ``Username`` may be left out of a PATCH body (the URL names the user)."""
 
     Roles: Annotated[list[str], msgspec.Meta(max_length=8)]

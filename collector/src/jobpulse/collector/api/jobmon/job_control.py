@@ -1,8 +1,9 @@
 """PUT /api/job_start, PATCH /api/job_stop/{id} (role job-control) and POST /api/admin/refresh_metadata/{id}.
 
 The bodies are JobMon's job.JobMetadata and job.StopJob with their Go field
-names, so the Slurm scripts written for JobMon call jobpulse unchanged. Both
-calls are idempotent (see store.jobs.record_start/record_stop): Slurm retries
+names, read as Go reads them (``body.py``: any key case, unknown keys ignored, any Content-Type), so
+JobMon's Slurm script (camelCase keys, ``nodeList: "n1|n2"``, ``projectId``, sent as a form) calls
+jobpulse unchanged. Both calls are idempotent (see store.jobs.record_start/record_stop): Slurm retries
 and duplicate hooks must never create or overwrite runs.
 
 A job-control principal reads nothing (issue 14, D4): it gets ``{"Id": <its job>}`` back with the 200
@@ -20,6 +21,7 @@ from jobpulse.collector.api.deps import provide_job_service
 from jobpulse.collector.api.jobmon.jobdata import job_metadata as _job_metadata
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
+from jobpulse.collector.domain import hostnames
 from jobpulse.collector.domain.jobs import JobFacts
 from jobpulse.collector.services.jobs import JobService
 from jobpulse.common import validate
@@ -50,13 +52,17 @@ ExitCode = Annotated[int, msgspec.Meta(ge=-validate.INT32_MAX - 1, le=validate.I
 Label = Annotated[str, msgspec.Meta(max_length=1024)]
 
 
-class Node(msgspec.Struct, forbid_unknown_fields=True):
+class Node(msgspec.Struct):
     Id: Count = 0
     Name: Annotated[str, msgspec.Meta(max_length=255)] = ""
 
 
-class JobMetadata(msgspec.Struct, forbid_unknown_fields=True):
-    """JobMon's job.JobMetadata (Go default JSON names). Only Id is required."""
+class JobMetadata(msgspec.Struct):
+    """JobMon's job.JobMetadata (Go default JSON names). Only Id is required.
+
+    ``NodeList`` is how JobMon's Slurm script names the nodes: ``"node01|node02"``; each part may also be
+    a Slurm hostlist (``node[01-04],gpu7``). ``Nodes`` and ``NodeList`` together make the job's nodes.
+    ``JobScript`` is kept and shown as the job's ``JobScript``."""
 
     Id: JobNumber
     UserId: UnixId = 0
@@ -78,11 +84,12 @@ class JobMetadata(msgspec.Struct, forbid_unknown_fields=True):
     JobScript: str = ""
     ExitCode: ExitCode | None = None
     Nodes: list[Node] = msgspec.field(default_factory=list)
+    NodeList: str = ""
     Tags: list[dict[str, Any]] = msgspec.field(default_factory=list)
     Data: dict[str, Any] | None = None
 
 
-class StopJob(msgspec.Struct, forbid_unknown_fields=True):
+class StopJob(msgspec.Struct):
     """JobMon's job.StopJob."""
 
     ExitCode: ExitCode = 0
@@ -125,12 +132,20 @@ def _check_names(data: JobMetadata) -> None:
         for i, node in enumerate(data.Nodes):
             if node.Name:
                 validate.node_name(node.Name, f"Nodes[{i}].Name")
+        for part in _node_list(data.NodeList):
+            validate.hostlist(part, "NodeList")
     except validate.InvalidField as exc:
         raise _bad(exc.field, exc.reason) from None
 
 
+def _node_list(text: str) -> list[str]:
+    """JobMon's ``NodeList``: names joined by ``|`` (its Slurm script), or Slurm hostlists."""
+    return [part.strip() for part in text.split("|") if part.strip()]
+
+
 def _facts(data: JSONBody[JobMetadata]) -> JobFacts:
     """JobMon's job start as JobFacts (the store maps every source's facts the same way)."""
+    nodes = (*(n.Name for n in data.Nodes if n.Name), *_node_list(data.NodeList))
     return JobFacts(
         user_name=data.UserName,
         user_id=data.UserId if data.UserName or data.UserId else None,
@@ -139,10 +154,12 @@ def _facts(data: JSONBody[JobMetadata]) -> JobFacts:
         account=data.Account,
         partition=data.Partition,
         job_name=data.JobName,
-        nodes=tuple(n.Name for n in data.Nodes if n.Name),
-        num_nodes=data.NumNodes or len([n for n in data.Nodes if n.Name]),
+        nodes=nodes,
+        num_nodes=data.NumNodes or len(hostnames.expand_all(nodes)),
         num_tasks=data.NumTasks,
+        tasks_per_node=data.TasksPerNode,
         gpus_per_node=data.GPUsPerNode,
+        job_script=data.JobScript,
     )
 
 

@@ -19,7 +19,8 @@ from litestar.params import JSONBody
 class UserInfo(msgspec.Struct):
     """JobMon's auth.UserInfo: who asks, and the roles asked for (empty: "any role that lets me in").
 
-    Other fields are ignored, as JobMon's decoder does: its front end may send the whole claim set."""
+    Read as JobMon's Go backend reads it (``body.py``): its front end's "Request Access" button sends
+    ``{"username", "roles"}`` in lower case, and other fields are ignored."""
 
     Username: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     Roles: Annotated[list[str], msgspec.Meta(max_length=8)] = msgspec.field(default_factory=list)

@@ -5,74 +5,27 @@ rebooted mid-job, a hook killed by its timeout). When the collector host has
 Slurm's CLI, `squeue --json` fills in running jobs we never heard of and
 `sacct --json` closes jobs that ended without an epilog (with Slurm's own
 state and exit code). Off when the CLI is missing; never fatal to the collector.
+
+Slurm is asked here (on a worker thread); what it says is recorded by the store
+(``JobStore.apply_slurm_jobs``, each job as store/jobs.py ``apply_slurm_job`` does
+it), and a run that this created or ended is published on the event bus as
+:class:`JobStarted` / :class:`JobEnded` (source ``reconciler``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from jobpulse.collector.domain.jobs import JobFacts
+from jobpulse.collector.services.events import EventBus, publish_run_change
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.slurm import cli as slurm
 from jobpulse.collector.slurm.parse import SlurmJob
-from jobpulse.collector.store import jobs
-from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.store.base import JobStore
 
 log = logging.getLogger(__name__)
-
-
-def slurm_facts(job: SlurmJob) -> JobFacts:
-    """What Slurm's CLI says about a job, as JobFacts."""
-    return JobFacts(
-        user_name=job.user,
-        user_id=job.uid,
-        group_name=job.group,
-        group_id=job.gid,
-        account=job.account,
-        partition=job.partition,
-        qos=job.qos,
-        job_name=job.name,
-        nodes=(job.nodelist,) if job.nodelist else (),
-        num_nodes=job.num_nodes,
-        num_tasks=job.tasks,
-        cpus=job.cpus,
-        mem_requested_bytes=job.mem_requested_bytes,
-        array_job_id=job.array_job_id,
-        array_task_id=job.array_task_id,
-        het_job_id=job.het_job_id,
-        het_job_offset=job.het_job_offset,
-    )
-
-
-def apply_slurm_job(
-    db: sqlite3.Connection, job: SlurmJob, source: str, overwrite: bool = False
-) -> dict[str, Any]:
-    """Record what Slurm says about ``job``: its run (created if missed), its metadata, its end if it ended.
-
-    The reconciler only fills gaps (``overwrite`` False); an admin refresh makes Slurm's word final.
-    """
-    facts = slurm_facts(job)
-    cluster = job.cluster or None
-    start = job.start or int(time.time())
-    run = jobs.record_start(db, cluster, job.job_id, start, facts, source)
-    if job.ended:
-        end = job.end or start
-        jobs.record_stop(db, cluster, job.job_id, end, job.state, job.exit_code, source, start=start)
-        if overwrite:
-            jobs.refresh_run(db, run, facts, job.state, job.exit_code, end)
-        else:
-            # The epilog cannot tell a cancelled job from a finished one (22.05 gives it exit 0:0):
-            # Slurm's state wins; its exit code only when it says more than "0".
-            jobs.settle_run(db, run, job.state, job.exit_code)
-    elif overwrite:
-        jobs.refresh_run(db, run, facts)
-    row = db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone()
-    return dict(row) if row is not None else {}
 
 
 @dataclass
@@ -106,25 +59,22 @@ def fetch(lookback: float, now: float | None = None) -> tuple[list[SlurmJob], st
     return sorted(found.values(), key=lambda j: (j.start or 0, j.job_id)), error
 
 
-def apply(db: sqlite3.Connection, found: list[SlurmJob]) -> Outcome:
-    outcome = Outcome()
-    for job in found:
-        apply_slurm_job(db, job, "reconciler")
-        outcome.seen += 1
-        outcome.ended += job.ended
-        outcome.running += job.running
-    return outcome
-
-
-async def reconcile_once(store: SqliteStore, lookback: float) -> Outcome:
+async def reconcile_once(store: JobStore, lookback: float, bus: EventBus | None = None) -> Outcome:
     """One pass: Slurm is asked on a worker thread, so ingest never waits for slow Slurm commands."""
     found, error = await asyncio.to_thread(fetch, lookback)
-    outcome = await store.write(lambda db: apply(db, found))
-    outcome.error = error
-    return outcome
+    changes = await store.apply_slurm_jobs(found, "reconciler")
+    if bus is not None:
+        for change in changes:
+            publish_run_change(bus, change, "reconciler")
+    return Outcome(
+        seen=len(found),
+        running=sum(job.running for job in found),
+        ended=sum(job.ended for job in found),
+        error=error,
+    )
 
 
-async def run_forever(store: SqliteStore, interval: float, lookback: float) -> None:
+async def run_forever(store: JobStore, interval: float, lookback: float, bus: EventBus | None = None) -> None:
     """The collector's reconciler task; logs and keeps going on any error.
 
     The first pass looks ``lookback`` back (jobs that ended while the collector was down); later passes
@@ -136,7 +86,7 @@ async def run_forever(store: SqliteStore, interval: float, lookback: float) -> N
     while True:
         began = time.time()
         try:
-            outcome = await reconcile_once(store, window)
+            outcome = await reconcile_once(store, window, bus)
             log.debug("reconciler: %s", outcome)
             window = min(lookback, 3 * interval + 60)
             if failing:
@@ -169,11 +119,14 @@ def enabled(mode: str) -> bool:
     return slurm.available()
 
 
-def start(store: SqliteStore, settings: CollectorSettings) -> asyncio.Task[None] | None:
-    """Start the reconciler task in the running loop when the settings (and the host) allow it."""
+def start(
+    store: JobStore, settings: CollectorSettings, bus: EventBus | None = None
+) -> asyncio.Task[None] | None:
+    """Start the reconciler task in the running loop when the settings (and the host) allow it;
+    ``bus``: where the runs it creates or ends are published."""
     if not enabled(settings.reconcile):
         log.info("reconciler off (reconcile=%s, squeue in PATH: %s)", settings.reconcile, slurm.available())
         return None
     return asyncio.create_task(
-        run_forever(store, settings.reconcile_interval, settings.reconcile_lookback), name="reconciler"
+        run_forever(store, settings.reconcile_interval, settings.reconcile_lookback, bus), name="reconciler"
     )
