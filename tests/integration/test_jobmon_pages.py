@@ -34,6 +34,7 @@ from support import Collector, start_collector, stop, unique_job_id, wait_for
 PASSWORD = "pages-password-1"
 NOW = int(time.time())
 T = NOW - 600 - NOW % 10  # first sample: on a 10 s boundary, so each sample is one chart point
+GIB = 2**30
 STEPS = 6  # samples per node, 10 s apart: T .. T+50
 
 
@@ -147,7 +148,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     try:
         for name, stream in nodes.items():  # at step i the nodes measure i, 2i and 4i cores
             stream.start(three, "alice", T - 5)
-            rows = [(T + 10 * i, {"cpu_cores": i * factor[name], "alloc_cpus": 8.0}) for i in range(STEPS)]
+            rows = [
+                (
+                    T + 10 * i,
+                    {  # what an agent reads on a cgroup v1 Slurm node: CPU and memory, no blkio, no GPU
+                        "cpu_cores": i * factor[name],
+                        "alloc_cpus": 8.0,
+                        "mem_current_bytes": GIB * (i + 1),
+                        "mem_peak_bytes": GIB * (i + 1),
+                        "mem_limit_bytes": 16 * GIB,
+                    },
+                )
+                for i in range(STEPS)
+            ]
             stream.samples(three, rows)
             stream.stop(three, T + 10 * STEPS - 5)
         for name in ("jm-a", "jm-b"):
@@ -216,6 +229,10 @@ def test_job_list_radar_data_is_the_summary(site: dict[str, Any]) -> None:
     jobs = {j["Id"]: j for j in listing["Jobs"]}
     radar = {d["Config"]["GUID"]: d for d in jobs[three]["Data"]}
     assert set(radar) <= set(listing["Config"]["RadarChartMetrics"]) and "cpu_cores" in radar
+    # a CPU job without I/O or GPU figures still has three axes (two would draw a line, not a shape)
+    assert set(radar) == {"cpu_cores", "mem_current_bytes", "mem_peak_bytes"}
+    assert radar["mem_peak_bytes"]["Max"] == STEPS * GIB
+    assert radar["mem_peak_bytes"]["Config"]["MaxPerNode"] == 16 * GIB  # peak against the memory limit
     figures = summary["metrics"]["cpu_cores"]
     assert (radar["cpu_cores"]["Mean"], radar["cpu_cores"]["Max"]) == (figures["mean"], figures["max"])
     assert radar["cpu_cores"]["Mean"] == pytest.approx(7 * sum(range(STEPS)) / (3 * STEPS))

@@ -21,8 +21,9 @@ def collector(tmp_path: Path) -> Collector:
     stop(c.proc)
 
 
-def _exec(state: Path, job_id: int, seconds: float) -> subprocess.Popen[bytes]:
-    """A real job tracked by that node's agent (its process tree: the cgroup root given is empty)."""
+def _exec(state: Path, job_id: int, seconds: float, node: str) -> subprocess.Popen[bytes]:
+    """A real job on ``node``, tracked by that node's agent (its process tree: the cgroup root given is
+    empty)."""
     code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass\n"
     return subprocess.Popen(
         [
@@ -38,6 +39,8 @@ def _exec(state: Path, job_id: int, seconds: float) -> subprocess.Popen[bytes]:
             str(state / "no-cgroups"),
             "--job-id",
             str(job_id),
+            "--node",
+            node,
             "--",
             sys.executable,
             "-c",
@@ -141,9 +144,9 @@ def test_same_job_number_on_two_clusters_never_mixes_samples(tmp_path: Path, col
         tick=0.3,
     )
     try:
-        first = _exec(tmp_path / "a", job, 4.0)  # cluster alpha's job J runs on ...
+        first = _exec(tmp_path / "a", job, 4.0, "a1")  # cluster alpha's job J runs on ...
         wait_for(lambda: collector.get(f"/api/job/{job}").status_code == 200, 20, "alpha's run")
-        second = _exec(tmp_path / "b", job, 1.5)  # ... while cluster beta starts its own job J
+        second = _exec(tmp_path / "b", job, 1.5, "b1")  # ... while cluster beta starts its own job J
         assert second.wait(60) == 0 and first.wait(60) == 0
 
         def both_ended() -> bool:
@@ -153,6 +156,7 @@ def test_same_job_number_on_two_clusters_never_mixes_samples(tmp_path: Path, col
         wait_for(both_ended, 30, "both runs to end")
         page = collector.get(f"/api/job/{job}?raw=true").json()  # the newest run: beta's
         assert page["Metadata"]["ClusterId"] == "beta"
+        assert page["Metadata"]["NodeList"] == "b1"  # the node exec named, as its agent is named
         sampled = {node for m in page["MetricData"] for node in m["Data"]}
         assert sampled == {"b1"}, sampled  # alpha's a1 kept sampling its own job J meanwhile
         csv = collector.get(f"/api/job/{job}?format=csv").text

@@ -261,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="numeric job id (1 .. 4294967295, as Slurm's)",
     )
     ex.add_argument("--name", help="job name (default: the command's name)")
+    ex.add_argument(
+        "--node",
+        help="the node the job runs on, named as its agent is (default: the config's node, else short hostname)",
+    )
     ex.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG ...]")
     ex.set_defaults(func=cmd_exec)
     once = sub.add_parser("once", help="print one sample of every job and the node")

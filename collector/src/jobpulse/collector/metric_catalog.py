@@ -19,7 +19,17 @@ __all__ = ["Configuration", "MetricConfig", "PartitionConfig"]
 AGG_FNS = ("mean", "min", "max", "sum")
 AGG_ALIASES = {"avg": "mean"}
 CATEGORIES = ["cpu", "mem", "io", "gpu"]
-RADAR_CHART = ["cpu_cores", "mem_current_bytes", "io_read_bytes", "io_write_bytes", "gpu_util_percent"]
+# The job list's radar chart (JobMon's page draws one axis per entry a job has figures for). Peak memory is
+# one: on a cgroup v1 Slurm node there is no blkio data and most nodes have no GPU, so without it a CPU
+# job's radar had two axes, a line instead of a shape; and peak against limit is what a user sizes --mem by.
+RADAR_CHART = [
+    "cpu_cores",
+    "mem_current_bytes",
+    "mem_peak_bytes",
+    "io_read_bytes",
+    "io_write_bytes",
+    "gpu_util_percent",
+]
 # JobMon's default MetricQuantiles: the Quantile View's quantiles across nodes, as JobMon spells them
 METRIC_QUANTILES = ("0.25", "0.5", "0.75")
 # JobMon's MetricConfig.Type is the collection granularity ("node", "socket", "cpu" per hardware thread).
