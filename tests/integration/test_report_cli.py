@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from support import Collector, start_agent, start_collector, stop, unique_job_id, wait_for
 
+MAILPROG = Path(__file__).resolve().parents[2] / "packaging" / "slurm" / "mailprog.sh"
 BURN = """
 import time
 block = bytearray(b"x") * (150 * 1024 * 1024)
@@ -164,10 +165,24 @@ def test_mailprog_sends_the_report_with_slurms_mail(site: dict[str, object]) -> 
     assert isinstance(collector, Collector) and isinstance(tmp, Path)
     mailer = _mailer(tmp)
     subject = f"Slurm Job_id={job} Name=burn Ended, Run time 00:00:03, COMPLETED, ExitCode 0"
-    done = _jobpulse(
-        "mail", "-s", subject, "alice@example.org", "--mailer", str(mailer), "--wait", "5",
-        url=collector.url, key=str(site["admin_key"]),
-    )  # fmt: skip
+    # the shipped MailProg script, called as slurmctld calls it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBPULSE_")}
+    env |= {
+        "JOBPULSE_BIN": str(Path(sys.executable).parent / "jobpulse"),
+        "JOBPULSE_MAILER": str(mailer),
+        "JOBPULSE_URL": collector.url,
+        "JOBPULSE_API_KEY": str(site["admin_key"]),
+        "XDG_CONFIG_HOME": "/nonexistent",
+    }
+    done = subprocess.run(
+        [str(MAILPROG), "-s", subject, "alice@example.org"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp / "mail.args").read_text().splitlines() == ["-s", subject, "alice@example.org"]
     body = (tmp / "mail.body").read_text()
