@@ -67,6 +67,7 @@ class Agent:
             gpu_source=gpu_source(settings),
             state_dir=settings.state_dir,
             proc_root=settings.proc_root,
+            node=settings.node,
         )
         self.spool = Spool(
             settings.spool_dir,

@@ -61,8 +61,9 @@ class _Job:
 class Walker:
     """``discover`` with memory between ticks, so walking the tree every tick stays cheap."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, node: str = "") -> None:
         self.root = root
+        self.node = node  # picks this node's own Slurm root where several slurmd share the host
         self.unmapped = False  # the last walk found SLUID directories with no job id yet
         self._unified: bool | None = None
         self._listings: dict[str, tuple[tuple[int, int, int], int, list[str]]] = {}
@@ -105,11 +106,11 @@ class Walker:
         """
         sluids = sluids or {}
         if tasks:  # ``once``: the task directories too, listed fresh
-            return scan(self.root, sluids, tasks=True)
+            return scan(self.root, sluids, tasks=True, node=self.node)
         self._walks += 1
         if self._unified is None:
             self._unified = is_unified(self.root)
-        parents = list(job_parents(self.root, self._unified, self._dirs))
+        parents = list(job_parents(self.root, self._unified, self._dirs, self.node))
         if parents != self._parents:
             self._parents, self._relisted = parents, True
         listings = [(parent, relative, self._list(parent, only_dirs=False)) for parent, relative in parents]
@@ -194,11 +195,13 @@ class Walker:
             self._drop(path)
 
 
-def discover(root: Path, sluids: Mapping[str, str] | None = None, tasks: bool = False) -> dict[str, FoundJob]:
+def discover(
+    root: Path, sluids: Mapping[str, str] | None = None, tasks: bool = False, node: str = ""
+) -> dict[str, FoundJob]:
     """All job cgroups below ``root``, keyed by job id (by SLUID while unmapped).
 
     ``sluids`` maps SLUID -> job id (from the prolog's state files and start
     events). ``tasks`` also lists each step's task directories (for ``once``;
     the tick does not need them).
     """
-    return scan(root, sluids, tasks)
+    return scan(root, sluids, tasks, node)

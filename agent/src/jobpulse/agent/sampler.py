@@ -39,6 +39,7 @@ class Sampler:
     gpu_source: NvmlSource | None = None
     state_dir: Path | None = None
     proc_root: Path = Path("/proc")
+    node: str = ""  # the agent's node name: where several slurmd share a host, only its own root is read
     tracked: dict[str, ProcTree] = field(default_factory=dict)
     metas: dict[str, dict[str, Any]] = field(default_factory=dict)
     sluids: dict[str, str] = field(default_factory=dict)
@@ -53,7 +54,7 @@ class Sampler:
     _filtered: tuple[object, dict[str, discovery.FoundJob]] = (None, {})
 
     def __post_init__(self) -> None:
-        self._walker = discovery.Walker(self.cgroup_root)
+        self._walker = discovery.Walker(self.cgroup_root, self.node)
         self._pool = Readers(self.cgroup_root)
         if self.gpu_source is not None:
             self._gpus = JobGpus(self.gpu_source, self.proc_root)
