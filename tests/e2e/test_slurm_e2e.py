@@ -141,6 +141,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "SLURM_CONF": slurm_env["SLURM_CONF"],
             "JOBPULSE_RECONCILE": "on",
             "JOBPULSE_RECONCILE_INTERVAL": "2",
+            # summaries and findings soon after a job ends
+            "JOBPULSE_SUMMARY_INTERVAL": "2",
+            "JOBPULSE_SUMMARY_DELAY": "3",
         },
     )
     nodes = slurm_env["JOBPULSE_SLURM_NODES"].split(",")
@@ -226,10 +229,43 @@ def test_three_node_job_shows_three_nodes_and_a_series_per_node(cluster: Cluster
     assert {n for m in one["MetricData"] for n in m["Data"]} == {cluster.nodes[1]}
 
 
+# The batch script itself (exec) allocates 300 MB under --mem=100M: the cgroup OOM killer kills it and
+# Slurm removes the job's cgroups right after, within one tick (multinode.md, job 9).
+OOM_SCRIPT = """exec python3 -c '
+block = bytearray(300 * 1024 * 1024)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+'
+"""
+
+
+def test_oom_killed_job_shows_its_oom_kill_state_and_finding(cluster: Cluster) -> None:
+    job = cluster.sbatch(OOM_SCRIPT, "--mem=100M")
+    doc = cluster.finished(job)
+    # the epilog's 0:125 is Slurm's OOM mark: state OUT_OF_MEMORY, exit code 0 (not 128 + 125)
+    assert (doc["Metadata"]["State"], doc["Metadata"]["ExitCode"]) == ("OUT_OF_MEMORY", 0)
+    # counted in the task cgroup while it existed (cgroup v1 counts it nowhere else)
+    assert max(raw_series(doc, "oom_kills")) >= 1
+
+    def findings() -> list[str] | None:
+        found = cluster.job(job) or {}
+        rules = [f.get("Rule") or f.get("rule") or f.get("Name") for f in found.get("Findings") or []]
+        return rules or None
+
+    rules = wait_for(findings, 60, f"findings of job {job}")
+    assert "oom_killed" in rules and "memory_near_limit" not in rules, rules
+    if cluster.accounting:
+        out = cluster.run("sacct", "-n", "-X", "-P", "-o", "State,ExitCode", "-j", str(job))
+        assert out.split() == ["OUT_OF_MEMORY|0:125"]
+
+
 def test_failing_job_is_recorded_with_its_exit_code(cluster: Cluster) -> None:
     job = cluster.sbatch("exit 3")
     meta = cluster.finished(job)["Metadata"]
     assert (meta["ExitCode"], meta["State"]) == (3, "FAILED")
+    if cluster.accounting:  # what ExitCode 3 stands for
+        out = cluster.run("sacct", "-n", "-X", "-P", "-o", "State,ExitCode", "-j", str(job))
+        assert out.split() == ["FAILED|3:0"]
 
 
 def test_scancel_is_recorded_as_cancelled(cluster: Cluster) -> None:

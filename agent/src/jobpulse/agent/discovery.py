@@ -73,6 +73,16 @@ class Walker:
         self._walks = 0
         self._relisted = True
 
+    @property
+    def unified(self) -> bool:
+        """Whether the root is cgroup v2 (known after the first walk; False before)."""
+        return bool(self._unified)
+
+    def v1_parents(self) -> list[str]:
+        """The v1 directories jobs are made in, relative to a controller (``slurm_<node>/uid_<uid>``),
+        as the last walk found them; the ``jobpulse`` root of exec jobs is left out."""
+        return [relative for _, relative in self._parents if relative is not None and relative != EXEC_ROOT]
+
     def invalidate(self, job_id: str) -> None:
         """One of the job's cgroups vanished: list it, and every directory above it, again next walk."""
         for path in [p for p, kept in self._jobs.items() if kept.job.job_id == job_id]:
