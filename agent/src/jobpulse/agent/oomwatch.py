@@ -157,8 +157,12 @@ class OomWatch:
         try:
             control = os.open(os.path.join(memory_dir, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
             efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-            with open(os.path.join(memory_dir, "cgroup.event_control"), "w") as handle:
-                handle.write(f"{efd} {control}")
+            # O_WRONLY without O_CREAT: never make the file where there is no cgroupfs (a fixture tree)
+            target = os.open(os.path.join(memory_dir, "cgroup.event_control"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(target, f"{efd} {control}".encode())
+            finally:
+                os.close(target)
         except OSError as exc:
             for fd in (efd, control):
                 if fd >= 0:
