@@ -161,6 +161,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         gpu_source=gpu_source(settings),
         state_dir=settings.state_dir,
         proc_root=settings.proc_root,
+        node=settings.node,
     )
     if args.interval > 0:
         sampler.collect()
