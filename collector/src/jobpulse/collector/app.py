@@ -57,7 +57,7 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     # one feed per live format, over the same bus: JobMon's protocol and jobpulse's per-sample frames
     live_feed, raw_feed = LiveFeed(bus, JobMonFrames()), LiveFeed(bus, JobpulseFrames())
     app = Litestar(
-        route_handlers=[*jobmon.ROUTES, metrics_endpoint, httpconf.openapi_json],
+        route_handlers=[*jobmon.ROUTES, metrics_endpoint, httpconf.openapi_json, httpconf.docs_assets()],
         plugins=[live_feed.plugin, raw_feed.plugin],
         on_app_init=[auth.on_app_init],
         on_startup=[httpconf.document_errors],
