@@ -31,7 +31,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
     """A collector that summarizes a job a second after it ends, an agent, and one finished job of root's."""
     tmp = tmp_path_factory.mktemp("report")
     collector = start_collector(
-        tmp / "collector", env={"JOBPULSE_SUMMARY_DELAY": "1", "JOBPULSE_SUMMARY_INTERVAL": "1"}
+        tmp / "collector",
+        # findings for a job of seconds too (by default only jobs of 5 minutes or more get them)
+        env={
+            "JOBPULSE_SUMMARY_DELAY": "1",
+            "JOBPULSE_SUMMARY_INTERVAL": "1",
+            "JOBPULSE_FINDING_MIN_DURATION": "0",
+        },
     )
     agent = start_agent(
         tmp / "agent", collector.grpc_target, "--node", "rn1", "--cgroup-root", str(tmp / "none")
@@ -120,6 +126,10 @@ def test_report_of_a_finished_job(site: dict[str, object]) -> None:
     assert "CPU memory usage     peak 1" in out and "no memory limit" in out  # process tree: no limit
     assert "\033[" not in out  # not a terminal: no colour codes
     assert "Notes" in out and "rough guide" in out  # a 3-second job says its figures are thin
+    findings = collector.get(f"/api/job/{job}").json()["Findings"]
+    assert findings, "a job using a quarter of its cores has a finding"
+    for finding in findings:  # each of the job's findings, with its hint
+        assert finding["hint"].split()[0] in out and finding["hint"][-20:] in out.replace("\n    ", " ")
 
 
 def test_report_json_matches_the_summary(site: dict[str, object]) -> None:

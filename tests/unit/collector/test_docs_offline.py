@@ -40,10 +40,10 @@ async def test_assets_route_serves_nothing_outside_its_folder(fx_client: AsyncTe
         assert b"def " not in response.content
 
 
-def test_vendored_swagger_ui_matches_its_pinned_source() -> None:
-    """The committed copy is exactly the pinned swagger-ui-dist release's files (scripts/vendor-swagger-ui.sh)."""
+def test_vendored_web_assets_match_their_pinned_sources() -> None:
+    """The committed copies (Swagger UI, uPlot) are exactly the pinned releases' files (scripts/vendor-web-asset.sh)."""
     done = subprocess.run(
-        [str(REPO / "scripts" / "vendor-swagger-ui.sh"), "--check"],
+        ["bash", str(REPO / "scripts" / "vendor-web-asset.sh"), "--check-all"],
         capture_output=True,
         text=True,
         check=False,

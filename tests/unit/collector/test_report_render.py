@@ -1,5 +1,6 @@
 """The job report's text for cases the integration test's one small job does not reach: GPUs, an OOM
-kill, a wide job, a running job, colours. Pages are shaped as GET /api/job/{id} answers them."""
+kill, a wide job, a running job, colours. Pages are shaped as GET /api/job/{id} answers them (the
+summary in ``Summary``, its findings with their hints in ``Findings``)."""
 
 from __future__ import annotations
 
@@ -37,14 +38,14 @@ def _summary(nodes: list[dict[str, Any]], **over: Any) -> dict[str, Any]:
         "mem_peak_bytes": max(n["mem_peak_bytes"] for n in nodes), "mem_limit_bytes": 64 * GIB,
         "mem_requested_bytes": 64 * GIB, "gpus": 2, "gpu_util_mean_percent": 3.0, "gpu_mem_peak_bytes": 2 * GIB,
         "oom_kills": 0, "nodes": nodes, "gpu_detail": [],
-        "findings": [{"rule": "idle_gpu", "value": 3.0, "threshold": 5.0, "hint": "The GPUs were almost idle."}],
     }  # fmt: skip
     s.update(over)
     return s
 
 
 def test_gpu_job_has_gpu_bars_and_the_findings_hint() -> None:
-    page = {"Metadata": _meta(), "Summary": _summary([_node("g1", 0.8)])}
+    idle = {"rule": "idle_gpu", "value": 3.0, "threshold": 5.0, "hint": "The GPUs were almost idle."}
+    page = {"Metadata": _meta(), "Summary": _summary([_node("g1", 0.8)]), "Findings": [idle]}
     text = render_text(build_report(page), colour=False)
     assert "GPUs: 2" in text and "Memory: 64.0 GiB" in text and "Account: physics" in text
     assert "GPU utilization      [||" in text and "  3%]" in text

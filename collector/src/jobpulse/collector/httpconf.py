@@ -227,7 +227,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 def _swagger_ui() -> SwaggerRenderPlugin:
-    """Swagger UI at /docs from the collector's own copy (static/swagger-ui, scripts/vendor-swagger-ui.sh):
+    """Swagger UI at /docs from the collector's own copy (static/swagger-ui, scripts/vendor-web-asset.sh):
     Litestar's default loads it from a public CDN, a blank page on a cluster's offline network."""
     base = f"{DOCS_ASSETS}/swagger-ui"
     return SwaggerRenderPlugin(

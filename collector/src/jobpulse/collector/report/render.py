@@ -1,7 +1,8 @@
 """The job report as text, in the spirit of Princeton's ``jobstats``: who, where, when, what was given;
 bars of how much of it was used; the detail per node; the notes from jobpulse's findings with their hints.
 
-Pure functions of the API's job page (``GET /api/job/{id}``: ``Metadata``, ``Summary``, ``MetricData``),
+Pure functions of the API's job page (``GET /api/job/{id}``: ``Metadata``, ``Summary``, ``Findings``,
+``MetricData``),
 so the text can be tested without a collector. A finished job is reported from its stored summary (the
 same figures the findings used); a running job, or one whose summary is not computed yet, from the
 samples so far, and the report says so.
@@ -111,7 +112,11 @@ def build_report(page: dict[str, Any], now: float | None = None) -> Report:
         "stop": None if running else stop,
         "duration_s": duration,
     }
-    report = _from_summary(header, summary) if summary else _from_samples(header, page, duration)
+    report = (
+        _from_summary(header, summary, page.get("Findings") or [])
+        if summary
+        else _from_samples(header, page, duration)
+    )
     if duration < SHORT_JOB_S:
         report.notes.insert(
             0,
@@ -132,7 +137,7 @@ def build_report(page: dict[str, Any], now: float | None = None) -> Report:
     return report
 
 
-def _from_summary(header: dict[str, Any], s: dict[str, Any]) -> Report:
+def _from_summary(header: dict[str, Any], s: dict[str, Any], findings: list[dict[str, Any]]) -> Report:
     header["memory_bytes"] = _num(s.get("mem_requested_bytes")) or _num(s.get("mem_limit_bytes"))
     header["gpus"] = max(header["gpus"] or 0, _num(s.get("gpus")) or 0)
     header["gpu_mem_peak_bytes"] = _num(s.get("gpu_mem_peak_bytes"))
@@ -163,7 +168,7 @@ def _from_summary(header: dict[str, Any], s: dict[str, Any]) -> Report:
     }
     notes = [
         {"rule": f["rule"], "hint": f["hint"], "value": f.get("value"), "threshold": f.get("threshold")}
-        for f in s.get("findings") or []
+        for f in findings  # the page's Findings: the summary's, with their hints
     ]
     if (_num(s.get("oom_kills")) or 0) > 0 and not any(n["rule"].startswith("oom") for n in notes):
         notes.append(
