@@ -235,6 +235,7 @@ async function jobPage(id) {
     if (!chart(box, metric, width)) box.remove();
   }
   if (!charts.children.length) charts.innerHTML = '<p class="muted">No samples for this job.</p>';
+  performance.mark("jobpulse:job-drawn"); // bench/web_page.py times the page to here
   const steps = page.Steps || [];
   if (steps.length) {
     const cell = (c, v) => (v === null || v === undefined ? "–" : /Bytes$/.test(c) ? human(v, "B")
