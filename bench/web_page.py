@@ -6,7 +6,7 @@ Goal (issue 19): the page is interactive within 1 s. Measured with the browser's
 of navigation to ``/ui/#/job/<id>`` (performance.timeOrigin) to the mark the page sets once every chart is
 drawn (``jobpulse:job-drawn``), in Debian's headless Chromium driven by Playwright, signed in, against a real
 collector process over loopback. Baseline, same run and same browser: the time of the page's one API call
-alone (``fetch('/api/job/<id>')`` and its JSON parse), so the ratio is what drawing adds to fetching.
+alone (``fetch('/ui/api/job/<id>')`` and its JSON parse), so the ratio is what drawing adds to fetching.
 The job is seeded at a 10 s tick: 64 x 8640 = 552 960 sample rows of every job metric.
 """
 
@@ -143,7 +143,7 @@ def main() -> int:
                     charts = page.locator(".uplot").count()
                     fetched = page.evaluate(
                         """async (id) => { const t = performance.now();
-                           const r = await fetch('/api/job/' + id, {credentials: 'same-origin'}); await r.json();
+                           const r = await fetch('/ui/api/job/' + id, {credentials: 'same-origin'}); await r.json();
                            return performance.now() - t; }""",
                         JOB,
                     )

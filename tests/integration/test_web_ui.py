@@ -151,3 +151,27 @@ def test_root_sends_a_browser_to_the_interface(site: dict[str, Any]) -> None:
     assert "//" not in "".join(
         part.split('"')[1] for part in page.text.split("src=")[1:] + page.text.split("href=")[1:]
     )  # every asset from the collector itself
+
+
+def test_the_pages_columns_are_the_apis_series(site: dict[str, Any]) -> None:
+    """GET /ui/api/job/{id} (what the page draws) holds the same values as JobMon's GET /api/job/{id}, in
+    columns, and the same rule on who may see the job."""
+    from test_jobmon_pages import _cookie
+
+    collector, wide = site["collector"], site["wide"]
+    cookie = {"Cookie": _cookie(collector, "alice")}
+    page = httpx.get(f"{collector.url}/ui/api/job/{wide}", headers=cookie, timeout=30).json()
+    jobmon = httpx.get(f"{collector.url}/api/job/{wide}", headers=cookie, timeout=30).json()
+    cores = next(s for s in page["Series"] if s["GUID"] == "cpu_cores")
+    theirs = next(m for m in jobmon["MetricData"] if m["Config"]["GUID"] == "cpu_cores")
+    assert sorted(cores["nodes"]) == sorted(theirs["Data"]) and len(cores["nodes"]) == 10
+    for node, points in theirs["Data"].items():
+        assert [v for v in cores["nodes"][node] if v is not None] == pytest.approx(
+            [p["_value"] for p in points]
+        )
+    assert len(cores["times"]) == len(theirs["Data"]["w00"]) and cores["times"] == sorted(cores["times"])
+    assert page["Metadata"]["Id"] == wide and page["Findings"] == jobmon["Findings"]
+    bobs = httpx.get(f"{collector.url}/ui/api/job/{site['bobs']}", headers=cookie, timeout=30)
+    assert bobs.status_code == 404
+    assert httpx.get(f"{collector.url}/ui/api/job/{wide}", timeout=30).status_code == 401
+    assert httpx.get(f"{collector.url}/ui/api/job/12a", headers=cookie, timeout=30).status_code == 400

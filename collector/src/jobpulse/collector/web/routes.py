@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jobpulse.collector.web.data import web_job_page
 from litestar import Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.response import Redirect
@@ -45,4 +46,4 @@ def static_files() -> Router:
     )
 
 
-ROUTES: list[ControllerRouterHandler] = [root, page, static_files()]
+ROUTES: list[ControllerRouterHandler] = [root, page, static_files(), web_job_page]

@@ -148,16 +148,9 @@ async function jobsPage(params) {
 
 // -- one job ----------------------------------------------------------------------------------------------
 function seriesOf(metric) {
-  // per node: [[t...], [v...]] on one time axis (the union of the nodes' times)
-  const nodes = Object.keys(metric.Data || {}).sort();
-  const times = [...new Set(nodes.flatMap((n) => metric.Data[n].map((p) => Date.parse(p._time) / 1000)))].sort((a, b) => a - b);
-  const index = new Map(times.map((t, i) => [t, i]));
-  const values = nodes.map((n) => {
-    const col = new Array(times.length).fill(null);
-    for (const p of metric.Data[n]) col[index.get(Date.parse(p._time) / 1000)] = p._value;
-    return col;
-  });
-  return { nodes, times, values };
+  // GET /ui/api/job/{id} sends each metric as columns: times, and per node its values at those times
+  const nodes = Object.keys(metric.nodes);
+  return { nodes, times: metric.times, values: nodes.map((n) => metric.nodes[n]) };
 }
 
 function band(values, times) {
@@ -180,7 +173,7 @@ const COLOURS = ["#1864ab", "#d9480f", "#2f9e44", "#862e9c", "#e8a317", "#0b7285
 function chart(el, metric, width) {
   const { nodes, times, values } = seriesOf(metric);
   if (!times.length) return false;
-  const unit = metric.Config.Unit || "";
+  const unit = metric.Unit || "";
   const fmt = (u, v) => human(v, unit);
   let data, series;
   if (nodes.length > WIDE) {
@@ -191,8 +184,8 @@ function chart(el, metric, width) {
     data = [times, ...values];
     series = [{}, ...nodes.map((n, i) => ({ label: n, stroke: COLOURS[i % COLOURS.length], value: fmt }))];
   }
-  const limit = metric.Config.MaxPerNode;
-  if (limit && /^mem_|^cpu_cores$|^gpu_util/.test(metric.Config.GUID)) {
+  const limit = metric.MaxPerNode;
+  if (limit && /^mem_|^cpu_cores$|^gpu_util/.test(metric.GUID)) {
     data.push(times.map(() => limit));
     series.push({ label: "given", stroke: "#868e96", dash: [6, 4], value: fmt });
   }
@@ -204,7 +197,7 @@ function chart(el, metric, width) {
 
 async function jobPage(id) {
   clearInterval(timer);
-  const page = await api(`/api/job/${encodeURIComponent(id)}`);
+  const page = await api(`/ui/api/job/${encodeURIComponent(id)}`);
   const m = page.Metadata, s = page.Summary;
   const run = m.IsRunning ? Date.now() / 1000 - m.StartTime : m.StopTime - m.StartTime;
   const nodes = (m.Nodes || []).map((n) => n.Name);
@@ -225,12 +218,12 @@ async function jobPage(id) {
     : "";
   const charts = document.getElementById("charts");
   const width = Math.max(480, Math.min(660, charts.clientWidth / 2 - 24));
-  const rank = (m) => { const i = ORDER.indexOf(m.Config.GUID); return i < 0 ? ORDER.length : i; };
-  const metrics = [...(page.MetricData || [])].sort((a, b) => rank(a) - rank(b));
+  const rank = (m) => { const i = ORDER.indexOf(m.GUID); return i < 0 ? ORDER.length : i; };
+  const metrics = [...(page.Series || [])].sort((a, b) => rank(a) - rank(b));
   for (const metric of metrics) {
     const box = document.createElement("div");
     box.className = "chart card";
-    box.innerHTML = `<h3>${esc(metric.Config.DisplayName || metric.Config.GUID)}</h3>`;
+    box.innerHTML = `<h3>${esc(metric.DisplayName)}</h3>`;
     charts.appendChild(box);
     if (!chart(box, metric, width)) box.remove();
   }
