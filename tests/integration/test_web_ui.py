@@ -175,3 +175,61 @@ def test_the_pages_columns_are_the_apis_series(site: dict[str, Any]) -> None:
     assert bobs.status_code == 404
     assert httpx.get(f"{collector.url}/ui/api/job/{wide}", timeout=30).status_code == 401
     assert httpx.get(f"{collector.url}/ui/api/job/12a", headers=cookie, timeout=30).status_code == 400
+
+
+def test_admin_pages_keys_role_requests_and_audit(site: dict[str, Any], browser_page: Any) -> None:
+    page, errors, outside = browser_page
+    collector = site["collector"]
+    asked = httpx.post(
+        collector.url + "/api/notify/admin", json={"username": "bob", "roles": ["job-control"]}, timeout=10
+    )
+    assert asked.status_code == 200, asked.text
+    _sign_in(page, collector.url, "admin", collector.admin_password)
+    page.wait_for_selector("tr.job")
+    page.click("#nav >> text=Admin")
+    page.wait_for_selector("#newkey")
+    page.select_option("#newkey select[name=role]", "user")
+    page.fill("#newkey input[name=owner]", "alice")
+    page.fill("#newkey input[name=name]", "alice-laptop")
+    page.click("#newkey button[type=submit]")
+    secret = page.wait_for_selector("#secret").inner_text()
+    assert secret.startswith("jp_")
+    me = httpx.get(collector.url + "/api/auth/me", headers={"X-API-Key": secret}, timeout=10).json()
+    assert me == {"Username": "alice", "Roles": ["user"], "Via": "api-key"}  # the key works, as alice
+    page.goto(f"{collector.url}/ui/#/admin?tab=keys")
+    row = page.locator("tr[data-key]", has_text="alice-laptop")
+    row.wait_for()
+    page.on("dialog", lambda d: d.accept())
+    row.locator("button.revoke").click()
+    page.locator("tr[data-key]", has_text="alice-laptop").filter(has_text="revoked").wait_for()
+    assert (
+        httpx.get(collector.url + "/api/auth/me", headers={"X-API-Key": secret}, timeout=10).status_code
+        == 401
+    )
+
+    page.click("nav.tabs >> text=Role requests")
+    request = page.locator("tr[data-req]", has_text="bob")
+    request.wait_for()
+    request.locator("button.grant").click()
+    page.locator("tr[data-req]", has_text="handled").wait_for()
+    admin = {"Authorization": f"Bearer {collector.login()}"}
+    bob = httpx.get(collector.url + "/api/config/users/bob", headers=admin, timeout=10).json()
+    assert sorted(bob["Roles"]) == ["job-control", "user"]
+
+    page.click("nav.tabs >> text=Audit log")
+    page.wait_for_selector("#audit tbody tr")
+    audit = page.inner_text("#audit")
+    for action in ("create_api_key", "revoke_api_key", "set_roles"):  # what the admin just did, by admin
+        assert any(line.split("\t")[1:3] == ["admin", action] for line in audit.splitlines()), audit
+    assert errors == [] and outside == []
+
+
+def test_no_admin_pages_for_a_user(site: dict[str, Any], browser_page: Any) -> None:
+    page, errors, _ = browser_page
+    collector = site["collector"]
+    _sign_in(page, collector.url, "alice")
+    page.wait_for_selector("tr.job")
+    assert "Admin" not in page.inner_text("#nav")
+    page.goto(f"{collector.url}/ui/#/admin")
+    page.wait_for_selector("text=Administration is for admins only.")
+    assert errors == []

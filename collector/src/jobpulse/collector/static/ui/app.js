@@ -76,7 +76,8 @@ async function start() {
   const who = document.getElementById("who");
   who.innerHTML = `${esc(me.Username)} <span class="muted">(${esc(me.Roles.join(", "))})</span> <button id="logout">Sign out</button>`;
   document.getElementById("logout").onclick = async () => { await fetch("/api/logout", { method: "POST", credentials: "same-origin" }); showLogin(); };
-  document.getElementById("nav").innerHTML = `<a href="#/jobs">Jobs</a><a href="#/jobs?IsRunning=true">Running</a><a href="/docs">API</a>`;
+  const admin = me.Roles.includes("admin") ? '<a href="#/admin">Admin</a>' : "";
+  document.getElementById("nav").innerHTML = `<a href="#/jobs">Jobs</a><a href="#/jobs?IsRunning=true">Running</a>${admin}<a href="/docs">API</a>`;
   route();
 }
 
@@ -85,7 +86,8 @@ function route() {
   if (!me) return;
   const [path, query] = (location.hash.slice(1) || "/jobs").split("?");
   const job = path.match(/^\/job\/([0-9_+]+)$/);
-  const view = job ? jobPage(job[1]) : jobsPage(new URLSearchParams(query || ""));
+  const view = job ? jobPage(job[1]) : path === "/admin" ? adminPage(new URLSearchParams(query || ""))
+    : jobsPage(new URLSearchParams(query || ""));
   view.catch((e) => { if (e.status !== 401) main.innerHTML = `<p class="error">${esc(e.message)}</p>`; });
 }
 window.addEventListener("hashchange", route);
@@ -238,6 +240,96 @@ async function jobPage(id) {
       <tbody>${steps.map((st) => `<tr>${cols.map((c) => `<td>${cell(c, st[c])}</td>`).join("")}</tr>`).join("")}</tbody></table></div>`;
   }
   if (m.IsRunning) timer = setInterval(() => { if (location.hash === `#/job/${id}`) jobPage(id).catch(() => {}); }, REFRESH_S * 1000);
+}
+
+// -- administration (admins; the API refuses everyone else whatever the page shows) -------------------------
+let livelog = null;
+const ADMIN_TABS = [["keys", "API keys"], ["requests", "Role requests"], ["users", "Users and roles"], ["audit", "Audit log"], ["log", "Live log"]];
+
+async function adminPage(params) {
+  if (livelog) { livelog.close(); livelog = null; }
+  if (!me.Roles.includes("admin")) { main.innerHTML = '<p class="error">Administration is for admins only.</p>'; return; }
+  const tab = params.get("tab") || "keys";
+  main.innerHTML = `<nav class="tabs">${ADMIN_TABS.map(([t, label]) => `<a href="#/admin?tab=${t}" class="${t === tab ? "on" : ""}">${label}</a>`).join("")}</nav><div id="admin"></div>`;
+  const box = document.getElementById("admin");
+  const when2 = (t) => (t ? new Date(t * 1000).toLocaleString() : "–");
+  if (tab === "keys") {
+    const keys = await api("/api/admin/apikeys");
+    box.innerHTML = `<form class="filters card" id="newkey">
+        <label>Role<select name="role"><option>job-control</option><option>user</option><option>admin</option></select></label>
+        <label>Owner (user) or service<input name="owner" placeholder="alice, or service:slurm-hooks"></label>
+        <label>Name<input name="name" placeholder="what it is for"></label>
+        <label>Expires in days<input name="days" type="number" min="1"></label><button type="submit">Create key</button></form>
+      <p id="newkey-out"></p>
+      <table><thead><tr><th>Id</th><th>Owner</th><th>Role</th><th>Name</th><th>Created</th><th>Expires</th><th>Last used</th><th>State</th><th></th></tr></thead><tbody>
+      ${keys.map((k) => `<tr data-key="${esc(k.id)}"><td>${esc(k.id)}</td><td>${esc(k.owner)}</td><td>${esc(k.role)}</td><td>${esc(k.name)}</td><td>${when2(k.created)}</td>
+        <td>${when2(k.expires)}</td><td>${when2(k.last_used)}</td><td>${k.revoked ? "revoked" : "active"}</td>
+        <td>${k.revoked ? "" : '<button class="revoke">Revoke</button>'}</td></tr>`).join("")}</tbody></table>`;
+    box.querySelectorAll("button.revoke").forEach((b) => (b.onclick = async () => {
+      const id = b.closest("tr").dataset.key;
+      if (!confirm(`Revoke key ${id}? Scripts using it stop working at once.`)) return;
+      await api(`/api/admin/apikeys/${encodeURIComponent(id)}`, { method: "DELETE" });
+      route();
+    }));
+    document.getElementById("newkey").onsubmit = async (ev) => {
+      ev.preventDefault();
+      const f = new FormData(ev.target), owner = String(f.get("owner") || "");
+      const body = { role: f.get("role"), name: f.get("name") || "" };
+      if (owner.startsWith("service:")) body.service = owner.slice(8); else if (owner) body.owner = owner;
+      if (f.get("days")) body.expires_days = Number(f.get("days"));
+      try {
+        const made = await api("/api/generateAPIKey", { method: "POST", headers: { Accept: "application/json", "Content-Type": "application/json" }, body: JSON.stringify(body) });
+        document.getElementById("newkey-out").innerHTML = `New key (shown once, copy it now): <code id="secret">${esc(made.key)}</code>`;
+      } catch (e) { document.getElementById("newkey-out").innerHTML = `<span class="error">${esc(e.message)}</span>`; }
+    };
+  } else if (tab === "requests") {
+    const reqs = await api("/api/admin/notifications?all=true");
+    box.innerHTML = reqs.length ? `<table><thead><tr><th>When</th><th>User</th><th>Asks for</th><th>From</th><th>State</th><th></th></tr></thead><tbody>
+      ${reqs.map((r) => `<tr data-req="${r.id}" data-user="${esc(r.username)}" data-roles="${esc(r.roles.join(","))}"><td>${when2(r.ts)}</td><td>${esc(r.username)}</td>
+        <td>${esc(r.roles.join(", "))}</td><td>${esc(r.client)}</td><td>${r.resolved ? "handled " + when2(r.resolved) : "pending"}</td>
+        <td>${r.resolved ? "" : '<button class="grant">Grant</button> <button class="dismiss">Dismiss</button>'}</td></tr>`).join("")}</tbody></table>` : '<p class="muted">No role requests.</p>';
+    box.querySelectorAll("button.grant").forEach((b) => (b.onclick = async () => {
+      const tr = b.closest("tr"), user = tr.dataset.user;
+      const now = await api(`/api/config/users/${encodeURIComponent(user)}`);
+      const roles = [...new Set([...(now.Roles || []), ...tr.dataset.roles.split(",")])];
+      // setting a user's roles marks their pending requests handled (the API does it)
+      await api(`/api/config/users/${encodeURIComponent(user)}`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Username: user, Roles: roles }) });
+      route();
+    }));
+    box.querySelectorAll("button.dismiss").forEach((b) => (b.onclick = async () => { await api(`/api/admin/notifications/${b.closest("tr").dataset.req}`, { method: "DELETE" }); route(); }));
+  } else if (tab === "users") {
+    box.innerHTML = `<form class="filters card" id="finduser"><label>User<input name="user" value="${esc(params.get("user") || "")}" required></label><button type="submit">Show</button></form><div id="userbox"></div>`;
+    document.getElementById("finduser").onsubmit = (ev) => { ev.preventDefault(); location.hash = `#/admin?tab=users&user=${encodeURIComponent(new FormData(ev.target).get("user"))}`; };
+    const user = params.get("user");
+    if (user) {
+      const u = await api(`/api/config/users/${encodeURIComponent(user)}`);
+      const has = new Set(u.Roles || []);
+      document.getElementById("userbox").innerHTML = `<form class="card" id="roles"><h3>${esc(u.Username)}</h3>
+        ${["user", "admin", "job-control"].map((r) => `<label><input type="checkbox" name="role" value="${r}" ${has.has(r) ? "checked" : ""}> ${r}</label>`).join(" ")}
+        <button type="submit">Save roles</button> <span id="roles-out"></span></form>`;
+      document.getElementById("roles").onsubmit = async (ev) => {
+        ev.preventDefault();
+        const roles = new FormData(ev.target).getAll("role");
+        try {
+          await api(`/api/config/users/${encodeURIComponent(user)}`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Username: user, Roles: roles }) });
+          document.getElementById("roles-out").textContent = "Saved.";
+        } catch (e) { document.getElementById("roles-out").innerHTML = `<span class="error">${esc(e.message)}</span>`; }
+      };
+    }
+  } else if (tab === "audit") {
+    const offset = Number(params.get("offset") || 0);
+    const rows = await api(`/api/admin/audit?limit=50&offset=${offset}`);
+    box.innerHTML = `<table id="audit"><thead><tr><th>When</th><th>Who</th><th>Action</th><th>Target</th><th>Detail</th></tr></thead><tbody>
+      ${rows.map((a) => `<tr><td>${when2(a.ts)}</td><td>${esc(a.actor)}</td><td>${esc(a.action)}</td><td>${esc(a.target)}</td><td>${esc(a.detail === null ? "" : JSON.stringify(a.detail))}</td></tr>`).join("")}</tbody></table>
+      <div class="pager"><a href="#/admin?tab=audit&offset=${Math.max(0, offset - 50)}">‹ Newer</a> <a href="#/admin?tab=audit&offset=${offset + 50}">Older ›</a></div>`;
+  } else if (tab === "log") {
+    box.innerHTML = '<pre id="livelog" class="card" style="height:60vh;overflow:auto;white-space:pre-wrap"></pre>';
+    const ticket = await api("/api/auth/ws-ticket", { method: "POST" });
+    const out = document.getElementById("livelog");
+    livelog = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/admin/livelog?token=${encodeURIComponent(ticket.token)}`);
+    livelog.onmessage = (ev) => { out.textContent += ev.data.endsWith("\n") ? ev.data : ev.data + "\n"; out.scrollTop = out.scrollHeight; };
+    livelog.onclose = () => { out.textContent += "(closed)\n"; };
+  }
 }
 
 start();
