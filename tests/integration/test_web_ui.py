@@ -63,7 +63,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         wait_for(
             lambda: collector.get(f"/api/job/{wide}").json().get("Summary"), 30, "the wide job's summary"
         )
-        yield {"collector": collector, "wide": wide, "running": running, "bobs": bobs}
+        yield {"collector": collector, "wide": wide, "running": running, "bobs": bobs, "streams": streams}
     finally:
         for stream in streams.values():
             stream.close()
@@ -233,3 +233,17 @@ def test_no_admin_pages_for_a_user(site: dict[str, Any], browser_page: Any) -> N
     page.goto(f"{collector.url}/ui/#/admin")
     page.wait_for_selector("text=Administration is for admins only.")
     assert errors == []
+
+
+def test_a_running_jobs_page_takes_new_samples_live(site: dict[str, Any], browser_page: Any) -> None:
+    page, errors, outside = browser_page
+    collector, running, stream = site["collector"], site["running"], site["streams"]["w00"]
+    _sign_in(page, collector.url, "alice")
+    page.wait_for_selector("tr.job")
+    page.goto(f"{collector.url}/ui/#/job/{running}")
+    page.wait_for_selector("#live:text-is(' · live')")
+    stream.samples(running, [(T + 10 * STEPS, {"cpu_cores": 3.0})])  # the agent's next tick
+    page.wait_for_selector("#live:has-text('live: 1 new sample')")
+    stream.samples(running, [(T + 10 * STEPS + 10, {"cpu_cores": 2.0})])
+    page.wait_for_selector("#live:has-text('live: 2 new samples')")
+    assert errors == [] and outside == []

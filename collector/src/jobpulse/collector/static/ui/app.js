@@ -83,6 +83,7 @@ async function start() {
 
 function route() {
   clearInterval(timer);
+  if (live) { live.onerror = null; live.close(); live = null; }
   if (!me) return;
   const [path, query] = (location.hash.slice(1) || "/jobs").split("?");
   const job = path.match(/^\/job\/([0-9_+]+)$/);
@@ -174,7 +175,7 @@ const COLOURS = ["#1864ab", "#d9480f", "#2f9e44", "#862e9c", "#e8a317", "#0b7285
 
 function chart(el, metric, width) {
   const { nodes, times, values } = seriesOf(metric);
-  if (!times.length) return false;
+  if (!times.length) return null;
   const unit = metric.Unit || "";
   const fmt = (u, v) => human(v, unit);
   let data, series;
@@ -193,12 +194,48 @@ function chart(el, metric, width) {
   }
   const opts = { width, height: 220, series, axes: [{}, { values: (u, ticks) => ticks.map((v) => human(v, unit)), size: 86 }],
     bands: nodes.length > WIDE ? [{ series: [3, 1], fill: "rgba(116,192,252,0.25)" }] : [] };
-  new window.uPlot(opts, data, el);
-  return true;
+  return { plot: new window.uPlot(opts, data, el), data, nodes, wide: nodes.length > WIDE };
+}
+
+let live = null; // the running job page's WebSocket
+
+function liveUpdates(id, drawnCharts) {
+  // new samples pushed by the collector (WS /api/live/{id}/raw, a ws-ticket from the session) are appended to
+  // the charts drawn a line per node; wide jobs' bands, and a page whose socket fails, are re-read instead
+  const label = document.getElementById("live");
+  const poll = (why) => {
+    label.textContent = ` · ${why}: updated every ${REFRESH_S} s`;
+    timer = setInterval(() => { if (location.hash === `#/job/${id}`) jobPage(id).catch(() => {}); }, REFRESH_S * 1000);
+  };
+  if (Object.values(drawnCharts).some((c) => c.wide)) { poll("a wide job"); return; }
+  api("/api/auth/ws-ticket", { method: "POST" }).then((ticket) => {
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/live/${encodeURIComponent(id)}/raw?token=${encodeURIComponent(ticket.token)}`);
+    live = ws;
+    let received = 0;
+    ws.onopen = () => { label.textContent = " · live"; };
+    ws.onmessage = (ev) => {
+      const frame = JSON.parse(ev.data);
+      if (frame.type === "end") { ws.close(); jobPage(id).catch(() => {}); return; }
+      if (frame.type !== "sample") return;
+      received += 1;
+      for (const [guid, c] of Object.entries(drawnCharts)) {
+        const value = frame.values[guid];
+        if (value === undefined || value === null) continue;
+        const col = c.nodes.indexOf(frame.node);
+        if (col < 0) continue;
+        c.data[0].push(frame.ts / 1000);
+        c.data.slice(1).forEach((series, i) => series.push(i === col ? value : (i >= c.nodes.length ? series[series.length - 1] : null)));
+        c.plot.setData(c.data);
+      }
+      label.textContent = ` · live: ${received} new sample${received === 1 ? "" : "s"}`;
+    };
+    ws.onerror = () => { if (live === ws) poll("no live connection"); };
+  }).catch(() => poll("no live connection"));
 }
 
 async function jobPage(id) {
   clearInterval(timer);
+  if (live) { live.onerror = null; live.close(); live = null; }
   const page = await api(`/ui/api/job/${encodeURIComponent(id)}`);
   const m = page.Metadata, s = page.Summary;
   const run = m.IsRunning ? Date.now() / 1000 - m.StartTime : m.StopTime - m.StartTime;
@@ -212,13 +249,14 @@ async function jobPage(id) {
       ${s ? `<dt>CPU efficiency</dt><dd>${bar(s.cpu_efficiency, "cpu")}</dd><dt>Memory peak</dt><dd>${human(s.mem_peak_bytes, "B")} of ${human(s.mem_limit_bytes || s.mem_requested_bytes, "B")}</dd><dt>GPU utilisation</dt><dd>${s.gpu_util_mean_percent === null ? "–" : human(s.gpu_util_mean_percent, "%")}</dd>` : ""}
     </dl>
     <p><a href="/api/job/${encodeURIComponent(id)}?format=csv" download>Download CSV</a>
-      ${m.IsRunning ? `<span class="muted"> · updates every ${REFRESH_S} s</span>` : ""}</p></div>
+      ${m.IsRunning ? '<span class="muted" id="live"> · connecting to live updates…</span>' : ""}</p></div>
     <div id="notes"></div><div class="charts" id="charts"></div><div id="steps"></div>`;
   const notes = page.Findings || [];
   document.getElementById("notes").innerHTML = notes.length
     ? `<div class="card"><h3>What to change</h3>${notes.map((f) => `<div class="note"><b>${esc(f.rule)}</b>: ${esc(f.hint)}</div>`).join("")}</div>`
     : "";
   const charts = document.getElementById("charts");
+  const drawnCharts = {};
   const width = Math.max(480, Math.min(660, charts.clientWidth / 2 - 24));
   const rank = (m) => { const i = ORDER.indexOf(m.GUID); return i < 0 ? ORDER.length : i; };
   const metrics = [...(page.Series || [])].sort((a, b) => rank(a) - rank(b));
@@ -227,7 +265,8 @@ async function jobPage(id) {
     box.className = "chart card";
     box.innerHTML = `<h3>${esc(metric.DisplayName)}</h3>`;
     charts.appendChild(box);
-    if (!chart(box, metric, width)) box.remove();
+    const drawn = chart(box, metric, width);
+    if (drawn) drawnCharts[metric.GUID] = drawn; else box.remove();
   }
   if (!charts.children.length) charts.innerHTML = '<p class="muted">No samples for this job.</p>';
   performance.mark("jobpulse:job-drawn"); // bench/web_page.py times the page to here
@@ -239,7 +278,7 @@ async function jobPage(id) {
     document.getElementById("steps").innerHTML = `<div class="card"><h3>Steps</h3><table><thead><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join("")}</tr></thead>
       <tbody>${steps.map((st) => `<tr>${cols.map((c) => `<td>${cell(c, st[c])}</td>`).join("")}</tr>`).join("")}</tbody></table></div>`;
   }
-  if (m.IsRunning) timer = setInterval(() => { if (location.hash === `#/job/${id}`) jobPage(id).catch(() => {}); }, REFRESH_S * 1000);
+  if (m.IsRunning) liveUpdates(id, drawnCharts);
 }
 
 // -- administration (admins; the API refuses everyone else whatever the page shows) -------------------------
