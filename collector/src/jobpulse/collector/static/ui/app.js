@@ -94,7 +94,7 @@ function route() {
 window.addEventListener("hashchange", route);
 
 // -- the job list ------------------------------------------------------------------------------------------
-const FILTERS = [["UserName", "User"], ["Account", "Account"], ["Partition", "Partition"], ["Node", "Node"], ["Findings", "Finding"]];
+const FILTERS = [["UserName", "User"], ["Account", "Account"], ["Partition", "Partition"], ["Node", "Node"], ["Findings", "Finding"], ["TagNames", "Tag"]];
 const PAGE = 50;
 
 function figure(job, guid) {
@@ -197,6 +197,30 @@ function chart(el, metric, width) {
   return { plot: new window.uPlot(opts, data, el), data, nodes, wide: nodes.length > WIDE };
 }
 
+function drawTags(jobId, tags) {
+  // a job's tags: findings (jobpulse's, not removable here) and people's; add and remove with the tag API
+  const box = document.getElementById("tags");
+  box.innerHTML = `<b>Tags</b> ${tags.map((t, i) => `<span class="badge" data-i="${i}">${esc(t.Name)}${t.Type === "finding" ? "" : ' <a href="#" class="untag" title="remove">×</a>'}</span>`).join("")}
+    <form id="addtag" style="display:inline"><input name="tag" placeholder="new tag" maxlength="64" size="12"> <button type="submit">Add</button></form>
+    <span class="error" id="tag-error"></span>`;
+  const refresh = async () => drawTags(jobId, (await api(`/ui/api/job/${jobId}`)).Metadata.Tags || []);
+  box.querySelectorAll("a.untag").forEach((a) => (a.onclick = async (ev) => {
+    ev.preventDefault();
+    const tag = tags[Number(a.closest(".badge").dataset.i)];
+    await api(`/api/tags/remove_tag?job=${jobId}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(tag) });
+    await refresh();
+  }));
+  document.getElementById("addtag").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const name = String(new FormData(ev.target).get("tag") || "").trim();
+    if (!name) return;
+    try {
+      await api(`/api/tags/add_tag?job=${jobId}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Name: name }) });
+      await refresh();
+    } catch (e) { document.getElementById("tag-error").textContent = e.message; }
+  };
+}
+
 let live = null; // the running job page's WebSocket
 
 function liveUpdates(id, drawnCharts) {
@@ -250,7 +274,8 @@ async function jobPage(id) {
     </dl>
     <p><a href="/api/job/${encodeURIComponent(id)}?format=csv" download>Download CSV</a>
       ${m.IsRunning ? '<span class="muted" id="live"> · connecting to live updates…</span>' : ""}</p></div>
-    <div id="notes"></div><div class="charts" id="charts"></div><div id="steps"></div>`;
+    <div class="card" id="tags"></div><div id="notes"></div><div class="charts" id="charts"></div><div id="steps"></div>`;
+  drawTags(m.Id, page.Metadata.Tags || []);
   const notes = page.Findings || [];
   document.getElementById("notes").innerHTML = notes.length
     ? `<div class="card"><h3>What to change</h3>${notes.map((f) => `<div class="note"><b>${esc(f.rule)}</b>: ${esc(f.hint)}</div>`).join("")}</div>`
