@@ -187,6 +187,12 @@ def test_admin_pages_keys_role_requests_and_audit(site: dict[str, Any], browser_
     _sign_in(page, collector.url, "admin", collector.admin_password)
     page.wait_for_selector("tr.job")
     page.click("#nav >> text=Admin")
+    page.wait_for_selector("#nodes tbody tr")  # the first tab: the nodes, all ten reporting
+    states = page.eval_on_selector_all(
+        "#nodes tr[data-node]", "rows => rows.map(r => [r.dataset.node, r.cells[1].innerText])"
+    )
+    assert sorted(states) == [[f"w{i:02d}", "up"] for i in range(10)]
+    page.click("nav.tabs >> text=API keys")
     page.wait_for_selector("#newkey")
     page.select_option("#newkey select[name=role]", "user")
     page.fill("#newkey input[name=owner]", "alice")
@@ -196,8 +202,7 @@ def test_admin_pages_keys_role_requests_and_audit(site: dict[str, Any], browser_
     assert secret.startswith("jp_")
     me = httpx.get(collector.url + "/api/auth/me", headers={"X-API-Key": secret}, timeout=10).json()
     assert me == {"Username": "alice", "Roles": ["user"], "Via": "api-key"}  # the key works, as alice
-    page.goto(f"{collector.url}/ui/#/admin?tab=keys")
-    row = page.locator("tr[data-key]", has_text="alice-laptop")
+    row = page.locator("tr[data-key]", has_text="alice-laptop")  # listed at once
     row.wait_for()
     page.on("dialog", lambda d: d.accept())
     row.locator("button.revoke").click()
@@ -232,6 +237,8 @@ def test_no_admin_pages_for_a_user(site: dict[str, Any], browser_page: Any) -> N
     assert "Admin" not in page.inner_text("#nav")
     page.goto(f"{collector.url}/ui/#/admin")
     page.wait_for_selector("text=Administration is for admins only.")
+    cookie = {"Cookie": _cookie(collector, "alice")}
+    assert httpx.get(f"{collector.url}/ui/api/nodes", headers=cookie, timeout=10).status_code == 403
     assert errors == []
 
 

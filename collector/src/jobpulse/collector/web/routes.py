@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jobpulse.collector.web.data import web_job_page
+from jobpulse.collector.web.nodes import web_nodes
 from litestar import Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.response import Redirect
@@ -46,4 +47,4 @@ def static_files() -> Router:
     )
 
 
-ROUTES: list[ControllerRouterHandler] = [root, page, static_files(), web_job_page]
+ROUTES: list[ControllerRouterHandler] = [root, page, static_files(), web_job_page, web_nodes]

@@ -308,23 +308,33 @@ async function jobPage(id) {
 
 // -- administration (admins; the API refuses everyone else whatever the page shows) -------------------------
 let livelog = null;
-const ADMIN_TABS = [["keys", "API keys"], ["requests", "Role requests"], ["users", "Users and roles"], ["audit", "Audit log"], ["log", "Live log"]];
+let newSecret = ""; // a key just created: shown on the next draw of the keys tab only
+const ADMIN_TABS = [["nodes", "Nodes"], ["keys", "API keys"], ["requests", "Role requests"], ["users", "Users and roles"], ["audit", "Audit log"], ["log", "Live log"]];
 
 async function adminPage(params) {
   if (livelog) { livelog.close(); livelog = null; }
   if (!me.Roles.includes("admin")) { main.innerHTML = '<p class="error">Administration is for admins only.</p>'; return; }
-  const tab = params.get("tab") || "keys";
+  const tab = params.get("tab") || "nodes";
   main.innerHTML = `<nav class="tabs">${ADMIN_TABS.map(([t, label]) => `<a href="#/admin?tab=${t}" class="${t === tab ? "on" : ""}">${label}</a>`).join("")}</nav><div id="admin"></div>`;
   const box = document.getElementById("admin");
   const when2 = (t) => (t ? new Date(t * 1000).toLocaleString() : "–");
-  if (tab === "keys") {
+  if (tab === "nodes") {
+    const nodes = await api("/ui/api/nodes");
+    const down = nodes.filter((n) => n.state === "down").length;
+    box.innerHTML = `<p>${nodes.length} node(s), <b class="${down ? "error" : ""}">${down} down</b> (silent longer than the collector's node_down_after).</p>
+      <table id="nodes"><thead><tr><th>Node</th><th>State</th><th>Cluster</th><th>CPUs</th><th>Memory</th><th>Agent</th><th>Last heard</th><th>Booted</th></tr></thead><tbody>
+      ${nodes.map((n) => `<tr data-node="${esc(n.node)}"><td>${esc(n.node)}</td><td>${n.state === "up" ? '<span class="badge running">up</span>' : '<span class="badge">down</span>'}</td>
+        <td>${esc(n.cluster || "–")}</td><td>${esc(n.cpus || "–")}</td><td>${human(n.memory_bytes, "B")}</td><td>${esc(n.agent_version || "–")}</td>
+        <td>${duration(n.silent_seconds)} ago</td><td>${when2(n.boot_time)}</td></tr>`).join("")}</tbody></table>`;
+  } else if (tab === "keys") {
     const keys = await api("/api/admin/apikeys");
+    setTimeout(() => { newSecret = ""; }, 0);
     box.innerHTML = `<form class="filters card" id="newkey">
         <label>Role<select name="role"><option>job-control</option><option>user</option><option>admin</option></select></label>
         <label>Owner (user) or service<input name="owner" placeholder="alice, or service:slurm-hooks"></label>
         <label>Name<input name="name" placeholder="what it is for"></label>
         <label>Expires in days<input name="days" type="number" min="1"></label><button type="submit">Create key</button></form>
-      <p id="newkey-out"></p>
+      <p id="newkey-out">${newSecret ? `New key (shown once, copy it now): <code id="secret">${esc(newSecret)}</code>` : ""}</p>
       <table><thead><tr><th>Id</th><th>Owner</th><th>Role</th><th>Name</th><th>Created</th><th>Expires</th><th>Last used</th><th>State</th><th></th></tr></thead><tbody>
       ${keys.map((k) => `<tr data-key="${esc(k.id)}"><td>${esc(k.id)}</td><td>${esc(k.owner)}</td><td>${esc(k.role)}</td><td>${esc(k.name)}</td><td>${when2(k.created)}</td>
         <td>${when2(k.expires)}</td><td>${when2(k.last_used)}</td><td>${k.revoked ? "revoked" : "active"}</td>
@@ -343,7 +353,8 @@ async function adminPage(params) {
       if (f.get("days")) body.expires_days = Number(f.get("days"));
       try {
         const made = await api("/api/generateAPIKey", { method: "POST", headers: { Accept: "application/json", "Content-Type": "application/json" }, body: JSON.stringify(body) });
-        document.getElementById("newkey-out").innerHTML = `New key (shown once, copy it now): <code id="secret">${esc(made.key)}</code>`;
+        newSecret = made.key;
+        route(); // the list with the new key, and its secret above it, once
       } catch (e) { document.getElementById("newkey-out").innerHTML = `<span class="error">${esc(e.message)}</span>`; }
     };
   } else if (tab === "requests") {
