@@ -212,11 +212,12 @@ def test_three_node_job_shows_three_nodes_and_a_series_per_node(cluster: Cluster
     doc = cluster.finished(job)
     meta = doc["Metadata"]
     hostlist = f"{cluster.nodes[0][:-1]}[1-{NODES}]"
-    assert (meta["NumNodes"], meta["NodeList"], sorted(n["Name"] for n in meta["Nodes"])) == (
+    assert (meta["NumNodes"], meta["HostList"], sorted(n["Name"] for n in meta["Nodes"])) == (
         NODES,
         hostlist,
         sorted(cluster.nodes),
     )
+    assert meta["NodeList"] == "|".join(cluster.nodes)  # JobMon's NodeList: the names joined by "|"
     for guid in ("cpu_user_seconds", "cpu_system_seconds", "mem_peak_bytes"):
         metric = next(m for m in doc["MetricData"] if m["Config"]["GUID"] == guid)
         assert sorted(metric["Data"]) == sorted(cluster.nodes), guid
