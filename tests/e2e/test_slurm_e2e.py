@@ -286,14 +286,15 @@ def test_failing_job_is_recorded_with_its_exit_code(cluster: Cluster) -> None:
 def test_scancel_is_recorded_as_sacct_shows_it(cluster: Cluster) -> None:
     job = cluster.sbatch("sleep 300")
     wait_for(lambda: cluster.job(job), 60, f"job {job} start recorded")
-    # The prolog runs before the batch script starts: a job cancelled then never had a batch step to
-    # signal (sacct: 0:0). Cancel it once the script runs.
+    # The prolog runs before the batch script starts, and a job cancelled in its first moments may have
+    # no batch step to signal (sacct: 0:0): cancel it once the script has been running a while.
+    sacct = ("sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Start,End", "-j", str(job))
     if cluster.accounting:
-        batch = f"{job}.batch|RUNNING"
-        sacct = ("sacct", "-n", "-P", "-o", "JobID,State", "-j", str(job))
-        wait_for(lambda: batch in cluster.run(*sacct).split(), 60, f"job {job}'s batch step running")
-    else:
-        time.sleep(3)
+        running = f"{job}.batch|RUNNING"
+        wait_for(
+            lambda: any(line.startswith(running) for line in cluster.run(*sacct).splitlines()), 60, "batch"
+        )
+    time.sleep(3)
     cluster.run("scancel", str(job))
 
     def cancelled() -> dict[str, Any] | None:
@@ -303,11 +304,14 @@ def test_scancel_is_recorded_as_sacct_shows_it(cluster: Cluster) -> None:
 
     # The epilog sees exit 0:0 for a cancelled job; the reconciler (every 2 s here) corrects it from
     # Slurm's records: the state, the signal (sacct shows it on the batch step) and the end time.
-    meta = wait_for(cancelled, 60, f"job {job} recorded as cancelled by signal 15")
+    try:
+        meta = wait_for(cancelled, 60, f"job {job} recorded as cancelled by signal 15")
+    except AssertionError:
+        said = cluster.run(*sacct) if cluster.accounting else ""
+        raise AssertionError(f"{cluster.job(job)['Metadata']} / sacct: {said}") from None
     assert meta["IsRunning"] is False and meta["ExitCode"] == 128 + 15
     if cluster.accounting:
-        out = cluster.run("sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Start,End", "-j", str(job))
-        rows = {line.split("|")[0]: line.split("|") for line in out.splitlines()}
+        rows = {line.split("|")[0]: line.split("|") for line in cluster.run(*sacct).splitlines()}
         assert rows[f"{job}.batch"][1:3] == ["CANCELLED", "0:15"]
         assert rows[str(job)][1].startswith("CANCELLED")
 
