@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,6 @@ import time
 while time.process_time() < {CPU_SECONDS}:
     pass
 '
-sleep 2  # so the agent samples the final counter: the cgroup is gone when the epilog runs
 """
 MEMORY = """python3 -c '
 import time
@@ -207,16 +208,30 @@ def test_cpu_and_memory_jobs_are_measured_like_slurm_accounts_them(cluster: Clus
     assert sorted(j["Id"] for j in rows if j["Id"] in (cpu_job, mem_job)) == sorted([cpu_job, mem_job])
 
 
+def test_a_two_second_job_is_measured_to_its_end(cluster: Cluster) -> None:
+    """The job's cgroup is gone before the epilog runs, and its last tick may be up to a tick before
+    its end: the agent reads the job's counters as Slurm removes its steps (oomwatch.py, IN_DELETE)."""
+    job = cluster.sbatch(f"python3 -c '{BUSY.format(seconds=2)}'")
+    doc = cluster.finished(job)
+    measured = raw_cpu_seconds(doc)
+    assert measured >= 2.0, measured  # the kernel's: the busy loop alone used 2 CPU-seconds
+    if cluster.accounting:
+        slurm_cpu = cluster.sacct_total_cpu(job)
+        assert measured == pytest.approx(slurm_cpu, rel=0.10), (measured, slurm_cpu)
+    assert measured < 2.0 * 1.10 + 0.1, measured  # python's start-up on top, not a tick's worth more
+
+
 def test_three_node_job_shows_three_nodes_and_a_series_per_node(cluster: Cluster) -> None:
     job = cluster.sbatch(f"srun python3 -c '{BUSY.format(seconds=1.5)}'\nsleep 1", "-N", str(NODES))
     doc = cluster.finished(job)
     meta = doc["Metadata"]
     hostlist = f"{cluster.nodes[0][:-1]}[1-{NODES}]"
-    assert (meta["NumNodes"], meta["NodeList"], sorted(n["Name"] for n in meta["Nodes"])) == (
+    assert (meta["NumNodes"], meta["HostList"], sorted(n["Name"] for n in meta["Nodes"])) == (
         NODES,
         hostlist,
         sorted(cluster.nodes),
     )
+    assert meta["NodeList"] == "|".join(cluster.nodes)  # JobMon's NodeList: the names joined by "|"
     for guid in ("cpu_user_seconds", "cpu_system_seconds", "mem_peak_bytes"):
         metric = next(m for m in doc["MetricData"] if m["Config"]["GUID"] == guid)
         assert sorted(metric["Data"]) == sorted(cluster.nodes), guid
@@ -262,24 +277,106 @@ def test_oom_killed_job_shows_its_oom_kill_state_and_finding(cluster: Cluster) -
 def test_failing_job_is_recorded_with_its_exit_code(cluster: Cluster) -> None:
     job = cluster.sbatch("exit 3")
     meta = cluster.finished(job)["Metadata"]
-    assert (meta["ExitCode"], meta["State"]) == (3, "FAILED")
+    assert (meta["ExitCode"], meta["ExitCodeString"], meta["State"]) == (3, "3:0", "FAILED")
     if cluster.accounting:  # what ExitCode 3 stands for
         out = cluster.run("sacct", "-n", "-X", "-P", "-o", "State,ExitCode", "-j", str(job))
         assert out.split() == ["FAILED|3:0"]
 
 
-def test_scancel_is_recorded_as_cancelled(cluster: Cluster) -> None:
+def test_scancel_is_recorded_as_sacct_shows_it(cluster: Cluster) -> None:
     job = cluster.sbatch("sleep 300")
     wait_for(lambda: cluster.job(job), 60, f"job {job} start recorded")
+    # The prolog runs before the batch script starts, and a job cancelled in its first moments may have
+    # no batch step to signal (sacct: 0:0): cancel it once the script has been running a while.
+    sacct = ("sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Start,End", "-j", str(job))
+    if cluster.accounting:
+        running = f"{job}.batch|RUNNING"
+        wait_for(
+            lambda: any(line.startswith(running) for line in cluster.run(*sacct).splitlines()), 60, "batch"
+        )
+    time.sleep(3)
     cluster.run("scancel", str(job))
 
     def cancelled() -> dict[str, Any] | None:
         doc = cluster.job(job)
-        return doc["Metadata"] if doc and doc["Metadata"]["State"] == "CANCELLED" else None
+        meta = doc["Metadata"] if doc else None
+        return meta if meta and (meta["State"], meta["ExitCodeString"]) == ("CANCELLED", "0:15") else None
 
-    # The epilog sees exit 0:0 for a cancelled job; the reconciler (every 2 s here) corrects it.
-    meta = wait_for(cancelled, 60, f"job {job} recorded as cancelled")
-    assert meta["IsRunning"] is False and meta["StopTime"] >= meta["StartTime"]
+    # The epilog sees exit 0:0 for a cancelled job; the reconciler (every 2 s here) corrects it from
+    # Slurm's records: the state, the signal (sacct shows it on the batch step) and the end time.
+    try:
+        meta = wait_for(cancelled, 60, f"job {job} recorded as cancelled by signal 15")
+    except AssertionError:
+        said = cluster.run(*sacct) if cluster.accounting else ""
+        raise AssertionError(f"{cluster.job(job)['Metadata']} / sacct: {said}") from None
+    assert meta["IsRunning"] is False and meta["ExitCode"] == 128 + 15
+    if cluster.accounting:
+        rows = {line.split("|")[0]: line.split("|") for line in cluster.run(*sacct).splitlines()}
+        assert rows[f"{job}.batch"][1:3] == ["CANCELLED", "0:15"]
+        assert rows[str(job)][1].startswith("CANCELLED")
+
+        def epoch(text: str) -> int:
+            return int(datetime.fromisoformat(text).timestamp())  # sacct prints local time
+
+        # Slurm's End, not the epilog's clock (about 2 s later)
+        assert meta["StopTime"] == epoch(rows[str(job)][4]), (meta["StopTime"], rows[str(job)])
+        assert abs(meta["StartTime"] - epoch(rows[str(job)][3])) <= 1
+
+
+def test_srun_tasks_are_counted_as_slurm_counts_them(cluster: Cluster) -> None:
+    job = cluster.sbatch("srun -n 4 sleep 1", "-n", "4")
+    expected = 4
+
+    def counted() -> dict[str, Any] | None:
+        doc = cluster.job(job)
+        meta = doc["Metadata"] if doc else None
+        return meta if meta and not meta["IsRunning"] and meta["NumTasks"] == expected else None
+
+    # the prolog does not know it: squeue's tasks while it runs, sacct's srun step after
+    meta = wait_for(counted, 60, f"job {job} recorded with NumTasks {expected}")
+    assert meta["State"] == "COMPLETED"
+    if cluster.accounting:
+        out = cluster.run("sacct", "-n", "-P", "-o", "JobID,NTasks", "-j", str(job))
+        assert f"{job}.0|{expected}" in out.split(), out
+
+
+def test_array_tasks_show_as_tasks_of_one_array(cluster: Cluster) -> None:
+    out = cluster.run("sbatch", "--parsable", "-o", "/dev/null", "--array=1-3", "--wrap", "sleep 1")
+    array = int(out.strip().split(";")[0])
+
+    def tasks() -> list[dict[str, Any]] | None:
+        rows = cluster.collector.get("/api/jobs", params={"limit": 1000}).json()["Jobs"]
+        mine = [j for j in rows if j.get("ArrayJobId") == array and not j["IsRunning"]]
+        return mine if len(mine) == 3 else None
+
+    # The prolog gets no array variables (and the last task runs under the array's own id): the
+    # reconciler's squeue/sacct records name the array and the task.
+    found = wait_for(tasks, 90, f"three tasks of array {array}")
+    assert sorted((j["ArrayTaskId"], j["JobIdString"]) for j in found) == [
+        (i, f"{array}_{i}") for i in (1, 2, 3)
+    ]
+    assert array in {j["Id"] for j in found}  # the last task reuses the array's id
+    one = cluster.collector.get(f"/api/job/{array}_2", params={"raw": "true"}).json()["Metadata"]
+    assert (one["ArrayJobId"], one["ArrayTaskId"]) == (array, 2)
+
+
+def test_two_steps_are_served_with_their_own_cpu_seconds(cluster: Cluster) -> None:
+    script = (
+        f"srun python3 -c '{BUSY.format(seconds=1.5)}'\nsleep 1\n"
+        f"srun python3 -c '{BUSY.format(seconds=3)}'\nsleep 1"
+    )
+    job = cluster.sbatch(script)
+    cluster.finished(job)
+
+    def steps() -> dict[str, float] | None:
+        page = cluster.collector.get(f"/api/job/{job}", params={"raw": "true"}).json()
+        found = {s["Step"]: s["CpuSeconds"] for s in page.get("Steps") or [] if s["CpuSeconds"] is not None}
+        return found if {"0", "1"} <= set(found) else None
+
+    cpu = wait_for(steps, 60, f"steps of job {job}")
+    # each srun step's own cgroup, read until it went (the last read up to a tick before its end)
+    assert 1.0 <= cpu["0"] <= 1.8, cpu
+    assert 2.4 <= cpu["1"] <= 3.3, cpu
 
 
 def test_missed_hooks_are_filled_in_by_the_reconciler(cluster: Cluster) -> None:

@@ -120,6 +120,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         "job_id": args.job_id,
         "end_time": int(time.time()),
         "exit_code": code if code >= 0 else 128 - code,
+        "exit_signal": -code if code < 0 else 0,
         "state": "COMPLETED" if code == 0 else ("CANCELLED" if code < 0 else "FAILED"),
         "source": "exec",
     }

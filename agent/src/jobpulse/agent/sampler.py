@@ -148,6 +148,9 @@ class Sampler:
             rows += self._tracked_rows(found, stamp, only)
         if found is not self._oom_listing:
             self._watch_oom(found)
+        if self._oom is not None and self._oom.finals:
+            # jobs whose steps went since the last tick: their counters read as they went (oomwatch.py)
+            rows += [row_of(reading) for reading in self._oom.take_finals(only)]
         if self._oom is not None and self._oom.counted:
             rows = self._with_oom_kills(rows)
         return stamp, rows
