@@ -24,7 +24,8 @@ from jobpulse.collector.domain.errors import NotFound
 from jobpulse.collector.schemas import JobMetadata, MetricData
 from jobpulse.collector.services.jobs import JobService
 from litestar import Request, Response, get
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
 
 
 class Series(msgspec.Struct):
@@ -102,7 +103,7 @@ def _series_of(metric_data: list[MetricData]) -> list[Series]:
     dependencies={"jobs": Provide(provide_job_service, sync_to_thread=False)},
 )
 async def web_job_page(
-    request: Request[Any, Any, Any], job_id: str, jobs: JobService
+    request: Request[Any, Any, Any], job_id: FromPath[str], jobs: NamedDependency[JobService]
 ) -> Response[WebJobPage]:
     ref = parse_job_ref(job_id)
     try:
