@@ -273,7 +273,11 @@ async def _probe(settings: AgentSettings, timeout: float) -> tuple[str, str, flo
         received = time.time() * 1000
         code = await call.code()
         details = await call.details() or ""
-    theirs = dict(initial or ()).get(TIME_METADATA)
+        # A call that ends with no message may arrive as one "trailers-only" response: the collector's
+        # initial metadata then comes with the trailers (same moment, so the measurement holds).
+        theirs = dict(initial or ()).get(TIME_METADATA) or dict(await call.trailing_metadata() or ()).get(
+            TIME_METADATA
+        )
     collector_ms = float(theirs) if isinstance(theirs, str) and theirs.isdigit() else None
     return code.name, details, collector_ms, (sent + received) / 2
 

@@ -120,7 +120,9 @@ class IngestServicer(pb_grpc.IngestServicer):
         # node's clock skew from it; agents ignore it). A stream that then sends nothing stores nothing.
         await context.send_initial_metadata(((TIME_METADATA, str(int(time.time() * 1000))),))
         first = await anext(aiter(request_iterator), None)
-        if first is None:
+        if first is None:  # doctor's probe: the time again with the status (grpc may drop the headers
+            # of a call that ends without a message)
+            context.set_trailing_metadata(((TIME_METADATA, str(int(time.time() * 1000))),))
             return
         if first.WhichOneof("body") != "hello" or not first.hello.node:
             log.warning("refused stream from %s: first message is not a hello with a node name", peer)
