@@ -206,3 +206,30 @@ def test_collector_doctor_refuses_open_ingest(tmp_path: Path) -> None:
     code, found, _ = run_doctor("collector", "--config", str(config), "--state-dir", str(tmp_path))
     assert code == 2 and found["config"]["status"] == "fail" and "token" in found["config"]["message"]
     assert found["database"]["status"] == "info"  # no database yet: made at the first start
+
+
+def test_agent_doctor_tls(tmp_path: Path) -> None:
+    """With TLS: the right CA passes; another CA (or none) fails with a fix that speaks of TLS."""
+    from test_auth_tls import make_certs
+
+    certs = make_certs(tmp_path / "certs")
+    other = make_certs(tmp_path / "other")
+    env = {
+        "JOBPULSE_TOKEN": "t",
+        "JOBPULSE_TLS_CERT": str(certs / "server.crt"),
+        "JOBPULSE_TLS_KEY": str(certs / "server.key"),
+    }
+    collector = start_collector(tmp_path / "collector", env=env)
+    try:
+        args = agent_args(tmp_path, collector.grpc_target)
+        _code, found, _ = run_doctor(
+            "agent", *args, env={"JOBPULSE_TOKEN": "t", "JOBPULSE_TLS_CA": str(certs / "ca.crt")}
+        )
+        assert found["collector"]["status"] == "ok" and "(TLS)" in found["collector"]["message"]
+        code, found, _ = run_doctor(
+            "agent", *args, env={"JOBPULSE_TOKEN": "t", "JOBPULSE_TLS_CA": str(other / "ca.crt")}
+        )
+        assert code == 2 and found["collector"]["status"] == "fail"
+        assert "TLS failed: tls_ca must be the CA" in found["collector"]["fix"], found["collector"]
+    finally:
+        stop(collector.proc)
