@@ -498,6 +498,14 @@ def test_deb_install_run_upgrade_remove_purge(built: Built, tmp_path: Path) -> N
             f"has schema version {latest + 1}" in refused.stderr and "refusing to install" in refused.stderr
         )
         assert dpkg_installed("jobpulse-collector") == "0.1.0-2" and DB.read_bytes() == kept
+        # The .rpm's %pre holds the same check: run as rpm would for an upgrade ($1 = 2), it refuses too.
+        scripts = sh("rpm", "-qp", "--scripts", built.rpm("collector")).stdout
+        pre = scripts.split("preinstall scriptlet (using /bin/sh):\n", 1)[1].split(
+            "\npostinstall scriptlet", 1
+        )[0]
+        refused = sh("sh", "-c", pre, "jobpulse-collector.rpm", "2", check=False)
+        assert refused.returncode == 1 and f"has schema version {latest + 1}" in refused.stderr, refused
+        assert DB.read_bytes() == kept
         assert Path("/opt/jobpulse/bin/jobpulse-collector").exists()
 
         # Remove: programs go, settings and data stay. Purge: everything goes.
