@@ -1,18 +1,23 @@
-"""End to end on a real Slurm (Debian's 22.05): sbatch jobs while a real agent and collector run.
+"""End to end on a real multi-node Slurm (Debian's 22.05): sbatch jobs while real agents and a collector run.
 
-scripts/slurm-cluster.sh brings up munge, MariaDB, slurmdbd, slurmctld and slurmd on loopback, with
-Prolog/Epilog = this repository's packaged hook scripts calling this checkout's jobpulse-agent. The
-collector runs the reconciler against the same cluster. Where the cluster cannot start (no packages,
-not root, no cgroup v1) the module skips with the reason; CI sets JOBPULSE_REQUIRE_SLURM=1 so that
-a skip there is a failure instead.
+scripts/slurm-cluster.sh --nodes 3 brings up munge, MariaDB, slurmdbd, slurmctld and three slurmd on
+loopback (one host, each slurmd its own node, port and cgroup root ``slurm_<node>``), with
+Prolog/Epilog = this repository's packaged hook scripts calling this checkout's jobpulse-agent. Each
+node has its own agent (``--node``, its own state dir and socket; the hooks find it through
+``${SLURMD_NODENAME}`` in jobpulse-hook.env), all sending to one collector, which runs the reconciler
+against the same cluster. Where the cluster cannot start (no packages, not root, no cgroup v1) the
+module skips with the reason; CI sets JOBPULSE_REQUIRE_SLURM=1 so that a skip there is a failure
+instead. docs/slurm-test-cluster.md describes the cluster.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +27,15 @@ from support import ROOT, Collector, raw_cpu_seconds, raw_series, start_agent, s
 pytestmark = pytest.mark.slurm
 
 SCRIPT = ROOT / "scripts" / "slurm-cluster.sh"
+NODES = 3
 CPU_SECONDS = 4.0
+# Busy for that many CPU-seconds (mostly user time: the clock is read once per 100,000 additions).
+BUSY = "import time\nwhile time.process_time() < {seconds}: sum(range(100000))"
 BURN = f"""python3 -c '
 import time
 while time.process_time() < {CPU_SECONDS}:
     pass
 '
-sleep 2  # so the agent samples the final counter: the cgroup is gone when the epilog runs
 """
 MEMORY = """python3 -c '
 import time
@@ -46,6 +53,7 @@ class Cluster:
     env: dict[str, str]
     collector: Collector
     accounting: bool
+    nodes: list[str]
 
     def run(self, *args: str) -> str:
         done = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=60, check=False)
@@ -95,7 +103,12 @@ def parse_slurm_duration(text: str) -> float:
 
 def _start_cluster(directory: Path, env: dict[str, str]) -> str | None:
     done = subprocess.run(
-        ["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=180, check=False
+        ["bash", str(SCRIPT), "start", "--nodes", str(NODES)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     if done.returncode != 0:
         return (done.stderr.strip() or done.stdout.strip())[-800:]
@@ -109,6 +122,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         **os.environ,
         "JOBPULSE_SLURM_DIR": str(directory),
         "JOBPULSE_SLURM_FIRST_JOB_ID": str(5_000_000 + (os.getpid() % 100_000) * 10),
+        # Node names of their own (p<pid>n1...): their cgroup roots are apart from other runs' on this host.
+        "JOBPULSE_SLURM_NODE_PREFIX": f"p{os.getpid() % 100_000}n",
     }
     reason = _start_cluster(directory, env)
     if reason is not None:
@@ -127,19 +142,38 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "SLURM_CONF": slurm_env["SLURM_CONF"],
             "JOBPULSE_RECONCILE": "on",
             "JOBPULSE_RECONCILE_INTERVAL": "2",
+            # summaries and findings soon after a job ends
+            "JOBPULSE_SUMMARY_INTERVAL": "2",
+            "JOBPULSE_SUMMARY_DELAY": "3",
         },
     )
-    agent_state = state / "agent"
-    agent = start_agent(agent_state, collector.grpc_target, "--cluster", slurm_env["JOBPULSE_SLURM_CLUSTER"])
+    nodes = slurm_env["JOBPULSE_SLURM_NODES"].split(",")
+    agents_state = state / "agents"
+    agents = [
+        start_agent(
+            agents_state / node,
+            collector.grpc_target,
+            "--cluster",
+            slurm_env["JOBPULSE_SLURM_CLUSTER"],
+            "--node",
+            node,
+        )
+        for node in nodes
+    ]
+    # The hook script sources this file: each node's hooks reach that node's agent.
     (directory / "etc" / "jobpulse-hook.env").write_text(
         f"JOBPULSE_AGENT={ROOT / '.venv' / 'bin' / 'jobpulse-agent'}\n"
-        f"JOBPULSE_STATE_DIR={agent_state}\nJOBPULSE_SOCKET={agent_state / 'agent.sock'}\n"
+        f"JOBPULSE_STATE_DIR={agents_state}/${{SLURMD_NODENAME}}\n"
+        f"JOBPULSE_SOCKET={agents_state}/${{SLURMD_NODENAME}}/agent.sock\n"
     )
     try:
-        yield Cluster(directory, slurm_env, collector, slurm_env.get("JOBPULSE_SLURM_ACCOUNTING") == "yes")
+        yield Cluster(
+            directory, slurm_env, collector, slurm_env.get("JOBPULSE_SLURM_ACCOUNTING") == "yes", nodes
+        )
     finally:
         subprocess.run(["bash", str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120, check=False)
-        stop(agent)
+        for agent in agents:
+            stop(agent)
         stop(collector.proc)
         subprocess.run(["rm", "-rf", str(directory)], check=False)
 
@@ -149,16 +183,17 @@ def test_cpu_and_memory_jobs_are_measured_like_slurm_accounts_them(cluster: Clus
     mem_job = cluster.sbatch(MEMORY, "-J", "mem", "--mem=600M")
     burn = cluster.finished(cpu_job)
     mem = cluster.finished(mem_job)
-    node = cluster.env["JOBPULSE_SLURM_NODE"]
     for doc, name in ((burn, "burn"), (mem, "mem")):
         meta = doc["Metadata"]
-        assert (meta["UserName"], meta["UserId"], meta["Partition"], meta["NodeList"], meta["Cpus"]) == (
+        assert (meta["UserName"], meta["UserId"], meta["Partition"], meta["Cpus"]) == (
             "root",
             0,
             "compute",
-            node,
             1,
         )
+        assert meta["NodeList"] in cluster.nodes
+        # every sample comes from the node the job ran on: no other node's agent reported it
+        assert {node for m in doc["MetricData"] for node in m["Data"]} == {meta["NodeList"]}
         assert (meta["ExitCode"], meta["State"], meta["ClusterId"]) == (0, "COMPLETED", "jobpulse-test")
         assert 0 < meta["StartTime"] <= meta["StopTime"]
         assert meta["JobName"] in ("", name)  # the prolog does not see the name; the reconciler fills it in
@@ -173,24 +208,175 @@ def test_cpu_and_memory_jobs_are_measured_like_slurm_accounts_them(cluster: Clus
     assert sorted(j["Id"] for j in rows if j["Id"] in (cpu_job, mem_job)) == sorted([cpu_job, mem_job])
 
 
+def test_a_two_second_job_is_measured_to_its_end(cluster: Cluster) -> None:
+    """The job's cgroup is gone before the epilog runs, and its last tick may be up to a tick before
+    its end: the agent reads the job's counters as Slurm removes its steps (oomwatch.py, IN_DELETE)."""
+    job = cluster.sbatch(f"python3 -c '{BUSY.format(seconds=2)}'")
+    doc = cluster.finished(job)
+    measured = raw_cpu_seconds(doc)
+    assert measured >= 2.0, measured  # the kernel's: the busy loop alone used 2 CPU-seconds
+    if cluster.accounting:
+        slurm_cpu = cluster.sacct_total_cpu(job)
+        assert measured == pytest.approx(slurm_cpu, rel=0.10), (measured, slurm_cpu)
+    assert measured < 2.0 * 1.10 + 0.1, measured  # python's start-up on top, not a tick's worth more
+
+
+def test_three_node_job_shows_three_nodes_and_a_series_per_node(cluster: Cluster) -> None:
+    job = cluster.sbatch(f"srun python3 -c '{BUSY.format(seconds=1.5)}'\nsleep 1", "-N", str(NODES))
+    doc = cluster.finished(job)
+    meta = doc["Metadata"]
+    hostlist = f"{cluster.nodes[0][:-1]}[1-{NODES}]"
+    assert (meta["NumNodes"], meta["HostList"], sorted(n["Name"] for n in meta["Nodes"])) == (
+        NODES,
+        hostlist,
+        sorted(cluster.nodes),
+    )
+    assert meta["NodeList"] == "|".join(cluster.nodes)  # JobMon's NodeList: the names joined by "|"
+    for guid in ("cpu_user_seconds", "cpu_system_seconds", "mem_peak_bytes"):
+        metric = next(m for m in doc["MetricData"] if m["Config"]["GUID"] == guid)
+        assert sorted(metric["Data"]) == sorted(cluster.nodes), guid
+    for node in cluster.nodes:
+        # each node's own agent measured its share: one srun task burning 1.5 CPU-seconds there
+        only = {**doc, "MetricData": [{**m, "Data": {node: m["Data"][node]}} for m in doc["MetricData"]]}
+        assert 1.4 < raw_cpu_seconds(only) < 2.5, (node, raw_cpu_seconds(only))
+    # the per-node view asks for one node and gets only its series
+    one = cluster.collector.get(f"/api/job/{job}", params={"raw": "true", "node": cluster.nodes[1]}).json()
+    assert {n for m in one["MetricData"] for n in m["Data"]} == {cluster.nodes[1]}
+
+
+# The batch script itself (exec) allocates 300 MB under --mem=100M: the cgroup OOM killer kills it and
+# Slurm removes the job's cgroups right after, within one tick (multinode.md, job 9).
+OOM_SCRIPT = """exec python3 -c '
+block = bytearray(300 * 1024 * 1024)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+'
+"""
+
+
+def test_oom_killed_job_shows_its_oom_kill_state_and_finding(cluster: Cluster) -> None:
+    job = cluster.sbatch(OOM_SCRIPT, "--mem=100M")
+    doc = cluster.finished(job)
+    # the epilog's 0:125 is Slurm's OOM mark: state OUT_OF_MEMORY, exit code 0 (not 128 + 125)
+    assert (doc["Metadata"]["State"], doc["Metadata"]["ExitCode"]) == ("OUT_OF_MEMORY", 0)
+    # counted in the task cgroup while it existed (cgroup v1 counts it nowhere else)
+    assert max(raw_series(doc, "oom_kills")) >= 1
+
+    def findings() -> list[str] | None:
+        found = cluster.job(job) or {}
+        rules = [f.get("Rule") or f.get("rule") or f.get("Name") for f in found.get("Findings") or []]
+        return rules or None
+
+    rules = wait_for(findings, 60, f"findings of job {job}")
+    assert "oom_killed" in rules and "memory_near_limit" not in rules, rules
+    if cluster.accounting:
+        out = cluster.run("sacct", "-n", "-X", "-P", "-o", "State,ExitCode", "-j", str(job))
+        assert out.split() == ["OUT_OF_MEMORY|0:125"]
+
+
 def test_failing_job_is_recorded_with_its_exit_code(cluster: Cluster) -> None:
     job = cluster.sbatch("exit 3")
     meta = cluster.finished(job)["Metadata"]
-    assert (meta["ExitCode"], meta["State"]) == (3, "FAILED")
+    assert (meta["ExitCode"], meta["ExitCodeString"], meta["State"]) == (3, "3:0", "FAILED")
+    if cluster.accounting:  # what ExitCode 3 stands for
+        out = cluster.run("sacct", "-n", "-X", "-P", "-o", "State,ExitCode", "-j", str(job))
+        assert out.split() == ["FAILED|3:0"]
 
 
-def test_scancel_is_recorded_as_cancelled(cluster: Cluster) -> None:
+def test_scancel_is_recorded_as_sacct_shows_it(cluster: Cluster) -> None:
     job = cluster.sbatch("sleep 300")
     wait_for(lambda: cluster.job(job), 60, f"job {job} start recorded")
+    # The prolog runs before the batch script starts, and a job cancelled in its first moments may have
+    # no batch step to signal (sacct: 0:0): cancel it once the script has been running a while.
+    sacct = ("sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Start,End", "-j", str(job))
+    if cluster.accounting:
+        running = f"{job}.batch|RUNNING"
+        wait_for(
+            lambda: any(line.startswith(running) for line in cluster.run(*sacct).splitlines()), 60, "batch"
+        )
+    time.sleep(3)
     cluster.run("scancel", str(job))
 
     def cancelled() -> dict[str, Any] | None:
         doc = cluster.job(job)
-        return doc["Metadata"] if doc and doc["Metadata"]["State"] == "CANCELLED" else None
+        meta = doc["Metadata"] if doc else None
+        return meta if meta and (meta["State"], meta["ExitCodeString"]) == ("CANCELLED", "0:15") else None
 
-    # The epilog sees exit 0:0 for a cancelled job; the reconciler (every 2 s here) corrects it.
-    meta = wait_for(cancelled, 60, f"job {job} recorded as cancelled")
-    assert meta["IsRunning"] is False and meta["StopTime"] >= meta["StartTime"]
+    # The epilog sees exit 0:0 for a cancelled job; the reconciler (every 2 s here) corrects it from
+    # Slurm's records: the state, the signal (sacct shows it on the batch step) and the end time.
+    try:
+        meta = wait_for(cancelled, 60, f"job {job} recorded as cancelled by signal 15")
+    except AssertionError:
+        said = cluster.run(*sacct) if cluster.accounting else ""
+        raise AssertionError(f"{cluster.job(job)['Metadata']} / sacct: {said}") from None
+    assert meta["IsRunning"] is False and meta["ExitCode"] == 128 + 15
+    if cluster.accounting:
+        rows = {line.split("|")[0]: line.split("|") for line in cluster.run(*sacct).splitlines()}
+        assert rows[f"{job}.batch"][1:3] == ["CANCELLED", "0:15"]
+        assert rows[str(job)][1].startswith("CANCELLED")
+
+        def epoch(text: str) -> int:
+            return int(datetime.fromisoformat(text).timestamp())  # sacct prints local time
+
+        # Slurm's End, not the epilog's clock (about 2 s later)
+        assert meta["StopTime"] == epoch(rows[str(job)][4]), (meta["StopTime"], rows[str(job)])
+        assert abs(meta["StartTime"] - epoch(rows[str(job)][3])) <= 1
+
+
+def test_srun_tasks_are_counted_as_slurm_counts_them(cluster: Cluster) -> None:
+    job = cluster.sbatch("srun -n 4 sleep 1", "-n", "4")
+    expected = 4
+
+    def counted() -> dict[str, Any] | None:
+        doc = cluster.job(job)
+        meta = doc["Metadata"] if doc else None
+        return meta if meta and not meta["IsRunning"] and meta["NumTasks"] == expected else None
+
+    # the prolog does not know it: squeue's tasks while it runs, sacct's srun step after
+    meta = wait_for(counted, 60, f"job {job} recorded with NumTasks {expected}")
+    assert meta["State"] == "COMPLETED"
+    if cluster.accounting:
+        out = cluster.run("sacct", "-n", "-P", "-o", "JobID,NTasks", "-j", str(job))
+        assert f"{job}.0|{expected}" in out.split(), out
+
+
+def test_array_tasks_show_as_tasks_of_one_array(cluster: Cluster) -> None:
+    out = cluster.run("sbatch", "--parsable", "-o", "/dev/null", "--array=1-3", "--wrap", "sleep 1")
+    array = int(out.strip().split(";")[0])
+
+    def tasks() -> list[dict[str, Any]] | None:
+        rows = cluster.collector.get("/api/jobs", params={"limit": 1000}).json()["Jobs"]
+        mine = [j for j in rows if j.get("ArrayJobId") == array and not j["IsRunning"]]
+        return mine if len(mine) == 3 else None
+
+    # The prolog gets no array variables (and the last task runs under the array's own id): the
+    # reconciler's squeue/sacct records name the array and the task.
+    found = wait_for(tasks, 90, f"three tasks of array {array}")
+    assert sorted((j["ArrayTaskId"], j["JobIdString"]) for j in found) == [
+        (i, f"{array}_{i}") for i in (1, 2, 3)
+    ]
+    assert array in {j["Id"] for j in found}  # the last task reuses the array's id
+    one = cluster.collector.get(f"/api/job/{array}_2", params={"raw": "true"}).json()["Metadata"]
+    assert (one["ArrayJobId"], one["ArrayTaskId"]) == (array, 2)
+
+
+def test_two_steps_are_served_with_their_own_cpu_seconds(cluster: Cluster) -> None:
+    script = (
+        f"srun python3 -c '{BUSY.format(seconds=1.5)}'\nsleep 1\n"
+        f"srun python3 -c '{BUSY.format(seconds=3)}'\nsleep 1"
+    )
+    job = cluster.sbatch(script)
+    cluster.finished(job)
+
+    def steps() -> dict[str, float] | None:
+        page = cluster.collector.get(f"/api/job/{job}", params={"raw": "true"}).json()
+        found = {s["Step"]: s["CpuSeconds"] for s in page.get("Steps") or [] if s["CpuSeconds"] is not None}
+        return found if {"0", "1"} <= set(found) else None
+
+    cpu = wait_for(steps, 60, f"steps of job {job}")
+    # each srun step's own cgroup, read until it went (the last read up to a tick before its end)
+    assert 1.0 <= cpu["0"] <= 1.8, cpu
+    assert 2.4 <= cpu["1"] <= 3.3, cpu
 
 
 def test_missed_hooks_are_filled_in_by_the_reconciler(cluster: Cluster) -> None:

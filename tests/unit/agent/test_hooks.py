@@ -87,6 +87,31 @@ def test_epilog_meta_carries_the_exit_code() -> None:
     assert hooks.exit_status({"SLURM_JOB_EXIT_CODE2": "0:15"}) == (143, "CANCELLED")
     assert hooks.exit_status({"SLURM_JOB_EXIT_CODE": "768"}) == (3, "FAILED")  # no EXIT_CODE2: a wait status
     assert hooks.exit_status({"SLURM_JOB_EXIT_CODE": "9"}) == (137, "CANCELLED")
+    # the signal travels too, so the collector can show Slurm's "code:signal"
+    assert event["meta"]["exit_signal"] == 0
+    assert hooks.slurm_exit({"SLURM_JOB_EXIT_CODE2": "0:15"}) == (0, 15)
+    assert hooks.slurm_exit({"SLURM_JOB_EXIT_CODE": "768"}) == (3, 0)
+    assert hooks.slurm_exit({}) is None
+    assert "exit_signal" not in hooks.build_event("epilog", {"SLURM_JOB_ID": "5"}, now=1)["meta"]
+
+
+def test_oom_killed_jobs_read_as_sacct_shows_them() -> None:
+    """Slurm's "0:125" (SLURM_JOB_EXIT_CODE=253) is its OOM mark, not signal 125: real epilogs."""
+    batch_child, whole_script, srun_task = (captured_env("oom-epilog-env.log", i) for i in range(3))
+    for env in (batch_child, whole_script):
+        assert env["SLURM_JOB_EXIT_CODE"] == "253"
+        assert hooks.exit_status(env) == (0, "OUT_OF_MEMORY")
+        assert hooks.exit_status({"SLURM_JOB_EXIT_CODE": "253"}) == (0, "OUT_OF_MEMORY")  # older slurmd
+    # An OOM kill in an srun step shows only in the derived exit code: the job COMPLETED, as sacct says.
+    assert srun_task["SLURM_JOB_DERIVED_EC"] == "253"
+    assert hooks.exit_status(srun_task) == (0, "COMPLETED")
+    event = hooks.build_event("epilog", whole_script, now=1_796_345_341)
+    assert (event["meta"]["job_id"], event["meta"]["exit_code"], event["meta"]["state"]) == (
+        "9",
+        0,
+        "OUT_OF_MEMORY",
+    )
+    assert event["meta"]["exit_signal"] == 125
 
 
 def test_newer_slurm_names_gpus_and_sluid() -> None:
@@ -230,6 +255,7 @@ def test_d3_out_of_range_numbers_are_left_out_with_a_reason() -> None:
         "nodelist": "gpu[01-02]",
         "end_time": 100,
         "exit_code": 137,
+        "exit_signal": 9,
         "state": "CANCELLED",
     }
     named = sorted(reason.split(":")[0] for reason in dropped)

@@ -61,6 +61,7 @@ def test_real_sacct_22_05_capture() -> None:
         1,
     )
     assert job.mem_requested_bytes == 1000 * 2**20 and job.ended
+    assert job.tasks == 1  # a batch job: its batch and extern steps have one task each
 
 
 def test_real_squeue_and_scontrol_captures() -> None:
@@ -293,3 +294,67 @@ async def test_unreachable_slurmctld_is_logged_once_without_traceback(
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "does not answer" in warnings[0].getMessage(), warnings
     assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_sacct_steps_give_tasks_signal_cpu_and_array_ids() -> None:
+    """Real 22.05 captures, ``sacct --json`` without -X (the job records hold their steps): 7700000
+    ``srun -n 4``, 7700001 scancel'ed, 7700002-5 ``--array=1-3`` (the last task reuses the array's
+    id), 7700003 two srun steps burning 1 and 2 CPU-seconds, 7700006 ``exit 3``."""
+    found = {
+        j.job_id: j for j in parse.jobs(json.loads((SLURM / "sacct-json-steps.json").read_text()), "sacct")
+    }
+    assert found[7700000].tasks == 4  # the srun step's tasks (NumTasks as scontrol shows it)
+    cancelled = found[7700001]
+    # the job's own record says 0:0; its batch step the signal that ended it, as sacct's text shows
+    assert (cancelled.state, cancelled.exit_code, cancelled.exit_signal) == ("CANCELLED", 143, 15)
+    assert [(found[i].array_job_id, found[i].array_task_id) for i in (7700004, 7700005, 7700002)] == [
+        (7700002, 1),
+        (7700002, 2),
+        (7700002, 3),
+    ]
+    assert found[7700003].total_cpu_seconds == pytest.approx(3.26, abs=0.05)  # sacct's TotalCPU 00:03.257
+    # 22.05's sacct --json reports 0 for `exit 3` (its text says 3:0); squeue's wait status has it
+    assert (found[7700006].state, found[7700006].exit_code, found[7700006].exit_signal) == ("FAILED", 0, 0)
+    queued = {
+        j.job_id: j for j in parse.jobs(json.loads((SLURM / "squeue-json-steps.json").read_text()), "squeue")
+    }
+    assert (queued[7700006].exit_code, queued[7700006].exit_signal) == (3, 0)
+    assert (queued[7700001].exit_code, queued[7700001].exit_signal) == (143, 15)
+    assert queued[7700000].tasks == 4
+
+
+async def test_reconciler_settles_signal_and_end_time_from_slurm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_store: SqliteStore
+) -> None:
+    """The epilog of a cancelled job says 0:0 at its own clock, after the cgroup is gone; Slurm says
+    CANCELLED 0:15 and its End. The epilog's "3:0" stays where sacct's JSON says 0."""
+    fake_slurm(tmp_path / "bin", monkeypatch, squeue="squeue-json-steps.json", sacct="sacct-json-steps.json")
+    db = fx_store.writer
+    sacct = {
+        j.job_id: j for j in parse.jobs(json.loads((SLURM / "sacct-json-steps.json").read_text()), "sacct")
+    }
+    for job_id, code, signal, state in ((7700001, 0, 0, "COMPLETED"), (7700006, 3, 0, "FAILED")):
+        start, end = sacct[job_id].start or 0, sacct[job_id].end or 0
+        jobs.record_start(db, "jobpulse-test", job_id, start + 1, {"user_name": "root"}, "prolog")
+        jobs.record_stop(db, "jobpulse-test", job_id, end + 2, state, code, "epilog", exit_signal=signal)
+    await reconcile.reconcile_once(fx_store, lookback=10**9)
+    rows = {r["job_id"]: dict(r) for r in db.execute("SELECT * FROM jobs")}
+    cancelled = rows[7700001]
+    assert (cancelled["state"], cancelled["exit_code"], cancelled["exit_signal"]) == ("CANCELLED", 143, 15)
+    assert cancelled["stop_time"] == sacct[7700001].end  # Slurm's End, not the epilog's clock
+    failed = rows[7700006]
+    assert (failed["state"], failed["exit_code"], failed["exit_signal"]) == ("FAILED", 3, 0)
+    assert rows[7700000]["num_tasks"] == 4
+    assert (rows[7700002]["array_job_id"], rows[7700002]["array_task_id"]) == (7700002, 3)
+
+
+def test_slurm_exit_string() -> None:
+    from jobpulse.collector.domain.jobs import slurm_exit_string
+
+    assert [slurm_exit_string(*pair) for pair in ((3, 0), (143, 15), (0, 125), (0, 0), (0, None))] == [
+        "3:0",
+        "0:15",
+        "0:125",
+        "0:0",
+        "",
+    ]

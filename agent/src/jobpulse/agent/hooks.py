@@ -196,18 +196,34 @@ def _exit_number(value: str, high: int) -> int | None:
         return None
 
 
-def exit_status(env: Mapping[str, str]) -> tuple[int, str]:
-    """(exit code, state) from the epilog's SLURM_JOB_EXIT_CODE2 ("code:signal") or EXIT_CODE (wait status)."""
-    code, sig = 0, 0
+# Slurm marks an OOM-killed job "0:125" (wait status 253): 125 is Slurm's OOM mark, not a signal.
+SLURM_OOM_MARK = 125
+
+
+def slurm_exit(env: Mapping[str, str]) -> tuple[int, int] | None:
+    """Slurm's "code:signal" of the epilog (SLURM_JOB_EXIT_CODE2, else the wait status in
+    SLURM_JOB_EXIT_CODE); None when slurmd gave neither."""
     pair = env.get("SLURM_JOB_EXIT_CODE2", "")
     if ":" in pair:
         left, _, right = pair.partition(":")
-        code = _exit_number(left, 255) or 0
-        sig = _exit_number(right, 127) or 0
-    else:
-        raw = _exit_number(env.get("SLURM_JOB_EXIT_CODE", ""), validate.INT32_MAX)
-        if raw is not None:
-            code, sig = (raw >> 8) & 0xFF, raw & 0x7F
+        return _exit_number(left, 255) or 0, _exit_number(right, 127) or 0
+    raw = _exit_number(env.get("SLURM_JOB_EXIT_CODE", ""), validate.INT32_MAX)
+    if raw is None:
+        return None
+    return (raw >> 8) & 0xFF, raw & 0x7F
+
+
+def exit_status(env: Mapping[str, str]) -> tuple[int, str]:
+    """(exit code, state) from the epilog's SLURM_JOB_EXIT_CODE2 ("code:signal") or EXIT_CODE (wait status).
+
+    The number is the one sacct's "code:signal" stands for: the code ("3:0" is 3), or 128 + the signal
+    ("0:15" is 143, as a shell's ``$?``). Slurm's OOM mark ("0:125", also when the batch script exited 0
+    after a child was OOM-killed) is no signal: the code, and the state OUT_OF_MEMORY, as sacct says.
+    An OOM kill in an srun step only sets SLURM_JOB_DERIVED_EC; the job stays COMPLETED, as in sacct.
+    """
+    code, sig = slurm_exit(env) or (0, 0)
+    if sig == SLURM_OOM_MARK:
+        return code, "OUT_OF_MEMORY"
     if sig:
         # scancel and time limits end a job with SIGTERM/SIGKILL; the reconciler refines
         # the state from sacct where accounting exists.
@@ -227,6 +243,9 @@ def build_event(
         return {"type": "start", "meta": meta}
     meta["end_time"] = stamp
     meta["exit_code"], meta["state"] = exit_status(env)
+    pair = slurm_exit(env)
+    if pair is not None:
+        meta["exit_signal"] = pair[1]  # with exit_code, Slurm's "code:signal"
     return {"type": "stop", "meta": meta}
 
 

@@ -56,6 +56,7 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "cpus_on_node": _count,
     "num_tasks": _count,
     "exit_code": lambda value, field: validate.integer(value, field, 0, INT32_MAX),
+    "exit_signal": lambda value, field: validate.integer(value, field, 0, 255),
     "start_time": validate.epoch_seconds,
     "end_time": validate.epoch_seconds,
     "mem_requested_bytes": lambda value, field: validate.integer(value, field, 0, INT64_MAX),

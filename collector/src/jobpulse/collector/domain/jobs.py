@@ -91,3 +91,17 @@ class RunChange:
     run: dict[str, Any]
     created: bool = False
     ended: bool = False
+
+
+# Slurm's "0:125" marks an OOM kill (the epilog's wait status 253): 125 there is no signal.
+SLURM_OOM_MARK = 125
+
+
+def slurm_exit_string(code: int | None, signal: int | None) -> str:
+    """Slurm's "code:signal" from a run's stored exit code (JobMon's number: the code, or 128 + a real
+    signal) and signal; "" where the signal is not known."""
+    if code is None or signal is None:
+        return ""
+    if signal and signal != SLURM_OOM_MARK:
+        return f"0:{signal}"  # killed by the signal: no exit code of its own
+    return f"{code}:{signal}"

@@ -75,6 +75,9 @@ class JobMetadata(msgspec.Struct):
     HetJobId: int | None = None
     HetJobOffset: int | None = None
     HostList: str = ""
+    # The exit status as Slurm shows it, "code:signal" ("3:0", "0:15"; "0:125" is Slurm's OOM mark);
+    # "" where no source said. ExitCode is JobMon's one number for it (the code, or 128 + the signal).
+    ExitCodeString: str = ""
     # JobMon's Data: the summary's figures per metric; null while running or before the summary exists
     Data: list[JobMetadataData] | None = None
 

@@ -49,9 +49,9 @@ def fetch(lookback: float, now: float | None = None) -> tuple[list[SlurmJob], st
             if job.start and job.state not in ("PENDING", "REQUEUED"):
                 seen = found.get((job.job_id, job.start))
                 if seen is not None and not job.exit_code and seen.exit_code:
-                    job.exit_code = (
-                        seen.exit_code
-                    )  # 22.05's sacct --json -X reports return_code 0 for failures
+                    # 22.05's sacct --json reports return_code 0 for failures (its text says 3:0); squeue,
+                    # while it still lists the job, has the wait status
+                    job.exit_code, job.exit_signal = seen.exit_code, seen.exit_signal
                 found[(job.job_id, job.start)] = job  # accounting has the final word on ended jobs
     except slurm.SlurmError as exc:
         error = str(exc)

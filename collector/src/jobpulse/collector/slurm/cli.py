@@ -65,9 +65,11 @@ def squeue() -> list[SlurmJob]:
 
 
 def sacct(since: int, job_id: int | None = None) -> list[SlurmJob]:
-    """Accounting records of jobs active since ``since`` (epoch s); needs slurmdbd."""
+    """Accounting records of jobs active since ``since`` (epoch s); needs slurmdbd. Without ``-X``:
+    each job's record then holds its steps (22.05 has no task count, TotalCPU or a cancelled job's
+    signal on the job's own record, only on its steps)."""
     start = datetime.fromtimestamp(since).strftime("%Y-%m-%dT%H:%M:%S")  # sacct takes local time
-    args = ["sacct", "--json", "-X", "--allusers", "-S", start]
+    args = ["sacct", "--json", "--allusers", "-S", start]
     if job_id is not None:
         args += ["-j", str(job_id)]
     return parse.jobs(_json(args), "sacct")

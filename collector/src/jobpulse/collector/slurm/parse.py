@@ -61,7 +61,9 @@ class SlurmJob:
     start: int | None = None
     end: int | None = None
     state: str = ""
-    exit_code: int | None = None
+    exit_code: int | None = None  # JobMon's one number: the code, or 128 + the signal (exit_code_of)
+    exit_signal: int | None = None  # with the code, Slurm's "code:signal"; None: not known
+    total_cpu_seconds: float | None = None  # sacct's TotalCPU: the sum over the job's steps
     array_job_id: int | None = None  # with array_task_id: this job is task N of that array
     array_task_id: int | None = None
     het_job_id: int | None = None  # with het_job_offset: component N of that het job
@@ -77,21 +79,43 @@ class SlurmJob:
         return bool(self.state) and not self.running and self.state not in ("PENDING", "REQUEUED")
 
 
-def _exit(value: Any) -> int | None:
-    """squeue: a plain wait status number; sacct: {status, return_code, signal}."""
+# Slurm reports an OOM-killed job as "0:125" (wait status 253): 125 marks the OOM, it is no signal.
+SLURM_OOM_MARK = 125
+
+
+def exit_code_of(code: int | None, sig: int | None) -> int | None:
+    """Slurm's "code:signal" as one number: the code, or 128 + the signal (a shell's $?); Slurm's OOM
+    mark (signal 125) is not a signal, so an OOM job's number is its code (the state says OUT_OF_MEMORY)."""
+    if sig and sig != SLURM_OOM_MARK:
+        return 128 + sig
+    return code
+
+
+def _exit_pair(value: Any) -> tuple[int, int] | None:
+    """Slurm's (code, signal). squeue: a plain wait status number; sacct: {status, return_code, signal}
+    with the signal as {"id"} (23.02+) or {"signal_id"} (22.05)."""
     if isinstance(value, dict) and ("return_code" in value or "status" in value):
-        code = number(value.get("return_code"))
         signal = value.get("signal")
-        sig = number(signal.get("id") if isinstance(signal, dict) else None)
-        if sig:
-            return 128 + sig
-        return code
+        sig = None
+        if isinstance(signal, dict):
+            sig = number(signal.get("id", signal.get("signal_id")))
+        return number(value.get("return_code")) or 0, sig or 0
     raw = number(value)
     if raw is None:
         return None
     # squeue 22.05 reports the raw wait status: exit code << 8 | signal (768 = exit 3, 15 = SIGTERM)
-    signal_number = raw & 0x7F
-    return 128 + signal_number if signal_number else (raw >> 8) & 0xFF
+    return (raw >> 8) & 0xFF, raw & 0x7F
+
+
+class _Exit(TypedDict):
+    exit_code: int | None
+    exit_signal: int | None
+
+
+def _exit_fields(pair: tuple[int, int] | None) -> _Exit:
+    if pair is None:
+        return {"exit_code": None, "exit_signal": None}
+    return {"exit_code": exit_code_of(*pair), "exit_signal": pair[1]}
 
 
 def _tres_count(tres: Any, kind: str) -> int | None:
@@ -148,7 +172,7 @@ def from_squeue(job: dict[str, Any]) -> SlurmJob:
         start=_positive(number(job.get("start_time"))),
         end=_positive(number(job.get("end_time"))),
         state=state(job.get("job_state")),
-        exit_code=_exit(job.get("exit_code")),
+        **_exit_fields(_exit_pair(job.get("exit_code"))),
         **_array_het(
             job.get("array_job_id"),
             job.get("array_task_id"),
@@ -156,6 +180,62 @@ def from_squeue(job: dict[str, Any]) -> SlurmJob:
             job.get("het_job_offset"),
         ),
     )
+
+
+def _sacct_tasks(job: dict[str, Any]) -> int | None:
+    """The job's task count from sacct (22.05's job record has none): its largest step's, as the extern
+    step has one task per node and an srun step one per task (``scontrol``'s NumTasks for these jobs)."""
+    counts = [
+        number((step.get("tasks") or {}).get("count"))
+        for step in job.get("steps") or []
+        if isinstance(step, dict) and isinstance(step.get("tasks"), dict)
+    ]
+    return _positive(max((c for c in counts if c), default=None))
+
+
+def _steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for step in job.get("steps") or [] if isinstance(step, dict)]
+
+
+def _step_id(step: dict[str, Any]) -> str:
+    ident = step.get("step")
+    if isinstance(ident, dict):
+        return str(ident.get("id", ident.get("name", "")))
+    return str(ident or "")
+
+
+def _sacct_exit(job: dict[str, Any]) -> tuple[int, int] | None:
+    """The job's "code:signal". A cancelled (or timed out) job's own record says 0:0 in 22.05, its batch
+    step the signal that ended it (0:15): sacct's line for the batch step, taken when the job's says 0:0."""
+    pair = _exit_pair(job.get("exit_code"))
+    if pair and pair != (0, 0):
+        return pair
+    for step in _steps(job):
+        if _step_id(step) == "batch":
+            step_pair = _exit_pair(step.get("exit_code"))
+            if step_pair and step_pair[1]:
+                return step_pair
+    return pair
+
+
+def _seconds(value: Any) -> float | None:
+    """{seconds, microseconds} as sacct --json prints durations (22.05's microseconds may pass 10**6)."""
+    if not isinstance(value, dict):
+        return None
+    whole, micro = number(value.get("seconds")), number(value.get("microseconds"))
+    if whole is None and micro is None:
+        return None
+    return (whole or 0) + (micro or 0) / 1e6
+
+
+def _sacct_total_cpu(job: dict[str, Any]) -> float | None:
+    """sacct's TotalCPU of the job: the sum of its steps' (22.05's job record holds 0 there); None
+    without steps (``sacct -X``)."""
+    totals = [_seconds((step.get("time") or {}).get("total")) for step in _steps(job)]
+    known = [t for t in totals if t is not None]
+    if known:
+        return sum(known)
+    return _seconds((job.get("time") or {}).get("total")) or None
 
 
 def from_sacct(job: dict[str, Any]) -> SlurmJob:
@@ -177,11 +257,13 @@ def from_sacct(job: dict[str, Any]) -> SlurmJob:
         nodelist=str(job.get("nodes") or ""),
         num_nodes=_positive(number(job.get("allocation_nodes")) or _tres_count(tres, "node")),
         cpus=_positive(_tres_count(tres, "cpu")),
+        tasks=_sacct_tasks(job),
         mem_requested_bytes=mem_mb * (1 << 20) if mem_mb else None,
         start=_positive(number(times.get("start"))),
         end=_positive(number(times.get("end"))),
         state=state(job.get("state")),
-        exit_code=_exit(job.get("exit_code")),
+        **_exit_fields(_sacct_exit(job)),
+        total_cpu_seconds=_sacct_total_cpu(job),
         **_array_het(array.get("job_id"), array.get("task_id"), het.get("job_id"), het.get("job_offset")),
     )
 
@@ -239,7 +321,8 @@ def from_scontrol(text: str) -> SlurmJob | None:
         start=epoch(pairs.get("StartTime", "")),
         end=epoch(pairs.get("EndTime", "")),
         state=state(pairs.get("JobState")),
-        exit_code=(128 + int(sig)) if sig.isdigit() and int(sig) else number(code),
+        exit_code=exit_code_of(number(code), int(sig) if sig.isdigit() else None),
+        exit_signal=int(sig) if sig.isdigit() else None,
         **_array_het(
             pairs.get("ArrayJobId"),
             pairs.get("ArrayTaskId"),

@@ -213,16 +213,37 @@ def record_start(
     return int(existing["run_id"]) if existing is not None else 0
 
 
-def settle_run(db: sqlite3.Connection, run_id: int, state: str, exit_code: int | None) -> None:
-    """Correct an ended run's state (and a non-zero exit code) from Slurm's records; no-op when equal."""
-    row = db.execute("SELECT state, exit_code, is_running FROM jobs WHERE run_id = ?", (run_id,)).fetchone()
+def settle_run(
+    db: sqlite3.Connection,
+    run_id: int,
+    state: str,
+    exit_code: int | None,
+    exit_signal: int | None = None,
+    end: int | None = None,
+) -> None:
+    """Correct an ended run from Slurm's records; no-op when they agree.
+
+    Slurm's state wins; its exit code (with its signal) only when it says more than "0" (22.05's
+    sacct --json reports 0 for a failed job, and the epilog of a cancelled job 0:0); its signal also
+    where no source said one. Slurm's end time replaces the epilog's clock (which runs after the job's
+    processes are gone and its cgroup removed: about 2 s after Slurm's End on a cancelled job)."""
+    row = db.execute(
+        "SELECT state, exit_code, exit_signal, is_running, start_time, stop_time FROM jobs WHERE run_id = ?",
+        (run_id,),
+    ).fetchone()
     if row is None or row["is_running"] or not state:
         return
-    code = exit_code if exit_code else row["exit_code"]
-    if (row["state"], row["exit_code"]) != (state, code):
+    code, signal = row["exit_code"], row["exit_signal"]
+    if exit_code:
+        code, signal = exit_code, exit_signal if exit_signal is not None else signal
+    elif signal is None and exit_signal is not None:
+        signal = exit_signal
+    stop = max(end, row["start_time"]) if end else row["stop_time"]
+    if (row["state"], row["exit_code"], row["exit_signal"], row["stop_time"]) != (state, code, signal, stop):
         db.execute(
-            "UPDATE jobs SET state = ?, exit_code = ?, updated = ? WHERE run_id = ?",
-            (state, code, time.time(), run_id),
+            "UPDATE jobs SET state = ?, exit_code = ?, exit_signal = ?, stop_time = ?, updated = ?"
+            " WHERE run_id = ?",
+            (state, code, signal, stop, time.time(), run_id),
         )
 
 
@@ -233,12 +254,15 @@ def refresh_run(
     state: str | None = None,
     exit_code: int | None = None,
     stop: int | None = None,
+    exit_signal: int | None = None,
 ) -> None:
     """Overwrite a run's metadata (and end, when given) with what Slurm itself says (admin refresh)."""
     fields = _columns(facts)
     updates = {c: fields[c] for c in META_COLUMNS if c in fields and not _blank(fields[c])}
     if state is not None and stop is not None:
-        updates.update(state=state, exit_code=exit_code, stop_time=stop, is_running=0)
+        updates.update(
+            state=state, exit_code=exit_code, exit_signal=exit_signal, stop_time=stop, is_running=0
+        )
     if updates:
         assignments = ", ".join(f"{c} = ?" for c in updates)
         db.execute(
@@ -257,8 +281,10 @@ def record_stop(
     source: str,
     start: int = 0,
     facts: JobFacts | dict[str, Any] | None = None,
+    exit_signal: int | None = None,
 ) -> int:
-    """Record that the newest run of ``job_id`` ended; returns its run_id.
+    """Record that the newest run of ``job_id`` ended; returns its run_id. ``exit_signal``: the signal of
+    Slurm's "code:signal" where the source knows it (``exit_code`` is then 128 + it, but for 125).
 
     A duplicate stop changes nothing. A stop for a job never seen creates the record (its start is
     ``start`` when known, else the stop time, until a late start corrects it). A stop with a known
@@ -271,7 +297,13 @@ def record_stop(
         row = _latest_run(db, "", job_id, before=stop)  # started by a caller that did not know the cluster
     if row is not None and row["is_running"]:
         updates = _fill(row, fields, source)
-        updates.update(stop_time=max(stop, row["start_time"]), is_running=0, state=state, exit_code=exit_code)
+        updates.update(
+            stop_time=max(stop, row["start_time"]),
+            is_running=0,
+            state=state,
+            exit_code=exit_code,
+            exit_signal=exit_signal,
+        )
         assignments = ", ".join(f"{c} = ?" for c in updates)
         db.execute(
             f"UPDATE jobs SET {assignments}, updated = ? WHERE run_id = ?",
@@ -282,11 +314,11 @@ def record_stop(
         return int(row["run_id"])  # already stopped: a duplicate
     columns = [c for c in META_COLUMNS if fields.get(c) is not None]
     cursor = db.execute(
-        f"""INSERT INTO jobs (job_id, cluster, start_time, stop_time, is_running, state, exit_code, source,
-              updated{"".join(", " + c for c in columns)})
-            VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?{", ?" * len(columns)})
+        f"""INSERT INTO jobs (job_id, cluster, start_time, stop_time, is_running, state, exit_code,
+              exit_signal, source, updated{"".join(", " + c for c in columns)})
+            VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?{", ?" * len(columns)})
             ON CONFLICT(cluster, job_id, start_time) DO NOTHING""",
-        [job_id, cluster or "", min(start or stop, stop), stop, state, exit_code, source, now]
+        [job_id, cluster or "", min(start or stop, stop), stop, state, exit_code, exit_signal, source, now]
         + [fields[c] for c in columns],
     )
     return int(cursor.lastrowid or 0)
@@ -331,6 +363,7 @@ def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEv
             meta.source,
             start=meta.start_time,
             facts=_meta_facts(meta, node),
+            exit_signal=meta.exit_signal if meta.HasField("exit_signal") else None,
         )
 
 
@@ -372,13 +405,23 @@ def apply_slurm_job(db: sqlite3.Connection, job: SlurmJob, source: str, overwrit
     before = db.execute("SELECT is_running FROM jobs WHERE run_id = ?", (run,)).fetchone()
     if job.ended:
         end = job.end or start
-        record_stop(db, cluster, job.job_id, end, job.state, job.exit_code, source, start=start)
+        record_stop(
+            db,
+            cluster,
+            job.job_id,
+            end,
+            job.state,
+            job.exit_code,
+            source,
+            start=start,
+            exit_signal=job.exit_signal,
+        )
         if overwrite:
-            refresh_run(db, run, facts, job.state, job.exit_code, end)
+            refresh_run(db, run, facts, job.state, job.exit_code, end, exit_signal=job.exit_signal)
         else:
             # The epilog cannot tell a cancelled job from a finished one (22.05 gives it exit 0:0):
-            # Slurm's state wins; its exit code only when it says more than "0".
-            settle_run(db, run, job.state, job.exit_code)
+            # Slurm's state and end time win; its exit code only when it says more than "0".
+            settle_run(db, run, job.state, job.exit_code, job.exit_signal, job.end)
     elif overwrite:
         refresh_run(db, run, facts)
     row = db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone()

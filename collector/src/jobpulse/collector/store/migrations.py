@@ -341,6 +341,12 @@ def _v9_job_script(db: sqlite3.Connection) -> None:
     )
 
 
+def _v10_exit_signal(db: sqlite3.Connection) -> None:
+    """Exit status as Slurm shows it (``code:signal``): the signal beside ``exit_code`` (JobMon's one
+    integer, 128 + the signal for a signalled job), NULL where no source said. 125 is Slurm's OOM mark."""
+    _script(db, "ALTER TABLE jobs ADD COLUMN exit_signal INTEGER")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1,
     _v2_auth,
@@ -351,6 +357,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v7_job_identity,
     _v8_credential_kinds,
     _v9_job_script,
+    _v10_exit_signal,
 ]
 LATEST = len(MIGRATIONS)
 

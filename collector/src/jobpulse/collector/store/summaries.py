@@ -18,6 +18,7 @@ from operator import add
 from typing import Any
 
 from jobpulse.collector.domain.jobs import FINDING_CREATED_BY, FINDING_TAG_TYPE
+from jobpulse.collector.domain.runs import EDGE_SECONDS
 from jobpulse.collector.store.base import GpuFigures, NodeFigures, RunFigures
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.packed import Hour, read_hours, selection
@@ -178,6 +179,17 @@ def run_figures(db: sqlite3.Connection, run_id: int, now: float) -> RunFigures |
         return None
     start, stop = job["start_time"], job["stop_time"] or now
     lo, hi = int(start * 1000), int(stop * 1000)
+    if job["stop_time"]:
+        # Stop times are whole seconds, and Slurm's End (the reconciler's) comes before the agent's last
+        # readings (its counters read as the steps went, the epilog's final sample): an ended run's
+        # samples reach EDGE_SECONDS past its stop, as its series do (jobs.run_scope), up to a next run.
+        hi += EDGE_SECONDS * 1000
+        later = db.execute(
+            "SELECT min(start_time) FROM jobs WHERE job_id = ? AND cluster = ? AND start_time > ?",
+            (job["job_id"], job["cluster"], start),
+        ).fetchone()[0]
+        if later is not None:
+            hi = min(hi, int(later) * 1000 - 1)
     source = "job_samples"
     nodes = [NodeFigures(*r) for r in db.execute(_RAW_SQL, (job["job_id"], lo, hi))]
     if not nodes:  # raw samples already deleted by retention: the 1-minute rollups

@@ -597,6 +597,7 @@ class JobMeta(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     MEM_REQUESTED_BYTES_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    EXIT_SIGNAL_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     cluster: _builtins.str
     user: _builtins.str
@@ -623,6 +624,10 @@ class JobMeta(_message.Message):
     mem_requested_bytes: _builtins.int
     source: _builtins.str
     """prolog, epilog, exec, reconciler"""
+    exit_signal: _builtins.int
+    """The signal of Slurm's "code:signal" (0: none; 125: Slurm's OOM mark); unset: not known.
+    exit_code is then the code, or 128 + the signal.
+    """
     @_builtins.property
     def gpus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """GPU UUIDs on this node"""
@@ -652,12 +657,15 @@ class JobMeta(_message.Message):
         end_time: _builtins.int = ...,
         mem_requested_bytes: _builtins.int = ...,
         source: _builtins.str = ...,
+        exit_signal: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_signal", b"_exit_signal", "exit_signal", b"exit_signal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "cluster", b"cluster", "cpus_on_node", b"cpus_on_node", "end_time", b"end_time", "exit_code", b"exit_code", "gid", b"gid", "gpus", b"gpus", "group", b"group", "job_id", b"job_id", "job_name", b"job_name", "mem_requested_bytes", b"mem_requested_bytes", "nodelist", b"nodelist", "num_nodes", b"num_nodes", "num_tasks", b"num_tasks", "partition", b"partition", "qos", b"qos", "sluid", b"sluid", "source", b"source", "start_time", b"start_time", "state", b"state", "uid", b"uid", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_signal", b"_exit_signal", "account", b"account", "cluster", b"cluster", "cpus_on_node", b"cpus_on_node", "end_time", b"end_time", "exit_code", b"exit_code", "exit_signal", b"exit_signal", "gid", b"gid", "gpus", b"gpus", "group", b"group", "job_id", b"job_id", "job_name", b"job_name", "mem_requested_bytes", b"mem_requested_bytes", "nodelist", b"nodelist", "num_nodes", b"num_nodes", "num_tasks", b"num_tasks", "partition", b"partition", "qos", b"qos", "sluid", b"sluid", "source", b"source", "start_time", b"start_time", "state", b"state", "uid", b"uid", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__exit_signal: _TypeAlias = _typing.Literal["exit_signal"]  # noqa: Y015
+    _WhichOneofArgType__exit_signal: _TypeAlias = _typing.Literal["_exit_signal", b"_exit_signal"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__exit_signal) -> _WhichOneofReturnType__exit_signal | None: ...
 
 Global___JobMeta: _TypeAlias = JobMeta  # noqa: Y015
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from jobpulse.collector.domain.jobid import JobId
+from jobpulse.collector.domain.jobs import slurm_exit_string
 from jobpulse.collector.schemas import JobData, JobMetadata, JobMetadataData, JobTag, Node, StepSummary
 from jobpulse.collector.services.jobs import JobPage, MetricFigures
 from jobpulse.collector.services.series import MAX_SAMPLE_INTERVAL as MAX_SAMPLE_INTERVAL
@@ -66,6 +67,7 @@ def job_metadata(
         HetJobId=row.get("het_job_id"),
         HetJobOffset=row.get("het_job_offset"),
         HostList=row["nodelist"],
+        ExitCodeString=slurm_exit_string(row.get("exit_code"), row.get("exit_signal")),
         Data=metadata_data(figures),
     )
 
