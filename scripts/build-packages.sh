@@ -111,6 +111,8 @@ stage() {  # stage PART: the installed tree of jobpulse-PART under $WORK/PART/ro
     collector)
       ln -s ../collector/bin/jobpulse-collector "$root/opt/jobpulse/bin/jobpulse-collector"
       ln -s ../collector/bin/jobpulse "$root/opt/jobpulse/bin/jobpulse"
+      # Slurm's MailProg (end-of-job mail with the job's report) runs `jobpulse mail`, a collector-side command.
+      install -D -m 0755 packaging/slurm/mailprog.sh "$root/opt/jobpulse/slurm/mailprog.sh"
       mkdir -p "$root/var/lib/jobpulse-collector"
       ;;
   esac
@@ -187,7 +189,7 @@ build_rpm() {
     (cd "$buildroot" && find "./opt/jobpulse/$part" -type d | sed 's|^\.|%dir |' | sort)
     case "$part" in
       agent) (cd "$buildroot" && find ./opt/jobpulse/slurm -type d | sed 's|^\.|%dir |' | sort) ;;
-      collector) echo "%dir %attr(0700,jobpulse,jobpulse) /var/lib/jobpulse-collector" ;;
+      collector) echo "%dir /opt/jobpulse/slurm"; echo "%dir %attr(0700,jobpulse,jobpulse) /var/lib/jobpulse-collector" ;;
     esac
   } >"$top/files.list"
   # gzip: fast to build on small CI machines, and every rpm and dpkg reads it.

@@ -168,6 +168,7 @@ def test_rpm_contents_are_complete(built: Built, tmp_path: Path) -> None:
         site.format("collector") + "/litestar/__init__.py",
         site.format("collector") + "/uvicorn/__init__.py",
         "/usr/lib/systemd/system/jobpulse-collector.service",
+        "/opt/jobpulse/slurm/mailprog.sh",
         "/etc/jobpulse/collector.toml",
         "/var/lib/jobpulse-collector",
     ):
