@@ -57,3 +57,14 @@ def test_agent_socket_matches_runtime_directory() -> None:
     unit = service("jobpulse-agent.service")
     assert f"--socket /run/{unit['RuntimeDirectory']}/agent.sock" in unit["ExecStart"]
     assert f"--state-dir /var/lib/{unit['StateDirectory']}" in unit["ExecStart"]
+
+
+def test_collector_runs_as_the_packages_user_and_is_not_restarted_on_a_downgrade() -> None:
+    """The package makes the static user `jobpulse` and gives it the state directory (a DynamicUser's
+    uid would change under the database); `serve` exits 3 on a newer schema, which restarting cannot fix."""
+    from jobpulse.collector.cli import EXIT_SCHEMA_TOO_NEW
+
+    unit = service("jobpulse-collector.service")
+    assert unit["User"] == unit["Group"] == "jobpulse" and "DynamicUser" not in unit
+    assert unit["RestartPreventExitStatus"] == str(EXIT_SCHEMA_TOO_NEW)
+    assert f"--state-dir /var/lib/{unit['StateDirectory']}" in unit["ExecStart"]

@@ -1,4 +1,4 @@
-"""`jobpulse-agent`: run | exec | once | prolog | epilog.
+"""`jobpulse-agent`: run | exec | once | prolog | epilog | doctor.
 
 Imports of the heavy parts (psutil, grpc, the sampler) happen inside the
 commands that need them: prolog/epilog run for every Slurm job and must start fast.
@@ -227,6 +227,22 @@ def cmd_hook(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check this node (agent/doctor.py): a line per check with what to do; exit 0 ok, 1 warnings, 2 failures."""
+    from jobpulse.agent import doctor
+    from jobpulse.common.doctor import EXIT_FAIL, Finding, Status, exit_status, render, to_json
+
+    logging.getLogger().setLevel(logging.WARNING)  # the report is the output, not the sources' info logs
+    try:
+        settings = _settings(args)
+        findings = doctor.run_checks(settings, args.slurm_conf, timeout=args.timeout)
+    except ConfigError as exc:
+        findings = [Finding("config", Status.FAIL, str(exc), "fix the setting it names")]
+    title = f"jobpulse-agent doctor: config {args.config or '/etc/jobpulse/agent.toml'}"
+    print(to_json(findings) if args.json else render(title, findings))
+    return exit_status(findings) if findings else EXIT_FAIL
+
+
 def job_id(text: str) -> str:
     """``--job-id``: a Slurm job number (ASCII digits, 1 .. 2**32-1), as the collector stores it."""
     return str(validate.job_number(text, "--job-id"))
@@ -273,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _common(hook)
         hook.set_defaults(func=cmd_hook)
+    doc = sub.add_parser(
+        "doctor", help="check this node: cgroups, Slurm hooks, NVML, collector, clock, spool"
+    )
+    _common(doc)
+    doc.add_argument("--collector", help="collector gRPC address host:port (default: the config's)")
+    doc.add_argument("--slurm-conf", type=Path, help="slurm.conf to check (default $SLURM_CONF, /etc/slurm)")
+    doc.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the collector (5)")
+    doc.add_argument("--json", action="store_true", help="the findings as JSON")
+    doc.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""`jobpulse-collector`: serve, backup."""
+"""`jobpulse-collector`: serve, backup, create-api-key, add-user, doctor."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# `serve`'s exit status when the database is newer than this code (systemd/jobpulse-collector.service
+# names it in RestartPreventExitStatus, so a downgraded collector stops instead of restarting forever).
+EXIT_SCHEMA_TOO_NEW = 3
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(
@@ -31,10 +35,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     logging.getLogger().setLevel(settings.log_level.upper())
     from jobpulse.collector.app import run  # the web stack, once the settings are known to be good
+    from jobpulse.collector.store.migrations import SchemaTooNew
 
     try:
         statefile.private_dir(settings.state_dir)  # 0700 whatever the umask
         run(settings, ready_file=args.ready_file)
+    except SchemaTooNew as exc:
+        # A downgrade: restarting cannot help (the unit's RestartPreventExitStatus stops the loop).
+        print(f"jobpulse-collector: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_SCHEMA_TOO_NEW
     except OSError as exc:
         print(f"jobpulse-collector: {exc}", file=sys.stderr)
         return 1
@@ -155,6 +164,21 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the settings, database and disk (collector/doctor.py); exit 0 ok, 1 warnings, 2 failures."""
+    from jobpulse.collector import doctor
+    from jobpulse.common.doctor import Finding, Status, exit_status, render, to_json
+
+    try:
+        settings = load_settings(args.config, state_dir=args.state_dir, database=args.database)
+        findings = doctor.run_checks(settings, full=args.full)
+    except ConfigError as exc:
+        findings = [Finding("config", Status.FAIL, str(exc), "fix the setting it names")]
+    title = f"jobpulse-collector doctor: config {args.config or '/etc/jobpulse/collector.toml'}"
+    print(to_json(findings) if args.json else render(title, findings))
+    return exit_status(findings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobpulse-collector", description="jobpulse collector")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -193,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--state-dir", type=Path, help="database directory (default /var/lib/jobpulse)")
     backup.add_argument("--database", help="SQLite file (default <state-dir>/jobpulse.db)")
     backup.set_defaults(func=cmd_backup)
+    doc = sub.add_parser("doctor", help="check settings, database (integrity, schema version) and free disk")
+    _store_args(doc)
+    doc.add_argument(
+        "--full", action="store_true", help="SQLite's full integrity_check (slow on big databases)"
+    )
+    doc.add_argument("--json", action="store_true", help="the findings as JSON")
+    doc.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from jobpulse.common.validate import INT64_MAX, InvalidField
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
 
+# Initial metadata of an accepted ingest stream: the collector's time, ms since the epoch.
+TIME_METADATA = "jobpulse-time-ms"
 log = logging.getLogger(__name__)
 
 # Batches of one stream read from the wire but not yet committed. Bounds memory per agent (with the
@@ -113,8 +116,13 @@ class IngestServicer(pb_grpc.IngestServicer):
         if problem is not None:
             log.warning("refused agent stream from %s: %s token", peer, problem)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong agent token")
+        # Accepted: say so at once, with this collector's clock (`jobpulse-agent doctor` measures the
+        # node's clock skew from it; agents ignore it). A stream that then sends nothing stores nothing.
+        await context.send_initial_metadata(((TIME_METADATA, str(int(time.time() * 1000))),))
         first = await anext(aiter(request_iterator), None)
-        if first is None:
+        if first is None:  # doctor's probe: the time again with the status (grpc may drop the headers
+            # of a call that ends without a message)
+            context.set_trailing_metadata(((TIME_METADATA, str(int(time.time() * 1000))),))
             return
         if first.WhichOneof("body") != "hello" or not first.hello.node:
             log.warning("refused stream from %s: first message is not a hello with a node name", peer)

@@ -362,17 +362,35 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
 LATEST = len(MIGRATIONS)
 
 
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer collector (a downgrade): this code must not touch it.
+
+    Its tables may hold columns and meanings this version does not know; writing to them could corrupt
+    what the newer version relies on. ``jobpulse-collector serve`` and ``doctor`` report it with what to do.
+    """
+
+    def __init__(self, found: int, known: int) -> None:
+        self.found, self.known = found, known
+        super().__init__(
+            f"database schema version {found} is newer than this collector ({known}): a newer jobpulse "
+            "wrote it. Nothing was changed. Reinstall the newer jobpulse-collector, or restore the "
+            "backup made before the upgrade (docs/operations.md, 'Upgrade and downgrade')"
+        )
+
+
 def current_version(db: sqlite3.Connection) -> int:
     return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
 def migrate(db: sqlite3.Connection, target: int = LATEST) -> int:
-    """Bring ``db`` to ``target``; each step in its own transaction. Returns the final version."""
+    """Bring ``db`` to ``target``; each step in its own transaction. Returns the final version.
+
+    Raises:
+        SchemaTooNew: the database is newer than this code (checked before anything is written).
+    """
     version = current_version(db)
     if version > LATEST:
-        raise RuntimeError(
-            f"database schema version {version} is newer than this collector ({LATEST}); upgrade jobpulse"
-        )
+        raise SchemaTooNew(version, LATEST)
     while version < target:
         migration = MIGRATIONS[version]
         db.execute("BEGIN IMMEDIATE")
