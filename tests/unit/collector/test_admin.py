@@ -54,7 +54,7 @@ async def test_admin_routes_refuse_anonymous_users_and_job_control_keys(
         as_hook = await fx_client.request(method, path, json=body, headers={"X-API-Key": hook_key})
         assert as_hook.status_code == 403, (method, path)
     # nothing changed: alice is still a plain user
-    assert users.get_user(fx_store.writer, "alice")["roles"] == ["user"]  # type: ignore[index]
+    assert users.get_user(fx_store.writer, "alice").roles == ("user",)  # type: ignore[union-attr]
 
 
 async def test_generate_api_key_defaults_to_job_control_and_is_shown_once(
@@ -170,13 +170,13 @@ async def test_user_roles_bad_input(fx_client: AsyncTestClient, fx_store: Sqlite
     assert other_name.status_code == 400 and "Username" in other_name.json()["detail"]
     last_admin = await fx_client.patch("/api/config/users/admin", json={"Roles": ["user"]}, headers=admin)
     assert last_admin.status_code == 409 and "last admin" in last_admin.json()["detail"]
-    assert users.get_user(fx_store.writer, "alice")["roles"] == ["user"]  # type: ignore[index]
+    assert users.get_user(fx_store.writer, "alice").roles == ("user",)  # type: ignore[union-attr]
     assert users.list_audit(fx_store.writer) == []  # refused changes leave no audit entry
     # an unknown user (e.g. an OIDC user before their first login) can be given roles in advance
     created = await fx_client.patch("/api/config/users/carol", json={"Roles": ["user"]}, headers=admin)
     assert created.status_code == 200 and created.json()["Roles"] == ["user"]
     carol = users.get_user(fx_store.writer, "carol")
-    assert carol is not None and carol["password_hash"] is None  # cannot log in with a password
+    assert carol is not None and carol.password_hash is None  # cannot log in with a password
 
 
 async def test_notify_admin_stores_a_role_request_for_admins(fx_client: AsyncTestClient) -> None:

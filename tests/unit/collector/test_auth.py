@@ -108,7 +108,7 @@ async def test_api_keys_header_bearer_role_scope_and_revocation(
     user_key, _ = users.create_api_key(fx_store.writer, "alice", "user", "script")
     assert (await fx_client.get("/api/jobs", headers={"X-API-Key": user_key})).status_code == 200
     assert (await fx_client.get("/api/jobs", headers=_bearer(user_key))).status_code == 200
-    users.revoke_api_key(fx_store.writer, record["id"])
+    users.revoke_api_key(fx_store.writer, record.id)
     users.revoke_api_key(fx_store.writer, user_key.split("_")[1])
     assert (await fx_client.get("/api/jobs", headers={"X-API-Key": user_key})).status_code == 401
     assert (await fx_client.get("/api/jobs", headers={"X-API-Key": "jp_nope_nope"})).status_code == 401
@@ -127,7 +127,7 @@ async def test_api_key_in_the_cookie_as_jobmons_slurm_script_sends_it(
     as_user = {"Cookie": f"other=1; Authorization=Bearer {user_key}"}
     assert (await fx_client.get("/api/jobs", headers=as_user)).status_code == 200
     assert (await fx_client.patch("/api/job_stop/9", json={}, headers=as_user)).status_code == 403
-    users.revoke_api_key(fx_store.writer, record["id"])
+    users.revoke_api_key(fx_store.writer, record.id)
     revoked = {"Cookie": f"Authorization=Bearer {key}"}
     assert (await fx_client.patch("/api/job_stop/9", json={}, headers=revoked)).status_code == 401
     # a credential in a header wins over the cookie
@@ -209,8 +209,9 @@ async def test_first_start_prints_a_one_time_password_never_a_default(
         second.close()
     assert (
         admin is not None
-        and first not in admin["password_hash"]
-        and admin["password_hash"].startswith("$argon2")
+        and admin.password_hash is not None
+        and first not in admin.password_hash
+        and admin.password_hash.startswith("$argon2")
     )
 
 

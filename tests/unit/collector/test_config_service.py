@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from jobpulse.collector.auth.roles import Principal
 from jobpulse.collector.domain.errors import InvalidInput
+from jobpulse.collector.domain.nodes import Inventory
 from jobpulse.collector.schemas import MetricConfig, PartitionConfig
 from jobpulse.collector.services.config import ConfigService
 from jobpulse.collector.services.nodes import NodeService
@@ -56,6 +57,6 @@ async def test_a_refused_update_names_the_field_and_stores_nothing(store: Sqlite
 async def test_node_inventory(store: SqliteStore) -> None:
     await store.hello(pb.Hello(node="n1", cluster="c", stream_id="s"))
     counts = await NodeService(store).inventory()
-    assert counts == {"nodes": 1, "nodes_active": 1, "jobs": 0, "jobs_running": 0}
-    assert (await NodeService(store).inventory(now=time.time() + 3600))["nodes_active"] == 0
-    assert [n["state"] for n in await NodeService(store).nodes(60)] == ["up"]
+    assert counts == Inventory(nodes=1, nodes_active=1, jobs=0, jobs_running=0)
+    assert (await NodeService(store).inventory(now=time.time() + 3600)).nodes_active == 0
+    assert [n.state for n in await NodeService(store).nodes(60)] == ["up"]

@@ -147,7 +147,7 @@ def test_d1_cli_names_the_owner(
     )
     key = capsys.readouterr().out.strip()
     record = users.verify_api_key(fx_store.writer, key)
-    assert record is not None and record["owner"] == "service:slurm-hooks"
+    assert record is not None and record.owner == "service:slurm-hooks"
     # the old command (owner admin by default) names no owner: refused, saying what to add
     assert cli.main(["create-api-key", "--role", "job-control", "--name", "slurm-hooks", *db]) == 2
     assert "--service" in capsys.readouterr().err
@@ -156,7 +156,7 @@ def test_d1_cli_names_the_owner(
     assert "does not hold" in capsys.readouterr().err
     assert cli.main(["create-api-key", "--role", "user", "--owner", "alice", *db]) == 0
     assert cli.main(["add-user", "service:x", *db]) == 2
-    owners = sorted(r["owner"] for r in users.list_api_keys(fx_store.writer))
+    owners = sorted(r.owner for r in users.list_api_keys(fx_store.writer))
     assert owners == ["alice", "service:slurm-hooks"]
 
 

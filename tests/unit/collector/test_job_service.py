@@ -48,7 +48,7 @@ async def test_the_list_is_scoped_to_the_users_own_jobs(service: JobService) -> 
 
 async def test_tags_and_search_answer_domain_errors(service: JobService) -> None:
     tag = await service.add_tag(ALICE, 301, "keep", "user")
-    assert (tag["Name"], tag["Type"], tag["CreatedBy"]) == ("keep", "user", "alice")
+    assert (tag.name, tag.type, tag.created_by) == ("keep", "user", "alice")
     with pytest.raises(NotFound):
         await service.add_tag(BOB, 301, "x", "user")
     with pytest.raises(InvalidInput) as empty:

@@ -28,9 +28,9 @@ async def test_node_goes_down_and_up(tmp_path: Path, caplog: pytest.LogCaptureFi
         with caplog.at_level(logging.INFO):
             assert await watch.check() == {"n1": "down", "n2": "up"}
         assert "node n1 is down" in caplog.text
-        nodes = {n["node"]: n for n in await store.nodes(60, now=time.time())}
-        assert nodes["n1"]["state"] == "down" and nodes["n1"]["silent_seconds"] >= 119
-        assert nodes["n2"]["state"] == "up" and nodes["n2"]["last_seen"] <= time.time()
+        nodes = {n.name: n for n in await store.nodes(60, now=time.time())}
+        assert nodes["n1"].state == "down" and nodes["n1"].silent_seconds >= 119
+        assert nodes["n2"].state == "up" and nodes["n2"].last_seen <= time.time()
         # A batch brings it back.
         await store.ingest("n1", "s", "c", pb.Batch(seq=1, node=[pb.NodeSample(time_ms=1)]))
         caplog.clear()

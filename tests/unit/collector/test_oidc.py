@@ -79,8 +79,8 @@ async def test_full_login_creates_the_user_and_a_session(
     assert provider.token_requests[0]["code_verifier"][0]
     user = users.get_user(fx_store.writer, "alice.oidc")
     assert user is not None
-    assert user["roles"] == ["admin", "user"] and user["source"] == "oidc"
-    assert user["email"] == "alice@example.org" and user["password_hash"] is None
+    assert user.roles == ("admin", "user") and user.source == "oidc"
+    assert user.email == "alice@example.org" and user.password_hash is None
     # the session cookie works like one from /api/login (admin role mapped from the group)
     assert (await oidc_client.get("/api/jobs")).status_code == 200
     assert (await oidc_client.get("/api/admin/apikeys")).status_code == 200
@@ -93,11 +93,11 @@ async def test_unmapped_users_get_default_roles_and_admin_roles_are_kept(
 ) -> None:
     provider.login_as = "bob.oidc"
     await oidc_client.get(await _to_provider_and_back(oidc_client), follow_redirects=False)
-    assert users.get_user(fx_store.writer, "bob.oidc")["roles"] == ["user"]  # type: ignore[index]
+    assert users.get_user(fx_store.writer, "bob.oidc").roles == ("user",)  # type: ignore[union-attr]
     users.set_roles(fx_store.writer, "bob.oidc", ["user", "job-control"])  # an admin's choice
     oidc_client.cookies.clear()
     await oidc_client.get(await _to_provider_and_back(oidc_client), follow_redirects=False)
-    assert users.get_user(fx_store.writer, "bob.oidc")["roles"] == ["job-control", "user"]  # type: ignore[index]
+    assert users.get_user(fx_store.writer, "bob.oidc").roles == ("job-control", "user")  # type: ignore[union-attr]
 
 
 async def test_username_from_userinfo_when_not_in_id_token(

@@ -35,5 +35,8 @@ def test_job_response_has_summary_and_findings(tmp_path: Path) -> None:
         body = client.get("/api/job/3").json()
     assert body["Summary"]["cpu_efficiency"] == 0.5 / 16
     assert [(f["rule"], f["threshold"]) for f in body["Findings"]] == [("low_cpu_efficiency", 0.25)]
+    # the shapes the job page reads: each finding's four fields; the summary without them, with its radar
+    assert [sorted(f) for f in body["Findings"]] == [["hint", "rule", "threshold", "value"]]
+    assert "findings" not in body["Summary"] and "metrics" in body["Summary"]
     assert [t["Name"] for t in body["Tags"]] == ["low_cpu_efficiency"]
     store.close()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jobpulse.collector.domain.jobid import JobId
+from jobpulse.collector.domain.nodes import NodeStatus
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.store import ingest, jobs, nodes
 from jobpulse.collector.store.base import Store
@@ -225,7 +226,7 @@ class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep):
     async def run_scope(self, run: dict[str, Any]) -> RunScope:
         return await self.read(lambda db: jobs.run_scope(db, run))
 
-    async def nodes(self, down_after: float, now: float) -> list[dict[str, Any]]:
+    async def nodes(self, down_after: float, now: float) -> list[NodeStatus]:
         """Nodes with their state "up"/"down" (silent for more than ``down_after`` s) and last_seen."""
         return await self.read(lambda db: nodes.list_nodes(db, now, down_after))
 

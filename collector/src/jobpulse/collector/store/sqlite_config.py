@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from jobpulse.collector.domain.nodes import Inventory
 from jobpulse.collector.store import users
 from jobpulse.collector.store.base import StoredConfig
 
@@ -43,12 +44,12 @@ def write_config(db: sqlite3.Connection, values: dict[str, str]) -> None:
         )
 
 
-def inventory(db: sqlite3.Connection, active_since: float) -> dict[str, int]:
+def inventory(db: sqlite3.Connection, active_since: float) -> Inventory:
     nodes, active = db.execute(
         "SELECT count(*), coalesce(sum(last_seen > ?), 0) FROM nodes", (active_since,)
     ).fetchone()
     jobs, running = db.execute("SELECT count(*), coalesce(sum(is_running), 0) FROM jobs").fetchone()
-    return {"nodes": nodes, "nodes_active": active, "jobs": jobs, "jobs_running": running}
+    return Inventory(nodes=nodes, nodes_active=active, jobs=jobs, jobs_running=running)
 
 
 class SqliteConfig:
@@ -76,5 +77,5 @@ class SqliteConfig:
 
         return await self.write(run)
 
-    async def inventory(self, active_since: float) -> dict[str, int]:
+    async def inventory(self, active_since: float) -> Inventory:
         return await self.read(lambda db: inventory(db, active_since))

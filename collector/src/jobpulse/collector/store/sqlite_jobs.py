@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery, RunChange
 from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.domain.summaries import StoredSummary
+from jobpulse.collector.domain.tags import Tag
 from jobpulse.collector.store import jobs, samples, series, steps, tags
 from jobpulse.collector.store.summaries import load_summary
 
@@ -63,7 +65,7 @@ class SqliteJobs:
             return JobListing(
                 rows=rows,
                 total=total,
-                tags_by_run=_tags_by_run(db, [r["run_id"] for r in rows]),
+                tags_by_run=tags.tags_of_runs(db, [r["run_id"] for r in rows]),
                 tags_in_use=tags.all_tags(db, tags_of),
             )
 
@@ -75,12 +77,12 @@ class SqliteJobs:
     async def search_jobs(self, contains: str, user: str | None, limit: int = 100) -> JobListing:
         def run(db: sqlite3.Connection) -> JobListing:
             rows = jobs.search_jobs(db, contains, user, limit)
-            tagged = _tags_by_run(db, [r["run_id"] for r in rows])
+            tagged = tags.tags_of_runs(db, [r["run_id"] for r in rows])
             return JobListing(rows=rows, total=len(rows), tags_by_run=tagged, tags_in_use=[])
 
         return await self.read(_transaction(run, immediate=False))
 
-    async def search_tags(self, contains: str, user: str | None) -> list[dict[str, Any]]:
+    async def search_tags(self, contains: str, user: str | None) -> list[Tag]:
         return await self.read(lambda db: tags.search_tags(db, jobs.like_pattern(contains), user))
 
     async def metric_summaries(
@@ -89,10 +91,10 @@ class SqliteJobs:
         return await self.read(lambda db: _metric_summaries(db, run_ids, measurements))
 
     # -- one run: tags, summary, steps, samples, series ------------------------------------------
-    async def job_tags(self, run_id: int) -> list[dict[str, Any]]:
+    async def job_tags(self, run_id: int) -> list[Tag]:
         return await self.read(lambda db: tags.job_tags(db, run_id))
 
-    async def job_summary(self, run_id: int) -> dict[str, Any] | None:
+    async def job_summary(self, run_id: int) -> StoredSummary | None:
         return await self.read(lambda db: load_summary(db, run_id))
 
     async def step_summaries(self, scope: RunScope) -> list[dict[str, Any]]:
@@ -116,7 +118,7 @@ class SqliteJobs:
         )
 
     # -- tags ------------------------------------------------------------------------------------
-    async def add_tag(self, run_id: int, name: str, type: str, created_by: str) -> dict[str, Any]:
+    async def add_tag(self, run_id: int, name: str, type: str, created_by: str) -> Tag:
         return await self.write(lambda db: tags.add_tag(db, run_id, name, type, created_by))
 
     async def remove_tag(self, run_id: int, name: str) -> bool:
@@ -199,18 +201,3 @@ def _metric_summaries(
         if found:
             out[int(run_id)] = found
     return out
-
-
-def _tags_by_run(db: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """The tags of many runs in one query (the job list shows each job's tags)."""
-    result: dict[int, list[dict[str, Any]]] = {r: [] for r in run_ids}
-    if not run_ids:
-        return result
-    rows = db.execute(
-        f"""SELECT jt.run_id, t.id, t.name, t.type, t.created_by FROM job_tags jt JOIN tags t
-            ON t.id = jt.tag_id WHERE jt.run_id IN ({", ".join("?" for _ in run_ids)}) ORDER BY t.name""",
-        run_ids,
-    )
-    for r in rows:
-        result[r[0]].append({"Id": r[1], "Name": r[2], "Type": r[3], "CreatedBy": r[4]})
-    return result
