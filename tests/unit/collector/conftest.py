@@ -16,7 +16,7 @@ from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
-from storehelp import run_async
+from storehelp import db_of, run_async
 
 ADMIN_PASSWORD = "admin-secret-pw"
 
@@ -53,8 +53,8 @@ def fx_store(fx_settings: CollectorSettings) -> AsyncIterator[SqliteStore]:
     store = SqliteStore(fx_settings.database_path)
     store.open()
     run_async(ensure_admin(store, fx_settings))
-    users.upsert_user(store.writer, "alice", ["user"], _hash("alice-password"))
-    users.upsert_user(store.writer, "bob", ["user"], _hash("bob-password"))
+    users.upsert_user(db_of(store), "alice", ["user"], _hash("alice-password"))
+    users.upsert_user(db_of(store), "bob", ["user"], _hash("bob-password"))
     yield store
     store.close()
 

@@ -16,7 +16,7 @@ from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.collector.store.summaries import load_summary
 from jobpulse.collector.store.tags import job_tags
 from jobpulse.proto.v1 import ingest_pb2 as pb
-from storehelp import T0, Agent, open_db, summarize
+from storehelp import T0, Agent, db_of, open_db, summarize
 
 START = T0 // 1000
 GIB = float(1 << 30)
@@ -113,7 +113,7 @@ async def test_idle_gpu_job_gets_the_finding_and_a_busy_one_does_not(tmp_path: P
     bus = EventBus()
     published: list[FindingAdded] = []
     bus.subscribe(FindingAdded, published.append)
-    db = store.writer
+    db = db_of(store)
     try:
         idle = _gpu_job(db, 11, "g1", util=1.0)
         busy = _gpu_job(db, 12, "g2", util=90.0)

@@ -57,25 +57,25 @@ class SqliteConfig:
 
     if TYPE_CHECKING:
 
-        async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
-        async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def stored_config(self) -> StoredConfig:
-        return await self.read(read_config)
+        return await self._read(read_config)
 
     async def update_config(
         self, actor: str, parts: list[str], change: Callable[[StoredConfig], dict[str, str]]
     ) -> StoredConfig:
         def run(db: sqlite3.Connection) -> StoredConfig:
-            db.execute("BEGIN IMMEDIATE")  # a failure rolls back (SqliteStore.write)
+            db.execute("BEGIN IMMEDIATE")  # a failure rolls back (SqliteStore._write)
             write_config(db, change(read_config(db)))
             users.audit(db, actor, "update_config", ",".join(parts), {"parts": parts})
             result = read_config(db)
             db.execute("COMMIT")
             return result
 
-        return await self.write(run)
+        return await self._write(run)
 
     async def inventory(self, active_since: float) -> Inventory:
-        return await self.read(lambda db: inventory(db, active_since))
+        return await self._read(lambda db: inventory(db, active_since))
