@@ -244,6 +244,54 @@ async def test_refresh_metadata_rereads_slurm(
     assert os.path.exists(tmp_path / "bin" / "sacct.args")
 
 
+async def test_refresh_metadata_publishes_what_it_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_client: AsyncTestClient, fx_store: SqliteStore
+) -> None:
+    """An admin's refresh is a source like the reconciler: a run it ends is published as JobEnded and a
+    run nobody had reported as JobStarted (then JobEnded), so live pages and webhooks hear of it; a
+    refresh that changes neither publishes nothing."""
+    fake_slurm(tmp_path / "bin", monkeypatch, squeue="squeue-json-running.json", sacct="sacct-json-job1.json")
+    bus: EventBus = fx_client.app.state.events
+    seen: list[Any] = []
+    bus.subscribe((JobStarted, JobEnded), seen.append)
+    token = {"Authorization": f"Bearer {await login(fx_client, 'admin', ADMIN_PASSWORD)}"}
+
+    async def refresh(expected: int) -> None:
+        assert (await fx_client.post("/api/admin/refresh_metadata/1", headers=token)).status_code == 200
+        for _ in range(100):  # the bus hands events to subscribers in later callbacks
+            if len(seen) >= expected:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)  # and no more than expected
+
+    # never reported by a hook: Slurm's record creates the run, already ended
+    await refresh(2)
+    assert seen == [
+        JobStarted(1, "", 1795404595, "refresh"),
+        JobEnded(1, "", "COMPLETED", 1795404615, "refresh"),
+    ]
+    await refresh(2)  # nothing new to say: nothing published
+    assert len(seen) == 2
+
+
+async def test_refresh_metadata_ends_a_run_the_epilog_missed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_client: AsyncTestClient, fx_store: SqliteStore
+) -> None:
+    fake_slurm(tmp_path / "bin", monkeypatch, squeue="squeue-json-running.json", sacct="sacct-json-job1.json")
+    jobs.record_start(db_of(fx_store), "testcluster", 1, 1795404596, {"user_name": "root"}, "prolog")
+    bus: EventBus = fx_client.app.state.events
+    seen: list[Any] = []
+    bus.subscribe((JobStarted, JobEnded), seen.append)
+    token = {"Authorization": f"Bearer {await login(fx_client, 'admin', ADMIN_PASSWORD)}"}
+    assert (await fx_client.post("/api/admin/refresh_metadata/1", headers=token)).status_code == 200
+    for _ in range(100):
+        if seen:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.02)
+    assert seen == [JobEnded(1, "", "COMPLETED", 1795404615, "refresh")]  # the prolog had reported the start
+
+
 async def test_reconciler_corrects_cancelled_jobs_the_epilog_called_completed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_store: SqliteStore
 ) -> None:

@@ -1,6 +1,7 @@
 """The job service: job runs as a principal may see them, their pages and series, tags, search, and the
 REST lifecycle (job start/stop, admin refresh) through the same record functions as every other source;
-a REST start or stop, once stored, is published on the event bus (JobStarted, JobEnded; source ``api``).
+a REST start or stop, once stored, is published on the event bus (JobStarted, JobEnded; source ``api``),
+and so is what an admin's refresh changed (source ``refresh``).
 
 Built once per app from the store (``app.state.jobs``); every method takes the calling
 :class:`~jobpulse.collector.domain.principals.Principal` where access matters, raises domain errors
@@ -30,7 +31,7 @@ from jobpulse.collector.domain.summaries import StoredSummary
 from jobpulse.collector.domain.tags import Tag
 from jobpulse.collector.schemas import Configuration, MetricConfig, MetricData, QuantileData
 from jobpulse.collector.services import access, series
-from jobpulse.collector.services.events import EventBus, JobEnded, JobStarted
+from jobpulse.collector.services.events import EventBus, JobEnded, JobStarted, publish_run_change
 from jobpulse.collector.services.jobcache import JobDataCache
 from jobpulse.collector.slurm import cli as slurm
 from jobpulse.collector.store.base import JobStore
@@ -378,7 +379,13 @@ class JobService:
         return row
 
     async def refresh_job(self, job_id: int) -> dict[str, Any]:
-        """Re-read the job from Slurm and make Slurm's word final; Unavailable when Slurm cannot be asked."""
+        """Re-read the job from Slurm and make Slurm's word final; the stored run. Unavailable when Slurm
+        cannot be asked.
+
+        What the refresh changed is published as the reconciler's changes are (source ``refresh``):
+        JobStarted for a run no source had reported, JobEnded for a run it ended. The job's cached pages
+        are dropped, since Slurm's word may change what they show (its nodes, its end).
+        """
         try:
             found = await asyncio.to_thread(slurm.job, job_id)
         except slurm.SlurmUnavailable as exc:
@@ -389,7 +396,11 @@ class JobService:
             raise Unavailable(f"Slurm: {exc}") from exc
         if found is None:
             raise NotFound(f"Slurm does not know job {job_id}")
-        return await self.store.apply_slurm_job(found, "refresh", overwrite=True)
+        change = await self.store.apply_slurm_job(found, "refresh", overwrite=True)
+        self.invalidate_jobs([job_id, *([change.run["job_id"]] if change.run else [])])
+        if self.bus is not None and change.run:
+            publish_run_change(self.bus, change, "refresh")
+        return change.run
 
 
 def metric_figures(

@@ -144,8 +144,9 @@ class JobStore(StoredConfigSource, Protocol):
         """The newest run of ``job_id`` ended; the stored run."""
         ...
 
-    async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> dict[str, Any]:
-        """What Slurm says about a job (created if missed; ``overwrite``: Slurm's word is final)."""
+    async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> RunChange:
+        """What Slurm says about a job (created if missed; ``overwrite``: Slurm's word is final); what
+        that did to its run (the stored run, whether this created it, whether it ended it)."""
         ...
 
     async def apply_slurm_jobs(self, found: Sequence[SlurmJob], source: str) -> list[RunChange]:

@@ -154,11 +154,11 @@ class SqliteJobs:
 
         return await self._write(_transaction(run, immediate=True))
 
-    async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> dict[str, Any]:
-        """What Slurm says about ``job``, recorded as the reconciler records it; the stored run."""
+    async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> RunChange:
+        """What Slurm says about ``job``, recorded as the reconciler records it; what that did to the run."""
         return await self._write(
             _transaction(
-                lambda db: jobs.apply_slurm_job(db, job, source, overwrite=overwrite).run, immediate=True
+                lambda db: jobs.apply_slurm_job(db, job, source, overwrite=overwrite), immediate=True
             )
         )
 
