@@ -38,7 +38,7 @@ FRONT_END = {"Content-Type": "text/plain;charset=UTF-8"}  # what fetch() sends f
 
 @functools.cache
 def _hash(password: str) -> str:
-    return hash_password(password)  # argon2 costs ~0.16 s by design: once per test run
+    return hash_password(password)  # once per test run (at the lowest cost: tests/conftest.py)
 
 
 @pytest.fixture

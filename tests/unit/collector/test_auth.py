@@ -219,7 +219,7 @@ async def test_first_start_prints_a_one_time_password_never_a_default(
 def test_passwords_are_hashed_with_rfc_9106_argon2id() -> None:
     """The product's hasher (the fast tier hashes cheaply in-process; this checks the real one)."""
     from argon2 import extract_parameters, profiles
-    from conftest import PRODUCT_HASHER
+    from cheap_hashes import PRODUCT_HASHER
     from jobpulse.collector.auth.passwords import verify_password
 
     stored = PRODUCT_HASHER.hash("correct horse")
