@@ -29,7 +29,7 @@ import grpc
 import httpx
 import websockets
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
-from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.store.sqlite import SqliteStore, connect
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
 
@@ -40,8 +40,9 @@ NODES = ("n001", "n002", "n003", "n004")
 
 def seed(path: Path) -> None:
     store = SqliteStore(path)
-    store.open()
-    db = store.writer
+    store.open()  # creates and migrates the database; the bench seeds it on a connection of its own
+    store.close()
+    db = connect(path)
     now = int(time.time())
     rnd = random.Random(1)
     db.execute("BEGIN")
@@ -97,7 +98,7 @@ def seed(path: Path) -> None:
         [(run_id, now, json.dumps(_summary(run_id, json.loads(nodes), rnd))) for run_id, nodes in finished],
     )
     db.execute("COMMIT")
-    store.close()
+    db.close()
 
 
 def _summary(run_id: int, nodes: list[str], rnd: random.Random) -> dict[str, object]:

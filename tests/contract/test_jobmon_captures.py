@@ -23,7 +23,6 @@ from jobpulse.collector.auth.bootstrap import ensure_admin
 from jobpulse.collector.auth.passwords import hash_password
 from jobpulse.collector.domain import hostnames
 from jobpulse.collector.settings import CollectorSettings
-from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
 from support import FIXTURES
@@ -39,7 +38,7 @@ FRONT_END = {"Content-Type": "text/plain;charset=UTF-8"}  # what fetch() sends f
 
 @functools.cache
 def _hash(password: str) -> str:
-    return hash_password(password)  # argon2 costs ~0.16 s by design: once per test run
+    return hash_password(password)  # once per test run (at the lowest cost: tests/conftest.py)
 
 
 @pytest.fixture
@@ -48,7 +47,7 @@ async def client(tmp_path: Path) -> AsyncIterator[AsyncTestClient]:
     store = SqliteStore(settings.database_path)
     store.open()
     await ensure_admin(store, settings)
-    users.upsert_user(store.writer, "alice", ["user"], _hash(ALICE_PASSWORD))
+    await store.save_user("alice", ["user"], _hash(ALICE_PASSWORD), actor="test")
     try:
         async with AsyncTestClient(app=create_app(store, settings)) as test_client:
             yield test_client

@@ -23,12 +23,12 @@ T = TypeVar("T")
 class SlowStore(SqliteStore):
     """A real SQLite store whose every write transaction takes 30 ms longer (a busy disk)."""
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def slow(db: sqlite3.Connection) -> T:
             time.sleep(0.03)
             return fn(db)
 
-        return await super().write(slow)
+        return await super()._write(slow)
 
 
 async def test_slow_database_slows_the_stream(tmp_path: Path) -> None:

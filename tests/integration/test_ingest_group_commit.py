@@ -15,8 +15,8 @@ from jobpulse.collector import ingest as servicer_module
 from jobpulse.collector.group_commit import Result
 from jobpulse.collector.ingest import IngestServicer
 from jobpulse.collector.store.ingest import Pending, ingest_many, prepare
-from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
-from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS, migrate
+from jobpulse.collector.store.sqlite import SqliteStore, connect
 from jobpulse.collector.store.stage import Stage
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from jobpulse.proto.v1 import ingest_pb2_grpc as pb_grpc
@@ -29,13 +29,13 @@ class CountingStore(SqliteStore):
 
     transactions = 0
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def slow(db: sqlite3.Connection) -> T:
             time.sleep(0.02)
             return fn(db)
 
         self.transactions += 1
-        return await super().write(slow)
+        return await super()._write(slow)
 
 
 def _batch(seq: int, job: int = 7, value: float | None = None) -> pb.Batch:
@@ -127,9 +127,8 @@ async def test_read_ahead_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_rows_of_a_group_are_stored_in_key_order_and_the_first_sent_wins(tmp_path: Path) -> None:
     """Sorting a group's rows by primary key (for SQLite's sake) keeps INSERT OR IGNORE's rule: of two
     rows for the same job, node, step and time, the one sent first is kept."""
-    store = SqliteStore(tmp_path / "db.sqlite")
-    store.open()
-    db = store.writer
+    db = connect(tmp_path / "db.sqlite")
+    migrate(db)
     first = _batch(1, job=9, value=2.0)
     again = _batch(2, job=9, value=1.0)  # sorts before ``first`` by value, but was sent after it
     again.jobs.time_ms[0] = first.jobs.time_ms[0]
@@ -140,15 +139,14 @@ def test_rows_of_a_group_are_stored_in_key_order_and_the_first_sent_wins(tmp_pat
     assert db.execute("SELECT count(*) FROM job_samples WHERE node = 'k1'").fetchone()[0] == 2
     series = db.execute("SELECT raw_first_ms, last_ms FROM job_series WHERE job_id = 9").fetchone()
     assert tuple(series) == (first.jobs.time_ms[0], first.jobs.time_ms[0])
-    store.close()
+    db.close()
 
 
 def test_a_replay_inside_a_group_is_acknowledged_and_only_the_new_batches_are_stored(tmp_path: Path) -> None:
     """A group may carry a reconnected agent's replay between other streams' new batches: the replay's
     staged rows are dropped (the first copy stays as stored), everything around it is stored."""
-    store = SqliteStore(tmp_path / "db.sqlite")
-    store.open()
-    db = store.writer
+    db = connect(tmp_path / "db.sqlite")
+    migrate(db)
     known: dict[tuple[str, str], int] = {}
 
     def with_node(batch: pb.Batch, ts: int, load: float) -> pb.Batch:
@@ -180,7 +178,7 @@ def test_a_replay_inside_a_group_is_acknowledged_and_only_the_new_batches_are_st
     nodes = db.execute("SELECT node, ts, load1 FROM node_samples ORDER BY node, ts").fetchall()
     assert [tuple(r) for r in nodes] == [("r1", 1, 1.0), ("r1", 2, 2.0), ("r2", 1, 1.0), ("r2", 2, 2.0)]
     staged.close()
-    store.close()
+    db.close()
 
 
 async def test_a_bad_batch_in_a_group_does_not_sink_the_others(tmp_path: Path) -> None:

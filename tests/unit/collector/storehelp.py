@@ -14,7 +14,7 @@ from jobpulse.collector.store import summaries
 from jobpulse.collector.store.ingest import ingest_batch, record_hello
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS, migrate
 from jobpulse.collector.store.packed import COLUMNS, PACKED, POS, WIDE, minutes, read_hours
-from jobpulse.collector.store.sqlite import connect
+from jobpulse.collector.store.sqlite import SqliteStore, connect
 from jobpulse.collector.summary import JobSummary, build_summary
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
@@ -34,6 +34,17 @@ def run_async(coro: Coroutine[Any, Any, T_]) -> T_:
         return loop.run_until_complete(coro)
     finally:
         loop.close()
+
+
+def db_of(store: SqliteStore) -> sqlite3.Connection:
+    """The store's own writer connection, for a test to seed rows (with store/ functions, the way the
+    store would write them) or to inspect them, while the store is idle.
+
+    The store keeps its connections private: only its named methods (store/base.py) run SQL in the
+    collector. Tests reach them through this one helper, not through the store's internals one by one;
+    a test that reads while the store works (a scheduler running) opens a connection of its own.
+    """
+    return store._writer_db()
 
 
 def open_db(path: Path) -> sqlite3.Connection:

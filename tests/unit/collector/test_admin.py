@@ -8,6 +8,7 @@ from conftest import ADMIN_PASSWORD, login
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
+from storehelp import db_of
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -42,7 +43,7 @@ async def test_admin_routes_refuse_anonymous_users_and_job_control_keys(
     fx_client: AsyncTestClient, fx_store: SqliteStore
 ) -> None:
     alice = await _alice(fx_client)
-    hook_key, _ = users.create_api_key(fx_store.writer, "service:api", "job-control")
+    hook_key, _ = users.create_api_key(db_of(fx_store), "service:api", "job-control")
     for method, path in ADMIN_ROUTES:
         body = {"Roles": ["admin"]} if method == "PATCH" else None
         anonymous = await fx_client.request(method, path, json=body)
@@ -54,7 +55,7 @@ async def test_admin_routes_refuse_anonymous_users_and_job_control_keys(
         as_hook = await fx_client.request(method, path, json=body, headers={"X-API-Key": hook_key})
         assert as_hook.status_code == 403, (method, path)
     # nothing changed: alice is still a plain user
-    assert users.get_user(fx_store.writer, "alice")["roles"] == ["user"]  # type: ignore[index]
+    assert users.get_user(db_of(fx_store), "alice").roles == ("user",)  # type: ignore[union-attr]
 
 
 async def test_generate_api_key_defaults_to_job_control_and_is_shown_once(
@@ -69,7 +70,7 @@ async def test_generate_api_key_defaults_to_job_control_and_is_shown_once(
     assert key.startswith("jp_")
     # stored hashed only, and never listed again
     assert key.split("_", 2)[2] not in json.dumps(
-        [dict(r) for r in fx_store.writer.execute("SELECT * FROM api_keys")]
+        [dict(r) for r in db_of(fx_store).execute("SELECT * FROM api_keys")]
     )
     listed = (await fx_client.get("/api/admin/apikeys", headers=admin)).json()
     assert [k["id"] for k in listed] == [created["id"]]
@@ -170,13 +171,13 @@ async def test_user_roles_bad_input(fx_client: AsyncTestClient, fx_store: Sqlite
     assert other_name.status_code == 400 and "Username" in other_name.json()["detail"]
     last_admin = await fx_client.patch("/api/config/users/admin", json={"Roles": ["user"]}, headers=admin)
     assert last_admin.status_code == 409 and "last admin" in last_admin.json()["detail"]
-    assert users.get_user(fx_store.writer, "alice")["roles"] == ["user"]  # type: ignore[index]
-    assert users.list_audit(fx_store.writer) == []  # refused changes leave no audit entry
+    assert users.get_user(db_of(fx_store), "alice").roles == ("user",)  # type: ignore[union-attr]
+    assert users.list_audit(db_of(fx_store)) == []  # refused changes leave no audit entry
     # an unknown user (e.g. an OIDC user before their first login) can be given roles in advance
     created = await fx_client.patch("/api/config/users/carol", json={"Roles": ["user"]}, headers=admin)
     assert created.status_code == 200 and created.json()["Roles"] == ["user"]
-    carol = users.get_user(fx_store.writer, "carol")
-    assert carol is not None and carol["password_hash"] is None  # cannot log in with a password
+    carol = users.get_user(db_of(fx_store), "carol")
+    assert carol is not None and carol.password_hash is None  # cannot log in with a password
 
 
 async def test_notify_admin_stores_a_role_request_for_admins(fx_client: AsyncTestClient) -> None:

@@ -23,7 +23,7 @@ from litestar.testing import TestClient
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from seed import add_job, add_samples
-from storehelp import run_async
+from storehelp import db_of, run_async
 
 EXAMPLES = int(os.environ.get("JOBPULSE_FUZZ_EXAMPLES", "15"))
 # the routes this module owns; auth/admin routes are fuzzed by their owners' tests
@@ -41,7 +41,7 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object,
     for i in range(20):
         job_id = 1 + i
         add_job(
-            store.writer,
+            db_of(store),
             job_id,
             f"user{i % 3}",
             start=T0 + i * 100,
@@ -49,7 +49,7 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object,
             nodes=("n1", "n2"),
             partition=("cpu", "gpu")[i % 2],
         )
-        add_samples(store.writer, job_id, ("n1", "n2"), T0 + i * 100, 60, tick=60)
+        add_samples(db_of(store), job_id, ("n1", "n2"), T0 + i * 100, 60, tick=60)
     app = create_app(store, cfg)
     with TestClient(app=app) as client:
         token = client.post("/api/login", json={"Username": "admin", "Password": "fuzz-admin-pw"}).json()[

@@ -15,6 +15,7 @@ from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
+from storehelp import db_of
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -22,7 +23,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 def _add_job(store: SqliteStore, job_id: int, user: str) -> None:
-    store.writer.execute(
+    db_of(store).execute(
         "INSERT INTO jobs (job_id, cluster, user_name, start_time, updated, nodes) VALUES (?, 'c', ?, ?, ?, '[]')",
         (job_id, user, int(time.time()), time.time()),
     )
@@ -100,16 +101,16 @@ async def test_tokens_expire(fx_store: SqliteStore, fx_settings: CollectorSettin
 async def test_api_keys_header_bearer_role_scope_and_revocation(
     fx_client: AsyncTestClient, fx_store: SqliteStore
 ) -> None:
-    key, record = users.create_api_key(fx_store.writer, "service:slurm", "job-control", "hooks")
-    stored = fx_store.writer.execute("SELECT digest FROM api_keys").fetchone()[0]
+    key, record = users.create_api_key(db_of(fx_store), "service:slurm", "job-control", "hooks")
+    stored = db_of(fx_store).execute("SELECT digest FROM api_keys").fetchone()[0]
     assert key.split("_", 2)[2] not in stored  # only a digest is kept
     # job-control may not read jobs
     assert (await fx_client.get("/api/jobs", headers={"X-API-Key": key})).status_code == 403
-    user_key, _ = users.create_api_key(fx_store.writer, "alice", "user", "script")
+    user_key, _ = users.create_api_key(db_of(fx_store), "alice", "user", "script")
     assert (await fx_client.get("/api/jobs", headers={"X-API-Key": user_key})).status_code == 200
     assert (await fx_client.get("/api/jobs", headers=_bearer(user_key))).status_code == 200
-    users.revoke_api_key(fx_store.writer, record["id"])
-    users.revoke_api_key(fx_store.writer, user_key.split("_")[1])
+    users.revoke_api_key(db_of(fx_store), record.id)
+    users.revoke_api_key(db_of(fx_store), user_key.split("_")[1])
     assert (await fx_client.get("/api/jobs", headers={"X-API-Key": user_key})).status_code == 401
     assert (await fx_client.get("/api/jobs", headers={"X-API-Key": "jp_nope_nope"})).status_code == 401
 
@@ -118,8 +119,8 @@ async def test_api_key_in_the_cookie_as_jobmons_slurm_script_sends_it(
     fx_client: AsyncTestClient, fx_store: SqliteStore
 ) -> None:
     """curl --cookie "Authorization=Bearer <key>": the value holds a space; quoted works as well."""
-    key, record = users.create_api_key(fx_store.writer, "service:slurm", "job-control", "hooks")
-    user_key, _ = users.create_api_key(fx_store.writer, "alice", "user", "script")
+    key, record = users.create_api_key(db_of(fx_store), "service:slurm", "job-control", "hooks")
+    user_key, _ = users.create_api_key(db_of(fx_store), "alice", "user", "script")
     for value in (f"Bearer {key}", f'"Bearer {key}"', key):
         cookie = {"Cookie": f"Authorization={value}"}
         assert (await fx_client.patch("/api/job_stop/9", json={}, headers=cookie)).status_code == 200
@@ -127,7 +128,7 @@ async def test_api_key_in_the_cookie_as_jobmons_slurm_script_sends_it(
     as_user = {"Cookie": f"other=1; Authorization=Bearer {user_key}"}
     assert (await fx_client.get("/api/jobs", headers=as_user)).status_code == 200
     assert (await fx_client.patch("/api/job_stop/9", json={}, headers=as_user)).status_code == 403
-    users.revoke_api_key(fx_store.writer, record["id"])
+    users.revoke_api_key(db_of(fx_store), record.id)
     revoked = {"Cookie": f"Authorization=Bearer {key}"}
     assert (await fx_client.patch("/api/job_stop/9", json={}, headers=revoked)).status_code == 401
     # a credential in a header wins over the cookie
@@ -158,12 +159,12 @@ async def test_session_jwt_carries_jobmons_claims_for_display_only(
     assert (await fx_client.get("/api/jobs", headers=_bearer(tampered))).status_code == 401
     # the roles are the user's current ones, whatever the claims say
     assert (await fx_client.get("/api/admin/apikeys", headers=_bearer(token))).status_code == 403
-    users.set_roles(fx_store.writer, "alice", ["user", "admin"])
+    users.set_roles(db_of(fx_store), "alice", ["user", "admin"])
     assert (await fx_client.get("/api/admin/apikeys", headers=_bearer(token))).status_code == 200
-    users.set_roles(fx_store.writer, "alice", [])
+    users.set_roles(db_of(fx_store), "alice", [])
     assert (await fx_client.get("/api/jobs", headers=_bearer(token))).status_code == 403
     # and the session ends on the server (the claims are still "valid" in the token)
-    users.set_roles(fx_store.writer, "alice", ["user"])
+    users.set_roles(db_of(fx_store), "alice", ["user"])
     cookie = {"Cookie": f"Authorization=Bearer {token}"}
     assert (await fx_client.post("/api/logout", json=_claims(token), headers=cookie)).status_code == 200
     assert (await fx_client.get("/api/jobs", headers=cookie)).status_code == 401
@@ -209,15 +210,16 @@ async def test_first_start_prints_a_one_time_password_never_a_default(
         second.close()
     assert (
         admin is not None
-        and first not in admin["password_hash"]
-        and admin["password_hash"].startswith("$argon2")
+        and admin.password_hash is not None
+        and first not in admin.password_hash
+        and admin.password_hash.startswith("$argon2")
     )
 
 
 def test_passwords_are_hashed_with_rfc_9106_argon2id() -> None:
     """The product's hasher (the fast tier hashes cheaply in-process; this checks the real one)."""
     from argon2 import extract_parameters, profiles
-    from conftest import PRODUCT_HASHER
+    from cheap_hashes import PRODUCT_HASHER
     from jobpulse.collector.auth.passwords import verify_password
 
     stored = PRODUCT_HASHER.hash("correct horse")

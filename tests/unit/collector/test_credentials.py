@@ -24,6 +24,7 @@ from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import AsyncTestClient, TestClient
 from seed import add_job
+from storehelp import db_of
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -51,7 +52,7 @@ async def _admin(client: AsyncTestClient) -> dict[str, str]:
 
 
 def _admin_keys(store: SqliteStore) -> int:
-    return int(store.writer.execute("SELECT count(*) FROM api_keys WHERE role = 'admin'").fetchone()[0])
+    return int(db_of(store).execute("SELECT count(*) FROM api_keys WHERE role = 'admin'").fetchone()[0])
 
 
 # -- D1: any API key became its owner's full account ------------------------------------------------
@@ -61,7 +62,7 @@ async def test_d1_api_key_escalation_is_refused_at_the_ticket(
 ) -> None:
     """The probe's three requests: ws-ticket with the key, generateAPIKey role=admin with the ticket, then an
     admin route. The README's Slurm-hook key (owner ``admin``) and a user key (owner the admin who made it)."""
-    key = _legacy_key(fx_store.writer, "admin", role)
+    key = _legacy_key(db_of(fx_store), "admin", role)
     ticket = await fx_client.post("/api/auth/ws-ticket", headers=_key(key))
     assert ticket.status_code == 403, ticket.text  # step 1 refused: no token of the owner's account
     assert "login session" in ticket.json()["detail"]
@@ -146,8 +147,8 @@ def test_d1_cli_names_the_owner(
         == 0
     )
     key = capsys.readouterr().out.strip()
-    record = users.verify_api_key(fx_store.writer, key)
-    assert record is not None and record["owner"] == "service:slurm-hooks"
+    record = users.verify_api_key(db_of(fx_store), key)
+    assert record is not None and record.owner == "service:slurm-hooks"
     # the old command (owner admin by default) names no owner: refused, saying what to add
     assert cli.main(["create-api-key", "--role", "job-control", "--name", "slurm-hooks", *db]) == 2
     assert "--service" in capsys.readouterr().err
@@ -156,7 +157,7 @@ def test_d1_cli_names_the_owner(
     assert "does not hold" in capsys.readouterr().err
     assert cli.main(["create-api-key", "--role", "user", "--owner", "alice", *db]) == 0
     assert cli.main(["add-user", "service:x", *db]) == 2
-    owners = sorted(r["owner"] for r in users.list_api_keys(fx_store.writer))
+    owners = sorted(r.owner for r in users.list_api_keys(db_of(fx_store)))
     assert owners == ["alice", "service:slurm-hooks"]
 
 
@@ -164,7 +165,7 @@ def test_d1_cli_names_the_owner(
 async def test_d4_job_control_reads_nothing_from_start_and_stop(
     fx_client: AsyncTestClient, fx_store: SqliteStore
 ) -> None:
-    add_job(fx_store.writer, 777, "bob", start=int(time.time()) - 60, stop=None, account="secret-project")
+    add_job(db_of(fx_store), 777, "bob", start=int(time.time()) - 60, stop=None, account="secret-project")
     admin = await _admin(fx_client)
     hook = (await fx_client.post("/api/generateAPIKey", headers=admin)).json()["key"]  # JobMon's default
     start = await fx_client.put("/api/job_start", json={"Id": 777}, headers=_key(hook))
@@ -247,7 +248,7 @@ async def test_d9_keys_stop_when_their_owner_loses_the_role(
     # a removed user's keys stop too; a service principal's key does not depend on any person
     await fx_client.patch("/api/config/users/alice", json={"Roles": ["user"]}, headers=admin)
     assert (await fx_client.get("/api/jobs", headers=_key(alice_key))).status_code == 200
-    fx_store.writer.execute("DELETE FROM users WHERE username = 'alice'")
+    db_of(fx_store).execute("DELETE FROM users WHERE username = 'alice'")
     assert (await fx_client.get("/api/jobs", headers=_key(alice_key))).status_code == 401
     assert (await fx_client.put("/api/job_start", json={"Id": 5}, headers=_key(hook_key))).status_code == 200
 

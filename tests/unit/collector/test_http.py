@@ -12,6 +12,7 @@ from jobpulse.collector.app import create_app
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
+from storehelp import db_of
 
 
 @pytest.fixture
@@ -153,7 +154,7 @@ async def test_openapi_served_at_docs_and_api(fx_client: AsyncTestClient) -> Non
 
 async def test_prometheus_metrics(fx_client: AsyncTestClient, fx_store: SqliteStore) -> None:
     now = time.time()
-    fx_store.writer.execute(
+    db_of(fx_store).execute(
         "INSERT INTO nodes (name, first_seen, last_seen) VALUES ('n1', ?, ?), ('n2', ?, ?)",
         (now, now, now - 3600, now - 3600),
     )

@@ -22,6 +22,7 @@ from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common.config import ConfigError
 from litestar.testing import AsyncTestClient
+from storehelp import db_of
 from support import small_tmpfs
 
 DEEP = "[" * 1000 + "]" * 1000  # ~2 KB; msgspec raised RecursionError on it (a 500)
@@ -40,7 +41,7 @@ async def admin(fx_client: AsyncTestClient) -> dict[str, str]:
 
 
 def job_count(store: SqliteStore) -> int:
-    return int(store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0])
+    return int(db_of(store).execute("SELECT count(*) FROM jobs").fetchone()[0])
 
 
 # -- D6: 500s with a traceback -------------------------------------------------------------------
@@ -162,12 +163,12 @@ async def test_D11_out_of_range_integers_and_bad_names_are_not_stored(
 async def test_D11_role_patch_creates_no_user_with_a_name_unix_refuses(
     fx_client: AsyncTestClient, fx_store: SqliteStore, admin: dict[str, str], name: str
 ) -> None:
-    before = fx_store.writer.execute("SELECT count(*) FROM users").fetchone()[0]
+    before = db_of(fx_store).execute("SELECT count(*) FROM users").fetchone()[0]
     response = await fx_client.patch(f"/api/config/users/{name}", json={"Roles": ["user"]}, headers=admin)
     assert response.status_code in (400, 404), response.text
     if response.status_code == 400:
         assert response.json()["detail"].startswith("user:")
-    assert fx_store.writer.execute("SELECT count(*) FROM users").fetchone()[0] == before
+    assert db_of(fx_store).execute("SELECT count(*) FROM users").fetchone()[0] == before
     # real names still work, including directory-service ones
     good = await fx_client.patch(
         "/api/config/users/carol@EXAMPLE.ORG", json={"Roles": ["user"]}, headers=admin
@@ -251,7 +252,7 @@ async def test_D10_full_disk_is_503_with_retry_after_logged_once(
     client, store = small_disk_client
     admin = {"Authorization": f"Bearer {await login(client, 'admin', ADMIN_PASSWORD)}"}
     assert (await client.put("/api/job_start", json={"Id": 1}, headers=admin)).status_code == 200
-    store.writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the next write must grow the WAL
+    db_of(store).execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the next write must grow the WAL
     free = fill(small_disk)
     caplog.clear()
     script = "#!/bin/sh\n" + "srun step\n" * 20_000  # 200 KB: pages the disk has no room for

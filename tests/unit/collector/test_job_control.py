@@ -13,6 +13,7 @@ from jobpulse.collector.services.events import EventBus, JobEnded, JobStarted
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
+from storehelp import db_of
 
 START = {
     "Id": 4242,
@@ -40,14 +41,14 @@ START = {
 
 @pytest.fixture
 def fx_key(fx_store: SqliteStore) -> dict[str, str]:
-    key, _ = users.create_api_key(fx_store.writer, "service:slurm", "job-control", "prolog")
+    key, _ = users.create_api_key(db_of(fx_store), "service:slurm", "job-control", "prolog")
     return {"X-Api-Key": key}
 
 
 def runs(store: SqliteStore, job_id: int) -> list[dict[str, Any]]:
     return [
         dict(r)
-        for r in store.writer.execute("SELECT * FROM jobs WHERE job_id = ? ORDER BY run_id", (job_id,))
+        for r in db_of(store).execute("SELECT * FROM jobs WHERE job_id = ? ORDER BY run_id", (job_id,))
     ]
 
 
@@ -223,7 +224,7 @@ async def test_bad_start_bodies_are_rejected_naming_the_field(
     response = await fx_client.put("/api/job_start", json=body, headers=fx_key)
     assert response.status_code == 400, response.text
     assert field in response.text
-    assert fx_store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+    assert db_of(fx_store).execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
 
 
 async def test_bad_stop_input(
@@ -235,7 +236,7 @@ async def test_bad_stop_input(
     assert bad_type.status_code == 400 and "ExitCode" in bad_type.text
     too_big = await fx_client.patch("/api/job_stop/5", json={"ExitCode": 2**40}, headers=fx_key)
     assert too_big.status_code == 400 and "ExitCode" in too_big.json()["detail"]
-    assert fx_store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+    assert db_of(fx_store).execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
 
 
 async def test_huge_body_is_refused(
@@ -245,7 +246,7 @@ async def test_huge_body_is_refused(
         "/api/job_start", json={**START, "JobScript": "x" * 2_000_000}, headers=fx_key
     )
     assert response.status_code == 413
-    assert fx_store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+    assert db_of(fx_store).execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
 
 
 async def test_only_job_control_or_admin_may_start_and_stop(
@@ -258,12 +259,12 @@ async def test_only_job_control_or_admin_may_start_and_stop(
     assert user.status_code == 403 and "job-control" in user.json()["detail"]
     stop = await fx_client.patch("/api/job_stop/4242", json={}, headers={"Authorization": f"Bearer {token}"})
     assert stop.status_code == 403
-    user_key, _ = users.create_api_key(fx_store.writer, "alice", "user", "mine")
+    user_key, _ = users.create_api_key(db_of(fx_store), "alice", "user", "mine")
     keyed = await fx_client.put("/api/job_start", json=START, headers={"X-Api-Key": user_key})
     assert keyed.status_code == 403
-    assert fx_store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+    assert db_of(fx_store).execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
     # a job-control key can start jobs but read nothing
-    key, _ = users.create_api_key(fx_store.writer, "service:slurm", "job-control", "prolog")
+    key, _ = users.create_api_key(db_of(fx_store), "service:slurm", "job-control", "prolog")
     assert (await fx_client.put("/api/job_start", json=START, headers={"X-Api-Key": key})).status_code == 200
     assert (await fx_client.get("/api/jobs", headers={"X-Api-Key": key})).status_code == 403
 
@@ -296,7 +297,7 @@ async def test_api_start_and_hook_stop_meet_in_one_run(
             job_id="4242", cluster="testcluster", end_time=1_795_400_100, exit_code=0, state="COMPLETED"
         ),
     )
-    apply_event(fx_store.writer, "vm", "testcluster", stop)
+    apply_event(db_of(fx_store), "vm", "testcluster", stop)
     [run] = runs(fx_store, 4242)
     assert (run["is_running"], run["stop_time"], run["state"], run["user_name"]) == (
         0,

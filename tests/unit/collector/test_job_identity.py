@@ -15,6 +15,7 @@ from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.common.validate import InvalidField
 from litestar.testing import AsyncTestClient
 from seed import add_samples
+from storehelp import db_of
 
 SLURM = Path(__file__).resolve().parents[2] / "fixtures" / "slurm"
 T0 = 1_795_000_000
@@ -99,7 +100,7 @@ async def test_array_tasks_and_het_components(fx_client: AsyncTestClient, fx_sto
 
 
 def test_authoritative_start_replaces_identity_as_a_whole(fx_store: SqliteStore) -> None:
-    db = fx_store.writer
+    db = db_of(fx_store)
     run = jobs.record_start(db, "c", 77, T0, {"user_name": "root", "user_id": 0}, "prolog")
     jobs.record_start(
         db,
@@ -120,7 +121,7 @@ def test_authoritative_start_replaces_identity_as_a_whole(fx_store: SqliteStore)
 
 
 def test_runs_far_apart_are_bounded_both_ways(fx_store: SqliteStore) -> None:
-    db = fx_store.writer
+    db = db_of(fx_store)
     first = jobs.record_start(db, "", 55, T0, {}, "prolog")
     jobs.record_stop(db, "", 55, T0 + 100, "COMPLETED", 0, "epilog")
     add_samples(db, 55, ("n1",), T0, 10)

@@ -10,6 +10,7 @@ from jobpulse.collector.domain.principals import Principal, Role
 from jobpulse.collector.services.jobs import JobService
 from jobpulse.collector.store.sqlite import SqliteStore
 from seed import add_job
+from storehelp import db_of
 
 T0 = 1_700_000_000
 ALICE = Principal("alice", frozenset({Role.USER.value}), "session", session_id="s1")
@@ -19,8 +20,8 @@ ADMIN = Principal("admin", frozenset({Role.ADMIN.value}), "session", session_id=
 
 @pytest.fixture
 def service(fx_store: SqliteStore) -> JobService:
-    add_job(fx_store.writer, 301, "alice", start=T0, stop=T0 + 600)
-    add_job(fx_store.writer, 302, "bob", start=T0, stop=T0 + 600)
+    add_job(db_of(fx_store), 301, "alice", start=T0, stop=T0 + 600)
+    add_job(db_of(fx_store), 302, "bob", start=T0, stop=T0 + 600)
     return JobService(fx_store, tick=10.0)
 
 
@@ -48,7 +49,7 @@ async def test_the_list_is_scoped_to_the_users_own_jobs(service: JobService) -> 
 
 async def test_tags_and_search_answer_domain_errors(service: JobService) -> None:
     tag = await service.add_tag(ALICE, 301, "keep", "user")
-    assert (tag["Name"], tag["Type"], tag["CreatedBy"]) == ("keep", "user", "alice")
+    assert (tag.name, tag.type, tag.created_by) == ("keep", "user", "alice")
     with pytest.raises(NotFound):
         await service.add_tag(BOB, 301, "x", "user")
     with pytest.raises(InvalidInput) as empty:
@@ -76,10 +77,10 @@ async def test_the_lists_radar_figures_are_one_store_read_per_page(
     from storehelp import summarize
 
     for job in range(400, 430):
-        run = add_job(fx_store.writer, job, "alice", start=T0, stop=T0 + 600)
-        add_samples(fx_store.writer, job, ("n1",), start=T0, count=10)
+        run = add_job(db_of(fx_store), job, "alice", start=T0, stop=T0 + 600)
+        add_samples(db_of(fx_store), job, ("n1",), start=T0, count=10)
         if job < 420:
-            summarize(fx_store.writer, run, now=T0 + 700, thresholds=Thresholds())
+            summarize(db_of(fx_store), run, now=T0 + 700, thresholds=Thresholds())
     service = JobService(fx_store, tick=10.0)
     calls: list[list[int]] = []
     read = fx_store.metric_summaries

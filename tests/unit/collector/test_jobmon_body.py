@@ -13,6 +13,7 @@ from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.exceptions import ValidationException
 from litestar.testing import AsyncTestClient
+from storehelp import db_of
 
 
 class Node(msgspec.Struct):
@@ -86,7 +87,7 @@ def test_a_struct_that_forbids_unknown_keys_still_does() -> None:
 
 @pytest.fixture
 def fx_key(fx_store: SqliteStore) -> dict[str, str]:
-    key, _ = users.create_api_key(fx_store.writer, "service:slurm", "job-control", "prolog")
+    key, _ = users.create_api_key(db_of(fx_store), "service:slurm", "job-control", "prolog")
     return {"X-API-Key": key}
 
 

@@ -12,6 +12,7 @@ from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
 from seed import add_job, add_samples
+from storehelp import db_of
 
 T0 = 1_700_000_000
 
@@ -22,7 +23,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def seeded(fx_store: SqliteStore) -> SqliteStore:
-    db = fx_store.writer
+    db = db_of(fx_store)
     run = add_job(db, 101, "alice", start=T0, stop=T0 + 6000, nodes=("n1", "n2"), partition="gpu", gpus=2)
     add_job(db, 102, "alice", start=T0 + 100, stop=None, partition="cpu")
     add_job(db, 103, "bob", start=T0 + 200, stop=T0 + 260, state="FAILED", account="other")
@@ -191,7 +192,7 @@ async def test_finished_job_series_are_cached_until_a_late_batch_arrives(
 
     body = (await fx_client.get("/api/job/101", headers=alice)).json()
     assert nodes() == {"n1", "n2"}
-    add_samples(seeded.writer, 101, ("n9",), T0 + 60, 3)  # stored behind the API's back
+    add_samples(db_of(seeded), 101, ("n9",), T0 + 60, 3)  # stored behind the API's back
     body = (await fx_client.get("/api/job/101", headers=alice)).json()
     assert nodes() == {"n1", "n2"}  # served from the cache
     late = pb.Batch(seq=1)

@@ -20,7 +20,7 @@ from jobpulse.proto.v1 import ingest_pb2 as pb
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 from seed import add_job, add_samples
-from storehelp import run_async
+from storehelp import db_of, run_async
 
 
 def _batch(job_id: int, seq: int, stop: bool = False) -> pb.Batch:
@@ -45,10 +45,10 @@ def client(tmp_path: Path) -> TestClient:
     store = SqliteStore(settings.database_path)
     store.open()
     run_async(ensure_admin(store, settings))
-    users.upsert_user(store.writer, "alice", ["user"], hash_password("alice-password"))
-    add_job(store.writer, 301, "alice", start=int(time.time()), stop=None)
-    add_job(store.writer, 302, "bob", start=int(time.time()), stop=None)
-    add_job(store.writer, 303, "alice", start=int(time.time()) - 60, stop=int(time.time()))
+    users.upsert_user(db_of(store), "alice", ["user"], hash_password("alice-password"))
+    add_job(db_of(store), 301, "alice", start=int(time.time()), stop=None)
+    add_job(db_of(store), 302, "bob", start=int(time.time()), stop=None)
+    add_job(db_of(store), 303, "alice", start=int(time.time()) - 60, stop=int(time.time()))
     with TestClient(app=create_app(store, settings)) as c:
         yield c
     store.close()
@@ -203,8 +203,8 @@ def test_jobmon_protocol_answers_a_load_request_with_type_2(client: TestClient) 
     """The page asks for an earlier window ({"Type": 1, "StartTime", "StopTime"}) when its user widens
     the time range; the answer holds the stored samples of that window only, before StopTime."""
     store = client.app.state.store
-    start = int(store.writer.execute("SELECT start_time FROM jobs WHERE job_id = 301").fetchone()[0])
-    add_samples(store.writer, 301, ("n1",), start=start + 1, count=2, tick=10.0)  # 10 s apart
+    start = int(db_of(store).execute("SELECT start_time FROM jobs WHERE job_id = 301").fetchone()[0])
+    add_samples(db_of(store), 301, ("n1",), start=start + 1, count=2, tick=10.0)  # 10 s apart
     _login(client, "alice", "alice-password")
     with client.websocket_connect("/api/live/301") as ws:
         ws.send_text("not json")  # ignored, as JobMon ignores what it cannot read

@@ -7,13 +7,14 @@ from conftest import ADMIN_PASSWORD, login
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
 from seed import add_job, add_samples
+from storehelp import db_of
 
 T0 = 1_700_000_400  # on a 600 s boundary
 
 
 @pytest.fixture
 async def tokens(fx_client: AsyncTestClient, fx_store: SqliteStore) -> dict[str, dict[str, str]]:
-    db = fx_store.writer
+    db = db_of(fx_store)
     add_job(db, 201, "alice", start=T0, stop=T0 + 1200, nodes=("n1", "n2"), partition="gpu")
     add_job(db, 202, "bob", start=T0, stop=T0 + 60)
     add_samples(db, 201, ("n1", "n2"), T0, 120)
@@ -104,7 +105,7 @@ async def test_config_catalogue_and_update(
     job = (await fx_client.get("/api/job/201", headers=tokens["alice"])).json()
     assert {m["Config"]["GUID"] for m in job["MetricData"]} == {"cpu_cores", "mem_current_bytes"}
     assert (await fx_client.get("/api/metric/201?metric=pids", headers=tokens["alice"])).status_code == 400
-    audit = fx_client.app.state.store.writer.execute("SELECT actor, action FROM audit_log").fetchall()
+    audit = db_of(fx_client.app.state.store).execute("SELECT actor, action FROM audit_log").fetchall()
     assert ("admin", "update_config") in [tuple(r) for r in audit]
 
 
@@ -191,8 +192,8 @@ async def test_job_control_keys_cannot_read_job_data(
     """The Slurm hooks' role may start and stop jobs, nothing else: every job-data route is 403."""
     from jobpulse.collector.store import users
 
-    add_job(fx_store.writer, 401, "alice", start=T0, stop=T0 + 60)
-    key, _ = users.create_api_key(fx_store.writer, "service:slurm", "job-control", "hooks")
+    add_job(db_of(fx_store), 401, "alice", start=T0, stop=T0 + 60)
+    key, _ = users.create_api_key(db_of(fx_store), "service:slurm", "job-control", "hooks")
     headers = {"X-API-Key": key}
     for method, url in (
         ("GET", "/api/jobs"),

@@ -41,18 +41,18 @@ def test_v2_database_upgrades_with_users_and_keys_intact(tmp_path: Path) -> None
     odd_key = _old_key(db, "admin", "job-control", "Slurm Hooks!")
     alice_key = _old_key(db, "alice", "user")
     assert migrate(db) == LATEST == current_version(db)
-    assert users.get_user(db, "alice")["roles"] == ["user"]  # type: ignore[index]
-    owners = {k: users.verify_api_key(db, k)["owner"] for k in (jobmon_key, hook_key, odd_key, alice_key)}  # type: ignore[index]
+    assert users.get_user(db, "alice").roles == ("user",)  # type: ignore[union-attr]
+    owners = {k: users.verify_api_key(db, k).owner for k in (jobmon_key, hook_key, odd_key, alice_key)}  # type: ignore[union-attr]
     assert owners == {
         jobmon_key: "service:api",
         hook_key: "service:slurm-hooks",
         odd_key: "service:admin",
         alice_key: "alice",  # a person's key of a role they hold is left alone
     }
-    moved = [e for e in users.list_audit(db) if e["action"] == "move_api_key_to_service"]
-    assert len(moved) == 3 and {e["actor"] for e in moved} == {"migration"}
+    moved = [e for e in users.list_audit(db) if e.action == "move_api_key_to_service"]
+    assert len(moved) == 3 and {e.actor for e in moved} == {"migration"}
     request_id, new = users.add_role_request(db, "bob", ["user"], "127.0.0.1")
-    assert new and users.list_role_requests(db)[0]["id"] == request_id
+    assert new and users.list_role_requests(db)[0].id == request_id
 
 
 def test_pending_role_requests_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,5 +64,5 @@ def test_pending_role_requests_are_bounded(tmp_path: Path, monkeypatch: pytest.M
     users.add_role_request(db, "u0", ["user"], "")  # a repeat updates, it does not count again
     with pytest.raises(users.TooManyRequestsPending):
         users.add_role_request(db, "u9", [], "")
-    users.resolve_role_request(db, users.list_role_requests(db)[0]["id"])
+    users.resolve_role_request(db, users.list_role_requests(db)[0].id)
     users.add_role_request(db, "u9", [], "")  # room again once the admins answer

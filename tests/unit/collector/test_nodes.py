@@ -11,6 +11,7 @@ from jobpulse.collector.nodes import NodeWatch
 from jobpulse.collector.services.events import EventBus, NodeDown, NodeUp
 from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.proto.v1 import ingest_pb2 as pb
+from storehelp import db_of
 
 
 async def test_node_goes_down_and_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -22,15 +23,13 @@ async def test_node_goes_down_and_up(tmp_path: Path, caplog: pytest.LogCaptureFi
         watch = NodeWatch(store, down_after=60)
         assert await watch.check() == {"n1": "up", "n2": "up"}
         # n1's agent last spoke 2 minutes ago.
-        await store.write(
-            lambda db: db.execute("UPDATE nodes SET last_seen = ? WHERE name = 'n1'", (time.time() - 120,))
-        )
+        db_of(store).execute("UPDATE nodes SET last_seen = ? WHERE name = 'n1'", (time.time() - 120,))
         with caplog.at_level(logging.INFO):
             assert await watch.check() == {"n1": "down", "n2": "up"}
         assert "node n1 is down" in caplog.text
-        nodes = {n["node"]: n for n in await store.nodes(60, now=time.time())}
-        assert nodes["n1"]["state"] == "down" and nodes["n1"]["silent_seconds"] >= 119
-        assert nodes["n2"]["state"] == "up" and nodes["n2"]["last_seen"] <= time.time()
+        nodes = {n.name: n for n in await store.nodes(60, now=time.time())}
+        assert nodes["n1"].state == "down" and nodes["n1"].silent_seconds >= 119
+        assert nodes["n2"].state == "up" and nodes["n2"].last_seen <= time.time()
         # A batch brings it back.
         await store.ingest("n1", "s", "c", pb.Batch(seq=1, node=[pb.NodeSample(time_ms=1)]))
         caplog.clear()
@@ -52,9 +51,7 @@ async def test_node_watch_publishes_down_and_up(tmp_path: Path) -> None:
         watch = NodeWatch(store, down_after=60, bus=bus)
         await watch.check()
         assert events == []  # up when first seen: no event
-        await store.write(
-            lambda db: db.execute("UPDATE nodes SET last_seen = ? WHERE name = 'n1'", (time.time() - 120,))
-        )
+        db_of(store).execute("UPDATE nodes SET last_seen = ? WHERE name = 'n1'", (time.time() - 120,))
         await watch.check()
         await watch.check()  # still down: published once
         assert [type(e) for e in events] == [NodeDown] and events[0].node == "n1"  # type: ignore[attr-defined]

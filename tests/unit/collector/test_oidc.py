@@ -13,6 +13,7 @@ from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider
+from storehelp import db_of
 
 BASE = "http://testserver.local"
 
@@ -77,10 +78,10 @@ async def test_full_login_creates_the_user_and_a_session(
     assert session.startswith("Authorization=Bearer ey") and "SameSite=lax" in session
     # PKCE was used and the code exchanged at the token endpoint
     assert provider.token_requests[0]["code_verifier"][0]
-    user = users.get_user(fx_store.writer, "alice.oidc")
+    user = users.get_user(db_of(fx_store), "alice.oidc")
     assert user is not None
-    assert user["roles"] == ["admin", "user"] and user["source"] == "oidc"
-    assert user["email"] == "alice@example.org" and user["password_hash"] is None
+    assert user.roles == ("admin", "user") and user.source == "oidc"
+    assert user.email == "alice@example.org" and user.password_hash is None
     # the session cookie works like one from /api/login (admin role mapped from the group)
     assert (await oidc_client.get("/api/jobs")).status_code == 200
     assert (await oidc_client.get("/api/admin/apikeys")).status_code == 200
@@ -93,11 +94,11 @@ async def test_unmapped_users_get_default_roles_and_admin_roles_are_kept(
 ) -> None:
     provider.login_as = "bob.oidc"
     await oidc_client.get(await _to_provider_and_back(oidc_client), follow_redirects=False)
-    assert users.get_user(fx_store.writer, "bob.oidc")["roles"] == ["user"]  # type: ignore[index]
-    users.set_roles(fx_store.writer, "bob.oidc", ["user", "job-control"])  # an admin's choice
+    assert users.get_user(db_of(fx_store), "bob.oidc").roles == ("user",)  # type: ignore[union-attr]
+    users.set_roles(db_of(fx_store), "bob.oidc", ["user", "job-control"])  # an admin's choice
     oidc_client.cookies.clear()
     await oidc_client.get(await _to_provider_and_back(oidc_client), follow_redirects=False)
-    assert users.get_user(fx_store.writer, "bob.oidc")["roles"] == ["job-control", "user"]  # type: ignore[index]
+    assert users.get_user(db_of(fx_store), "bob.oidc").roles == ("job-control", "user")  # type: ignore[union-attr]
 
 
 async def test_username_from_userinfo_when_not_in_id_token(
@@ -106,7 +107,7 @@ async def test_username_from_userinfo_when_not_in_id_token(
     provider.omit_from_id_token = {"preferred_username"}
     done = await oidc_client.get(await _to_provider_and_back(oidc_client), follow_redirects=False)
     assert done.status_code == 302
-    assert users.get_user(fx_store.writer, "alice.oidc") is not None
+    assert users.get_user(db_of(fx_store), "alice.oidc") is not None
 
 
 async def test_state_mismatch_and_replay_are_refused(oidc_client: AsyncTestClient) -> None:
@@ -155,7 +156,7 @@ async def test_invalid_id_tokens_are_refused(
     response = await oidc_client.get(await _to_provider_and_back(oidc_client), follow_redirects=False)
     assert response.status_code == 401
     assert expected in response.json()["detail"], response.json()
-    assert users.get_user(fx_store.writer, "alice.oidc") is None
+    assert users.get_user(db_of(fx_store), "alice.oidc") is None
     assert (await oidc_client.get("/api/jobs")).status_code == 401
 
 
@@ -201,4 +202,4 @@ async def test_oidc_session_gets_ws_tickets_and_service_names_cannot_log_in(
     provider.login_as = "service:slurm-hooks"
     refused = await oidc_client.get(await _to_provider_and_back(oidc_client), follow_redirects=False)
     assert refused.status_code == 401 and "reserves" in refused.json()["detail"]
-    assert users.get_user(fx_store.writer, "service:slurm-hooks") is None
+    assert users.get_user(db_of(fx_store), "service:slurm-hooks") is None

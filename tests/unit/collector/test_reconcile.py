@@ -17,6 +17,7 @@ from jobpulse.collector.slurm import cli, parse
 from jobpulse.collector.store import jobs
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
+from storehelp import db_of
 from support import FIXTURES
 
 SLURM = FIXTURES / "slurm"
@@ -120,10 +121,10 @@ async def test_reconciler_fills_missed_starts_and_closes_missed_stops(
         sacct="sacct-json-v0040-crafted.json",
     )
     # job 8's prolog reached us, its epilog did not; jobs 7 and 9 were never reported at all
-    jobs.record_start(fx_store.writer, "testcluster", 8, 1795404701, {"user_name": "root"}, "prolog")
+    jobs.record_start(db_of(fx_store), "testcluster", 8, 1795404701, {"user_name": "root"}, "prolog")
     outcome = await reconcile.reconcile_once(fx_store, lookback=3600)
     assert (outcome.seen, outcome.running, outcome.ended, outcome.error) == (3, 1, 2, "")
-    rows = {r["job_id"]: dict(r) for r in fx_store.writer.execute("SELECT * FROM jobs")}
+    rows = {r["job_id"]: dict(r) for r in db_of(fx_store).execute("SELECT * FROM jobs")}
     assert (rows[7]["is_running"], rows[7]["user_name"], rows[7]["source"], rows[7]["partition"]) == (
         1,
         "alice",
@@ -146,9 +147,9 @@ async def test_reconciler_fills_missed_starts_and_closes_missed_stops(
     args = (tmp_path / "bin" / "sacct.args").read_text()
     assert "--json" in args and "-S" in args
     # a second pass changes nothing
-    before = [tuple(r) for r in fx_store.writer.execute("SELECT * FROM jobs ORDER BY run_id")]
+    before = [tuple(r) for r in db_of(fx_store).execute("SELECT * FROM jobs ORDER BY run_id")]
     await reconcile.reconcile_once(fx_store, lookback=3600)
-    assert [tuple(r) for r in fx_store.writer.execute("SELECT * FROM jobs ORDER BY run_id")] == before
+    assert [tuple(r) for r in db_of(fx_store).execute("SELECT * FROM jobs ORDER BY run_id")] == before
 
 
 async def test_reconciler_publishes_the_runs_it_creates_and_ends(
@@ -160,7 +161,7 @@ async def test_reconciler_publishes_the_runs_it_creates_and_ends(
         squeue="squeue-json-v0040-crafted.json",
         sacct="sacct-json-v0040-crafted.json",
     )
-    jobs.record_start(fx_store.writer, "testcluster", 8, 1795404701, {"user_name": "root"}, "prolog")
+    jobs.record_start(db_of(fx_store), "testcluster", 8, 1795404701, {"user_name": "root"}, "prolog")
     bus = EventBus()
     seen: list[Any] = []
     bus.subscribe((JobStarted, JobEnded), seen.append)
@@ -169,7 +170,7 @@ async def test_reconciler_publishes_the_runs_it_creates_and_ends(
         if len(seen) >= 4:
             break
         await asyncio.sleep(0.01)
-    rows = {r["job_id"]: dict(r) for r in fx_store.writer.execute("SELECT * FROM jobs")}
+    rows = {r["job_id"]: dict(r) for r in db_of(fx_store).execute("SELECT * FROM jobs")}
     # 7 and 9 were never reported (9 also ended); 8's prolog was, its end only by Slurm
     assert sorted(seen, key=lambda e: (e.job_id, type(e).__name__)) == [
         JobStarted(7, "", rows[7]["start_time"], "reconciler"),
@@ -189,7 +190,7 @@ async def test_reconciler_without_accounting_uses_squeue(
     fake_slurm(tmp_path / "bin", monkeypatch, squeue="squeue-json-v0040-crafted.json", sacct=None)
     outcome = await reconcile.reconcile_once(fx_store, lookback=3600)
     assert outcome.seen == 1 and "accounting storage is disabled" in outcome.error
-    assert [r["job_id"] for r in fx_store.writer.execute("SELECT job_id FROM jobs")] == [7]
+    assert [r["job_id"] for r in db_of(fx_store).execute("SELECT job_id FROM jobs")] == [7]
 
 
 def test_reconciler_is_off_without_slurm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -215,7 +216,7 @@ async def test_refresh_metadata_rereads_slurm(
     )
     # the hooks had recorded job 1 with a wrong partition and no end
     jobs.record_start(
-        fx_store.writer, "testcluster", 1, 1795404596, {"partition": "wrong", "user_name": "root"}, "prolog"
+        db_of(fx_store), "testcluster", 1, 1795404596, {"partition": "wrong", "user_name": "root"}, "prolog"
     )
     token = await login(fx_client, "admin", ADMIN_PASSWORD)
     response = await fx_client.post(
@@ -231,7 +232,7 @@ async def test_refresh_metadata_rereads_slurm(
         meta["State"],
         meta["Cpus"],
     ) == (1, "compute", False, 1795404615, "COMPLETED", 1)
-    assert fx_store.writer.execute("SELECT count(*) FROM jobs").fetchone()[0] == 1
+    assert db_of(fx_store).execute("SELECT count(*) FROM jobs").fetchone()[0] == 1
     user = await login(fx_client, "alice", "alice-password")
     forbidden = await fx_client.post(
         "/api/admin/refresh_metadata/1", headers={"Authorization": f"Bearer {user}"}
@@ -244,6 +245,54 @@ async def test_refresh_metadata_rereads_slurm(
     assert os.path.exists(tmp_path / "bin" / "sacct.args")
 
 
+async def test_refresh_metadata_publishes_what_it_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_client: AsyncTestClient, fx_store: SqliteStore
+) -> None:
+    """An admin's refresh is a source like the reconciler: a run it ends is published as JobEnded and a
+    run nobody had reported as JobStarted (then JobEnded), so live pages and webhooks hear of it; a
+    refresh that changes neither publishes nothing."""
+    fake_slurm(tmp_path / "bin", monkeypatch, squeue="squeue-json-running.json", sacct="sacct-json-job1.json")
+    bus: EventBus = fx_client.app.state.events
+    seen: list[Any] = []
+    bus.subscribe((JobStarted, JobEnded), seen.append)
+    token = {"Authorization": f"Bearer {await login(fx_client, 'admin', ADMIN_PASSWORD)}"}
+
+    async def refresh(expected: int) -> None:
+        assert (await fx_client.post("/api/admin/refresh_metadata/1", headers=token)).status_code == 200
+        for _ in range(100):  # the bus hands events to subscribers in later callbacks
+            if len(seen) >= expected:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)  # and no more than expected
+
+    # never reported by a hook: Slurm's record creates the run, already ended
+    await refresh(2)
+    assert seen == [
+        JobStarted(1, "", 1795404595, "refresh"),
+        JobEnded(1, "", "COMPLETED", 1795404615, "refresh"),
+    ]
+    await refresh(2)  # nothing new to say: nothing published
+    assert len(seen) == 2
+
+
+async def test_refresh_metadata_ends_a_run_the_epilog_missed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_client: AsyncTestClient, fx_store: SqliteStore
+) -> None:
+    fake_slurm(tmp_path / "bin", monkeypatch, squeue="squeue-json-running.json", sacct="sacct-json-job1.json")
+    jobs.record_start(db_of(fx_store), "testcluster", 1, 1795404596, {"user_name": "root"}, "prolog")
+    bus: EventBus = fx_client.app.state.events
+    seen: list[Any] = []
+    bus.subscribe((JobStarted, JobEnded), seen.append)
+    token = {"Authorization": f"Bearer {await login(fx_client, 'admin', ADMIN_PASSWORD)}"}
+    assert (await fx_client.post("/api/admin/refresh_metadata/1", headers=token)).status_code == 200
+    for _ in range(100):
+        if seen:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.02)
+    assert seen == [JobEnded(1, "", "COMPLETED", 1795404615, "refresh")]  # the prolog had reported the start
+
+
 async def test_reconciler_corrects_cancelled_jobs_the_epilog_called_completed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fx_store: SqliteStore
 ) -> None:
@@ -254,7 +303,7 @@ async def test_reconciler_corrects_cancelled_jobs_the_epilog_called_completed(
         squeue="squeue-json-failed-cancelled.json",
         sacct="sacct-json-failed-cancelled.json",
     )
-    db = fx_store.writer
+    db = db_of(fx_store)
     for job_id, start, end, code, state in (
         (1, 1795408694, 1795408699, 3, "FAILED"),
         (2, 1795408706, 1795408710, 0, "COMPLETED"),

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from jobpulse.collector.domain.summaries import StoredSummary
 from jobpulse.collector.findings import Thresholds
 from jobpulse.collector.services.events import EventBus, FindingAdded
 from jobpulse.collector.services.summaries import summarize_pass
@@ -15,7 +16,7 @@ from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.collector.store.summaries import load_summary
 from jobpulse.collector.store.tags import job_tags
 from jobpulse.proto.v1 import ingest_pb2 as pb
-from storehelp import T0, Agent, open_db, summarize
+from storehelp import T0, Agent, db_of, open_db, summarize
 
 START = T0 // 1000
 GIB = float(1 << 30)
@@ -62,8 +63,8 @@ def _gpu_job(db: sqlite3.Connection, job_id: int, node: str, util: float) -> int
     return int(db.execute("SELECT run_id FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0])
 
 
-def _rules(summary: dict) -> set[str]:  # type: ignore[type-arg]
-    return {f["rule"] for f in summary["findings"]}
+def _rules(summary: StoredSummary) -> set[str]:
+    return {f.rule for f in summary.findings}
 
 
 def test_summary_values(tmp_path: Path) -> None:
@@ -85,7 +86,7 @@ def test_summary_values(tmp_path: Path) -> None:
     assert s.io_read_bytes == 1000.0 * 3600 and s.io_write_bytes is None  # not measured stays None
     assert s.oom_kills == 0 and s.findings == ()
     stored = load_summary(db, run)
-    assert stored is not None and stored["cpu_efficiency"] == pytest.approx(0.5)
+    assert stored is not None and stored.figures["cpu_efficiency"] == pytest.approx(0.5)
 
 
 def test_summary_metrics_mean_max_and_limit(tmp_path: Path) -> None:
@@ -102,7 +103,7 @@ def test_summary_metrics_mean_max_and_limit(tmp_path: Path) -> None:
     assert io["mean"] == pytest.approx(1000.0 * 1800) and io["max"] == 1000.0 * 3600
     assert "cpu_cores" not in s.metrics and "mem_limit_bytes" in s.metrics  # never measured: absent
     stored = load_summary(db, run)
-    assert stored is not None and stored["metrics"]["gpu_util_percent"]["mean"] == 80.0
+    assert stored is not None and stored.metrics["gpu_util_percent"]["mean"] == 80.0
 
 
 async def test_idle_gpu_job_gets_the_finding_and_a_busy_one_does_not(tmp_path: Path) -> None:
@@ -112,19 +113,20 @@ async def test_idle_gpu_job_gets_the_finding_and_a_busy_one_does_not(tmp_path: P
     bus = EventBus()
     published: list[FindingAdded] = []
     bus.subscribe(FindingAdded, published.append)
-    db = store.writer
+    db = db_of(store)
     try:
         idle = _gpu_job(db, 11, "g1", util=1.0)
         busy = _gpu_job(db, 12, "g2", util=90.0)
         assert await summarize_pass(store, START + 3700, 60, Thresholds(), bus) == 2
         idle_summary, busy_summary = load_summary(db, idle), load_summary(db, busy)
         assert idle_summary is not None and busy_summary is not None
-        finding = next(f for f in idle_summary["findings"] if f["rule"] == "idle_gpu")
-        assert (finding["value"], finding["threshold"]) == (1.0, 5.0)
-        assert "GPU" in finding["hint"]
+        finding = next(f for f in idle_summary.findings if f.rule == "idle_gpu")
+        assert (finding.value, finding.threshold) == (1.0, 5.0)
+        assert "GPU" in finding.hint
         assert "idle_gpu" not in _rules(busy_summary)
-        assert {t["Name"] for t in job_tags(db, idle)} == {"idle_gpu"}
-        assert job_tags(db, idle)[0]["Type"] == "finding" and job_tags(db, idle)[0]["CreatedBy"] == "jobpulse"
+        assert [(t.name, t.type, t.created_by) for t in job_tags(db, idle)] == [
+            ("idle_gpu", "finding", "jobpulse")
+        ]
         assert job_tags(db, busy) == []
         for _ in range(100):  # a subscriber gets its events in a later callback of the loop
             if published:

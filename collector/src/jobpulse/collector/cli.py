@@ -107,7 +107,7 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
         return 2
     print(key)
     print(
-        f"(key id {record['id']}, role {args.role}, owner {owner}; shown only now, stored hashed)",
+        f"(key id {record.id}, role {args.role}, owner {owner}; shown only now, stored hashed)",
         file=sys.stderr,
     )
     return 0

@@ -12,20 +12,11 @@ from typing import TYPE_CHECKING
 
 from jobpulse.collector.domain.jobs import FINDING_CREATED_BY as FINDING_CREATED_BY
 from jobpulse.collector.domain.jobs import FINDING_TAG_TYPE as FINDING_TAG_TYPE
+from jobpulse.collector.domain.summaries import Finding as Finding  # one rule that fired
 
 if TYPE_CHECKING:
     from jobpulse.collector.settings import CollectorSettings
     from jobpulse.collector.summary import JobSummary
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One rule that fired; ``rule`` is also the name of the job's tag."""
-
-    rule: str
-    value: float
-    threshold: float
-    hint: str
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from jobpulse.collector.domain.nodes import Inventory
 from jobpulse.collector.services.nodes import NodeService
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from litestar import Request, Response, get
@@ -63,12 +64,12 @@ class CollectorMetrics:
             "jobpulse_livelog_clients", "Connected livelog clients", registry=self.registry
         )
 
-    def refresh(self, counts: dict[str, int]) -> None:
+    def refresh(self, counts: Inventory) -> None:
         """The gauges from :meth:`NodeService.inventory`."""
-        self.nodes.set(counts["nodes"])
-        self.nodes_recent.set(counts["nodes_active"])
-        self.jobs.set(counts["jobs"])
-        self.jobs_running.set(counts["jobs_running"])
+        self.nodes.set(counts.nodes)
+        self.nodes_recent.set(counts.nodes_active)
+        self.jobs.set(counts.jobs)
+        self.jobs_running.set(counts.jobs_running)
 
     def observe_batches(self, node: str, batches: Sequence[pb.Batch]) -> None:
         """IngestServicer's hook: called once per agent message with the batches actually stored (not

@@ -32,11 +32,11 @@ class NodeWatch:
     async def check(self) -> dict[str, str]:
         """One pass: returns the state of every node and logs (and publishes) each change."""
         for node in await self.nodes.nodes(self.down_after):
-            name, state = node["node"], node["state"]
+            name, state = node.name, node.state
             previous = self.states.get(name)
             if state == "down" and previous != "down":  # a change, or down when first seen
-                log.warning("node %s is down: agent silent for %.0f s", name, node["silent_seconds"])
-                self._publish(NodeDown(name, node["silent_seconds"]))
+                log.warning("node %s is down: agent silent for %.0f s", name, node.silent_seconds)
+                self._publish(NodeDown(name, node.silent_seconds))
             elif state == "up" and previous == "down":
                 log.info("node %s is up again", name)
                 self._publish(NodeUp(name))

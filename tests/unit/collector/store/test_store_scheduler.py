@@ -8,9 +8,9 @@ from pathlib import Path
 
 from jobpulse.collector.scheduler import start_scheduler, storage_jobs
 from jobpulse.collector.settings import CollectorSettings
-from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.store.sqlite import SqliteStore, connect
 from jobpulse.proto.v1 import ingest_pb2 as pb
-from storehelp import Agent, minute_rows
+from storehelp import Agent, db_of, minute_rows
 
 
 async def test_scheduled_rollup_summary_and_maintenance(tmp_path: Path) -> None:
@@ -19,19 +19,18 @@ async def test_scheduled_rollup_summary_and_maintenance(tmp_path: Path) -> None:
     store.open()
     now_s = int(time.time())
     start = (now_s - 600) // 60 * 60
-    agent = Agent(store.writer, "n1")
+    agent = Agent(db_of(store), "n1")
     agent.event(pb.JobEvent.START, 7, start, cpus_on_node=2)
     agent.samples(7, [((start + s) * 1000, {"cpu_cores": 1.0, "alloc_cpus": 2.0}) for s in range(0, 300, 10)])
     agent.event(pb.JobEvent.STOP, 7, start + 300)
     scheduler = start_scheduler(store, settings)
+    watcher = connect(store.path)  # its own connection: the scheduler's jobs use the store's writer
     try:
         for _ in range(50):
             await asyncio.sleep(0.1)
-            done = await store.read(
-                lambda db: (
-                    len(minute_rows(db)),
-                    db.execute("SELECT count(*) FROM job_summaries").fetchone()[0],
-                )
+            done = (
+                len(minute_rows(watcher)),
+                watcher.execute("SELECT count(*) FROM job_summaries").fetchone()[0],
             )
             if done[0] and done[1]:
                 break
@@ -48,4 +47,5 @@ async def test_scheduled_rollup_summary_and_maintenance(tmp_path: Path) -> None:
         await jobs["optimize"][1]()
     finally:
         scheduler.shutdown(wait=False)
+        watcher.close()
         store.close()

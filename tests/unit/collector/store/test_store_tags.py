@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from jobpulse.collector.domain.tags import Tag
 from jobpulse.collector.store.tags import add_tag, job_tags, remove_tag
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from storehelp import T0, Agent, open_db
@@ -17,15 +18,15 @@ def test_add_list_remove(tmp_path: Path) -> None:
     a.event(pb.JobEvent.START, 2, T0 // 1000)
     r1, r2 = (row[0] for row in db.execute("SELECT run_id FROM jobs ORDER BY job_id"))
     tag = add_tag(db, r1, "paper-2026", "user", "alice")
-    assert tag == {"Id": tag["Id"], "Name": "paper-2026", "Type": "user", "CreatedBy": "alice"}
+    assert tag == Tag(tag.id, "paper-2026", "user", "alice") and tag.id > 0
     assert add_tag(db, r1, "paper-2026", "user", "alice") == tag  # idempotent
-    assert add_tag(db, r2, "paper-2026", "user", "bob")["Id"] == tag["Id"]  # one tag, shared
+    assert add_tag(db, r2, "paper-2026", "user", "bob").id == tag.id  # one tag, shared
     add_tag(db, r1, "idle_gpu", "finding", "jobpulse")
-    assert [t["Name"] for t in job_tags(db, r1)] == ["idle_gpu", "paper-2026"]
+    assert [t.name for t in job_tags(db, r1)] == ["idle_gpu", "paper-2026"]
     assert remove_tag(db, r1, "paper-2026") is True
     assert remove_tag(db, r1, "paper-2026") is False
-    assert [t["Name"] for t in job_tags(db, r1)] == ["idle_gpu"]
-    assert [t["Name"] for t in job_tags(db, r2)] == ["paper-2026"]
+    assert [t.name for t in job_tags(db, r1)] == ["idle_gpu"]
+    assert [t.name for t in job_tags(db, r2)] == ["paper-2026"]
 
 
 def test_bad_input(tmp_path: Path) -> None:

@@ -24,8 +24,9 @@ async def ensure_admin(store: AccountStore, settings: CollectorSettings) -> str 
     name = settings.admin_user
     if settings.admin_password:
         existing = await store.get_user(name)
-        if existing is None or not verify_password(existing["password_hash"], settings.admin_password):
-            roles = sorted(set((existing or {}).get("roles", [])) | {Role.ADMIN.value, Role.USER.value})
+        if existing is None or not verify_password(existing.password_hash, settings.admin_password):
+            kept = existing.roles if existing is not None else ()
+            roles = sorted(set(kept) | {Role.ADMIN.value, Role.USER.value})
             await store.save_admin_at_start(name, roles, hash_password(settings.admin_password))
             log.info("admin user %r set from configuration", name)
         return None

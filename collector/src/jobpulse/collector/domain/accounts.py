@@ -8,6 +8,8 @@ no login name can be taken for a service principal.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from typing import Any
 
 KEY_PREFIX = "jp"
 SERVICE_PREFIX = "service:"
@@ -56,3 +58,59 @@ def is_service(owner: str) -> bool:
 
 def looks_like_api_key(value: str) -> bool:
     return value.startswith(f"{KEY_PREFIX}_") and value.count("_") >= 2
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person who can log in (a password, or an external login: ``source`` "oidc") or own keys.
+
+    ``password_hash`` is None for users without a local password; it never leaves the accounts service
+    (``repr`` hides it too, so a logged user does not log it).
+    """
+
+    username: str
+    roles: tuple[str, ...]  # sorted
+    source: str = "local"
+    email: str = ""
+    display_name: str = ""
+    created: float = 0.0
+    updated: float = 0.0
+    password_hash: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key's record, never its secret (only a digest is stored; the key is shown once)."""
+
+    id: str
+    owner: str  # a user name, or service:<name>
+    role: str
+    name: str
+    created: float
+    expires: float | None
+    revoked: float | None
+    last_used: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One admin action: who did what to which target; ``detail`` as the action recorded it (JSON)."""
+
+    id: int
+    ts: float
+    actor: str
+    action: str
+    target: str
+    detail: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRequest:
+    """Someone asked the admins for roles (POST /api/notify/admin); ``resolved`` once handled."""
+
+    id: int
+    ts: float
+    username: str
+    roles: tuple[str, ...]
+    client: str
+    resolved: float | None

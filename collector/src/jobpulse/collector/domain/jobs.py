@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobpulse.collector.domain.tags import Tag
+
 Bounds = tuple[int | None, int | None]
 
 # An efficiency finding (findings.py) is a tag on its run of this type, created by this name.
@@ -47,8 +49,8 @@ class JobListing:
 
     rows: list[dict[str, Any]]
     total: int
-    tags_by_run: dict[int, list[dict[str, Any]]]
-    tags_in_use: list[dict[str, Any]]
+    tags_by_run: dict[int, list[Tag]]
+    tags_in_use: list[Tag]
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
 from jobpulse.collector.auth.passwords import hash_password, verify_password
 from jobpulse.collector.domain.accounts import (
     SERVICE_PREFIX,
     SESSION,
     WS_TICKET,
+    ApiKey,
+    AuditEntry,
     InvalidUserName,
     KeyOwnerError,
+    RoleRequest,
+    User,
     check_user_name,
     is_service,
     looks_like_api_key,
@@ -114,14 +117,14 @@ class AccountService:
         self.store = store
 
     # -- logins and sessions --------------------------------------------------------
-    async def login(self, username: str, password: str, client: str) -> dict[str, Any]:
+    async def login(self, username: str, password: str, client: str) -> User:
         """The user whose password this is.
 
         Raises:
             Unauthorized: unknown user or wrong password (logged without a name that is no user).
         """
         user = await self.store.get_user(username)
-        if not verify_password(user["password_hash"] if user else None, password) or user is None:
+        if not verify_password(user.password_hash if user else None, password) or user is None:
             # A name that is no user is often a password typed into the wrong field: it is never logged
             # (the log reaches admins through WS /api/admin/livelog), only its length is.
             who = validate.safe_for_log(username) if user else f"an unknown name ({len(username)} chars)"
@@ -160,11 +163,9 @@ class AccountService:
             return None
         if kind == WS_TICKET and not websocket:
             return None
-        return Principal(
-            username=user["username"], roles=frozenset(user["roles"]), via=kind, session_id=session_id
-        )
+        return Principal(username=user.username, roles=frozenset(user.roles), via=kind, session_id=session_id)
 
-    async def key_principal(self, presented: str) -> tuple[Principal, dict[str, Any]]:
+    async def key_principal(self, presented: str) -> tuple[Principal, ApiKey]:
         """Who an API key acts as (its owner, with the key's role only), and the key's record.
 
         Raises:
@@ -174,16 +175,13 @@ class AccountService:
         if record is None:
             raise Unauthorized("invalid, expired or revoked API key, or its owner no longer holds its role")
         principal = Principal(
-            username=str(record["owner"]),
-            roles=frozenset({str(record["role"])}),
-            via="api-key",
-            key_id=str(record["id"]),
+            username=record.owner, roles=frozenset({record.role}), via="api-key", key_id=record.id
         )
         return principal, record
 
     async def external_login(
         self, username: str, source: str, mapped: list[str], defaults: list[str], email: str, name: str
-    ) -> dict[str, Any]:
+    ) -> User:
         """The user of an external (OIDC) login, created on first login with the roles the provider maps
         to (else ``defaults``); roles an admin gave are kept, mapped ones added.
 
@@ -203,15 +201,15 @@ class AccountService:
         return await self.store.upsert_external_user(username, source, roles_for, email, name)
 
     # -- users and roles ----------------------------------------------------------------
-    async def get_roles(self, principal: Principal, username: str) -> dict[str, Any]:
-        """The user (``roles`` a list); NotFound when unknown."""
+    async def get_roles(self, principal: Principal, username: str) -> User:
+        """The user, with their roles; NotFound when unknown."""
         _require_admin(principal)
         user = await self.store.get_user(username)
         if user is None:
             raise NotFound(f"user {username!r} not found")
         return user
 
-    async def set_roles(self, principal: Principal, username: str, roles: list[str]) -> dict[str, Any]:
+    async def set_roles(self, principal: Principal, username: str, roles: list[str]) -> User:
         """Set a user's roles (creating them, without a password, when unknown); audit-logged.
 
         Raises:
@@ -226,17 +224,15 @@ class AccountService:
             )
         roles = sorted(set(roles))
 
-        def check(before: dict[str, Any] | None, admins: int) -> None:
+        def check(before: User | None, admins: int) -> None:
             if before is None:  # a new user: a name Unix allows ("\0", "a\0b", "\u202e" are not)
                 validate.unix_name(username, "user")
-            elif Role.ADMIN in before["roles"] and Role.ADMIN not in roles and admins <= 1:
+            elif Role.ADMIN in before.roles and Role.ADMIN not in roles and admins <= 1:
                 raise Conflict(f"{username!r} is the last admin; make another admin first")
 
         return await self.store.set_roles(username, roles, principal.actor, check)
 
-    async def add_user(
-        self, principal: Principal, username: str, roles: list[str], password: str
-    ) -> dict[str, Any]:
+    async def add_user(self, principal: Principal, username: str, roles: list[str], password: str) -> User:
         """Create or update a local user with a password (the CLI's add-user); audit-logged."""
         _require_admin(principal)
         _check_roles("roles", roles)
@@ -256,7 +252,7 @@ class AccountService:
         name: str = "",
         ttl_seconds: float | None = None,
         audit_name: bool = False,
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, ApiKey]:
         """(the key, shown once; its record). The owner is ``service`` or ``owner`` (see
         :func:`key_owner`); ``audit_name`` adds the key's name to the audit entry.
 
@@ -270,7 +266,7 @@ class AccountService:
         detail = {"role": role, "owner": chosen} | ({"name": name} if audit_name else {})
         return await self.store.create_api_key(chosen, role, name, ttl_seconds, principal.actor, detail)
 
-    async def list_api_keys(self, principal: Principal) -> list[dict[str, Any]]:
+    async def list_api_keys(self, principal: Principal) -> list[ApiKey]:
         _require_admin(principal)
         return await self.store.list_api_keys()
 
@@ -283,7 +279,7 @@ class AccountService:
     # -- audit and role requests --------------------------------------------------------------
     async def audit_log(
         self, principal: Principal, limit: int, offset: int, actor: str | None
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditEntry]:
         _require_admin(principal)
         return await self.store.list_audit(limit, offset, actor)
 
@@ -310,7 +306,7 @@ class AccountService:
             "" if new else " (repeated)",
         )
 
-    async def role_requests(self, principal: Principal, include_resolved: bool) -> list[dict[str, Any]]:
+    async def role_requests(self, principal: Principal, include_resolved: bool) -> list[RoleRequest]:
         _require_admin(principal)
         return await self.store.list_role_requests(include_resolved)
 

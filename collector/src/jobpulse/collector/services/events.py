@@ -41,7 +41,8 @@ DEFAULT_BACKLOG = 10_000  # events queued per deferred subscriber before the old
 class JobStarted:
     """A job started, as ``source`` reported it: an agent's prolog (or ``jobpulse-agent exec``) on
     ``node`` (``agent``, once per node), the REST job start (``api``), or Slurm's records showing a run
-    nobody had reported (``reconciler``); ``node`` is "" when the report is about the whole job."""
+    nobody had reported (``reconciler``, or an admin's ``refresh``); ``node`` is "" when the report is
+    about the whole job."""
 
     job_id: int
     node: str
@@ -52,8 +53,9 @@ class JobStarted:
 @dataclass(frozen=True, slots=True)
 class JobEnded:
     """A job ended, as ``source`` reported it: an agent's epilog on ``node`` (``agent``), the REST job
-    stop (``api``), or Slurm's records ending a run still running here (``reconciler``); ``node`` is ""
-    when the report is about the whole job. ``state`` as reported ("" when unknown)."""
+    stop (``api``), or Slurm's records ending a run still running here (``reconciler``, or an admin's
+    ``refresh``); ``node`` is "" when the report is about the whole job. ``state`` as reported ("" when
+    unknown)."""
 
     job_id: int
     node: str

@@ -1,6 +1,7 @@
 """The job service: job runs as a principal may see them, their pages and series, tags, search, and the
 REST lifecycle (job start/stop, admin refresh) through the same record functions as every other source;
-a REST start or stop, once stored, is published on the event bus (JobStarted, JobEnded; source ``api``).
+a REST start or stop, once stored, is published on the event bus (JobStarted, JobEnded; source ``api``),
+and so is what an admin's refresh changed (source ``refresh``).
 
 Built once per app from the store (``app.state.jobs``); every method takes the calling
 :class:`~jobpulse.collector.domain.principals.Principal` where access matters, raises domain errors
@@ -26,9 +27,11 @@ from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
 from jobpulse.collector.domain.principals import Principal
 from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.domain.summaries import StoredSummary
+from jobpulse.collector.domain.tags import Tag
 from jobpulse.collector.schemas import Configuration, MetricConfig, MetricData, QuantileData
 from jobpulse.collector.services import access, series
-from jobpulse.collector.services.events import EventBus, JobEnded, JobStarted
+from jobpulse.collector.services.events import EventBus, JobEnded, JobStarted, publish_run_change
 from jobpulse.collector.services.jobcache import JobDataCache
 from jobpulse.collector.slurm import cli as slurm
 from jobpulse.collector.store.base import JobStore
@@ -72,12 +75,11 @@ class JobPage:
     """Everything the job page shows of one run (GET /api/job/{id})."""
 
     run: dict[str, Any]
-    tags: list[dict[str, Any]]
+    tags: list[Tag]
     metric_data: list[MetricData]
     interval: float  # of metric_data; 0.0 for raw samples
     intervals: list[float]  # the intervals offered
-    summary: dict[str, Any] | None
-    findings: list[dict[str, Any]]
+    summary: StoredSummary | None
     steps: list[dict[str, Any]]
     quantile_data: list[QuantileData] = field(default_factory=list)  # finished runs only
     figures: list[MetricFigures] | None = None  # from the summary; None until the run has one
@@ -224,8 +226,7 @@ class JobService:
             self.store.job_summary(row["run_id"]),
             self.store.step_summaries(scope),
         )
-        findings: list[dict[str, Any]] = stored.pop("findings", []) if stored else []
-        figures = metric_figures(catalog, stored.get("metrics") or {}) if stored else []
+        figures = metric_figures(catalog, stored.metrics) if stored else []
         return JobPage(
             run=row,
             tags=tags,
@@ -233,7 +234,6 @@ class JobService:
             interval=0.0 if raw else chosen,
             intervals=intervals,
             summary=stored,
-            findings=findings,
             steps=steps,
             quantile_data=quantile_data,
             figures=figures or None,
@@ -319,13 +319,13 @@ class JobService:
 
     async def search_jobs(
         self, principal: Principal, term: str
-    ) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+    ) -> tuple[list[dict[str, Any]], dict[int, list[Tag]]]:
         """The newest runs (at most SEARCH_LIMIT) whose job number, user, job name or account contains
         ``term``, among those ``principal`` may see (users: their own); each run's tags."""
         found = await self.store.search_jobs(term.strip(), access.visible_user(principal), SEARCH_LIMIT)
         return found.rows, found.tags_by_run
 
-    async def search_tags(self, principal: Principal, term: str) -> list[dict[str, Any]]:
+    async def search_tags(self, principal: Principal, term: str) -> list[Tag]:
         """Tags whose name contains ``term``, among those on jobs ``principal`` may see."""
         return await self.store.search_tags(term.strip(), access.visible_user(principal))
 
@@ -334,7 +334,7 @@ class JobService:
         return await self.store.users_with_jobs(contains)
 
     # -- tags ------------------------------------------------------------------------------------
-    async def add_tag(self, principal: Principal, ref: int | JobId, name: str, type: str) -> dict[str, Any]:
+    async def add_tag(self, principal: Principal, ref: int | JobId, name: str, type: str) -> Tag:
         """Tag the run. As JobMon: the tag's type is the tagger's role (``finding`` stays), CreatedBy the
         tagger."""
         row = await self.get_job(principal, ref)
@@ -379,7 +379,13 @@ class JobService:
         return row
 
     async def refresh_job(self, job_id: int) -> dict[str, Any]:
-        """Re-read the job from Slurm and make Slurm's word final; Unavailable when Slurm cannot be asked."""
+        """Re-read the job from Slurm and make Slurm's word final; the stored run. Unavailable when Slurm
+        cannot be asked.
+
+        What the refresh changed is published as the reconciler's changes are (source ``refresh``):
+        JobStarted for a run no source had reported, JobEnded for a run it ended. The job's cached pages
+        are dropped, since Slurm's word may change what they show (its nodes, its end).
+        """
         try:
             found = await asyncio.to_thread(slurm.job, job_id)
         except slurm.SlurmUnavailable as exc:
@@ -390,7 +396,11 @@ class JobService:
             raise Unavailable(f"Slurm: {exc}") from exc
         if found is None:
             raise NotFound(f"Slurm does not know job {job_id}")
-        return await self.store.apply_slurm_job(found, "refresh", overwrite=True)
+        change = await self.store.apply_slurm_job(found, "refresh", overwrite=True)
+        self.invalidate_jobs([job_id, *([change.run["job_id"]] if change.run else [])])
+        if self.bus is not None and change.run:
+            publish_run_change(self.bus, change, "refresh")
+        return change.run
 
 
 def metric_figures(

@@ -5,7 +5,8 @@ scheduler, the reconciler, the first-start bootstrap) are written against these 
 against a connection or SQL: only store/ talks to the database (an import-linter contract keeps
 sqlite3 out of every other collector module). ``SqliteStore`` (store/sqlite.py)
 implements it; a method that writes runs on the single writer thread in one transaction, a method
-that reads runs on a reader connection. Rows are returned as plain dicts keyed by column name.
+that reads runs on a reader connection. Values are the domain types (domain/): tags, nodes, users, API
+keys, summaries and findings; a job run is still its row as a dict keyed by column name.
 
 Sections by area (jobs and series; accounts; configuration and nodes; the summary pass; the periodic
 storage jobs) keep the protocol readable; ``Store`` is all of them.
@@ -17,9 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from jobpulse.collector.domain.accounts import ApiKey, AuditEntry, RoleRequest, User
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery, RunChange
+from jobpulse.collector.domain.nodes import Inventory, NodeStatus
 from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.domain.summaries import StoredSummary
+from jobpulse.collector.domain.tags import Tag
 
 if TYPE_CHECKING:
     from jobpulse.collector.slurm.parse import SlurmJob
@@ -72,8 +77,8 @@ class JobStore(StoredConfigSource, Protocol):
         ``contains`` (case-insensitive, no wildcards), of ``user`` only when given, with their tags."""
         ...
 
-    async def search_tags(self, contains: str, user: str | None) -> list[dict[str, Any]]:
-        """Tags in use (on ``user``'s jobs when given) whose name contains ``contains`` (JobTag keys)."""
+    async def search_tags(self, contains: str, user: str | None) -> list[Tag]:
+        """Tags in use (on ``user``'s jobs when given) whose name contains ``contains``, by name."""
         ...
 
     async def metric_summaries(
@@ -84,12 +89,12 @@ class JobStore(StoredConfigSource, Protocol):
         ...
 
     # one run
-    async def job_tags(self, run_id: int) -> list[dict[str, Any]]:
-        """The run's tags (JobTag keys), by type then name."""
+    async def job_tags(self, run_id: int) -> list[Tag]:
+        """The run's tags, by type then name."""
         ...
 
-    async def job_summary(self, run_id: int) -> dict[str, Any] | None:
-        """The run's stored summary with its ``findings``, or None until it has one."""
+    async def job_summary(self, run_id: int) -> StoredSummary | None:
+        """The run's stored summary and its findings, or None until it has one."""
         ...
 
     async def step_summaries(self, scope: RunScope) -> list[dict[str, Any]]:
@@ -112,7 +117,7 @@ class JobStore(StoredConfigSource, Protocol):
         ...
 
     # tags
-    async def add_tag(self, run_id: int, name: str, type: str, created_by: str) -> dict[str, Any]:
+    async def add_tag(self, run_id: int, name: str, type: str, created_by: str) -> Tag:
         """Attach the tag (created if new) to the run; idempotent; the tag. ValueError on an empty name."""
         ...
 
@@ -139,8 +144,9 @@ class JobStore(StoredConfigSource, Protocol):
         """The newest run of ``job_id`` ended; the stored run."""
         ...
 
-    async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> dict[str, Any]:
-        """What Slurm says about a job (created if missed; ``overwrite``: Slurm's word is final)."""
+    async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> RunChange:
+        """What Slurm says about a job (created if missed; ``overwrite``: Slurm's word is final); what
+        that did to its run (the stored run, whether this created it, whether it ended it)."""
         ...
 
     async def apply_slurm_jobs(self, found: Sequence[SlurmJob], source: str) -> list[RunChange]:
@@ -159,8 +165,8 @@ class AccountStore(Protocol):
     """
 
     # -- users ----------------------------------------------------------------
-    async def get_user(self, username: str) -> dict[str, Any] | None:
-        """The user (``roles`` a list), or None."""
+    async def get_user(self, username: str) -> User | None:
+        """The user, or None."""
         ...
 
     async def count_admins(self) -> int: ...
@@ -172,13 +178,11 @@ class AccountStore(Protocol):
         password_hash: str | None,
         actor: str,
         detail: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> User:
         """Create a local user or update roles (and the password when a hash is given); audit "add_user"."""
         ...
 
-    async def save_admin_at_start(
-        self, username: str, roles: list[str], password_hash: str
-    ) -> dict[str, Any]:
+    async def save_admin_at_start(self, username: str, roles: list[str], password_hash: str) -> User:
         """Create or update the admin the collector makes when it starts (auth/bootstrap.py). Not
         audited: no one acted; the configuration, or the first start, did."""
         ...
@@ -190,7 +194,7 @@ class AccountStore(Protocol):
         roles_for: Callable[[list[str] | None], list[str]],
         email: str = "",
         display_name: str = "",
-    ) -> dict[str, Any]:
+    ) -> User:
         """Create or refresh a user of an external login (OIDC); ``roles_for(current roles or None)``
         says the roles to store."""
         ...
@@ -200,8 +204,8 @@ class AccountStore(Protocol):
         username: str,
         roles: list[str],
         actor: str,
-        check: Callable[[dict[str, Any] | None, int], None],
-    ) -> dict[str, Any]:
+        check: Callable[[User | None, int], None],
+    ) -> User:
         """Set a user's roles (creating the user without a password when unknown), answer their pending
         role requests, audit "set_roles" with before/after. ``check(user before, number of admins)``
         runs first in the transaction and may raise to refuse."""
@@ -216,7 +220,7 @@ class AccountStore(Protocol):
         """A ws-ticket made from the login session ``parent``; it never outlives it."""
         ...
 
-    async def session_of(self, session_id: str, username: str) -> tuple[str | None, dict[str, Any] | None]:
+    async def session_of(self, session_id: str, username: str) -> tuple[str | None, User | None]:
         """(the live session's kind or None, the user or None), read together."""
         ...
 
@@ -233,7 +237,7 @@ class AccountStore(Protocol):
         ttl_seconds: float | None,
         actor: str,
         detail: dict[str, Any],
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, ApiKey]:
         """(the key, shown once; its record without the secret); audit "create_api_key" with ``detail``.
 
         Raises:
@@ -241,18 +245,18 @@ class AccountStore(Protocol):
         """
         ...
 
-    async def verify_api_key(self, presented: str) -> dict[str, Any] | None:
+    async def verify_api_key(self, presented: str) -> ApiKey | None:
         """The key's record when it is valid now and its owner still holds its role; marks it used."""
         ...
 
-    async def list_api_keys(self) -> list[dict[str, Any]]: ...
+    async def list_api_keys(self) -> list[ApiKey]: ...
 
     async def revoke_api_key(self, key_id: str, actor: str) -> bool:
         """False when unknown or already revoked; audit "revoke_api_key" otherwise."""
         ...
 
     # -- audit and role requests ----------------------------------------------------
-    async def list_audit(self, limit: int, offset: int, actor: str | None) -> list[dict[str, Any]]: ...
+    async def list_audit(self, limit: int, offset: int, actor: str | None) -> list[AuditEntry]: ...
 
     async def add_role_request(self, username: str, roles: list[str], client: str) -> tuple[int, bool]:
         """(request id, whether it is new: a repeat updates the pending one).
@@ -262,7 +266,7 @@ class AccountStore(Protocol):
         """
         ...
 
-    async def list_role_requests(self, include_resolved: bool) -> list[dict[str, Any]]: ...
+    async def list_role_requests(self, include_resolved: bool) -> list[RoleRequest]: ...
 
     async def dismiss_role_request(self, request_id: int, actor: str) -> bool:
         """False when unknown or already handled; audit "dismiss_role_request" otherwise."""
@@ -280,12 +284,12 @@ class ConfigStore(StoredConfigSource, Protocol):
         ``update_config`` of ``parts`` by ``actor``. Returns the configuration as stored after it."""
         ...
 
-    async def nodes(self, down_after: float, now: float) -> list[dict[str, Any]]:
-        """Nodes with their state "up"/"down" (silent for more than ``down_after`` s) and last_seen."""
+    async def nodes(self, down_after: float, now: float) -> list[NodeStatus]:
+        """Every node heard from, by name, "down" when silent for more than ``down_after`` s at ``now``."""
         ...
 
-    async def inventory(self, active_since: float) -> dict[str, int]:
-        """``nodes``, ``nodes_active`` (last seen after ``active_since``), ``jobs``, ``jobs_running``."""
+    async def inventory(self, active_since: float) -> Inventory:
+        """How many nodes and jobs; active nodes are those last seen after ``active_since``."""
         ...
 
 

@@ -324,24 +324,52 @@ def record_stop(
     return int(cursor.lastrowid or 0)
 
 
+# Where each source keeps the facts it reports: JobFacts field -> the source's attribute. The facts a
+# source does not report (an agent's event knows no array task; Slurm's records no GPU count) are absent.
+_COMMON = ("account", "partition", "qos", "num_nodes", "mem_requested_bytes")
+_AGENT_EVENT: dict[str, str] = {
+    **{f: f for f in _COMMON},
+    "user_name": "user",
+    "group_name": "group",
+    "job_name": "job_name",
+    "num_tasks": "num_tasks",
+    "cpus": "cpus_on_node",
+}
+_SLURM_RECORD: dict[str, str] = {
+    **{f: f for f in _COMMON},
+    "user_name": "user",
+    "user_id": "uid",
+    "group_name": "group",
+    "group_id": "gid",
+    "job_name": "name",
+    "num_tasks": "tasks",
+    "cpus": "cpus",
+    **{f: f for f in ("array_job_id", "array_task_id", "het_job_id", "het_job_offset")},
+}
+
+
+def _facts(source: object, names: dict[str, str], **derived: Any) -> JobFacts:
+    """JobFacts from one source's record: each field read from its attribute in ``names``, then the
+    values a source reports in another form (``derived``: nodes, counts, ids that 0 means unknown)."""
+    return JobFacts(**{field: getattr(source, attribute) for field, attribute in names.items()}, **derived)
+
+
 def _meta_facts(meta: pb.JobMeta, node: str) -> JobFacts:
-    """An agent's job event as JobFacts: the reporting node plus the hook's hostlist."""
-    return JobFacts(
-        user_name=meta.user,
+    """An agent's job event as JobFacts: the reporting node plus the hook's hostlist; a uid or gid of 0
+    counts only when the name is given too (protobuf's 0 is also "not set")."""
+    return _facts(
+        meta,
+        _AGENT_EVENT,
         user_id=meta.uid if meta.user or meta.uid else None,
-        group_name=meta.group,
         group_id=meta.gid if meta.group or meta.gid else None,
-        account=meta.account,
-        partition=meta.partition,
-        qos=meta.qos,
-        job_name=meta.job_name,
         nodes=(node, meta.nodelist),
-        num_nodes=meta.num_nodes,
-        num_tasks=meta.num_tasks,
-        cpus=meta.cpus_on_node,
         gpus_per_node=len(meta.gpus),
-        mem_requested_bytes=meta.mem_requested_bytes,
     )
+
+
+def slurm_facts(job: SlurmJob) -> JobFacts:
+    """What Slurm's CLI says about a job, as JobFacts."""
+    return _facts(job, _SLURM_RECORD, nodes=(job.nodelist,) if job.nodelist else ())
 
 
 def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEvent) -> None:
@@ -365,29 +393,6 @@ def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEv
             facts=_meta_facts(meta, node),
             exit_signal=meta.exit_signal if meta.HasField("exit_signal") else None,
         )
-
-
-def slurm_facts(job: SlurmJob) -> JobFacts:
-    """What Slurm's CLI says about a job, as JobFacts."""
-    return JobFacts(
-        user_name=job.user,
-        user_id=job.uid,
-        group_name=job.group,
-        group_id=job.gid,
-        account=job.account,
-        partition=job.partition,
-        qos=job.qos,
-        job_name=job.name,
-        nodes=(job.nodelist,) if job.nodelist else (),
-        num_nodes=job.num_nodes,
-        num_tasks=job.tasks,
-        cpus=job.cpus,
-        mem_requested_bytes=job.mem_requested_bytes,
-        array_job_id=job.array_job_id,
-        array_task_id=job.array_task_id,
-        het_job_id=job.het_job_id,
-        het_job_offset=job.het_job_offset,
-    )
 
 
 def apply_slurm_job(db: sqlite3.Connection, job: SlurmJob, source: str, overwrite: bool = False) -> RunChange:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+
+from jobpulse.collector.domain.nodes import NodeStatus
 
 
-def list_nodes(db: sqlite3.Connection, now: float, down_after: float) -> list[dict[str, Any]]:
+def list_nodes(db: sqlite3.Connection, now: float, down_after: float) -> list[NodeStatus]:
     """Every node the collector has heard from, with ``state`` "up" or "down" and ``last_seen``.
 
     ``last_seen`` (epoch seconds) moves on every hello and every stored batch, so a node whose agent
@@ -17,17 +18,17 @@ def list_nodes(db: sqlite3.Connection, now: float, down_after: float) -> list[di
         " FROM nodes ORDER BY name"
     ).fetchall()
     return [
-        {
-            "node": row["name"],
-            "cluster": row["cluster"],
-            "agent_version": row["agent_version"],
-            "cpus": row["cpus"],
-            "memory_bytes": row["memory_bytes"],
-            "boot_time": row["boot_time"],
-            "first_seen": row["first_seen"],
-            "last_seen": row["last_seen"],
-            "silent_seconds": max(0.0, now - row["last_seen"]),
-            "state": "down" if now - row["last_seen"] > down_after else "up",
-        }
+        NodeStatus(
+            name=row["name"],
+            cluster=row["cluster"],
+            agent_version=row["agent_version"],
+            cpus=row["cpus"],
+            memory_bytes=row["memory_bytes"],
+            boot_time=row["boot_time"],
+            first_seen=row["first_seen"],
+            last_seen=row["last_seen"],
+            silent_seconds=max(0.0, now - row["last_seen"]),
+            state="down" if now - row["last_seen"] > down_after else "up",
+        )
         for row in rows
     ]

@@ -7,8 +7,9 @@ the right thread.
 
 The database, its -wal and -shm files (SQLite gives them the database's mode) are 0600 and a directory
 created for them 0700, whatever the umask: they hold password hashes, key digests and session ids.
-A full disk (SQLITE_FULL, ENOSPC) is raised as :class:`StoreFull` from :meth:`SqliteStore.read` and
-:meth:`SqliteStore.write`, and logged once when it starts and once when it ends, not per refused call.
+A full disk (SQLITE_FULL, ENOSPC) is raised as :class:`StoreFull` from :meth:`SqliteStore._read` and
+:meth:`SqliteStore._write` (and so from every named method), and logged once when it starts and once
+when it ends, not per refused call.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jobpulse.collector.domain.jobid import JobId
+from jobpulse.collector.domain.nodes import NodeStatus
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.store import ingest, jobs, nodes
 from jobpulse.collector.store.base import Store
@@ -134,19 +136,19 @@ class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep):
         if self._writer is not None:
             self._writer.close()
 
-    @property
-    def writer(self) -> sqlite3.Connection:
+    # -- the connections: private, so that only the store's own named methods run SQL ---------------
+    def _writer_db(self) -> sqlite3.Connection:
         assert self._writer is not None, "store not opened"
         return self._writer
 
-    def reader(self) -> sqlite3.Connection:
+    def _reader(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
             db = connect(self.path)
             self._local.db = db
         return db
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(writer connection)`` on the writer thread.
 
         Raises:
@@ -154,7 +156,7 @@ class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep):
         """
         try:
             result = await asyncio.get_running_loop().run_in_executor(
-                self._writer_pool, _settled, fn, self.writer
+                self._writer_pool, _settled, fn, self._writer_db()
             )
         except Exception as exc:
             unavailable = self._unavailable(exc)
@@ -164,7 +166,7 @@ class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep):
         self._available()
         return result
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(reader connection)`` on a reader thread (WAL: never blocked by the writer).
 
         Raises:
@@ -172,7 +174,7 @@ class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep):
         """
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._reader_pool, lambda: fn(self.reader())
+                self._reader_pool, lambda: fn(self._reader())
             )
         except Exception as exc:
             unavailable = self._unavailable(exc)
@@ -206,28 +208,28 @@ class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep):
 
     # -- ingest ----------------------------------------------------------
     async def hello(self, hello: pb.Hello) -> int:
-        return await self.write(lambda db: ingest.record_hello(db, hello))
+        return await self._write(lambda db: ingest.record_hello(db, hello))
 
     async def ingest(self, node: str, stream_id: str, cluster: str, batch: pb.Batch) -> tuple[int, bool]:
-        return await self.write(lambda db: ingest.ingest_batch(db, node, stream_id, cluster, batch))
+        return await self._write(lambda db: ingest.ingest_batch(db, node, stream_id, cluster, batch))
 
     def ingest_group(
         self, items: list[Pending], known: dict[tuple[str, str], int], staged: Stage | None = None
     ) -> Awaitable[list[tuple[int, bool]]]:
         """Store a group commit's batches in one transaction (store/ingest.py ``ingest_many``): one result
         per batch. The hot path: a plain function returning the write's coroutine, no frame of its own."""
-        return self.write(lambda db: ingest.ingest_many(db, items, known, staged))
+        return self._write(lambda db: ingest.ingest_many(db, items, known, staged))
 
     # -- queries ---------------------------------------------------------
     async def get_job(self, job_id: int | JobId) -> dict[str, Any] | None:
-        return await self.read(lambda db: jobs.get_job(db, job_id))
+        return await self._read(lambda db: jobs.get_job(db, job_id))
 
     async def run_scope(self, run: dict[str, Any]) -> RunScope:
-        return await self.read(lambda db: jobs.run_scope(db, run))
+        return await self._read(lambda db: jobs.run_scope(db, run))
 
-    async def nodes(self, down_after: float, now: float) -> list[dict[str, Any]]:
+    async def nodes(self, down_after: float, now: float) -> list[NodeStatus]:
         """Nodes with their state "up"/"down" (silent for more than ``down_after`` s) and last_seen."""
-        return await self.read(lambda db: nodes.list_nodes(db, now, down_after))
+        return await self._read(lambda db: nodes.list_nodes(db, now, down_after))
 
 
 def _settled(fn: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:

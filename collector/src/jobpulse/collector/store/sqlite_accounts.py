@@ -11,7 +11,15 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jobpulse.collector.domain.accounts import WS_TICKET, InvalidUserName, KeyOwnerError
+from jobpulse.collector.domain.accounts import (
+    WS_TICKET,
+    ApiKey,
+    AuditEntry,
+    InvalidUserName,
+    KeyOwnerError,
+    RoleRequest,
+    User,
+)
 from jobpulse.collector.domain.errors import InvalidInput, Unavailable
 from jobpulse.collector.store import users
 
@@ -27,16 +35,16 @@ class SqliteAccounts:
 
     if TYPE_CHECKING:  # provided by SqliteStore
 
-        async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
-        async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     # -- users ------------------------------------------------------------------
-    async def get_user(self, username: str) -> dict[str, Any] | None:
-        return await self.read(lambda db: users.get_user(db, username))
+    async def get_user(self, username: str) -> User | None:
+        return await self._read(lambda db: users.get_user(db, username))
 
     async def count_admins(self) -> int:
-        return await self.read(users.count_admins)
+        return await self._read(users.count_admins)
 
     async def save_user(
         self,
@@ -45,21 +53,19 @@ class SqliteAccounts:
         password_hash: str | None,
         actor: str,
         detail: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        def save(db: sqlite3.Connection) -> dict[str, Any]:
+    ) -> User:
+        def save(db: sqlite3.Connection) -> User:
             user = users.upsert_user(db, username, roles, password_hash)
             users.audit(db, actor, "add_user", username, detail if detail is not None else {"roles": roles})
             return user
 
         try:
-            return await self.write(_in_transaction(save))
+            return await self._write(_in_transaction(save))
         except InvalidUserName as exc:
             raise InvalidInput("username", str(exc)) from exc
 
-    async def save_admin_at_start(
-        self, username: str, roles: list[str], password_hash: str
-    ) -> dict[str, Any]:
-        return await self.write(
+    async def save_admin_at_start(self, username: str, roles: list[str], password_hash: str) -> User:
+        return await self._write(
             _in_transaction(lambda db: users.upsert_user(db, username, roles, password_hash))
         )
 
@@ -70,14 +76,14 @@ class SqliteAccounts:
         roles_for: Callable[[list[str] | None], list[str]],
         email: str = "",
         display_name: str = "",
-    ) -> dict[str, Any]:
-        def upsert(db: sqlite3.Connection) -> dict[str, Any]:
+    ) -> User:
+        def upsert(db: sqlite3.Connection) -> User:
             existing = users.get_user(db, username)
-            roles = roles_for(existing["roles"] if existing else None)
+            roles = roles_for(list(existing.roles) if existing else None)
             return users.upsert_user(db, username, roles, None, source, email, display_name)
 
         try:
-            return await self.write(_in_transaction(upsert))
+            return await self._write(_in_transaction(upsert))
         except InvalidUserName as exc:
             raise InvalidInput("username", str(exc)) from exc
 
@@ -86,35 +92,37 @@ class SqliteAccounts:
         username: str,
         roles: list[str],
         actor: str,
-        check: Callable[[dict[str, Any] | None, int], None],
-    ) -> dict[str, Any]:
-        def apply(db: sqlite3.Connection) -> dict[str, Any]:
+        check: Callable[[User | None, int], None],
+    ) -> User:
+        def apply(db: sqlite3.Connection) -> User:
             before = users.get_user(db, username)
             check(before, users.count_admins(db))
-            old = sorted(before["roles"]) if before else []
+            old = sorted(before.roles) if before else []
             record = users.set_roles(db, username, roles)
             users.audit(db, actor, "set_roles", username, {"before": old, "after": roles})
             return record
 
         try:
-            return await self.write(_in_transaction(apply))
+            return await self._write(_in_transaction(apply))
         except InvalidUserName as exc:
             raise InvalidInput("user", str(exc)) from exc
 
     # -- sessions and ws-tickets ----------------------------------------------------
     async def create_session(self, username: str, ttl_seconds: float) -> str:
-        return await self.write(lambda db: users.create_session(db, username, ttl_seconds))
+        return await self._write(lambda db: users.create_session(db, username, ttl_seconds))
 
     async def create_ws_ticket(self, username: str, ttl_seconds: float, parent: str) -> str:
-        return await self.write(lambda db: users.create_session(db, username, ttl_seconds, WS_TICKET, parent))
+        return await self._write(
+            lambda db: users.create_session(db, username, ttl_seconds, WS_TICKET, parent)
+        )
 
-    async def session_of(self, session_id: str, username: str) -> tuple[str | None, dict[str, Any] | None]:
-        return await self.read(
+    async def session_of(self, session_id: str, username: str) -> tuple[str | None, User | None]:
+        return await self._read(
             lambda db: (users.session_kind(db, session_id, username), users.get_user(db, username))
         )
 
     async def end_session(self, session_id: str) -> None:
-        await self.write(lambda db: users.end_session(db, session_id))
+        await self._write(lambda db: users.end_session(db, session_id))
 
     # -- API keys ---------------------------------------------------------------------
     async def create_api_key(
@@ -125,26 +133,26 @@ class SqliteAccounts:
         ttl_seconds: float | None,
         actor: str,
         detail: dict[str, Any],
-    ) -> tuple[str, dict[str, Any]]:
-        def create(db: sqlite3.Connection) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, ApiKey]:
+        def create(db: sqlite3.Connection) -> tuple[str, ApiKey]:
             key, record = users.create_api_key(db, owner, role, name, ttl_seconds)
-            users.audit(db, actor, "create_api_key", record["id"], detail)
+            users.audit(db, actor, "create_api_key", record.id, detail)
             return key, record
 
         try:
-            return await self.write(_in_transaction(create))
+            return await self._write(_in_transaction(create))
         except KeyOwnerError as exc:
             raise InvalidInput("owner", str(exc)) from exc
 
-    async def verify_api_key(self, presented: str) -> dict[str, Any] | None:
-        record = await self.read(lambda db: users.verify_api_key(db, presented))
+    async def verify_api_key(self, presented: str) -> ApiKey | None:
+        record = await self._read(lambda db: users.verify_api_key(db, presented))
         if record is not None:
-            key_id = str(record["id"])
-            await self.write(lambda db: users.touch_api_key(db, key_id))
+            key_id = record.id
+            await self._write(lambda db: users.touch_api_key(db, key_id))
         return record
 
-    async def list_api_keys(self) -> list[dict[str, Any]]:
-        return await self.read(users.list_api_keys)
+    async def list_api_keys(self) -> list[ApiKey]:
+        return await self._read(users.list_api_keys)
 
     async def revoke_api_key(self, key_id: str, actor: str) -> bool:
         def revoke(db: sqlite3.Connection) -> bool:
@@ -153,20 +161,20 @@ class SqliteAccounts:
                 users.audit(db, actor, "revoke_api_key", key_id)
             return done
 
-        return await self.write(_in_transaction(revoke))
+        return await self._write(_in_transaction(revoke))
 
     # -- audit and role requests --------------------------------------------------------
-    async def list_audit(self, limit: int, offset: int, actor: str | None) -> list[dict[str, Any]]:
-        return await self.read(lambda db: users.list_audit(db, limit, offset, actor))
+    async def list_audit(self, limit: int, offset: int, actor: str | None) -> list[AuditEntry]:
+        return await self._read(lambda db: users.list_audit(db, limit, offset, actor))
 
     async def add_role_request(self, username: str, roles: list[str], client: str) -> tuple[int, bool]:
         try:
-            return await self.write(lambda db: users.add_role_request(db, username, roles, client))
+            return await self._write(lambda db: users.add_role_request(db, username, roles, client))
         except users.TooManyRequestsPending as exc:
             raise Unavailable(str(exc)) from exc
 
-    async def list_role_requests(self, include_resolved: bool) -> list[dict[str, Any]]:
-        return await self.read(lambda db: users.list_role_requests(db, include_resolved))
+    async def list_role_requests(self, include_resolved: bool) -> list[RoleRequest]:
+        return await self._read(lambda db: users.list_role_requests(db, include_resolved))
 
     async def dismiss_role_request(self, request_id: int, actor: str) -> bool:
         def resolve(db: sqlite3.Connection) -> bool:
@@ -175,4 +183,4 @@ class SqliteAccounts:
                 users.audit(db, actor, "dismiss_role_request", str(request_id))
             return done
 
-        return await self.write(_in_transaction(resolve))
+        return await self._write(_in_transaction(resolve))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from jobpulse.collector.domain.nodes import Inventory
 from jobpulse.collector.store import users
 from jobpulse.collector.store.base import StoredConfig
 
@@ -43,12 +44,12 @@ def write_config(db: sqlite3.Connection, values: dict[str, str]) -> None:
         )
 
 
-def inventory(db: sqlite3.Connection, active_since: float) -> dict[str, int]:
+def inventory(db: sqlite3.Connection, active_since: float) -> Inventory:
     nodes, active = db.execute(
         "SELECT count(*), coalesce(sum(last_seen > ?), 0) FROM nodes", (active_since,)
     ).fetchone()
     jobs, running = db.execute("SELECT count(*), coalesce(sum(is_running), 0) FROM jobs").fetchone()
-    return {"nodes": nodes, "nodes_active": active, "jobs": jobs, "jobs_running": running}
+    return Inventory(nodes=nodes, nodes_active=active, jobs=jobs, jobs_running=running)
 
 
 class SqliteConfig:
@@ -56,25 +57,25 @@ class SqliteConfig:
 
     if TYPE_CHECKING:
 
-        async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
-        async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def stored_config(self) -> StoredConfig:
-        return await self.read(read_config)
+        return await self._read(read_config)
 
     async def update_config(
         self, actor: str, parts: list[str], change: Callable[[StoredConfig], dict[str, str]]
     ) -> StoredConfig:
         def run(db: sqlite3.Connection) -> StoredConfig:
-            db.execute("BEGIN IMMEDIATE")  # a failure rolls back (SqliteStore.write)
+            db.execute("BEGIN IMMEDIATE")  # a failure rolls back (SqliteStore._write)
             write_config(db, change(read_config(db)))
             users.audit(db, actor, "update_config", ",".join(parts), {"parts": parts})
             result = read_config(db)
             db.execute("COMMIT")
             return result
 
-        return await self.write(run)
+        return await self._write(run)
 
-    async def inventory(self, active_since: float) -> dict[str, int]:
-        return await self.read(lambda db: inventory(db, active_since))
+    async def inventory(self, active_since: float) -> Inventory:
+        return await self._read(lambda db: inventory(db, active_since))

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery, RunChange
 from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.domain.summaries import StoredSummary
+from jobpulse.collector.domain.tags import Tag
 from jobpulse.collector.store import jobs, samples, series, steps, tags
 from jobpulse.collector.store.summaries import load_summary
 
@@ -52,9 +54,9 @@ class SqliteJobs:
 
     if TYPE_CHECKING:  # provided by SqliteStore
 
-        async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
-        async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     # -- the job list and search -----------------------------------------------------------------
     async def job_list(self, query: JobQuery, tags_of: str | None) -> JobListing:
@@ -63,64 +65,64 @@ class SqliteJobs:
             return JobListing(
                 rows=rows,
                 total=total,
-                tags_by_run=_tags_by_run(db, [r["run_id"] for r in rows]),
+                tags_by_run=tags.tags_of_runs(db, [r["run_id"] for r in rows]),
                 tags_in_use=tags.all_tags(db, tags_of),
             )
 
-        return await self.read(_transaction(run, immediate=False))
+        return await self._read(_transaction(run, immediate=False))
 
     async def users_with_jobs(self, contains: str, limit: int = 100) -> list[str]:
-        return await self.read(lambda db: jobs.users_with_jobs(db, contains, limit=limit))
+        return await self._read(lambda db: jobs.users_with_jobs(db, contains, limit=limit))
 
     async def search_jobs(self, contains: str, user: str | None, limit: int = 100) -> JobListing:
         def run(db: sqlite3.Connection) -> JobListing:
             rows = jobs.search_jobs(db, contains, user, limit)
-            tagged = _tags_by_run(db, [r["run_id"] for r in rows])
+            tagged = tags.tags_of_runs(db, [r["run_id"] for r in rows])
             return JobListing(rows=rows, total=len(rows), tags_by_run=tagged, tags_in_use=[])
 
-        return await self.read(_transaction(run, immediate=False))
+        return await self._read(_transaction(run, immediate=False))
 
-    async def search_tags(self, contains: str, user: str | None) -> list[dict[str, Any]]:
-        return await self.read(lambda db: tags.search_tags(db, jobs.like_pattern(contains), user))
+    async def search_tags(self, contains: str, user: str | None) -> list[Tag]:
+        return await self._read(lambda db: tags.search_tags(db, jobs.like_pattern(contains), user))
 
     async def metric_summaries(
         self, run_ids: Sequence[int], measurements: Sequence[str]
     ) -> dict[int, dict[str, dict[str, float | None]]]:
-        return await self.read(lambda db: _metric_summaries(db, run_ids, measurements))
+        return await self._read(lambda db: _metric_summaries(db, run_ids, measurements))
 
     # -- one run: tags, summary, steps, samples, series ------------------------------------------
-    async def job_tags(self, run_id: int) -> list[dict[str, Any]]:
-        return await self.read(lambda db: tags.job_tags(db, run_id))
+    async def job_tags(self, run_id: int) -> list[Tag]:
+        return await self._read(lambda db: tags.job_tags(db, run_id))
 
-    async def job_summary(self, run_id: int) -> dict[str, Any] | None:
-        return await self.read(lambda db: load_summary(db, run_id))
+    async def job_summary(self, run_id: int) -> StoredSummary | None:
+        return await self._read(lambda db: load_summary(db, run_id))
 
     async def step_summaries(self, scope: RunScope) -> list[dict[str, Any]]:
-        return await self.read(lambda db: steps.step_summaries(db, scope))
+        return await self._read(lambda db: steps.step_summaries(db, scope))
 
     async def sampling(self, scope: RunScope) -> tuple[float | None, int]:
-        return await self.read(lambda db: series.sampling(db, scope))
+        return await self._read(lambda db: series.sampling(db, scope))
 
     async def run_samples(self, scope: RunScope, step: str = "") -> list[dict[str, Any]]:
         def run(db: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = samples.job_samples(db, scope.job_id, scope.start_ms, scope.end_ms, step)
             return [r for r in rows if r["node"] in scope.nodes]
 
-        return await self.read(run)
+        return await self._read(run)
 
     async def series_points(
         self, scope: RunScope, metrics: Sequence[str], interval: float, agg_fn: str, step: str = ""
     ) -> series.Points:
-        return await self.read(
+        return await self._read(
             lambda db: series.job_series_points(db, scope, metrics, interval, agg_fn, step=step)
         )
 
     # -- tags ------------------------------------------------------------------------------------
-    async def add_tag(self, run_id: int, name: str, type: str, created_by: str) -> dict[str, Any]:
-        return await self.write(lambda db: tags.add_tag(db, run_id, name, type, created_by))
+    async def add_tag(self, run_id: int, name: str, type: str, created_by: str) -> Tag:
+        return await self._write(lambda db: tags.add_tag(db, run_id, name, type, created_by))
 
     async def remove_tag(self, run_id: int, name: str) -> bool:
-        return await self.write(lambda db: tags.remove_tag(db, run_id, name))
+        return await self._write(lambda db: tags.remove_tag(db, run_id, name))
 
     # -- lifecycle (the same functions the agents' events and the reconciler go through) --------
     async def record_start(
@@ -140,7 +142,7 @@ class SqliteJobs:
                 jobs.record_stop(db, cluster, job_id, stop[0], stop[1], stop[2], source)
             return _row(db, run_id)
 
-        return await self.write(_transaction(run, immediate=True))
+        return await self._write(_transaction(run, immediate=True))
 
     async def record_stop(
         self, cluster: str | None, job_id: int, stop: int, state: str, exit_code: int | None, source: str
@@ -150,13 +152,13 @@ class SqliteJobs:
         def run(db: sqlite3.Connection) -> dict[str, Any]:
             return _row(db, jobs.record_stop(db, cluster, job_id, stop, state, exit_code, source))
 
-        return await self.write(_transaction(run, immediate=True))
+        return await self._write(_transaction(run, immediate=True))
 
-    async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> dict[str, Any]:
-        """What Slurm says about ``job``, recorded as the reconciler records it; the stored run."""
-        return await self.write(
+    async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> RunChange:
+        """What Slurm says about ``job``, recorded as the reconciler records it; what that did to the run."""
+        return await self._write(
             _transaction(
-                lambda db: jobs.apply_slurm_job(db, job, source, overwrite=overwrite).run, immediate=True
+                lambda db: jobs.apply_slurm_job(db, job, source, overwrite=overwrite), immediate=True
             )
         )
 
@@ -176,7 +178,7 @@ class SqliteJobs:
                 db.execute("COMMIT")
             return changes
 
-        return await self.write(run)
+        return await self._write(run)
 
 
 def _metric_summaries(
@@ -199,18 +201,3 @@ def _metric_summaries(
         if found:
             out[int(run_id)] = found
     return out
-
-
-def _tags_by_run(db: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """The tags of many runs in one query (the job list shows each job's tags)."""
-    result: dict[int, list[dict[str, Any]]] = {r: [] for r in run_ids}
-    if not run_ids:
-        return result
-    rows = db.execute(
-        f"""SELECT jt.run_id, t.id, t.name, t.type, t.created_by FROM job_tags jt JOIN tags t
-            ON t.id = jt.tag_id WHERE jt.run_id IN ({", ".join("?" for _ in run_ids)}) ORDER BY t.name""",
-        run_ids,
-    )
-    for r in rows:
-        result[r[0]].append({"Id": r[1], "Name": r[2], "Type": r[3], "CreatedBy": r[4]})
-    return result

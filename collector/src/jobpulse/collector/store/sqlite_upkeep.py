@@ -27,36 +27,36 @@ class SqliteUpkeep:
 
     if TYPE_CHECKING:  # provided by SqliteStore
 
-        async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
-        async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+        async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     # -- the summary pass ------------------------------------------------------------------------
     async def runs_to_summarize(self, now: float, delay_s: float, limit: int) -> list[int]:
-        return await self.read(lambda db: summaries.pending_runs(db, now, delay_s, limit))
+        return await self._read(lambda db: summaries.pending_runs(db, now, delay_s, limit))
 
     async def run_figures(self, run_id: int, now: float) -> RunFigures | None:
-        return await self.read(lambda db: summaries.run_figures(db, run_id, now))
+        return await self._read(lambda db: summaries.run_figures(db, run_id, now))
 
     async def save_summary(
         self, run_id: int, computed: float, summary: dict[str, Any], findings: Sequence[str]
     ) -> None:
-        await self.write(lambda db: summaries.store_summary(db, run_id, computed, summary, findings))
+        await self._write(lambda db: summaries.store_summary(db, run_id, computed, summary, findings))
 
     async def summaries_done(self, now: float, delay_s: float) -> None:
-        await self.write(lambda db: summaries.advance_watermark(db, now, delay_s))
+        await self._write(lambda db: summaries.advance_watermark(db, now, delay_s))
 
     # -- the storage jobs ------------------------------------------------------------------------
     async def rollup(self, now_ms: int, lag_ms: int) -> RollupResult:
-        return await self.write(lambda db: rollup(db, now_ms, lag_ms))
+        return await self._write(lambda db: rollup(db, now_ms, lag_ms))
 
     async def apply_retention(
         self, now_ms: int, raw_days: float, days_1m: float, days_1h: float
     ) -> RetentionResult:
-        return await self.write(lambda db: apply_retention(db, now_ms, raw_days, days_1m, days_1h))
+        return await self._write(lambda db: apply_retention(db, now_ms, raw_days, days_1m, days_1h))
 
     async def checkpoint(self) -> tuple[int, int, int]:
-        return await self.write(maintenance.checkpoint)
+        return await self._write(maintenance.checkpoint)
 
     async def optimize(self) -> None:
-        await self.write(maintenance.optimize)
+        await self._write(maintenance.optimize)

@@ -19,6 +19,7 @@ from typing import Any
 
 from jobpulse.collector.domain.jobs import FINDING_CREATED_BY, FINDING_TAG_TYPE
 from jobpulse.collector.domain.runs import EDGE_SECONDS
+from jobpulse.collector.domain.summaries import Finding, StoredSummary
 from jobpulse.collector.store.base import GpuFigures, NodeFigures, RunFigures
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.packed import Hour, read_hours, selection
@@ -216,9 +217,25 @@ def run_figures(db: sqlite3.Connection, run_id: int, now: float) -> RunFigures |
     )
 
 
-def load_summary(db: sqlite3.Connection, run_id: int) -> dict[str, Any] | None:
+def load_summary(db: sqlite3.Connection, run_id: int) -> StoredSummary | None:
+    """The run's summary as stored, its findings apart; None until it has one."""
     row = db.execute("SELECT summary FROM job_summaries WHERE run_id = ?", (run_id,)).fetchone()
-    return json.loads(row[0]) if row else None
+    if row is None:
+        return None
+    document = json.loads(row[0])
+    found = document.pop("findings", None) or []
+    return StoredSummary(figures=document, findings=tuple(_finding(f) for f in found))
+
+
+def _finding(stored: dict[str, Any]) -> Finding:
+    """A finding as stored in the summary's JSON, its numbers as stored (an integer threshold, such as a
+    node count, stays one); tolerant of a field an older version did not write."""
+    return Finding(
+        rule=stored.get("rule", ""),
+        value=stored.get("value", 0.0),
+        threshold=stored.get("threshold", 0.0),
+        hint=stored.get("hint", ""),
+    )
 
 
 def store_summary(

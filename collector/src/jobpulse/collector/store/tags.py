@@ -7,14 +7,18 @@ job leaves the tag defined, as in JobMon, so its id stays stable for bookmarks a
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
-
-def _tag(row: Any) -> dict[str, Any]:
-    return {"Id": row[0], "Name": row[1], "Type": row[2], "CreatedBy": row[3]}
+from jobpulse.collector.domain.tags import Tag
 
 
-def add_tag(db: sqlite3.Connection, run_id: int, name: str, type: str, created_by: str) -> dict[str, Any]:
+def _tag(row: Sequence[Any]) -> Tag:
+    """A row of (id, name, type, created_by)."""
+    return Tag(id=row[0], name=row[1], type=row[2], created_by=row[3])
+
+
+def add_tag(db: sqlite3.Connection, run_id: int, name: str, type: str, created_by: str) -> Tag:
     """Attach the tag (created if new) to the job run; idempotent. Returns the tag.
 
     Raises:
@@ -54,7 +58,7 @@ def remove_tag(db: sqlite3.Connection, run_id: int, name: str) -> bool:
     return cur.rowcount > 0
 
 
-def job_tags(db: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
+def job_tags(db: sqlite3.Connection, run_id: int) -> list[Tag]:
     """The job run's tags, by type then name."""
     rows = db.execute(
         "SELECT t.id, t.name, t.type, t.created_by FROM job_tags j JOIN tags t ON t.id = j.tag_id"
@@ -64,7 +68,7 @@ def job_tags(db: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
     return [_tag(r) for r in rows]
 
 
-def all_tags(db: sqlite3.Connection, user: str | None = None) -> list[dict[str, Any]]:
+def all_tags(db: sqlite3.Connection, user: str | None = None) -> list[Tag]:
     """Tags in use (on the jobs of ``user`` when given): the choices of the job list's tag filter."""
     sql = (
         "SELECT DISTINCT t.id, t.name, t.type, t.created_by FROM tags t JOIN job_tags jt ON jt.tag_id = t.id"
@@ -76,7 +80,7 @@ def all_tags(db: sqlite3.Connection, user: str | None = None) -> list[dict[str, 
     return [_tag(r) for r in db.execute(sql + " ORDER BY t.name", params)]
 
 
-def search_tags(db: sqlite3.Connection, pattern: str, user: str | None = None) -> list[dict[str, Any]]:
+def search_tags(db: sqlite3.Connection, pattern: str, user: str | None = None) -> list[Tag]:
     """Tags in use (on the jobs of ``user`` when given) whose name matches the LIKE ``pattern``
     (``ESCAPE '\\'``), by name."""
     sql = (
@@ -90,3 +94,18 @@ def search_tags(db: sqlite3.Connection, pattern: str, user: str | None = None) -
         sql += " WHERE"
     params.append(pattern)
     return [_tag(r) for r in db.execute(sql + " t.name LIKE ? ESCAPE '\\' ORDER BY t.name, t.id", params)]
+
+
+def tags_of_runs(db: sqlite3.Connection, run_ids: list[int]) -> dict[int, list[Tag]]:
+    """The tags of many runs in one query (the job list shows each job's tags), by name."""
+    result: dict[int, list[Tag]] = {r: [] for r in run_ids}
+    if not run_ids:
+        return result
+    rows = db.execute(
+        f"""SELECT jt.run_id, t.id, t.name, t.type, t.created_by FROM job_tags jt JOIN tags t
+            ON t.id = jt.tag_id WHERE jt.run_id IN ({", ".join("?" for _ in run_ids)}) ORDER BY t.name""",
+        run_ids,
+    )
+    for r in rows:
+        result[r[0]].append(_tag(r[1:]))
+    return result

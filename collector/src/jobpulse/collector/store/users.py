@@ -26,7 +26,11 @@ from jobpulse.collector.domain.accounts import (
     SERVICE_PREFIX,
     SESSION,
     WS_TICKET,
+    ApiKey,
+    AuditEntry,
     KeyOwnerError,
+    RoleRequest,
+    User,
     check_user_name,
     is_service,
     service_principal,
@@ -42,13 +46,20 @@ def _now() -> float:
 
 
 # -- users ------------------------------------------------------------------
-def get_user(db: sqlite3.Connection, username: str) -> dict[str, Any] | None:
+def get_user(db: sqlite3.Connection, username: str) -> User | None:
     row = db.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
     if row is None:
         return None
-    user = dict(row)
-    user["roles"] = json.loads(user["roles"])
-    return user
+    return User(
+        username=row["username"],
+        roles=tuple(sorted(json.loads(row["roles"]))),
+        source=row["source"],
+        email=row["email"],
+        display_name=row["display_name"],
+        created=row["created"],
+        updated=row["updated"],
+        password_hash=row["password_hash"],
+    )
 
 
 def upsert_user(
@@ -59,7 +70,7 @@ def upsert_user(
     source: str = "local",
     email: str = "",
     display_name: str = "",
-) -> dict[str, Any]:
+) -> User:
     """Create the user, or update roles (and the password hash when given).
 
     Raises:
@@ -138,6 +149,22 @@ def end_session(db: sqlite3.Connection, session_id: str) -> None:
 
 
 # -- API keys -------------------------------------------------------------------
+_KEY_COLUMNS = "id, owner, role, name, created, expires, revoked, last_used"  # never the digest
+
+
+def _key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        owner=row["owner"],
+        role=row["role"],
+        name=row["name"],
+        created=row["created"],
+        expires=row["expires"],
+        revoked=row["revoked"],
+        last_used=row["last_used"],
+    )
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -148,7 +175,7 @@ def owner_holds_role(db: sqlite3.Connection, owner: str, role: str) -> bool:
     if is_service(owner):
         return role == JOB_CONTROL
     user = get_user(db, owner)
-    return user is not None and (role in user["roles"] or ADMIN in user["roles"])
+    return user is not None and (role in user.roles or ADMIN in user.roles)
 
 
 def check_key_owner(db: sqlite3.Connection, owner: str, role: str) -> None:
@@ -172,12 +199,12 @@ def check_key_owner(db: sqlite3.Connection, owner: str, role: str) -> None:
     if user is None:
         raise KeyOwnerError(f"owner {owner[:80]!r} is not a user; a {role!r} key acts as an existing person")
     if not owner_holds_role(db, owner, role):
-        raise KeyOwnerError(f"owner {owner!r} does not hold the {role!r} role (has {user['roles']})")
+        raise KeyOwnerError(f"owner {owner!r} does not hold the {role!r} role (has {list(user.roles)})")
 
 
 def create_api_key(
     db: sqlite3.Connection, owner: str, role: str, name: str = "", ttl_seconds: float | None = None
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, ApiKey]:
     """Returns (the key, shown once; its stored record without the secret).
 
     Raises:
@@ -193,12 +220,11 @@ def create_api_key(
            VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)""",
         (key_id, _digest(secret), owner, role, name, now, expires),
     )
-    record = dict(db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone())
-    record.pop("digest")
+    record = _key(db.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone())
     return f"{KEY_PREFIX}_{key_id}_{secret}", record
 
 
-def verify_api_key(db: sqlite3.Connection, presented: str) -> dict[str, Any] | None:
+def verify_api_key(db: sqlite3.Connection, presented: str) -> ApiKey | None:
     """The key's record if the key is known, not revoked, not expired, and its owner still holds its role."""
     try:
         _prefix, key_id, secret = presented.split("_", 2)
@@ -211,9 +237,7 @@ def verify_api_key(db: sqlite3.Connection, presented: str) -> dict[str, Any] | N
         return None
     if not owner_holds_role(db, row["owner"], row["role"]):
         return None
-    record = dict(row)
-    record.pop("digest")
-    return record
+    return _key(row)
 
 
 def touch_api_key(db: sqlite3.Connection, key_id: str) -> None:
@@ -225,11 +249,8 @@ def revoke_api_key(db: sqlite3.Connection, key_id: str) -> bool:
     return cur.rowcount > 0
 
 
-def list_api_keys(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    return [
-        {k: v for k, v in dict(row).items() if k != "digest"}
-        for row in db.execute("SELECT * FROM api_keys ORDER BY created")
-    ]
+def list_api_keys(db: sqlite3.Connection) -> list[ApiKey]:
+    return [_key(row) for row in db.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created")]
 
 
 # -- audit ----------------------------------------------------------------------
@@ -243,28 +264,33 @@ def audit(db: sqlite3.Connection, actor: str, action: str, target: str = "", det
 
 def list_audit(
     db: sqlite3.Connection, limit: int = 100, offset: int = 0, actor: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[AuditEntry]:
     """Newest first; ``detail`` decoded back from JSON."""
     where, params = ("WHERE actor = ?", [actor]) if actor else ("", [])
     rows = db.execute(
         f"SELECT * FROM audit_log {where} ORDER BY id DESC LIMIT ? OFFSET ?", (*params, limit, offset)
     ).fetchall()
-    out = []
-    for row in rows:
-        entry = dict(row)
-        entry["detail"] = json.loads(entry["detail"]) if entry["detail"] is not None else None
-        out.append(entry)
-    return out
+    return [
+        AuditEntry(
+            id=row["id"],
+            ts=row["ts"],
+            actor=row["actor"],
+            action=row["action"],
+            target=row["target"],
+            detail=json.loads(row["detail"]) if row["detail"] is not None else None,
+        )
+        for row in rows
+    ]
 
 
 # -- roles ------------------------------------------------------------------------
-def set_roles(db: sqlite3.Connection, username: str, roles: list[str]) -> dict[str, Any]:
+def set_roles(db: sqlite3.Connection, username: str, roles: list[str]) -> User:
     """Set a user's roles, creating the user (no password: OIDC or API keys only) when unknown.
 
     Pending role requests of that user count as answered.
     """
     existing = get_user(db, username)
-    source = existing["source"] if existing else "admin"
+    source = existing.source if existing else "admin"
     user = upsert_user(db, username, roles, None, source)
     db.execute(
         "UPDATE role_requests SET resolved = ? WHERE username = ? AND resolved IS NULL", (_now(), username)
@@ -309,14 +335,19 @@ def add_role_request(
     return int(cur.lastrowid or 0), True
 
 
-def list_role_requests(db: sqlite3.Connection, include_resolved: bool = False) -> list[dict[str, Any]]:
+def list_role_requests(db: sqlite3.Connection, include_resolved: bool = False) -> list[RoleRequest]:
     where = "" if include_resolved else "WHERE resolved IS NULL"
-    out = []
-    for row in db.execute(f"SELECT * FROM role_requests {where} ORDER BY id DESC LIMIT 1000"):
-        entry = dict(row)
-        entry["roles"] = json.loads(entry["roles"])
-        out.append(entry)
-    return out
+    return [
+        RoleRequest(
+            id=row["id"],
+            ts=row["ts"],
+            username=row["username"],
+            roles=tuple(json.loads(row["roles"])),
+            client=row["client"],
+            resolved=row["resolved"],
+        )
+        for row in db.execute(f"SELECT * FROM role_requests {where} ORDER BY id DESC LIMIT 1000")
+    ]
 
 
 def resolve_role_request(db: sqlite3.Connection, request_id: int) -> bool:

@@ -114,8 +114,8 @@ async def web_job_page(
     return Response(
         WebJobPage(
             Metadata=shown.Metadata,
-            Summary=page.summary,
-            Findings=page.findings,
+            Summary=shown.Summary,
+            Findings=shown.Findings,
             Steps=[msgspec.to_builtins(s) for s in shown.Steps],
             SampleInterval=page.interval,
             Series=_series_of(page.metric_data),

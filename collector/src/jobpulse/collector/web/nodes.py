@@ -4,6 +4,7 @@ read too."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from jobpulse.collector.auth.guards import requires
@@ -16,4 +17,5 @@ from litestar import Request, get
 @get("/ui/api/nodes", include_in_schema=False, guards=[requires(Role.ADMIN)])
 async def web_nodes(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     settings: CollectorSettings = request.app.state.settings
-    return await NodeService(request.app.state.store).nodes(settings.node_down_after)
+    nodes = await NodeService(request.app.state.store).nodes(settings.node_down_after)
+    return [{"node": n.name, **{k: v for k, v in asdict(n).items() if k != "name"}} for n in nodes]

@@ -20,6 +20,7 @@ import msgspec
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.auth.security import accounts_of
+from jobpulse.collector.domain.accounts import ApiKey
 from litestar import Controller, MediaType, Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
@@ -68,6 +69,20 @@ class RoleRequest(msgspec.Struct):
     resolved: float | None
 
 
+def _key_fields(key: ApiKey) -> dict[str, Any]:
+    """An API key's record as this dialect's fields (the same names: the shape admins' scripts read)."""
+    return {
+        "id": key.id,
+        "owner": key.owner,
+        "role": key.role,
+        "name": key.name,
+        "created": key.created,
+        "expires": key.expires,
+        "revoked": key.revoked,
+        "last_used": key.last_used,
+    }
+
+
 class AdminController(Controller):
     tags = ["administration"]
     guards = [requires(Role.ADMIN)]
@@ -106,13 +121,13 @@ class AdminController(Controller):
             body.expires_days * 86400 if body.expires_days else None,
         )
         if "application/json" in request.headers.get("accept", ""):
-            return Response(NewApiKey(key=key, **record))
+            return Response(NewApiKey(key=key, **_key_fields(record)))
         return Response(key, media_type=MediaType.TEXT)
 
     @get("/api/admin/apikeys", operation_id="listApiKeys", summary="All API keys (never their secrets)")
     async def list_api_keys(self, request: Request[Any, Any, Any]) -> list[ApiKeyRecord]:
         rows = await accounts_of(request).list_api_keys(principal_of(request))
-        return [ApiKeyRecord(**row) for row in rows]
+        return [ApiKeyRecord(**_key_fields(row)) for row in rows]
 
     @delete(
         "/api/admin/apikeys/{key_id:str}",
@@ -132,7 +147,10 @@ class AdminController(Controller):
         actor: Annotated[str | None, QueryParameter(max_length=256)] = None,
     ) -> list[AuditEntry]:
         rows = await accounts_of(request).audit_log(principal_of(request), limit, offset, actor)
-        return [AuditEntry(**row) for row in rows]
+        return [
+            AuditEntry(id=e.id, ts=e.ts, actor=e.actor, action=e.action, target=e.target, detail=e.detail)
+            for e in rows
+        ]
 
     @get(
         "/api/admin/notifications",
@@ -143,7 +161,17 @@ class AdminController(Controller):
         self, request: Request[Any, Any, Any], all_: Annotated[bool, QueryParameter(name="all")] = False
     ) -> list[RoleRequest]:
         rows = await accounts_of(request).role_requests(principal_of(request), all_)
-        return [RoleRequest(**row) for row in rows]
+        return [
+            RoleRequest(
+                id=r.id,
+                ts=r.ts,
+                username=r.username,
+                roles=list(r.roles),
+                client=r.client,
+                resolved=r.resolved,
+            )
+            for r in rows
+        ]
 
     @delete(
         "/api/admin/notifications/{request_id:int}",

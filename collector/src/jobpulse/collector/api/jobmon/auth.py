@@ -102,7 +102,7 @@ class AuthController(Controller):
     ) -> Response[LoginResult]:
         client = request.client.host if request.client else ""
         user = await accounts_of(request).login(data.Username, data.Password, client)
-        body, cookie = await start_session(request, data.Username, user["roles"], data.Remember)
+        body, cookie = await start_session(request, data.Username, list(user.roles), data.Remember)
         return Response(body, cookies=[cookie])
 
     @post("/api/logout", operation_id="logout", status_code=200, summary="End the current session")

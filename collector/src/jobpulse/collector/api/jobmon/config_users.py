@@ -29,7 +29,7 @@ class UserRolesController(Controller):
     @get("/api/config/users/{user:str}", operation_id="getUserRoles", summary="A user's roles")
     async def get_roles(self, request: Request[Any, Any, Any], user: Annotated[str, UserPath]) -> UserRoles:
         record = await accounts_of(request).get_roles(principal_of(request), user)
-        return UserRoles(Username=record["username"], Roles=record["roles"])
+        return UserRoles(Username=record.username, Roles=list(record.roles))
 
     @patch(
         "/api/config/users/{user:str}",
@@ -42,4 +42,4 @@ class UserRolesController(Controller):
         if data.Username not in (None, "", user):
             raise InvalidInput("Username", f"body names {data.Username!r} but the URL names {user!r}")
         record = await accounts_of(request).set_roles(principal_of(request), user, data.Roles)
-        return UserRoles(Username=record["username"], Roles=record["roles"])
+        return UserRoles(Username=record.username, Roles=list(record.roles))

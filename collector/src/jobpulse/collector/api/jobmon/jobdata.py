@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from typing import Any
 
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import slurm_exit_string
+from jobpulse.collector.domain.summaries import StoredSummary
+from jobpulse.collector.domain.tags import Tag
 from jobpulse.collector.schemas import JobData, JobMetadata, JobMetadataData, JobTag, Node, StepSummary
 from jobpulse.collector.services.jobs import JobPage, MetricFigures
 from jobpulse.collector.services.series import MAX_SAMPLE_INTERVAL as MAX_SAMPLE_INTERVAL
@@ -19,6 +22,19 @@ def _int(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
+def job_tag(tag: Tag) -> JobTag:
+    """A tag in JobMon's job.JobTag shape."""
+    return JobTag(Id=tag.id, Name=tag.name, Type=tag.type, CreatedBy=tag.created_by)
+
+
+def summary_fields(stored: StoredSummary | None) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The run's summary and findings as jobpulse's JobData adds them (``Summary``: the stored document,
+    null until there is one; ``Findings``: each rule that fired with its value, threshold and hint)."""
+    if stored is None:
+        return None, []
+    return dict(stored.figures), [dataclasses.asdict(f) for f in stored.findings]
+
+
 def metadata_data(figures: list[MetricFigures] | None) -> list[JobMetadataData] | None:
     """A run's summary figures as JobMon's JobMetadata.Data (null when it has none)."""
     if not figures:
@@ -28,7 +44,7 @@ def metadata_data(figures: list[MetricFigures] | None) -> list[JobMetadataData] 
 
 def job_metadata(
     row: dict[str, Any],
-    tags: Iterable[dict[str, Any]] = (),
+    tags: Iterable[Tag] = (),
     figures: list[MetricFigures] | None = None,
     stop_time: int | None = None,
 ) -> JobMetadata:
@@ -57,7 +73,7 @@ def job_metadata(
         JobScript=row.get("job_script") or "",
         ExitCode=_int(row["exit_code"]),
         Nodes=[Node(Name=n) for n in nodes],
-        Tags=[JobTag(Id=t["Id"], Name=t["Name"], Type=t["Type"], CreatedBy=t["CreatedBy"]) for t in tags],
+        Tags=[job_tag(t) for t in tags],
         State=row["state"],
         NodeList="|".join(nodes),
         Cpus=_int(row["cpus"]),
@@ -83,15 +99,16 @@ def job_ref(row: dict[str, Any]) -> JobId:
 
 def job_data(page: JobPage, step: str) -> JobData:
     """The job page in JobMon's JobData shape: no data is null, not [] (JobMon's page tests for null)."""
+    summary, findings = summary_fields(page.summary)
     return JobData(
         Metadata=job_metadata(page.run, page.tags, page.figures, page.stop_time),
         MetricData=page.metric_data or None,
         QuantileData=page.quantile_data or None,
         SampleInterval=page.interval,
         SampleIntervals=page.intervals,
-        Tags=[JobTag(**t) for t in page.tags],
-        Summary=page.summary,
-        Findings=page.findings,
+        Tags=[job_tag(t) for t in page.tags],
+        Summary=summary,
+        Findings=findings,
         Steps=[StepSummary(**s) for s in page.steps],
         Step=step,
     )

@@ -12,7 +12,7 @@ from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.domain.errors import NotFound
 from jobpulse.collector.domain.jobs import JobQuery
-from jobpulse.collector.schemas import JobData, JobListConfig, JobListData, JobTag
+from jobpulse.collector.schemas import JobData, JobListConfig, JobListData
 from jobpulse.collector.services.jobs import JobService
 from jobpulse.common.validate import JOB_NUMBER_MAX
 from litestar import Controller, Request, Response, get
@@ -125,7 +125,7 @@ class JobsController(Controller):
             Config=JobListConfig(
                 RadarChartMetrics=config.RadarChartMetrics,
                 Partitions=config.Partitions,
-                Tags=[JobTag(**t) for t in listing.tags_in_use],
+                Tags=[jobdata.job_tag(t) for t in listing.tags_in_use],
             ),
             Total=listing.total,
             Limit=limit,

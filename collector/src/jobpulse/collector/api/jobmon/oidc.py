@@ -96,8 +96,8 @@ class OidcController(Controller):
             str(claims.get("email") or ""),
             str(claims.get("name") or ""),
         )
-        _, session_cookie = await start_session(request, username, user["roles"])
-        log.info("OIDC login of %r with roles %s", username, user["roles"])
+        _, session_cookie = await start_session(request, username, list(user.roles))
+        log.info("OIDC login of %r with roles %s", username, list(user.roles))
         clear = Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/auth/oauth")
         return Redirect(
             settings.oidc.after_login_url, status_code=HTTP_302_FOUND, cookies=[session_cookie, clear]

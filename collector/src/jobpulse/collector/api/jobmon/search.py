@@ -63,7 +63,7 @@ class SearchController(Controller):
     async def search_tag(
         self, request: Request[Any, Any, Any], jobs: NamedDependency[JobService], term: FromPath[str]
     ) -> Response[list[JobTag] | None]:
-        return _or_null([JobTag(**t) for t in await jobs.search_tags(principal_of(request), term)])
+        return _or_null([jobdata.job_tag(t) for t in await jobs.search_tags(principal_of(request), term)])
 
     @get(
         "/api/search/user/{term:str}",

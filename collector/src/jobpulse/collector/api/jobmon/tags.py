@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from jobpulse.collector.api.deps import provide_job_service
+from jobpulse.collector.api.jobmon.jobdata import job_tag
 from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.schemas import JobTag
@@ -28,7 +29,7 @@ class TagsController(Controller):
         job: Annotated[int, QueryParameter(name="job", ge=0, le=2**63 - 1, description="job id")],
     ) -> JobTag:
         created = await jobs.add_tag(principal_of(request), job, data.Name, data.Type)
-        return JobTag(**created)
+        return job_tag(created)
 
     @post(
         "/api/tags/remove_tag", operation_id="removeTag", status_code=200, summary="Remove a tag from a job"
