@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
-from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.store.sqlite import SqliteStore, connect
 
 JOB = 6464
 CHROMIUM = "/usr/bin/chromium"
@@ -33,8 +33,9 @@ CHROMIUM = "/usr/bin/chromium"
 
 def seed(path: Path, nodes: int, hours: float) -> int:
     store = SqliteStore(path)
-    store.open()
-    db = store.writer
+    store.open()  # creates and migrates the database; the bench seeds it on a connection of its own
+    store.close()
+    db = connect(path)
     now = int(time.time())
     start = now - int(hours * 3600)
     names = [f"c{i:04d}" for i in range(nodes)]
@@ -70,7 +71,7 @@ def seed(path: Path, nodes: int, hours: float) -> int:
             (JOB, node, start * 1000, (start + (steps - 1) * 10) * 1000),
         )
     db.execute("COMMIT")
-    store.close()
+    db.close()
     return rows
 
 

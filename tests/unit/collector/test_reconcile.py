@@ -378,7 +378,7 @@ async def test_reconciler_settles_signal_and_end_time_from_slurm(
     """The epilog of a cancelled job says 0:0 at its own clock, after the cgroup is gone; Slurm says
     CANCELLED 0:15 and its End. The epilog's "3:0" stays where sacct's JSON says 0."""
     fake_slurm(tmp_path / "bin", monkeypatch, squeue="squeue-json-steps.json", sacct="sacct-json-steps.json")
-    db = fx_store.writer
+    db = db_of(fx_store)
     sacct = {
         j.job_id: j for j in parse.jobs(json.loads((SLURM / "sacct-json-steps.json").read_text()), "sacct")
     }
