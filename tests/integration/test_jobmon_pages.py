@@ -138,7 +138,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     alice's, a finished job without any sample, and a finished job of bob's."""
     state = tmp_path_factory.mktemp("jobmon-pages")
     collector = start_collector(
-        state / "collector", env={"JOBPULSE_SUMMARY_INTERVAL": "0.5", "JOBPULSE_SUMMARY_DELAY": "0"}
+        state / "collector",
+        env={"JOBPULSE_SUMMARY_INTERVAL": "0.5", "JOBPULSE_SUMMARY_DELAY": "3"},  # after every node's batches
     )
     for user in ("alice", "bob"):
         _add_user(collector, user)
