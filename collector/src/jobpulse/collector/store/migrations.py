@@ -341,6 +341,14 @@ def _v9_job_script(db: sqlite3.Connection) -> None:
     )
 
 
+def _v10_usage(db: sqlite3.Connection) -> None:
+    """Usage history (issue 18): one accounting row per (cluster, job), its daily rollup and the values
+    seen per dimension (store/usage.py)."""
+    from jobpulse.collector.store.usage import SCHEMA
+
+    _script(db, SCHEMA)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1,
     _v2_auth,
@@ -351,6 +359,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v7_job_identity,
     _v8_credential_kinds,
     _v9_job_script,
+    _v10_usage,
 ]
 LATEST = len(MIGRATIONS)
 
