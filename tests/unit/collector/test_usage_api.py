@@ -111,7 +111,7 @@ async def test_ingest_is_idempotent_per_cluster_and_job(
         ({"CPUHours": "4"}, "jobs[1].CPUHours"),
         ({"CPUHours": -1}, "jobs[1].CPUHours"),
         ({"AllocCPUS": 1.5}, "jobs[1].AllocCPUS"),
-        ({"State": "RUNNING"}, "jobs[1].State"),
+        ({"State": "DONE!"}, "jobs[1].State"),
         ({"User": 7}, "jobs[1].User"),
         ({"End": "2025-01-01T09:00:00"}, "jobs[1].End"),
     ],

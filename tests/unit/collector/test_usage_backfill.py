@@ -37,7 +37,7 @@ def build_table(path: Path) -> set[str]:
         day_ = f"2026-11-{day:02d}"
         row.update(JobID=job_id, JobIDRaw=job_id.split("_")[0].split("+")[0], Submit=f"{day_}T03:29:54",
                    Eligible=f"{day_}T03:29:54", Start=f"{day_}T03:29:55", End=f"{day_}T05:29:55",
-                   ElapsedRaw="7200")  # fmt: skip
+                   Elapsed="02:00:00", ElapsedRaw="7200", CPUTimeRAW="7200")  # fmt: skip
         row.update(fields)
         out.append(row)
         for step in steps:  # the real steps, renumbered

@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-# States the exporter drops (still running or never ran); an ingested record in one of these is refused.
-UNFINISHED_STATES = frozenset({"RUNNING", "PENDING", "REQUEUED", "SUSPENDED", "UNKNOWN"})
 PERIODS = ("day", "week", "month", "quarter", "year")
 
 # Histogram bins (upper bounds, seconds) for waiting times and durations: the rollup keeps counts per

@@ -22,7 +22,6 @@ from jobpulse.collector.domain.principals import Principal
 from jobpulse.collector.domain.usage import (
     BIN_BOUNDS,
     PERIODS,
-    UNFINISHED_STATES,
     AccountingRecord,
     Efficiency,
     UsageFilter,
@@ -99,9 +98,7 @@ def parse_state(value: Any, field: str) -> str:
     state = text.split(" ", 1)[0]  # "CANCELLED by 123"
     if not state or not state.isascii() or not state.replace("_", "").isalpha():
         raise InvalidInput(field, f"{text[:40]!r} is not a Slurm job state")
-    if state in UNFINISHED_STATES:
-        raise InvalidInput(field, f"{state} is not a finished job; send jobs once they ended")
-    return state
+    return state  # a job sent while REQUEUED or SUSPENDED is stored so; the exporter's next run replaces it
 
 
 def parse_record(raw: Any, where: str) -> AccountingRecord:
@@ -256,9 +253,9 @@ class UsageService:
         return Dashboard(
             totals=await self.store.usage_totals(scoped),
             periods=await self.store.usage_grouped(scoped, f"period:{period}"),
-            states=await self.store.usage_grouped(scoped, "state"),
-            partitions=await self.store.usage_grouped(scoped, "partition"),
-            accounts=await self.store.usage_grouped(scoped, "account"),
+            states=await self.store.usage_grouped(scoped, "state", users=False),
+            partitions=await self.store.usage_grouped(scoped, "partition", users=False),
+            accounts=await self.store.usage_grouped(scoped, "account", users=False),
             users=await self.store.usage_grouped(scoped, "user_name"),
         )
 

@@ -409,8 +409,9 @@ class UsageStore(Protocol):
 
     async def usage_totals(self, f: UsageFilter) -> UsageTotals: ...
 
-    async def usage_grouped(self, f: UsageFilter, by: str) -> UsageGroups:
-        """Usage per ``by``: ``period:day|week|month|quarter|year``, ``cluster`` or a dimension column."""
+    async def usage_grouped(self, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
+        """Usage per ``by``: ``period:day|week|month|quarter|year``, ``cluster`` or a dimension column;
+        ``users`` False: distinct users per value of another dimension may be left 0 (they cost a scan)."""
         ...
 
     async def usage_efficiency(self, f: UsageFilter) -> Efficiency: ...

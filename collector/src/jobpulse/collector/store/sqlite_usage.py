@@ -56,8 +56,8 @@ class SqliteUsage:
     async def usage_totals(self, f: UsageFilter) -> UsageTotals:
         return await self.read(lambda db: usage.totals(db, f))
 
-    async def usage_grouped(self, f: UsageFilter, by: str) -> UsageGroups:
-        return await self.read(lambda db: usage.grouped(db, f, by))
+    async def usage_grouped(self, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
+        return await self.read(lambda db: usage.grouped(db, f, by, users))
 
     async def usage_efficiency(self, f: UsageFilter) -> Efficiency:
         return await self.read(lambda db: usage.efficiency(db, f))

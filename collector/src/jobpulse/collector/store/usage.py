@@ -5,9 +5,14 @@ exporter's ingest, the sacct backfill) or, for a job only agents saw, from its m
 allocation times its elapsed time). An accounting record replaces a monitored run's row and keeps the
 link (``run_id``), so a job is never counted twice. ``usage_daily`` sums the rows per (cluster, submit
 day, partition, account, user, QOS, state), with counts per waiting-time and duration bin
-(domain.usage.BIN_BOUNDS); every dashboard question is answered from it. A write recomputes the days
-it touched, whole, in the same transaction, so the rollup is always exactly the sum of the rows.
-``usage_dims`` lists the values seen per cluster and dimension (the dashboard's filter lists).
+(domain.usage.BIN_BOUNDS). ``usage_marginal`` sums that rollup once more per day and per month, for
+the whole cluster (``dim`` "") and per value of each one dimension: a dashboard question without
+filters (the page's usual one) reads a month's row for each whole month of its window and a day's row
+for the days at its edges, a few hundred rows whatever the window, rather than every job or every
+(day, partition, account, user, QOS, state). A question with filters, or a user's own (narrowed to
+their jobs), reads ``usage_daily``. A write recomputes the days (and months) it touched, whole, in the
+same transaction, so both rollups are always exactly the sum of the rows. ``usage_dims`` lists the
+values seen per cluster and dimension (the dashboard's filter lists).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 
 from jobpulse.collector.domain.jobid import JobId
@@ -61,6 +67,15 @@ CREATE TABLE usage_daily (
     PRIMARY KEY (cluster, day, partition, account, user_name, qos, state)
 ) WITHOUT ROWID;
 CREATE INDEX usage_daily_user ON usage_daily (user_name, cluster, day);
+CREATE TABLE usage_marginal (
+    cluster TEXT NOT NULL, grain TEXT NOT NULL, dim TEXT NOT NULL, day INTEGER NOT NULL, value TEXT NOT NULL,
+    jobs INTEGER NOT NULL, cpu_hours REAL NOT NULL, gpu_hours REAL NOT NULL,
+    waited INTEGER NOT NULL, wait_s REAL NOT NULL, wait_max REAL NOT NULL,
+    ran INTEGER NOT NULL, duration_s REAL NOT NULL,
+    {", ".join(f"w{i} INTEGER NOT NULL" for i in range(NBINS))},
+    {", ".join(f"d{i} INTEGER NOT NULL" for i in range(NBINS))},
+    PRIMARY KEY (cluster, grain, dim, day, value)
+) WITHOUT ROWID;
 CREATE TABLE usage_dims (
     cluster TEXT NOT NULL, dim TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (cluster, dim, value)
 ) WITHOUT ROWID;
@@ -96,15 +111,64 @@ _ROLLUP_SELECT = f"""
     FROM usage_jobs"""
 
 
+_FIGURE_SUMS = ", ".join(
+    [
+        "sum(jobs)", "sum(cpu_hours)", "sum(gpu_hours)", "sum(waited)", "sum(wait_s)", "max(wait_max)",
+        "sum(ran)", "sum(duration_s)",
+        *(f"sum(w{i})" for i in range(NBINS)), *(f"sum(d{i})" for i in range(NBINS)),
+    ]
+)  # fmt: skip
+MARGINS = ("", *DIMENSIONS)  # "": the whole cluster
+_MONTH_OF = "CAST(julianday(date(day * 86400, 'unixepoch', 'start of month')) - 2440587.5 AS INTEGER)"
+
+
+def month_start(day: int) -> int:
+    """The first day (days since the epoch) of the month of ``day``."""
+    first = date.fromordinal(_EPOCH + day).replace(day=1)
+    return first.toordinal() - _EPOCH
+
+
+def next_month(day: int) -> int:
+    first = date.fromordinal(_EPOCH + month_start(day))
+    return date(first.year + (first.month == 12), first.month % 12 + 1, 1).toordinal() - _EPOCH
+
+
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def _margin_value(dim: str) -> str:
+    return dim or "''"
+
+
 def recompute_days(db: sqlite3.Connection, days: Iterable[tuple[str, int]]) -> None:
-    """Rebuild the rollup of each (cluster, day) from its rows; the caller holds the transaction."""
-    for cluster, day in sorted(set(days)):
+    """Rebuild the rollup of each (cluster, day) from its rows, and the margins of those days and their
+    months; the caller holds the transaction."""
+    touched = sorted(set(days))
+    for cluster, day in touched:
         db.execute("DELETE FROM usage_daily WHERE cluster = ? AND day = ?", (cluster, day))
         db.execute(
             f"""INSERT INTO usage_daily {_ROLLUP_SELECT}
                 WHERE cluster = ? AND submit >= ? AND submit < ?
                 GROUP BY partition, account, user_name, qos, state""",
             (cluster, day * DAY, (day + 1) * DAY),
+        )
+        _margins(db, cluster, "d", day, day, day)
+    for cluster, first in sorted({(c, month_start(d)) for c, d in touched}):
+        _margins(db, cluster, "m", first, first, next_month(first) - 1)
+
+
+def _margins(db: sqlite3.Connection, cluster: str, grain: str, key: int, lo: int, hi: int) -> None:
+    for dim in MARGINS:
+        db.execute(
+            "DELETE FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = ? AND day = ?",
+            (cluster, grain, dim, key),
+        )
+        value = _margin_value(dim)
+        db.execute(
+            f"""INSERT INTO usage_marginal
+                SELECT cluster, ?, ?, ?, {value}, {_FIGURE_SUMS} FROM usage_daily
+                WHERE cluster = ? AND day >= ? AND day <= ? GROUP BY {value}""",
+            (grain, dim, key, cluster, lo, hi),
         )
 
 
@@ -114,6 +178,19 @@ def rebuild_rollup(db: sqlite3.Connection) -> int:
     db.execute(
         f"INSERT INTO usage_daily {_ROLLUP_SELECT} GROUP BY cluster, day, partition, account, user_name, qos, state"
     )
+    db.execute("DELETE FROM usage_marginal")
+    for dim in MARGINS:
+        value = _margin_value(dim)
+        db.execute(
+            f"""INSERT INTO usage_marginal SELECT cluster, 'd', ?, day, {value}, {_FIGURE_SUMS}
+                FROM usage_daily GROUP BY cluster, day, {value}""",
+            (dim,),
+        )
+        db.execute(
+            f"""INSERT INTO usage_marginal SELECT cluster, 'm', ?, month, {value}, {_FIGURE_SUMS}
+                FROM (SELECT *, {_MONTH_OF} AS month FROM usage_daily) GROUP BY cluster, month, {value}""",
+            (dim,),
+        )
     db.execute("DELETE FROM usage_dims")
     for dim in DIMENSIONS:
         db.execute(
@@ -303,25 +380,16 @@ _PERIOD_KEYS = {
 GROUPINGS = (*(f"period:{p}" for p in _PERIOD_KEYS), "cluster", *DIMENSIONS)
 
 
-def grouped(db: sqlite3.Connection, f: UsageFilter, by: str) -> UsageGroups:
-    """The usage of the filtered jobs per ``by`` (one of GROUPINGS), ordered by key."""
-    if by.startswith("period:"):
-        key = _PERIOD_KEYS[by.partition(":")[2]]
-    elif by in ("cluster", *DIMENSIONS):
-        key = by
-    else:
-        raise ValueError(f"cannot group by {by!r}")
-    where, args = _where(f)
-    bins = (
-        ", ".join(f"sum(w{i})" for i in range(NBINS)) + ", " + ", ".join(f"sum(d{i})" for i in range(NBINS))
-    )
-    rows = db.execute(
-        f"""SELECT {key} AS k, sum(jobs), sum(cpu_hours), sum(gpu_hours), count(DISTINCT user_name),
-                   sum(wait_s) / nullif(sum(waited), 0), max(wait_max), sum(duration_s) / nullif(sum(ran), 0),
-                   {bins}
-            FROM usage_daily{where} GROUP BY k ORDER BY k""",
-        args,
-    ).fetchall()
+_GROUP_FIGURES = (
+    "sum(jobs), sum(cpu_hours), sum(gpu_hours), {users}, sum(wait_s) / nullif(sum(waited), 0), max(wait_max),"
+    " sum(duration_s) / nullif(sum(ran), 0), "
+    + ", ".join(f"sum(w{i})" for i in range(NBINS))
+    + ", "
+    + ", ".join(f"sum(d{i})" for i in range(NBINS))
+)
+
+
+def _groups(rows: Iterable[Sequence[Any]]) -> UsageGroups:
     out = UsageGroups()
     for row in rows:
         out.keys.append(str(row[0]))
@@ -337,7 +405,88 @@ def grouped(db: sqlite3.Connection, f: UsageFilter, by: str) -> UsageGroups:
     return out
 
 
+def _unfiltered(f: UsageFilter) -> bool:
+    """Whether the margins answer ``f``: one cluster, a window at most, no filter on any dimension."""
+    return f.cluster is not None and not any(f.dims().values())
+
+
+def _margin_rows(f: UsageFilter, dim: str, monthly: bool) -> tuple[str, list[Any]]:
+    """The margin rows of ``dim`` covering the window of ``f``: a month's row per whole month (when
+    ``monthly``), a day's row for every other day."""
+    lo = f.since_day if f.since_day is not None else 0
+    hi = f.until_day if f.until_day is not None else 1_000_000
+    one = "SELECT * FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = ? AND day >= ? AND day <= ?"
+    spans: list[tuple[str, int, int]] = []
+    first = lo if month_start(lo) == lo else next_month(lo)
+    end = month_start(hi + 1)
+    if monthly and first < end:
+        spans = [("m", first, end - 1), ("d", lo, first - 1), ("d", end, hi)]
+    else:
+        spans = [("d", lo, hi)]
+    spans = [s for s in spans if s[1] <= s[2]]
+    args: list[Any] = []
+    for grain, a, b in spans:
+        args += [f.cluster, grain, dim, a, b]
+    return " UNION ALL ".join([one] * len(spans)), args
+
+
+def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
+    """The usage of the filtered jobs per ``by`` (one of GROUPINGS), ordered by key. ``users`` False:
+    the distinct users per key of a dimension other than the user may be left 0 (they cost a scan)."""
+    period = by.partition(":")[2] if by.startswith("period:") else None
+    if period is not None and period not in _PERIOD_KEYS:
+        raise ValueError(f"cannot group by {by!r}")
+    if period is None and by not in ("cluster", *DIMENSIONS):
+        raise ValueError(f"cannot group by {by!r}")
+    if _unfiltered(f) and by != "cluster":
+        monthly = period in (None, "month", "quarter", "year")
+        key = _PERIOD_KEYS[period] if period is not None else "value"
+        source, args = _margin_rows(f, "" if period is not None else by, monthly)
+        rows = db.execute(
+            f"SELECT {key} AS k, {_GROUP_FIGURES.format(users='0')} FROM ({source}) GROUP BY k ORDER BY k",
+            args,
+        ).fetchall()
+        out = _groups(rows)
+        if period is not None:
+            source, args = _margin_rows(f, "user_name", monthly)
+            counts = dict(
+                db.execute(
+                    f"SELECT {key} AS k, count(DISTINCT value) FROM ({source}) GROUP BY k", args
+                ).fetchall()
+            )
+            out.users = [int(counts.get(k, 0)) for k in out.keys]
+        elif by == "user_name":
+            out.users = [1] * len(out.keys)
+        elif users:
+            where, args = _where(f)
+            counts = dict(
+                db.execute(
+                    f"SELECT {by}, count(DISTINCT user_name) FROM usage_daily{where} GROUP BY {by}", args
+                )
+            )
+            out.users = [int(counts.get(k, 0)) for k in out.keys]
+        return out
+    key = _PERIOD_KEYS[period] if period is not None else by
+    where, args = _where(f)
+    rows = db.execute(
+        f"""SELECT {key} AS k, {_GROUP_FIGURES.format(users="count(DISTINCT user_name)")}
+            FROM usage_daily{where} GROUP BY k ORDER BY k""",
+        args,
+    ).fetchall()
+    return _groups(rows)
+
+
 def totals(db: sqlite3.Connection, f: UsageFilter) -> UsageTotals:
+    if _unfiltered(f):
+        source, args = _margin_rows(f, "", True)
+        row = db.execute(
+            f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0), 0,
+                       sum(wait_s) / nullif(sum(waited), 0), max(wait_max) FROM ({source})""",
+            args,
+        ).fetchone()
+        source, args = _margin_rows(f, "user_name", True)
+        users = db.execute(f"SELECT count(DISTINCT value) FROM ({source})", args).fetchone()[0]
+        return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(users), row[4], row[5])
     where, args = _where(f)
     row = db.execute(
         f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0),
@@ -368,6 +517,12 @@ def dimension_values(db: sqlite3.Connection, f: UsageFilter) -> dict[str, list[s
             "SELECT dim, value FROM usage_dims WHERE cluster = ? ORDER BY dim, value", (f.cluster,)
         ):
             found[dim].append(value)
+        return found
+    if _unfiltered(f):
+        found = {}
+        for dim in DIMENSIONS:
+            source, args = _margin_rows(f, dim, True)
+            found[dim] = [v for (v,) in db.execute(f"SELECT DISTINCT value FROM ({source}) ORDER BY 1", args)]
         return found
     where, args = _where(f)
     return {
