@@ -250,7 +250,8 @@ async def test_reports(
     await ingest(fx_client, fx_ingest, [record("1"), record("2", "bob", State="FAILED")])
     params = {"hostname": "c1", "type": "monthly", "year": "2025", "month": "1"}
     preview = (await fx_client.get("/api/reports/preview", params=params, headers=fx_admin)).json()
-    assert preview["period"] == "2025-01" and preview["summary"]["total_jobs"] == 2
+    assert preview["period"] == {"label": "2025-01", "start_date": "2025-01-01", "end_date": "2025-01-31"}
+    assert preview["waiting_time_stats"]["mean"] == 0.083 and preview["summary"]["total_jobs"] == 2
     assert preview["summary"]["success_rate"] == 50.0 and preview["timeline"][0]["date"] == "2025-01-01"
     csv = await fx_client.get("/api/reports/generate", params={**params, "format": "csv"}, headers=fx_admin)
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")

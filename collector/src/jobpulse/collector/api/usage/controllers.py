@@ -239,17 +239,19 @@ async def _report(
     return {
         "hostname": hostname,
         "report_type": kind,
-        "period": label,
-        "start_date": str(first),
-        "end_date": str(last),
+        "period": {"label": label, "start_date": str(first), "end_date": str(last)},
         "summary": {
             **mapping.summary(totals),
             "avg_job_duration_hours": round(sum(durations) / totals.jobs / 3600, 3) if totals.jobs else 0,
+            "median_job_duration_hours": mapping.quantile_hours(days.duration_bins, 0.5),
             "avg_waiting_time_hours": round((totals.wait_mean_s or 0) / 3600, 3),
+            "median_waiting_time_hours": mapping.quantile_hours(days.wait_bins, 0.5),
             "completed_jobs": completed,
             "failed_jobs": failed,
             "success_rate": round(100 * completed / totals.jobs, 1) if totals.jobs else 0,
         },
+        "job_duration_stats": mapping.distribution_hours(days.duration_bins, days.duration_mean_s, days.jobs),
+        "waiting_time_stats": mapping.distribution_hours(days.wait_bins, days.wait_mean_s, days.jobs),
         "comparison": None,
         "timeline": [
             {"date": d["day"], **{k: v for k, v in d.items() if k != "day"}}
@@ -296,7 +298,8 @@ class ReportsController(Controller):
         if format not in ("json", "csv"):
             raise InvalidInput("format", "must be json or csv")
         report = await _report(request, hostname, report_type, year, month, quarter)
-        name = f"usage-{hostname}-{report['period']}.{format}"
+        label = report["period"]["label"]
+        name = f"usage-{hostname}-{label}.{format}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
         if format == "json":
             return Response(report, headers=headers)
@@ -307,7 +310,7 @@ class ReportsController(Controller):
         writer.writerow(
             [
                 "total",
-                report["period"],
+                label,
                 s["total_jobs"],
                 s["total_cpu_hours"],
                 s["total_gpu_hours"],

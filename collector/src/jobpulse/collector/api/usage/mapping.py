@@ -142,3 +142,26 @@ def rows(groups: UsageGroups, key: str) -> list[dict[str, Any]]:
             groups.keys, groups.jobs, groups.cpu_hours, groups.gpu_hours, groups.users, strict=True
         )
     ]
+
+
+def _merged(bins: list[list[int]]) -> list[int]:
+    return [sum(column) for column in zip(*bins, strict=True)] if bins else [0] * len(BIN_LABELS)
+
+
+def quantile_hours(bins: list[list[int]], q: float) -> float:
+    """The ``q`` quantile, in hours, of the binned distribution of several periods together."""
+    return round(percentile_from_bins(_merged(bins), q) / 3600, 3)
+
+
+def distribution_hours(bins: list[list[int]], means: list[float], jobs: list[int]) -> dict[str, float]:
+    """A report's waiting-time or duration statistics, in hours (quantiles from the rollup's bins)."""
+    merged = _merged(bins)
+    stats = {
+        name: round(percentile_from_bins(merged, q) / 3600, 3)
+        for name, q in (("p25", 0.25), ("median", 0.5), ("p75", 0.75), ("p90", 0.9))
+    }
+    occupied = [i for i, count in enumerate(merged) if count]
+    stats["min"] = round(percentile_from_bins(merged, 0.0) / 3600, 3) if occupied else 0.0
+    stats["max"] = round(percentile_from_bins(merged, 1.0) / 3600, 3) if occupied else 0.0
+    stats["mean"] = round(_weighted_mean(means, jobs) / 3600, 3)
+    return stats
