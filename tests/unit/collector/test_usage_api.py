@@ -175,6 +175,9 @@ async def test_a_monitored_job_and_its_accounting_record_are_one_job(
     stats = (await fx_client.get("/api/dashboard/stats/c1", headers=fx_admin)).json()
     assert stats["total_jobs"] == 2 and stats["total_cpu_hours"] == 31.0
     assert stats["efficiency"]["monitored_jobs"] == 0  # no summaries yet
+    await fx_store.save_summary(run77, 0.0, {"cpu_efficiency": 0.5, "gpu_util_mean_percent": None}, [])
+    stats = (await fx_client.get("/api/dashboard/stats/c1", headers=fx_admin)).json()
+    assert stats["efficiency"] == {"monitored_jobs": 1, "cpu_efficiency": 0.5, "gpu_util_mean_percent": None}
 
 
 async def test_metadata_filter_and_charts(

@@ -233,10 +233,12 @@ class UsageService:
     async def totals(self, principal: Principal | None, f: UsageFilter) -> UsageTotals:
         return await self.store.usage_totals(await self._scoped(principal, f))
 
-    async def grouped(self, principal: Principal | None, f: UsageFilter, by: str) -> UsageGroups:
+    async def grouped(
+        self, principal: Principal | None, f: UsageFilter, by: str, users: bool = True
+    ) -> UsageGroups:
         if by.startswith("period:") and by.partition(":")[2] not in PERIODS:
             raise InvalidInput("period_type", f"must be one of {', '.join(PERIODS)}")
-        return await self.store.usage_grouped(await self._scoped(principal, f), by)
+        return await self.store.usage_grouped(await self._scoped(principal, f), by, users)
 
     async def efficiency(self, principal: Principal | None, f: UsageFilter) -> Efficiency:
         return await self.store.usage_efficiency(await self._scoped(principal, f))

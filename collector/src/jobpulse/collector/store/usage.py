@@ -534,13 +534,14 @@ def dimension_values(db: sqlite3.Connection, f: UsageFilter) -> dict[str, list[s
 def efficiency(db: sqlite3.Connection, f: UsageFilter) -> Efficiency:
     """jobpulse's own summaries of the monitored jobs among the filtered ones."""
     where, args = _where(f, day_col="u.submit", prefix="u.")
+    # from the summaries (monitored jobs: few) to their usage rows, never the other way round
     row = db.execute(
         f"""SELECT count(*),
                    sum(json_extract(s.summary, '$.cpu_efficiency') * u.cpu_hours)
                      / nullif(sum(CASE WHEN json_extract(s.summary, '$.cpu_efficiency') IS NOT NULL
                                        THEN u.cpu_hours END), 0),
                    avg(json_extract(s.summary, '$.gpu_util_mean_percent'))
-            FROM usage_jobs u JOIN job_summaries s ON s.run_id = u.run_id
+            FROM job_summaries s CROSS JOIN usage_jobs u INDEXED BY usage_jobs_run ON u.run_id = s.run_id
             {where}{" AND" if where else " WHERE"} u.run_id IS NOT NULL""",
         args,
     ).fetchone()

@@ -199,7 +199,7 @@ class DashboardController(Controller):
             raise NotFound(f"cluster {hostname[:128]!r} has no usage records")
         f = _filter(hostname, start_date, end_date)
         totals = await service.totals(principal, f)
-        partitions = await service.grouped(principal, f, "partition")
+        partitions = await service.grouped(principal, f, "partition", users=False)
         eff = await service.efficiency(principal, f)
         return {
             "hostname": hostname,
