@@ -110,3 +110,22 @@ def test_incremental_upkeep_equals_a_rebuild(fx_db: sqlite3.Connection) -> None:
 
 def rounded(row: tuple[object, ...]) -> tuple[object, ...]:
     return tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+
+
+async def test_monitored_runs_are_synced_once(tmp_path: Path) -> None:
+    from jobpulse.collector.domain.jobs import JobFacts
+
+    store = SqliteStore(tmp_path / "m.db")
+    store.open()
+    try:
+        facts = JobFacts(user_name="alice", cpus=2, num_nodes=1)
+        await store.record_start("c1", 5, T0, facts, "api")
+        assert await store.sync_monitored_usage() == 1  # looked at; running, so not counted yet
+        assert (await store.usage_totals(UsageFilter(cluster="c1"))).jobs == 0
+        await store.record_stop("c1", 5, T0 + 3600, "COMPLETED", 0, "api")
+        assert await store.sync_monitored_usage() == 1
+        assert await store.sync_monitored_usage() == 0  # nothing changed: not read again
+        totals = await store.usage_totals(UsageFilter(cluster="c1"))
+        assert (totals.jobs, totals.cpu_hours) == (1, 2.0)
+    finally:
+        store.close()

@@ -40,6 +40,8 @@ class SqliteUsage:
         async def once() -> int:
             return await self.write(_transaction(usage.sync_monitored, immediate=True))
 
+        if not await self.read(usage.monitored_pending):
+            return 0
         total = 0
         while True:
             looked = await once()

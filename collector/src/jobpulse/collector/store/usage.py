@@ -17,6 +17,7 @@ values seen per cluster and dimension (the dashboard's filter lists).
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -42,7 +43,8 @@ _FIGURES = (
     "source", "user_name", "account", "partition", "qos", "state", "submit", "start", "end",
     "cpu_hours", "gpu_hours", "cpus", "gpus", "nodes", "nodelist",
 )  # fmt: skip
-_SYNC_MARK = "usage_monitored_ms"  # jobs.updated (ms) up to which monitored runs are in usage_jobs
+# jobs.updated (microseconds, rounded up) up to which monitored runs are in usage_jobs
+_SYNC_MARK = "usage_monitored_us"
 
 # The schema as migration 10 creates it (store/migrations.py); frozen: a change is a new migration.
 SCHEMA = f"""
@@ -290,6 +292,12 @@ def _job_key(run: sqlite3.Row) -> str:
     return str(run["job_id"])
 
 
+def monitored_pending(db: sqlite3.Connection) -> bool:
+    """Whether a run changed since the last ``sync_monitored`` (a read: no write when nothing did)."""
+    mark = get_state(db, _SYNC_MARK) or 0
+    return db.execute("SELECT 1 FROM jobs WHERE updated > ? LIMIT 1", (mark / 1e6,)).fetchone() is not None
+
+
 def sync_monitored(db: sqlite3.Connection, limit: int = 20_000) -> int:
     """Bring ended monitored runs changed since the last call into usage_jobs (the caller holds the
     transaction): a run without an accounting row counts by its allocation (cpus x elapsed, GPUs per
@@ -297,7 +305,7 @@ def sync_monitored(db: sqlite3.Connection, limit: int = 20_000) -> int:
     left out (their jobs cannot be matched with any cluster's accounting). The number of runs looked at."""
     mark = get_state(db, _SYNC_MARK) or 0
     runs = db.execute(
-        "SELECT * FROM jobs WHERE updated > ? ORDER BY updated LIMIT ?", (mark / 1000, limit)
+        "SELECT * FROM jobs WHERE updated > ? ORDER BY updated LIMIT ?", (mark / 1e6, limit)
     ).fetchall()
     if not runs:
         return 0
@@ -345,7 +353,9 @@ def sync_monitored(db: sqlite3.Connection, limit: int = 20_000) -> int:
         if old is not None:
             dirty.add((cluster, old["submit"] // DAY))
     recompute_days(db, dirty)
-    set_state(db, _SYNC_MARK, int(runs[-1]["updated"] * 1000))
+    # rounded up, so the last run is not read again (time.time() has finer steps than a microsecond
+    # only in theory: two runs updated within one microsecond across a batch edge are the loss)
+    set_state(db, _SYNC_MARK, math.ceil(runs[-1]["updated"] * 1e6))
     return len(runs)
 
 
