@@ -293,3 +293,35 @@ async def test_version_and_deploy_key(fx_client: AsyncTestClient) -> None:
 
 def test_records_are_not_shared_between_tests() -> None:
     assert copy.deepcopy(record("1")) == record("1")
+
+
+READ_ROUTES = [
+    ("GET", "/api/dashboard/metadata", None),
+    ("POST", "/api/dashboard/filter", {"hostname": "c1"}),
+    ("POST", "/api/dashboard/charts", {"hostname": "c1"}),
+    ("GET", "/api/dashboard/stats/c1", None),
+    ("GET", "/api/reports/preview?hostname=c1&type=annual&year=2025", None),
+    ("GET", "/api/reports/generate?hostname=c1&type=annual&year=2025&format=csv", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), READ_ROUTES)
+async def test_every_read_route_needs_a_person(
+    fx_client: AsyncTestClient,
+    fx_store: SqliteStore,
+    fx_ingest: dict[str, str],
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+) -> None:
+    fx_client.cookies.clear()
+    assert (await fx_client.request(method, path, json=body)).status_code == 401
+    wrong = {"X-API-Key": "jp_0000000000_notakey"}
+    assert (await fx_client.request(method, path, json=body, headers=wrong)).status_code == 401
+    assert (await fx_client.request(method, path, json=body, headers=fx_ingest)).status_code == 403
+    hooks, _ = users.create_api_key(fx_store.writer, "service:hooks", "job-control", "prolog")
+    response = await fx_client.request(method, path, json=body, headers={"X-API-Key": hooks})
+    assert response.status_code == 403
+    alice, _ = users.create_api_key(fx_store.writer, "alice", "user", "scripts")
+    response = await fx_client.request(method, path, json=body, headers={"X-API-Key": alice})
+    assert response.status_code in (200, 404), response.text  # 404: stats of a cluster with no records
