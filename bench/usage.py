@@ -13,8 +13,9 @@ Usage:
 - measure: through a real Litestar app over the file (Litestar's test client, an admin's session):
   ``GET /api/dashboard/metadata`` (all clusters, no dates: what the page asks first),
   ``POST /api/dashboard/charts`` and ``GET /api/dashboard/stats/bench`` over the page's default window
-  (the last 6 weeks, per week), the last year (per month) and all 5 years (per month); ``--rounds``
-  each, p50 and p95 in ms.
+  (the last 6 weeks, per week), the last year (per month) and all 5 years (per month); charts also as a
+  user (``u300``: narrowed to their own jobs) and filtered to one partition (both read the daily
+  rollup, not the margins); ``--rounds`` each, p50 and p95 in ms.
 - baseline, in the same run, same rows: the plain SQL a straightforward implementation would run over
   ``usage_jobs`` for the same answer (GROUP BY period with count(DISTINCT user), the five DISTINCT
   lists, the totals), timed the same way; the ratio is p95 ours / p95 plain (below 1: faster).
@@ -39,8 +40,9 @@ from typing import Any
 
 from jobpulse.collector.app import create_app
 from jobpulse.collector.auth.bootstrap import ensure_admin
+from jobpulse.collector.auth.passwords import hash_password
 from jobpulse.collector.settings import CollectorSettings
-from jobpulse.collector.store import usage
+from jobpulse.collector.store import usage, users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
 
@@ -163,6 +165,11 @@ async def measure(path: Path, rounds: int) -> None:
                 ),
             )
             rows.append(("metadata (all clusters)", *ours, *base))
+            users.upsert_user(store.writer, "u300", ["user"], hash_password("bench-user-pw"))
+            user_login = await client.post(
+                "/api/login", json={"Username": "u300", "Password": "bench-user-pw"}
+            )
+            user_headers = {"Authorization": f"Bearer {user_login.json()['token']}"}
             for label, since, period in windows:
                 body = {"hostname": "bench", "start_date": str(since), "end_date": str(end), "period_type": period,
                         "account_segments": 10}  # fmt: skip
@@ -198,6 +205,24 @@ async def measure(path: Path, rounds: int) -> None:
                 ours = await timed(rounds, stats)
                 base = await timed(rounds, plain(raw, stats_sql, (lo, hi) * 2))
                 rows.append((f"stats, {label}", *ours, *base))
+
+                async def user_charts(body: dict[str, Any] = body) -> Any:
+                    response = await client.post("/api/dashboard/charts", json=body, headers=user_headers)
+                    assert response.status_code == 200, response.text
+
+                async def gpu_charts(body: dict[str, Any] = body) -> Any:
+                    filtered = {**body, "partitions": ["gpu"]}
+                    response = await client.post("/api/dashboard/charts", json=filtered, headers=headers)
+                    assert response.status_code == 200, response.text
+
+                mine = f"{where} AND user_name = 'u300'"
+                ours = await timed(rounds, user_charts)
+                base = await timed(rounds, plain(raw, chart_sql.replace(where, mine), (lo, hi) * 3))
+                rows.append((f"charts as user u300, {label}", *ours, *base))
+                gpu = f"{where} AND partition = 'gpu'"
+                ours = await timed(rounds, gpu_charts)
+                base = await timed(rounds, plain(raw, chart_sql.replace(where, gpu), (lo, hi) * 3))
+                rows.append((f"charts partition=gpu, {label}", *ours, *base))
     finally:
         store.close()
         raw.close()
