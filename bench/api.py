@@ -84,6 +84,12 @@ def seed(path: Path) -> None:
     db.executemany(
         f"INSERT INTO job_samples (job_id, node, step, ts, {cols}) VALUES (?, ?, ?, ?, {marks})", rows
     )
+    # the per (job, node, step) ledger ingest keeps: the job service reads a run's nodes from it, so without
+    # it GET /api/job/{BIG_JOB} answered an empty MetricData and the figures below measured nothing
+    db.executemany(
+        "INSERT INTO job_series (job_id, node, step, raw_first_ms, last_ms) VALUES (?, ?, '', ?, ?)",
+        [(BIG_JOB, node, (now - 86400) * 1000, (now - 86400 + 8639 * 10) * 1000) for node in NODES],
+    )
     # every finished job has its summary (the job list's radar chart reads its per-metric figures)
     finished = db.execute("SELECT run_id, nodes FROM jobs WHERE is_running = 0").fetchall()
     db.executemany(

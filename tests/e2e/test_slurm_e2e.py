@@ -1,10 +1,13 @@
-"""End to end on a real Slurm (Debian's 22.05): sbatch jobs while a real agent and collector run.
+"""End to end on a real multi-node Slurm (Debian's 22.05): sbatch jobs while real agents and a collector run.
 
-scripts/slurm-cluster.sh brings up munge, MariaDB, slurmdbd, slurmctld and slurmd on loopback, with
-Prolog/Epilog = this repository's packaged hook scripts calling this checkout's jobpulse-agent. The
-collector runs the reconciler against the same cluster. Where the cluster cannot start (no packages,
-not root, no cgroup v1) the module skips with the reason; CI sets JOBPULSE_REQUIRE_SLURM=1 so that
-a skip there is a failure instead.
+scripts/slurm-cluster.sh --nodes 3 brings up munge, MariaDB, slurmdbd, slurmctld and three slurmd on
+loopback (one host, each slurmd its own node, port and cgroup root ``slurm_<node>``), with
+Prolog/Epilog = this repository's packaged hook scripts calling this checkout's jobpulse-agent. Each
+node has its own agent (``--node``, its own state dir and socket; the hooks find it through
+``${SLURMD_NODENAME}`` in jobpulse-hook.env), all sending to one collector, which runs the reconciler
+against the same cluster. Where the cluster cannot start (no packages, not root, no cgroup v1) the
+module skips with the reason; CI sets JOBPULSE_REQUIRE_SLURM=1 so that a skip there is a failure
+instead. docs/slurm-test-cluster.md describes the cluster.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from support import ROOT, Collector, raw_cpu_seconds, raw_series, start_agent, s
 pytestmark = pytest.mark.slurm
 
 SCRIPT = ROOT / "scripts" / "slurm-cluster.sh"
+NODES = 3
 CPU_SECONDS = 4.0
+# Busy for that many CPU-seconds (mostly user time: the clock is read once per 100,000 additions).
+BUSY = "import time\nwhile time.process_time() < {seconds}: sum(range(100000))"
 BURN = f"""python3 -c '
 import time
 while time.process_time() < {CPU_SECONDS}:
@@ -46,6 +52,7 @@ class Cluster:
     env: dict[str, str]
     collector: Collector
     accounting: bool
+    nodes: list[str]
 
     def run(self, *args: str) -> str:
         done = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=60, check=False)
@@ -95,7 +102,12 @@ def parse_slurm_duration(text: str) -> float:
 
 def _start_cluster(directory: Path, env: dict[str, str]) -> str | None:
     done = subprocess.run(
-        ["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=180, check=False
+        ["bash", str(SCRIPT), "start", "--nodes", str(NODES)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     if done.returncode != 0:
         return (done.stderr.strip() or done.stdout.strip())[-800:]
@@ -109,6 +121,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         **os.environ,
         "JOBPULSE_SLURM_DIR": str(directory),
         "JOBPULSE_SLURM_FIRST_JOB_ID": str(5_000_000 + (os.getpid() % 100_000) * 10),
+        # Node names of their own (p<pid>n1...): their cgroup roots are apart from other runs' on this host.
+        "JOBPULSE_SLURM_NODE_PREFIX": f"p{os.getpid() % 100_000}n",
     }
     reason = _start_cluster(directory, env)
     if reason is not None:
@@ -127,19 +141,38 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "SLURM_CONF": slurm_env["SLURM_CONF"],
             "JOBPULSE_RECONCILE": "on",
             "JOBPULSE_RECONCILE_INTERVAL": "2",
+            # summaries and findings soon after a job ends
+            "JOBPULSE_SUMMARY_INTERVAL": "2",
+            "JOBPULSE_SUMMARY_DELAY": "3",
         },
     )
-    agent_state = state / "agent"
-    agent = start_agent(agent_state, collector.grpc_target, "--cluster", slurm_env["JOBPULSE_SLURM_CLUSTER"])
+    nodes = slurm_env["JOBPULSE_SLURM_NODES"].split(",")
+    agents_state = state / "agents"
+    agents = [
+        start_agent(
+            agents_state / node,
+            collector.grpc_target,
+            "--cluster",
+            slurm_env["JOBPULSE_SLURM_CLUSTER"],
+            "--node",
+            node,
+        )
+        for node in nodes
+    ]
+    # The hook script sources this file: each node's hooks reach that node's agent.
     (directory / "etc" / "jobpulse-hook.env").write_text(
         f"JOBPULSE_AGENT={ROOT / '.venv' / 'bin' / 'jobpulse-agent'}\n"
-        f"JOBPULSE_STATE_DIR={agent_state}\nJOBPULSE_SOCKET={agent_state / 'agent.sock'}\n"
+        f"JOBPULSE_STATE_DIR={agents_state}/${{SLURMD_NODENAME}}\n"
+        f"JOBPULSE_SOCKET={agents_state}/${{SLURMD_NODENAME}}/agent.sock\n"
     )
     try:
-        yield Cluster(directory, slurm_env, collector, slurm_env.get("JOBPULSE_SLURM_ACCOUNTING") == "yes")
+        yield Cluster(
+            directory, slurm_env, collector, slurm_env.get("JOBPULSE_SLURM_ACCOUNTING") == "yes", nodes
+        )
     finally:
         subprocess.run(["bash", str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120, check=False)
-        stop(agent)
+        for agent in agents:
+            stop(agent)
         stop(collector.proc)
         subprocess.run(["rm", "-rf", str(directory)], check=False)
 
@@ -149,16 +182,17 @@ def test_cpu_and_memory_jobs_are_measured_like_slurm_accounts_them(cluster: Clus
     mem_job = cluster.sbatch(MEMORY, "-J", "mem", "--mem=600M")
     burn = cluster.finished(cpu_job)
     mem = cluster.finished(mem_job)
-    node = cluster.env["JOBPULSE_SLURM_NODE"]
     for doc, name in ((burn, "burn"), (mem, "mem")):
         meta = doc["Metadata"]
-        assert (meta["UserName"], meta["UserId"], meta["Partition"], meta["NodeList"], meta["Cpus"]) == (
+        assert (meta["UserName"], meta["UserId"], meta["Partition"], meta["Cpus"]) == (
             "root",
             0,
             "compute",
-            node,
             1,
         )
+        assert meta["NodeList"] in cluster.nodes
+        # every sample comes from the node the job ran on: no other node's agent reported it
+        assert {node for m in doc["MetricData"] for node in m["Data"]} == {meta["NodeList"]}
         assert (meta["ExitCode"], meta["State"], meta["ClusterId"]) == (0, "COMPLETED", "jobpulse-test")
         assert 0 < meta["StartTime"] <= meta["StopTime"]
         assert meta["JobName"] in ("", name)  # the prolog does not see the name; the reconciler fills it in
@@ -173,10 +207,65 @@ def test_cpu_and_memory_jobs_are_measured_like_slurm_accounts_them(cluster: Clus
     assert sorted(j["Id"] for j in rows if j["Id"] in (cpu_job, mem_job)) == sorted([cpu_job, mem_job])
 
 
+def test_three_node_job_shows_three_nodes_and_a_series_per_node(cluster: Cluster) -> None:
+    job = cluster.sbatch(f"srun python3 -c '{BUSY.format(seconds=1.5)}'\nsleep 1", "-N", str(NODES))
+    doc = cluster.finished(job)
+    meta = doc["Metadata"]
+    hostlist = f"{cluster.nodes[0][:-1]}[1-{NODES}]"
+    assert (meta["NumNodes"], meta["NodeList"], sorted(n["Name"] for n in meta["Nodes"])) == (
+        NODES,
+        hostlist,
+        sorted(cluster.nodes),
+    )
+    for guid in ("cpu_user_seconds", "cpu_system_seconds", "mem_peak_bytes"):
+        metric = next(m for m in doc["MetricData"] if m["Config"]["GUID"] == guid)
+        assert sorted(metric["Data"]) == sorted(cluster.nodes), guid
+    for node in cluster.nodes:
+        # each node's own agent measured its share: one srun task burning 1.5 CPU-seconds there
+        only = {**doc, "MetricData": [{**m, "Data": {node: m["Data"][node]}} for m in doc["MetricData"]]}
+        assert 1.4 < raw_cpu_seconds(only) < 2.5, (node, raw_cpu_seconds(only))
+    # the per-node view asks for one node and gets only its series
+    one = cluster.collector.get(f"/api/job/{job}", params={"raw": "true", "node": cluster.nodes[1]}).json()
+    assert {n for m in one["MetricData"] for n in m["Data"]} == {cluster.nodes[1]}
+
+
+# The batch script itself (exec) allocates 300 MB under --mem=100M: the cgroup OOM killer kills it and
+# Slurm removes the job's cgroups right after, within one tick (multinode.md, job 9).
+OOM_SCRIPT = """exec python3 -c '
+block = bytearray(300 * 1024 * 1024)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+'
+"""
+
+
+def test_oom_killed_job_shows_its_oom_kill_state_and_finding(cluster: Cluster) -> None:
+    job = cluster.sbatch(OOM_SCRIPT, "--mem=100M")
+    doc = cluster.finished(job)
+    # the epilog's 0:125 is Slurm's OOM mark: state OUT_OF_MEMORY, exit code 0 (not 128 + 125)
+    assert (doc["Metadata"]["State"], doc["Metadata"]["ExitCode"]) == ("OUT_OF_MEMORY", 0)
+    # counted in the task cgroup while it existed (cgroup v1 counts it nowhere else)
+    assert max(raw_series(doc, "oom_kills")) >= 1
+
+    def findings() -> list[str] | None:
+        found = cluster.job(job) or {}
+        rules = [f.get("Rule") or f.get("rule") or f.get("Name") for f in found.get("Findings") or []]
+        return rules or None
+
+    rules = wait_for(findings, 60, f"findings of job {job}")
+    assert "oom_killed" in rules and "memory_near_limit" not in rules, rules
+    if cluster.accounting:
+        out = cluster.run("sacct", "-n", "-X", "-P", "-o", "State,ExitCode", "-j", str(job))
+        assert out.split() == ["OUT_OF_MEMORY|0:125"]
+
+
 def test_failing_job_is_recorded_with_its_exit_code(cluster: Cluster) -> None:
     job = cluster.sbatch("exit 3")
     meta = cluster.finished(job)["Metadata"]
     assert (meta["ExitCode"], meta["State"]) == (3, "FAILED")
+    if cluster.accounting:  # what ExitCode 3 stands for
+        out = cluster.run("sacct", "-n", "-X", "-P", "-o", "State,ExitCode", "-j", str(job))
+        assert out.split() == ["FAILED|3:0"]
 
 
 def test_scancel_is_recorded_as_cancelled(cluster: Cluster) -> None:

@@ -89,6 +89,24 @@ def test_epilog_meta_carries_the_exit_code() -> None:
     assert hooks.exit_status({"SLURM_JOB_EXIT_CODE": "9"}) == (137, "CANCELLED")
 
 
+def test_oom_killed_jobs_read_as_sacct_shows_them() -> None:
+    """Slurm's "0:125" (SLURM_JOB_EXIT_CODE=253) is its OOM mark, not signal 125: real epilogs."""
+    batch_child, whole_script, srun_task = (captured_env("oom-epilog-env.log", i) for i in range(3))
+    for env in (batch_child, whole_script):
+        assert env["SLURM_JOB_EXIT_CODE"] == "253"
+        assert hooks.exit_status(env) == (0, "OUT_OF_MEMORY")
+        assert hooks.exit_status({"SLURM_JOB_EXIT_CODE": "253"}) == (0, "OUT_OF_MEMORY")  # older slurmd
+    # An OOM kill in an srun step shows only in the derived exit code: the job COMPLETED, as sacct says.
+    assert srun_task["SLURM_JOB_DERIVED_EC"] == "253"
+    assert hooks.exit_status(srun_task) == (0, "COMPLETED")
+    event = hooks.build_event("epilog", whole_script, now=1_796_345_341)
+    assert (event["meta"]["job_id"], event["meta"]["exit_code"], event["meta"]["state"]) == (
+        "9",
+        0,
+        "OUT_OF_MEMORY",
+    )
+
+
 def test_newer_slurm_names_gpus_and_sluid() -> None:
     env = {
         "SLURM_JOB_ID": "17",

@@ -57,3 +57,33 @@ def test_unchanged_tree_reads_the_same_jobs_every_tick() -> None:
         assert discovery.discover(FIXTURES / "scenarios" / "v2_multi_slurmd").keys() == first.keys()
     finally:
         walker.close()
+
+
+def _v1_multi_slurmd(root: Path, jobs: dict[str, str]) -> Path:
+    """A cgroup v1 host running several slurmd, as multinode.md captured it: one ``slurm_<node>`` root
+    per node in every controller; the job tree is the real capture of job 88 (tests/fixtures/v1)."""
+    captured = FIXTURES / "v1" / "sys" / "fs" / "cgroup"
+    for controller in ("cpuacct", "memory", "cpuset"):
+        for top, job in jobs.items():
+            shutil.copytree(
+                captured / controller / "slurm_vm" / "uid_0" / "job_88",
+                root / controller / top / "uid_0" / f"job_{job}",
+            )
+    return root
+
+
+def test_each_node_agent_reads_only_its_own_slurmd_root(tmp_path: Path) -> None:
+    root = _v1_multi_slurmd(tmp_path / "cg", {"slurm_n1": "11", "slurm_n2": "12", "slurm_n3": "13"})
+    for node, job in (("n1", "11"), ("n2", "12"), ("n3", "13")):
+        sampler = Sampler(root, node=node)
+        try:
+            assert {r.job_id for r in sampler.collect()} == {job}, node
+        finally:
+            sampler.close()
+        assert discovery.discover(root, tasks=True, node=node).keys() == {job}
+    # A node whose slurmd has not made its root yet reads none of the others'.
+    assert discovery.discover(root, node="n4") == {}
+    # Without a node name, or on a host with one slurmd whose NodeName is not the host name, all of them.
+    assert discovery.discover(root).keys() == {"11", "12", "13"}
+    single = _v1_multi_slurmd(tmp_path / "single", {"slurm_vm": "21"})
+    assert discovery.discover(single, node="vm.example.org").keys() == {"21"}

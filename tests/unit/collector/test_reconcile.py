@@ -61,6 +61,7 @@ def test_real_sacct_22_05_capture() -> None:
         1,
     )
     assert job.mem_requested_bytes == 1000 * 2**20 and job.ended
+    assert job.tasks == 1  # a batch job: its batch and extern steps have one task each
 
 
 def test_real_squeue_and_scontrol_captures() -> None:

@@ -161,6 +161,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         gpu_source=gpu_source(settings),
         state_dir=settings.state_dir,
         proc_root=settings.proc_root,
+        node=settings.node,
     )
     if args.interval > 0:
         sampler.collect()
@@ -201,21 +202,9 @@ def cmd_once(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
-    print(f"node {settings.node}: {len(jobs)} job/step cgroup(s) under {settings.cgroup_root}")
-    for row in jobs:
-        step = f".{row['step']}" if row["step"] else ""
-        print(
-            f"  job {row['job_id']}{step}: {row['cpu_cores']} cores of {row['alloc_cpus']} "
-            f"(user {row['cpu_user_seconds']}s, sys {row['cpu_system_seconds']}s), "
-            f"mem {row['mem_current_bytes']} B (peak {row['mem_peak_bytes']}, limit {row['mem_limit_bytes']})"
-        )
-    if not source:
-        print("GPUs: none (no NVML or no device)")
-    for gpu in gpu_rows:
-        print(
-            f"  GPU {gpu['uuid']} job {gpu['job_id']}: util {gpu['util_percent']}% "
-            f"mem {gpu['mem_used_bytes']}/{gpu['mem_total_bytes']} B, {gpu['power_watts']} W"
-        )
+    from jobpulse.agent.oncetext import render_once
+
+    sys.stdout.write(render_once(doc))
     return 0
 
 

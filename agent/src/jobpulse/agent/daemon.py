@@ -67,6 +67,7 @@ class Agent:
             gpu_source=gpu_source(settings),
             state_dir=settings.state_dir,
             proc_root=settings.proc_root,
+            node=settings.node,
         )
         self.spool = Spool(
             settings.spool_dir,
@@ -153,6 +154,15 @@ class Agent:
             rusage = request.get("rusage")
             if not final and isinstance(rusage, dict):
                 final = [self._from_rusage(job_id, rusage)]
+            kills = self.sampler.final_oom_kills(job_id)
+            if kills is not None:  # counted in task cgroups that are gone by now (cgroup v1)
+                whole = next((r for r in final if not r.step), None)
+                if whole is not None:
+                    whole.oom_kills = kills if not kills <= whole.oom_kills else whole.oom_kills  # NaN too
+                else:
+                    # Within the job's time (the epilog's whole second), where its summary looks.
+                    stamp = min(now_ms(), meta.end_time * 1000)
+                    final.append(JobReading(job_id=job_id, time_ms=stamp, oom_kills=kills))
             encode_jobs(final, batch.jobs)
             batch.events.append(pb.JobEvent(kind=pb.JobEvent.STOP, time_ms=now_ms(), meta=meta))
             self.sampler.forget(job_id)

@@ -61,8 +61,9 @@ class _Job:
 class Walker:
     """``discover`` with memory between ticks, so walking the tree every tick stays cheap."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, node: str = "") -> None:
         self.root = root
+        self.node = node  # picks this node's own Slurm root where several slurmd share the host
         self.unmapped = False  # the last walk found SLUID directories with no job id yet
         self._unified: bool | None = None
         self._listings: dict[str, tuple[tuple[int, int, int], int, list[str]]] = {}
@@ -71,6 +72,16 @@ class Walker:
         self._found: dict[str, FoundJob] = {}
         self._walks = 0
         self._relisted = True
+
+    @property
+    def unified(self) -> bool:
+        """Whether the root is cgroup v2 (known after the first walk; False before)."""
+        return bool(self._unified)
+
+    def v1_parents(self) -> list[str]:
+        """The v1 directories jobs are made in, relative to a controller (``slurm_<node>/uid_<uid>``),
+        as the last walk found them; the ``jobpulse`` root of exec jobs is left out."""
+        return [relative for _, relative in self._parents if relative is not None and relative != EXEC_ROOT]
 
     def invalidate(self, job_id: str) -> None:
         """One of the job's cgroups vanished: list it, and every directory above it, again next walk."""
@@ -105,11 +116,11 @@ class Walker:
         """
         sluids = sluids or {}
         if tasks:  # ``once``: the task directories too, listed fresh
-            return scan(self.root, sluids, tasks=True)
+            return scan(self.root, sluids, tasks=True, node=self.node)
         self._walks += 1
         if self._unified is None:
             self._unified = is_unified(self.root)
-        parents = list(job_parents(self.root, self._unified, self._dirs))
+        parents = list(job_parents(self.root, self._unified, self._dirs, self.node))
         if parents != self._parents:
             self._parents, self._relisted = parents, True
         listings = [(parent, relative, self._list(parent, only_dirs=False)) for parent, relative in parents]
@@ -194,11 +205,13 @@ class Walker:
             self._drop(path)
 
 
-def discover(root: Path, sluids: Mapping[str, str] | None = None, tasks: bool = False) -> dict[str, FoundJob]:
+def discover(
+    root: Path, sluids: Mapping[str, str] | None = None, tasks: bool = False, node: str = ""
+) -> dict[str, FoundJob]:
     """All job cgroups below ``root``, keyed by job id (by SLUID while unmapped).
 
     ``sluids`` maps SLUID -> job id (from the prolog's state files and start
     events). ``tasks`` also lists each step's task directories (for ``once``;
     the tick does not need them).
     """
-    return scan(root, sluids, tasks)
+    return scan(root, sluids, tasks, node)

@@ -196,8 +196,18 @@ def _exit_number(value: str, high: int) -> int | None:
         return None
 
 
+# Slurm marks an OOM-killed job "0:125" (wait status 253): 125 is Slurm's OOM mark, not a signal.
+SLURM_OOM_MARK = 125
+
+
 def exit_status(env: Mapping[str, str]) -> tuple[int, str]:
-    """(exit code, state) from the epilog's SLURM_JOB_EXIT_CODE2 ("code:signal") or EXIT_CODE (wait status)."""
+    """(exit code, state) from the epilog's SLURM_JOB_EXIT_CODE2 ("code:signal") or EXIT_CODE (wait status).
+
+    The number is the one sacct's "code:signal" stands for: the code ("3:0" is 3), or 128 + the signal
+    ("0:15" is 143, as a shell's ``$?``). Slurm's OOM mark ("0:125", also when the batch script exited 0
+    after a child was OOM-killed) is no signal: the code, and the state OUT_OF_MEMORY, as sacct says.
+    An OOM kill in an srun step only sets SLURM_JOB_DERIVED_EC; the job stays COMPLETED, as in sacct.
+    """
     code, sig = 0, 0
     pair = env.get("SLURM_JOB_EXIT_CODE2", "")
     if ":" in pair:
@@ -208,6 +218,8 @@ def exit_status(env: Mapping[str, str]) -> tuple[int, str]:
         raw = _exit_number(env.get("SLURM_JOB_EXIT_CODE", ""), validate.INT32_MAX)
         if raw is not None:
             code, sig = (raw >> 8) & 0xFF, raw & 0x7F
+    if sig == SLURM_OOM_MARK:
+        return code, "OUT_OF_MEMORY"
     if sig:
         # scancel and time limits end a job with SIGTERM/SIGKILL; the reconciler refines
         # the state from sacct where accounting exists.

@@ -11,15 +11,17 @@ as ``JobReading`` objects for ``once``, the final sample of a job, and tests.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jobpulse.agent import discovery, jobstate
 from jobpulse.agent.jobgpus import JobGpus, apply_to_readings, apply_to_rows
+from jobpulse.agent.oomwatch import OomWatch
 from jobpulse.agent.readers import Key, Reader, Readers, raise_fd_limit
 from jobpulse.agent.settings import AgentSettings
-from jobpulse.agent.sources.base import JobReading, NoData, Rates, Row, reading_of, row_of
+from jobpulse.agent.sources.base import VALUE_FIELDS, JobReading, NoData, Rates, Row, reading_of, row_of
 from jobpulse.agent.sources.node import NodeSource
 from jobpulse.agent.sources.nvml import GpuReading, NvmlSource
 from jobpulse.agent.sources.proctree import ProcTree
@@ -28,6 +30,8 @@ from jobpulse.common.timeutil import now_ms
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+OOM_KILLS = 2 + VALUE_FIELDS.index("oom_kills")  # a Row is (job_id, step, *VALUE_FIELDS)
 
 
 @dataclass
@@ -39,6 +43,7 @@ class Sampler:
     gpu_source: NvmlSource | None = None
     state_dir: Path | None = None
     proc_root: Path = Path("/proc")
+    node: str = ""  # the agent's node name: where several slurmd share a host, only its own root is read
     tracked: dict[str, ProcTree] = field(default_factory=dict)
     metas: dict[str, dict[str, Any]] = field(default_factory=dict)
     sluids: dict[str, str] = field(default_factory=dict)
@@ -51,9 +56,12 @@ class Sampler:
     _walks_since_reload: int = 0
     # (the walker's answer, it without the unmapped SLUIDs): see _drop_unmapped
     _filtered: tuple[object, dict[str, discovery.FoundJob]] = (None, {})
+    # cgroup v1 OOM kills, caught in the task cgroups as they happen (oomwatch.py); made at the first v1 job
+    _oom: OomWatch | None = None
+    _oom_listing: object = None  # the listing whose v1 jobs are all registered
 
     def __post_init__(self) -> None:
-        self._walker = discovery.Walker(self.cgroup_root)
+        self._walker = discovery.Walker(self.cgroup_root, self.node)
         self._pool = Readers(self.cgroup_root)
         if self.gpu_source is not None:
             self._gpus = JobGpus(self.gpu_source, self.proc_root)
@@ -86,6 +94,8 @@ class Sampler:
 
     def forget(self, job_id: str) -> None:
         """Drop per-job state once a job has ended."""
+        if self._oom is not None:
+            self._oom.forget(job_id)
         self._pool.forget(job_id)
         self.tracked.pop(job_id, None)
         self._tracked_rates.pop(job_id, None)
@@ -136,7 +146,51 @@ class Sampler:
             self._walker.invalidate(job_id)  # list its steps again next tick
         if self.tracked:
             rows += self._tracked_rows(found, stamp, only)
+        if found is not self._oom_listing:
+            self._watch_oom(found)
+        if self._oom is not None and self._oom.counted:
+            rows = self._with_oom_kills(rows)
         return stamp, rows
+
+    def _watch_oom(self, found: dict[str, discovery.FoundJob]) -> None:
+        """Register every v1 job not yet watched for OOM notifications (once per new listing), and
+        watch the directories new jobs are made in, so that a job is registered as soon as it appears."""
+        if self._oom is None and not self._walker.unified:
+            self._oom = OomWatch()
+        if self._oom is None:
+            return
+        memory = os.path.join(self.cgroup_root, "memory")
+        parents = self._walker.v1_parents()
+        tops = {os.path.dirname(parent) for parent in parents} | {
+            "slurm",
+            f"slurm_{self.node}" if self.node else "slurm",
+        }
+        for top in tops:  # one that is not there (yet) is tried again at the next new listing
+            self._oom.watch_parent(os.path.join(memory, top), uids=True)
+        for parent in parents:
+            self._oom.watch_parent(os.path.join(memory, parent))
+        for job_id, job in found.items():
+            if job.v1 is not None and not self._oom.watching(job_id):
+                self._oom.watch(job_id, str(job.v1.ctrl("memory")))
+        self._oom_listing = found
+
+    def _with_oom_kills(self, rows: list[Row]) -> list[Row]:
+        """The rows, with the OOM kills counted in their task cgroups where those say more."""
+        assert self._oom is not None
+        out: list[Row] = []
+        for row in rows:
+            kills = self._oom.kills(row[0]).get(row[1])
+            if kills and not kills <= cast(float, row[OOM_KILLS]):  # NaN (not measured) too
+                patched = list(row)
+                patched[OOM_KILLS] = float(kills)
+                row = cast(Row, tuple(patched))
+            out.append(row)
+        return out
+
+    def final_oom_kills(self, job_id: str) -> float | None:
+        """The job's OOM kills as counted in its task cgroups (for its final sample), or None."""
+        kills = self._oom.kills(job_id).get("") if self._oom is not None else None
+        return float(kills) if kills else None
 
     def _tracked_rows(self, found: dict[str, discovery.FoundJob], stamp: int, only: str | None) -> list[Row]:
         """exec jobs without a cgroup of their own, read through their process tree."""
@@ -162,6 +216,8 @@ class Sampler:
         return [reading_of(row, stamp) for row in rows]
 
     def close(self) -> None:
+        if self._oom is not None:
+            self._oom.close()
         self._pool.close()
         self._walker.close()
 

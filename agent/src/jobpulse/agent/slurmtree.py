@@ -11,6 +11,10 @@ Supported layouts (``<root>`` is the cgroup mount, a setting):
 - v2: ``<root>/system.slice/[<node>_]slurmstepd.scope/{job_<id>|<sluid>}/step_<s>/user/task_<t>``
   (``system/`` under the scope and the job holds slurmstepd itself and is skipped)
 - v1: ``<root>/<controller>/slurm[_<node>]/uid_<uid>/job_<id>/step_<s>/task_<t>``
+
+Several slurmd on one host (multiple-slurmd builds, or a test cluster) each have their own root
+(``slurm_<node>``, ``<node>_slurmstepd.scope``), and each node's agent must read only its own:
+``own_tops`` picks them by the agent's node name.
 """
 
 from __future__ import annotations
@@ -79,16 +83,43 @@ def names(path: Path | str) -> list[str]:
 Lister = Callable[[str], list[str]]
 
 
-def job_parents(root: Path, unified: bool, dirs: Lister = subdirs) -> Iterator[tuple[str, str | None]]:
+def own_tops(tops: list[str], node: str, plain: str, named: Callable[[str], str]) -> list[str]:
+    """The Slurm roots among ``tops`` that belong to this node.
+
+    ``plain`` is the root of a single-slurmd build (``slurm``, ``slurmstepd.scope``); ``named(node)``
+    a node's root in a multiple-slurmd build. With its own named root present, a node reads only that
+    one (and ``plain``): the others are other slurmd's on this host. Without one (no node name given,
+    or the slurmd's NodeName is not the agent's node name) a single named root is taken as this node's;
+    several, none of them ours, are other nodes' and left alone.
+    """
+    if not node:
+        return tops
+    mine = named(node)
+    others = [top for top in tops if top != plain]
+    if mine in others:
+        return [top for top in tops if top in (plain, mine)]
+    if len(others) <= 1:
+        return tops
+    return [top for top in tops if top == plain]
+
+
+def job_parents(
+    root: Path, unified: bool, dirs: Lister = subdirs, node: str = ""
+) -> Iterator[tuple[str, str | None]]:
     """(directory, v1 path relative to the controller or None on v2) of every place job dirs can live.
 
-    ``dirs`` lists a directory's subdirectories (the walker passes a cached one).
+    ``dirs`` lists a directory's subdirectories (the walker passes a cached one); ``node`` is the
+    agent's node name, which picks its own root where several slurmd share the host (``own_tops``).
     """
     if unified:
         slice_dir = os.path.join(root, "system.slice")
-        for name in dirs(slice_dir):
-            if name == "slurmstepd.scope" or name.endswith("_slurmstepd.scope"):
-                yield os.path.join(slice_dir, name), None
+        scopes = [
+            name
+            for name in dirs(slice_dir)
+            if name == "slurmstepd.scope" or name.endswith("_slurmstepd.scope")
+        ]
+        for name in own_tops(scopes, node, "slurmstepd.scope", lambda n: f"{n}_slurmstepd.scope"):
+            yield os.path.join(slice_dir, name), None
         yield os.path.join(root, EXEC_ROOT), None
         return
     listed: dict[str, list[str]] = {}  # each controller root listed (or stat'ed by the cache) once per walk
@@ -101,7 +132,7 @@ def job_parents(root: Path, unified: bool, dirs: Lister = subdirs) -> Iterator[t
     for controller in V1_LISTING_CONTROLLERS:
         base = os.path.join(root, controller)
         tops = [name for name in listing(controller) if name == "slurm" or name.startswith("slurm_")]
-        for top in tops:
+        for top in own_tops(tops, node, "slurm", lambda n: f"slurm_{n}"):
             for uid_dir in dirs(os.path.join(base, top)):
                 if uid_dir.startswith("uid_"):
                     yield os.path.join(base, top, uid_dir), f"{top}/{uid_dir}"
@@ -158,11 +189,14 @@ def fill_job(
             job.tasks[step.group(1)] = _tasks(step_path, unified=relative is None)
 
 
-def scan(root: Path, sluids: Mapping[str, str] | None = None, tasks: bool = False) -> dict[str, FoundJob]:
-    """Every job cgroup below ``root`` now, keyed by job id (by SLUID while unmapped); no memory kept."""
+def scan(
+    root: Path, sluids: Mapping[str, str] | None = None, tasks: bool = False, node: str = ""
+) -> dict[str, FoundJob]:
+    """Every job cgroup of this node below ``root`` now, keyed by job id (by SLUID while unmapped); no
+    memory kept."""
     sluids = sluids or {}
     jobs: dict[str, FoundJob] = {}
-    for parent, relative in job_parents(root, is_unified(root)):
+    for parent, relative in job_parents(root, is_unified(root), node=node):
         for name in names(parent):
             if not maybe_job(name):
                 continue

@@ -32,6 +32,7 @@ from jobpulse.collector.services.usage import UsageService
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.errors import StoreUnavailable
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.collector.web import routes as web
 from jobpulse.common import statefile
 from jobpulse.common.config import ConfigError
 from jobpulse.common.validate import InvalidField
@@ -58,7 +59,14 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     # one feed per live format, over the same bus: JobMon's protocol and jobpulse's per-sample frames
     live_feed, raw_feed = LiveFeed(bus, JobMonFrames()), LiveFeed(bus, JobpulseFrames())
     app = Litestar(
-        route_handlers=[*jobmon.ROUTES, *usage.ROUTES, metrics_endpoint, httpconf.openapi_json],
+        route_handlers=[
+            *jobmon.ROUTES,
+            *usage.ROUTES,
+            *web.ROUTES,
+            metrics_endpoint,
+            httpconf.openapi_json,
+            httpconf.docs_assets(),
+        ],
         plugins=[live_feed.plugin, raw_feed.plugin],
         on_app_init=[auth.on_app_init],
         on_startup=[httpconf.document_errors],

@@ -162,9 +162,11 @@ def run_demo(duration: float | None, http_port: int, grpc_port: int, keep: bool 
         print(f"  CPU-seconds: {max(cpu, default=0.0):.2f}")
         print(f"  peak memory: {human_bytes(max(series.get('mem_peak_bytes', []), default=0.0))}")
         print(f"  samples:     {len(series.get('cpu_user_seconds', []))}")
+        print(f"\nOpen {api}/ in a browser and sign in as admin / {password} to see job 1's page.")
         print(
-            f"\nLog in as admin / {password}  (POST /api/login sets a session cookie and returns a bearer token):"
+            f"  JOBPULSE_URL={api} jobpulse report 1    its report in the terminal (with JOBPULSE_TOKEN or an API key)"
         )
+        print("\nThe API (POST /api/login sets a session cookie and returns a bearer token):")
         print(f'  curl -s {api}/api/login -d \'{{"Username":"admin","Password":"{password}"}}\'')
         print(f"  {api}/api/jobs            jobs")
         print(f"  {api}/api/job/1           job 1: metrics per node (?raw=true, ?format=csv)")

@@ -9,20 +9,22 @@ in ``detail`` and list each problem in ``errors``; a 429 carries
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from jobpulse.collector.settings import HttpSettings
 from jobpulse.collector.store.errors import StoreUnavailable
 from jobpulse.common import validate
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import CacheControlHeader
 from litestar.enums import RequestEncodingType, ScopeType
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
     Components,
     OpenAPIHeader,
@@ -35,6 +37,7 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 from litestar.routes import HTTPRoute
+from litestar.static_files import create_static_files_router
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -219,6 +222,33 @@ def cors(http: HttpSettings) -> CORSConfig | None:
     )
 
 
+DOCS_ASSETS = "/docs/assets"  # the API docs' own files, served by the collector (static/)
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def _swagger_ui() -> SwaggerRenderPlugin:
+    """Swagger UI at /docs from the collector's own copy (static/swagger-ui, scripts/vendor-web-asset.sh):
+    Litestar's default loads it from a public CDN, a blank page on a cluster's offline network."""
+    base = f"{DOCS_ASSETS}/swagger-ui"
+    return SwaggerRenderPlugin(
+        path="/",
+        js_url=f"{base}/swagger-ui-bundle.js",
+        css_url=f"{base}/swagger-ui.css",
+        standalone_preset_js_url=f"{base}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{base}/favicon-32x32.png'>",
+    )
+
+
+def docs_assets() -> Router:
+    """The static files /docs loads (public, like /docs itself; cached for a day)."""
+    return create_static_files_router(
+        path=DOCS_ASSETS,
+        directories=[STATIC_DIR],
+        cache_control=CacheControlHeader(max_age=86400),
+        include_in_schema=False,
+    )
+
+
 def openapi(version: str) -> OpenAPIConfig:
     return OpenAPIConfig(
         title="jobpulse",
@@ -228,7 +258,7 @@ def openapi(version: str) -> OpenAPIConfig:
             "bearer token from POST /api/login, or with an API key (X-API-Key header or Bearer jp_...)."
         ),
         path="/docs",
-        render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
+        render_plugins=[_swagger_ui()],
         components=Components(
             security_schemes={
                 API_KEY_SCHEME: SecurityScheme(

@@ -77,21 +77,29 @@ class SlurmJob:
         return bool(self.state) and not self.running and self.state not in ("PENDING", "REQUEUED")
 
 
+# Slurm reports an OOM-killed job as "0:125" (wait status 253): 125 marks the OOM, it is no signal.
+SLURM_OOM_MARK = 125
+
+
+def exit_code_of(code: int | None, sig: int | None) -> int | None:
+    """Slurm's "code:signal" as one number: the code, or 128 + the signal (a shell's $?); Slurm's OOM
+    mark (signal 125) is not a signal, so an OOM job's number is its code (the state says OUT_OF_MEMORY)."""
+    if sig and sig != SLURM_OOM_MARK:
+        return 128 + sig
+    return code
+
+
 def _exit(value: Any) -> int | None:
     """squeue: a plain wait status number; sacct: {status, return_code, signal}."""
     if isinstance(value, dict) and ("return_code" in value or "status" in value):
-        code = number(value.get("return_code"))
         signal = value.get("signal")
         sig = number(signal.get("id") if isinstance(signal, dict) else None)
-        if sig:
-            return 128 + sig
-        return code
+        return exit_code_of(number(value.get("return_code")), sig)
     raw = number(value)
     if raw is None:
         return None
     # squeue 22.05 reports the raw wait status: exit code << 8 | signal (768 = exit 3, 15 = SIGTERM)
-    signal_number = raw & 0x7F
-    return 128 + signal_number if signal_number else (raw >> 8) & 0xFF
+    return exit_code_of((raw >> 8) & 0xFF, raw & 0x7F)
 
 
 def _tres_count(tres: Any, kind: str) -> int | None:
@@ -158,6 +166,17 @@ def from_squeue(job: dict[str, Any]) -> SlurmJob:
     )
 
 
+def _sacct_tasks(job: dict[str, Any]) -> int | None:
+    """The job's task count from sacct (22.05's job record has none): its largest step's, as the extern
+    step has one task per node and an srun step one per task (``scontrol``'s NumTasks for these jobs)."""
+    counts = [
+        number((step.get("tasks") or {}).get("count"))
+        for step in job.get("steps") or []
+        if isinstance(step, dict) and isinstance(step.get("tasks"), dict)
+    ]
+    return _positive(max((c for c in counts if c), default=None))
+
+
 def from_sacct(job: dict[str, Any]) -> SlurmJob:
     times = job.get("time") or {}
     tres = (job.get("tres") or {}).get("allocated") or (job.get("tres") or {}).get("requested")
@@ -177,6 +196,7 @@ def from_sacct(job: dict[str, Any]) -> SlurmJob:
         nodelist=str(job.get("nodes") or ""),
         num_nodes=_positive(number(job.get("allocation_nodes")) or _tres_count(tres, "node")),
         cpus=_positive(_tres_count(tres, "cpu")),
+        tasks=_sacct_tasks(job),
         mem_requested_bytes=mem_mb * (1 << 20) if mem_mb else None,
         start=_positive(number(times.get("start"))),
         end=_positive(number(times.get("end"))),
@@ -239,7 +259,7 @@ def from_scontrol(text: str) -> SlurmJob | None:
         start=epoch(pairs.get("StartTime", "")),
         end=epoch(pairs.get("EndTime", "")),
         state=state(pairs.get("JobState")),
-        exit_code=(128 + int(sig)) if sig.isdigit() and int(sig) else number(code),
+        exit_code=exit_code_of(number(code), int(sig) if sig.isdigit() else None),
         **_array_het(
             pairs.get("ArrayJobId"),
             pairs.get("ArrayTaskId"),

@@ -18,7 +18,7 @@ from jobpulse.collector.auth.roles import Principal
 from jobpulse.collector.auth.security import COOKIE_NAME, BearerCookie, accounts_of
 from jobpulse.collector.services.accounts import SESSION, WS_TICKET
 from jobpulse.collector.settings import CollectorSettings
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.params import JSONBody
 from litestar.security.jwt import JWTCookieAuth, Token
@@ -135,5 +135,23 @@ class AuthController(Controller):
         )
         return {"token": token, "expires_in": int(ttl)}
 
+    @get(
+        "/api/auth/me",
+        operation_id="whoAmI",
+        summary="Who the caller is: user name, roles (as they are now) and how they authenticated",
+        description="The web interface asks it to draw role-aware pages; 401 without credentials.",
+    )
+    async def me(self, request: Request[Any, Any, Any]) -> Identity:
+        principal = principal_of(request)
+        return Identity(principal.username, sorted(principal.roles), principal.via)
 
-__all__ = ["AuthController", "AuthPayload", "LogoutBody", "UserInfo", "start_session"]
+
+class Identity(msgspec.Struct):
+    """The caller, as GET /api/auth/me answers."""
+
+    Username: str
+    Roles: list[str]
+    Via: str  # "session" or "api-key"
+
+
+__all__ = ["AuthController", "AuthPayload", "Identity", "LogoutBody", "UserInfo", "start_session"]

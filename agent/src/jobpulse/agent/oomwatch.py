@@ -1,0 +1,282 @@
+"""OOM kills on cgroup v1, caught while the killed task's cgroup still exists.
+
+On cgroup v1 the kernel counts ``oom_kill`` (in ``memory.oom_control``) only in the victim's own
+cgroup, which under Slurm is a task directory (``job_<id>/step_batch/task_0``), never at the job or
+step level the tick reads. And Slurm removes a step's directories as soon as the step ends: a batch
+script that is itself OOM-killed takes its task directory with it within milliseconds, well inside
+one tick. So the count has to be read when the OOM happens, not on the next tick.
+
+The kernel can say when: an eventfd registered on a memory cgroup's ``memory.oom_control`` (through
+``cgroup.event_control``) is signalled when that cgroup or one of its descendants goes out of memory,
+and once more when the cgroup is removed. ``OomWatch`` registers one on every v1 job's memory
+directory (where Slurm sets the job's limit), waits on all of them in one thread, and on a signal reads
+``oom_kill`` of every cgroup below the job, a few times over the next moments (the kill is counted just
+after the notification). Per job it keeps the largest count seen in each cgroup, so a count survives
+its directory: the job's OOM kills are their sum (the counters are local, so the sum double-counts
+nothing), a step's the sum below that step. The sampler puts these into the job's and steps' rows.
+
+A job that is OOM-killed at once (a script allocating past its ``--mem`` right away) can start and end
+between two ticks, so the tick's walk may never register it. ``watch_parent`` therefore also watches the
+directories jobs are made in (``memory/slurm_<node>/uid_<uid>``, and ``slurm_<node>`` for new uids)
+with inotify: slurmstepd makes them with mkdir(2), which inotify reports, so a job is registered
+milliseconds after its directory appears.
+
+On cgroup v2 ``memory.events`` ``oom_kill`` is hierarchical and the job's directory lasts until the job
+ends, so the tick's own reading is enough there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import re
+import select
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+_JOB_DIR = re.compile(r"job_(\d+)\Z")
+_IN_CREATE, _IN_ONLYDIR, _IN_NONBLOCK, _IN_CLOEXEC = 0x100, 0x01000000, 0o4000, 0o2000000
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
+
+
+def _inotify() -> tuple[ctypes.CDLL, int] | None:
+    """libc and a new inotify descriptor, or None where there is none."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fd = int(libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
+    except (OSError, AttributeError):
+        return None
+    return (libc, fd) if fd >= 0 else None
+
+
+# After a notification, read the counters every SETTLE_STEP seconds for up to SETTLE seconds, or until
+# they rose: the OOM killer counts its kill just after notifying, and the task may be gone soon after.
+SETTLE = 0.3
+SETTLE_STEP = 0.002
+
+
+def local_oom_kills(directory: str) -> int | None:
+    """This cgroup's own ``oom_kill`` count (v1 ``memory.oom_control``); None when it is gone."""
+    try:
+        with open(os.path.join(directory, "memory.oom_control"), "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    for line in data.splitlines():
+        if line.startswith(b"oom_kill "):
+            return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class _Watched:
+    job_id: str
+    directory: str  # the job's memory cgroup
+    eventfd: int
+    control: int  # memory.oom_control, held open while registered
+    seen: dict[str, int] = field(default_factory=dict)  # path below the job -> largest oom_kill seen
+
+
+class OomWatch:
+    """One thread waiting on an eventfd per v1 job; ``kills(job)`` gives what it counted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, _Watched] = {}  # job id -> its registration
+        self._by_fd: dict[int, _Watched] = {}
+        self._counts: dict[str, dict[str, int]] = {}  # job id -> step ("" for the job) -> kills
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        inotify = _inotify()
+        self._libc: ctypes.CDLL | None = inotify[0] if inotify is not None else None
+        self._inotify = inotify[1] if inotify is not None else -1
+        self._parents: dict[int, str] = {}  # inotify watch descriptor -> directory jobs are made in
+        self._uid_parents: set[int] = set()  # of those, the slurm_<node> roots (new uid_ dirs)
+        self._watched_dirs: set[str] = set()
+
+    def watch_parent(self, directory: str, uids: bool = False) -> None:
+        """Register every job made in ``directory`` as it appears (``uids``: a root whose new ``uid_``
+        directories are to be watched in turn)."""
+        if self._libc is None or directory in self._watched_dirs:
+            return
+        wd = int(
+            self._libc.inotify_add_watch(self._inotify, os.fsencode(directory), _IN_CREATE | _IN_ONLYDIR)
+        )
+        if wd < 0:
+            return
+        self._watched_dirs.add(directory)
+        self._parents[wd] = directory
+        if uids:
+            self._uid_parents.add(wd)
+        self._start()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="jobpulse-oomwatch", daemon=True)
+            self._thread.start()
+        else:
+            os.write(self._wake_w, b"x")  # wait on the new descriptor too
+
+    def _created(self) -> None:
+        """Directories inotify saw made: register new jobs, watch new uid directories."""
+        try:
+            data = os.read(self._inotify, 65536)
+        except OSError:
+            return
+        offset = 0
+        while offset + _EVENT.size <= len(data):
+            wd, _mask, _cookie, length = _EVENT.unpack_from(data, offset)
+            name = data[offset + _EVENT.size : offset + _EVENT.size + length].rstrip(b"\0").decode()
+            offset += _EVENT.size + length
+            parent = self._parents.get(wd)
+            if parent is None:
+                continue
+            path = os.path.join(parent, name)
+            if wd in self._uid_parents and name.startswith("uid_"):
+                self.watch_parent(path)
+                for existing in os.listdir(path) if os.path.isdir(path) else []:
+                    if (match := _JOB_DIR.match(existing)) is not None:
+                        self.watch(match.group(1), os.path.join(path, existing))
+            elif (match := _JOB_DIR.match(name)) is not None:
+                self.watch(match.group(1), path)
+
+    def watch(self, job_id: str, memory_dir: str) -> bool:
+        """Be told of OOMs in this job's memory cgroup; False when that cannot be (not v1, gone)."""
+        with self._lock:
+            if job_id in self._jobs:
+                return True
+        control = efd = -1
+        try:
+            control = os.open(os.path.join(memory_dir, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+            efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            # O_WRONLY without O_CREAT: never make the file where there is no cgroupfs (a fixture tree)
+            target = os.open(os.path.join(memory_dir, "cgroup.event_control"), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(target, f"{efd} {control}".encode())
+            finally:
+                os.close(target)
+        except OSError as exc:
+            for fd in (efd, control):
+                if fd >= 0:
+                    os.close(fd)
+            log.debug("job %s: no OOM notification from %s: %s", job_id, memory_dir, exc)
+            return False
+        watched = _Watched(job_id, memory_dir, efd, control)
+        with self._lock:
+            self._jobs[job_id] = watched
+            self._by_fd[efd] = watched
+        self._scan(watched)  # an OOM that came before the registration
+        if threading.current_thread() is not self._thread:
+            self._start()
+        return True
+
+    @property
+    def counted(self) -> bool:
+        """Whether any watched job has had an OOM kill (the sampler's rows need patching)."""
+        return bool(self._counts)
+
+    def watching(self, job_id: str) -> bool:
+        return job_id in self._jobs
+
+    def kills(self, job_id: str) -> dict[str, int]:
+        """step ("" for the whole job) -> OOM kills counted so far; empty when none."""
+        return self._counts.get(job_id, {})
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            watched = self._jobs.pop(job_id, None)
+            if watched is not None:
+                self._by_fd.pop(watched.eventfd, None)
+                self._close(watched)
+            self._counts.pop(job_id, None)
+
+    def close(self) -> None:
+        self._stopped = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        with self._lock:
+            for watched in self._jobs.values():
+                self._close(watched)
+            self._jobs.clear()
+            self._by_fd.clear()
+        for fd in (self._wake_r, self._wake_w, self._inotify):
+            if fd < 0:
+                continue
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    @staticmethod
+    def _close(watched: _Watched) -> None:
+        for fd in (watched.eventfd, watched.control):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _run(self) -> None:
+        while not self._stopped:
+            with self._lock:
+                fds = [self._wake_r, *self._by_fd]
+            if self._inotify >= 0:
+                fds.append(self._inotify)
+            try:
+                ready, _, _ = select.select(fds, [], [], 5.0)
+            except (OSError, ValueError):
+                time.sleep(0.05)  # a descriptor closed under us: take the list again
+                continue
+            for fd in ready:
+                if fd == self._wake_r:
+                    with contextlib.suppress(OSError):
+                        os.read(self._wake_r, 4096)
+                    continue
+                if fd == self._inotify:
+                    self._created()
+                    continue
+                with self._lock:
+                    watched = self._by_fd.get(fd)
+                if watched is None:
+                    continue
+                with contextlib.suppress(OSError):
+                    os.eventfd_read(fd)
+                if not os.path.isdir(watched.directory):  # signalled by its removal: the job ended
+                    with self._lock:
+                        self._by_fd.pop(fd, None)
+                        self._close(watched)
+                    continue
+                self._settle(watched)
+
+    def _settle(self, watched: _Watched) -> None:
+        """Read the counters until they rose (or SETTLE passed, or the job's cgroup went)."""
+        before = sum(watched.seen.values())
+        deadline = time.monotonic() + SETTLE
+        while time.monotonic() < deadline:
+            if self._scan(watched) > before or not os.path.isdir(watched.directory):
+                return
+            time.sleep(SETTLE_STEP)
+
+    def _scan(self, watched: _Watched) -> int:
+        """Read oom_kill of every cgroup of the job now; returns the job's total so far."""
+        seen = watched.seen
+        for directory, dirs, _files in os.walk(watched.directory):
+            dirs[:] = [d for d in dirs if d.startswith(("step_", "task_"))]
+            count = local_oom_kills(directory)
+            if count and count > seen.get(directory, 0):
+                seen[directory] = count
+        if seen:
+            counts: dict[str, int] = {"": sum(seen.values())}
+            prefix = len(watched.directory) + 1
+            for path, count in seen.items():
+                part = path[prefix:].split("/", 1)[0]
+                if part.startswith("step_"):
+                    step = part[len("step_") :]
+                    counts[step] = counts.get(step, 0) + count
+            self._counts[watched.job_id] = counts
+        return sum(seen.values())
