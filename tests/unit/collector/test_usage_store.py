@@ -66,6 +66,7 @@ def as_daily(f: UsageFilter) -> UsageFilter:
 def same(a: usage.UsageGroups, b: usage.UsageGroups) -> None:
     assert a.keys == b.keys and a.jobs == b.jobs and a.users == b.users
     assert a.wait_bins == b.wait_bins and a.duration_bins == b.duration_bins and a.wait_max_s == b.wait_max_s
+    assert a.duration_mean_s == pytest.approx(b.duration_mean_s)
     assert a.cpu_hours == pytest.approx(b.cpu_hours) and a.wait_mean_s == pytest.approx(b.wait_mean_s)
 
 

@@ -353,9 +353,9 @@ def sync_monitored(db: sqlite3.Connection, limit: int = 20_000) -> int:
         if old is not None:
             dirty.add((cluster, old["submit"] // DAY))
     recompute_days(db, dirty)
-    # rounded up, so the last run is not read again (time.time() has finer steps than a microsecond
-    # only in theory: two runs updated within one microsecond across a batch edge are the loss)
-    set_state(db, _SYNC_MARK, math.ceil(runs[-1]["updated"] * 1e6))
+    # rounded up, and a microsecond more for the float arithmetic, so the last run is not read again (a
+    # run updated within that microsecond, across a batch edge, is the loss: time.time() rarely steps so)
+    set_state(db, _SYNC_MARK, math.ceil(runs[-1]["updated"] * 1e6) + 1)
     return len(runs)
 
 
@@ -396,6 +396,13 @@ _GROUP_FIGURES = (
     + ", ".join(f"sum(w{i})" for i in range(NBINS))
     + ", "
     + ", ".join(f"sum(d{i})" for i in range(NBINS))
+)
+
+
+# per value of a dimension nothing reads the bins (they are for periods: histograms, quantiles)
+_DIM_FIGURES = (
+    "sum(jobs), sum(cpu_hours), sum(gpu_hours), {users}, sum(wait_s) / nullif(sum(waited), 0), max(wait_max),"
+    " sum(duration_s) / nullif(sum(ran), 0), " + ", ".join(["0"] * (2 * NBINS))
 )
 
 
@@ -442,7 +449,8 @@ def _margin_rows(f: UsageFilter, dim: str, monthly: bool) -> tuple[str, list[Any
 
 def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
     """The usage of the filtered jobs per ``by`` (one of GROUPINGS), ordered by key. ``users`` False:
-    the distinct users per key of a dimension other than the user may be left 0 (they cost a scan)."""
+    the distinct users per key of a dimension other than the user may be left 0 (they cost a scan).
+    Waiting-time and duration bins are counted per period only (per dimension value they are 0)."""
     period = by.partition(":")[2] if by.startswith("period:") else None
     if period is not None and period not in _PERIOD_KEYS:
         raise ValueError(f"cannot group by {by!r}")
@@ -452,8 +460,9 @@ def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True)
         monthly = period in (None, "month", "quarter", "year")
         key = _PERIOD_KEYS[period] if period is not None else "value"
         source, args = _margin_rows(f, "" if period is not None else by, monthly)
+        figures = _GROUP_FIGURES if period is not None else _DIM_FIGURES
         rows = db.execute(
-            f"SELECT {key} AS k, {_GROUP_FIGURES.format(users='0')} FROM ({source}) GROUP BY k ORDER BY k",
+            f"SELECT {key} AS k, {figures.format(users='0')} FROM ({source}) GROUP BY k ORDER BY k",
             args,
         ).fetchall()
         out = _groups(rows)
@@ -478,8 +487,9 @@ def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True)
         return out
     key = _PERIOD_KEYS[period] if period is not None else by
     where, args = _where(f)
+    figures = _GROUP_FIGURES if period is not None else _DIM_FIGURES
     rows = db.execute(
-        f"""SELECT {key} AS k, {_GROUP_FIGURES.format(users="count(DISTINCT user_name)")}
+        f"""SELECT {key} AS k, {figures.format(users="count(DISTINCT user_name)")}
             FROM usage_daily{where} GROUP BY k ORDER BY k""",
         args,
     ).fetchall()
