@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import uvicorn
 from jobpulse.collector import gctune, httpconf, logbuffer
-from jobpulse.collector.api import jobmon
+from jobpulse.collector.api import jobmon, usage
 from jobpulse.collector.api.errors import domain_error
 from jobpulse.collector.api.jobmon.live import JobMonFrames, JobpulseFrames
 from jobpulse.collector.auth.bootstrap import ensure_admin
@@ -28,6 +28,7 @@ from jobpulse.collector.services import reconcile
 from jobpulse.collector.services.accounts import AccountService
 from jobpulse.collector.services.events import BatchStored, EventBus, publish_stored
 from jobpulse.collector.services.jobs import JobService
+from jobpulse.collector.services.usage import UsageService
 from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.errors import StoreUnavailable
 from jobpulse.collector.store.sqlite import SqliteStore
@@ -60,6 +61,7 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     app = Litestar(
         route_handlers=[
             *jobmon.ROUTES,
+            *usage.ROUTES,
             *web.ROUTES,
             metrics_endpoint,
             httpconf.openapi_json,
@@ -99,6 +101,7 @@ def create_app(store: SqliteStore, settings: CollectorSettings) -> Litestar:
     app.state.events = bus
     app.state.live = live_feed
     app.state.live_raw = raw_feed
+    app.state.usage = UsageService(store)
     app.state.jobs = jobs = JobService(store, settings.default_tick, bus=bus)
     # a late batch of a finished job (an agent replaying its spool) drops its cached series at once
     bus.subscribe(BatchStored, lambda event: jobs.invalidate_jobs(event.job_ids), inline=True)

@@ -90,7 +90,7 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
         if not args.service and not args.owner:
             hint = (
                 "--service NAME (e.g. --service slurm-hooks)"
-                if args.role == "job-control"
+                if args.role in ("job-control", "ingest")
                 else "--owner USER"
             )
             raise InvalidInput("owner", f"name the key's owner with {hint}")
@@ -179,6 +179,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return exit_status(findings)
 
 
+def cmd_backfill_sacct(args: argparse.Namespace) -> int:
+    """Usage history from sacct, week by week (services/backfill.py)."""
+    from jobpulse.collector.backfill_cli import run_backfill
+
+    return run_backfill(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobpulse-collector", description="jobpulse collector")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -193,7 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     key = sub.add_parser("create-api-key", help="create an API key (printed once, stored hashed)")
     _store_args(key)
-    key.add_argument("--role", required=True, help="user, admin or job-control (Slurm prolog/epilog)")
+    key.add_argument(
+        "--role",
+        required=True,
+        help="user, admin, job-control (Slurm prolog/epilog) or ingest (usage exporter)",
+    )
     owner = key.add_mutually_exclusive_group()
     owner.add_argument(
         "--service",
@@ -224,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doc.add_argument("--json", action="store_true", help="the findings as JSON")
     doc.set_defaults(func=cmd_doctor)
+
+    fill = sub.add_parser(
+        "backfill-sacct", help="store past jobs' usage from sacct, week by week (resumable)"
+    )
+    _store_args(fill)
+    fill.add_argument("--since", required=True, help="first submit day, YYYY-MM-DD")
+    fill.add_argument("--until", help="last submit day, YYYY-MM-DD (default: today)")
+    fill.add_argument("--cluster", help="cluster name for every job (default: sacct's Cluster column)")
+    fill.add_argument("--restart", action="store_true", help="ignore the weeks a stopped run already did")
+    fill.set_defaults(func=cmd_backfill_sacct)
     return parser
 
 

@@ -10,6 +10,9 @@ class Role(StrEnum):
     USER = "user"
     ADMIN = "admin"
     JOB_CONTROL = "job-control"  # Slurm prolog/epilog scripts: may start and stop jobs, read nothing
+    INGEST = (
+        "ingest"  # accounting exporters (seed 000's POST /api/data/ingest): may send records, read nothing
+    )
 
 
 ALL_ROLES = frozenset(r.value for r in Role)

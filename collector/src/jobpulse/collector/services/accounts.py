@@ -76,7 +76,7 @@ def _check_roles(field: str, roles: list[str]) -> None:
     bad = unknown_roles(roles)
     if bad:
         raise InvalidInput(
-            field, f"unknown role(s) {', '.join(repr(r) for r in bad)}; use user, admin, job-control"
+            field, f"unknown role(s) {', '.join(repr(r) for r in bad)}; use user, admin, job-control, ingest"
         )
 
 
@@ -103,7 +103,7 @@ def key_owner(role: str, owner: str | None, service: str | None) -> str:
                 "owner", "must be 1-256 characters of letters, digits and ._@+- (or service:NAME)"
             )
         return owner
-    if role == Role.JOB_CONTROL:
+    if role in (Role.JOB_CONTROL, Role.INGEST):
         return service_principal(DEFAULT_SERVICE)
     raise InvalidInput(
         "owner", f"a {role!r} key acts as a person: name them with owner=USER (they must hold the role)"

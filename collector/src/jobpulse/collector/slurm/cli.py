@@ -90,3 +90,21 @@ def job(job_id: int) -> SlurmJob | None:
         return parse.from_scontrol(_run(["scontrol", "show", "job", str(job_id)]))
     except SlurmError:
         return None
+
+
+def sacct_parsable(fields: list[str], start: str, end: str, timeout: float = 300.0) -> str:
+    """``sacct --parsable2`` of every user's job allocations active between ``start`` and ``end``
+    (sacct's own time text, local time), no header: one line per job, fields joined by "|"."""
+    return _run(
+        [
+            "sacct",
+            "--allusers",
+            "--allocations",
+            "--parsable2",
+            "--noheader",
+            f"--format={','.join(fields)}",
+            f"--starttime={start}",
+            f"--endtime={end}",
+        ],
+        timeout=timeout,
+    )

@@ -25,6 +25,13 @@ from jobpulse.collector.domain.nodes import Inventory, NodeStatus
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.domain.summaries import StoredSummary
 from jobpulse.collector.domain.tags import Tag
+from jobpulse.collector.domain.usage import (
+    AccountingRecord,
+    Efficiency,
+    UsageFilter,
+    UsageGroups,
+    UsageTotals,
+)
 
 if TYPE_CHECKING:
     from jobpulse.collector.slurm.parse import SlurmJob
@@ -383,5 +390,40 @@ class MaintenanceStore(Protocol):
         ...
 
 
-class Store(JobStore, AccountStore, ConfigStore, SummaryStore, MaintenanceStore, Protocol):
+class UsageStore(Protocol):
+    """Usage history (seed 000, store/usage.py): one accounting row per (cluster, job), its rollup."""
+
+    async def ingest_accounting(
+        self, cluster: str, records: Sequence[AccountingRecord], source: str
+    ) -> tuple[int, int, int]:
+        """Store the records in one transaction (all or none): (new, changed, unchanged)."""
+        ...
+
+    async def sync_monitored_usage(self) -> int:
+        """Count ended monitored runs not yet in the usage rows; the number of runs looked at."""
+        ...
+
+    async def usage_clusters(self) -> list[tuple[str, int, int]]:
+        """(cluster, first submit day, last submit day; days since the epoch) per cluster with usage."""
+        ...
+
+    async def usage_dimensions(self, f: UsageFilter) -> dict[str, list[str]]:
+        """Partitions, accounts, users (``user_name``), QOS and states among the filtered jobs."""
+        ...
+
+    async def usage_totals(self, f: UsageFilter) -> UsageTotals: ...
+
+    async def usage_grouped(self, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
+        """Usage per ``by``: ``period:day|week|month|quarter|year``, ``cluster`` or a dimension column;
+        ``users`` False: distinct users per value of another dimension may be left 0 (they cost a scan)."""
+        ...
+
+    async def usage_efficiency(self, f: UsageFilter) -> Efficiency: ...
+
+    async def usage_jobs(self, f: UsageFilter, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+        """The filtered jobs' rows, newest submit first."""
+        ...
+
+
+class Store(JobStore, AccountStore, ConfigStore, SummaryStore, MaintenanceStore, UsageStore, Protocol):
     """Everything the services need from storage."""

@@ -347,6 +347,14 @@ def _v10_exit_signal(db: sqlite3.Connection) -> None:
     _script(db, "ALTER TABLE jobs ADD COLUMN exit_signal INTEGER")
 
 
+def _v11_usage(db: sqlite3.Connection) -> None:
+    """Usage history (issue 18): one accounting row per (cluster, job), its daily rollup and the values
+    seen per dimension (store/usage.py)."""
+    from jobpulse.collector.store.usage import SCHEMA
+
+    _script(db, SCHEMA)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1,
     _v2_auth,
@@ -358,6 +366,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v8_credential_kinds,
     _v9_job_script,
     _v10_exit_signal,
+    _v11_usage,
 ]
 LATEST = len(MIGRATIONS)
 

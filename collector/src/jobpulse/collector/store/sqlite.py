@@ -37,6 +37,7 @@ from jobpulse.collector.store.sqlite_accounts import SqliteAccounts
 from jobpulse.collector.store.sqlite_config import SqliteConfig
 from jobpulse.collector.store.sqlite_jobs import SqliteJobs
 from jobpulse.collector.store.sqlite_upkeep import SqliteUpkeep
+from jobpulse.collector.store.sqlite_usage import SqliteUsage
 from jobpulse.collector.store.stage import Stage
 from jobpulse.common import statefile
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -87,7 +88,7 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep):
+class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep, SqliteUsage):
     """All database access of the collector. Writes run on the single writer thread, reads on a pool."""
 
     def __init__(self, path: Path) -> None:

@@ -38,6 +38,8 @@ from jobpulse.collector.domain.accounts import (
 from jobpulse.collector.domain.accounts import InvalidUserName as InvalidUserName  # raised by upsert_user
 
 JOB_CONTROL, ADMIN = "job-control", "admin"
+# Roles of scripts, not people: their keys belong to a service principal (ingest: accounting exporters).
+SERVICE_ROLES = frozenset({JOB_CONTROL, "ingest"})
 T = TypeVar("T")
 
 
@@ -173,7 +175,7 @@ def owner_holds_role(db: sqlite3.Connection, owner: str, role: str) -> bool:
     """The owner rule: a service principal holds job-control (only); a person holds the roles they have
     now (admins hold every role). A person who no longer exists holds nothing."""
     if is_service(owner):
-        return role == JOB_CONTROL
+        return role in SERVICE_ROLES
     user = get_user(db, owner)
     return user is not None and (role in user.roles or ADMIN in user.roles)
 
@@ -185,16 +187,16 @@ def check_key_owner(db: sqlite3.Connection, owner: str, role: str) -> None:
     Raises:
         KeyOwnerError: with a message naming what is wrong.
     """
-    if role == JOB_CONTROL:
+    if role in SERVICE_ROLES:
         if not is_service(owner):
             raise KeyOwnerError(
-                f"job-control keys belong to a service principal, not to a person ({owner[:80]!r}): "
+                f"{role} keys belong to a service principal, not to a person ({owner[:80]!r}): "
                 "name one as service NAME (owner service:NAME), e.g. service slurm-hooks"
             )
         service_principal(owner[len(SERVICE_PREFIX) :])
         return
     if is_service(owner):
-        raise KeyOwnerError(f"service principals own job-control keys only, not {role!r} keys")
+        raise KeyOwnerError(f"service principals own job-control and ingest keys only, not {role!r} keys")
     user = get_user(db, owner)
     if user is None:
         raise KeyOwnerError(f"owner {owner[:80]!r} is not a user; a {role!r} key acts as an existing person")

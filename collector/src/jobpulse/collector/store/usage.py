@@ -1,0 +1,590 @@
+"""Usage history: one accounting row per (cluster, job) and its daily rollup (the SQL of seed 000's dialect).
+
+``usage_jobs`` holds one row per (cluster, job id as Slurm writes it), from an accounting source (the
+exporter's ingest, the sacct backfill) or, for a job only agents saw, from its monitored run (its
+allocation times its elapsed time). An accounting record replaces a monitored run's row and keeps the
+link (``run_id``), so a job is never counted twice. ``usage_daily`` sums the rows per (cluster, submit
+day, partition, account, user, QOS, state), with counts per waiting-time and duration bin
+(domain.usage.BIN_BOUNDS). ``usage_marginal`` sums that rollup once more per day and per month, for
+the whole cluster (``dim`` "") and per value of each one dimension: a dashboard question without
+filters (the page's usual one) reads a month's row for each whole month of its window and a day's row
+for the days at its edges, a few hundred rows whatever the window, rather than every job or every
+(day, partition, account, user, QOS, state). A question with filters, or a user's own (narrowed to
+their jobs), reads ``usage_daily``. A write recomputes the days (and months) it touched, whole, in the
+same transaction, so both rollups are always exactly the sum of the rows. ``usage_dims`` lists the
+values seen per cluster and dimension (the dashboard's filter lists).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from jobpulse.collector.domain.jobid import JobId
+from jobpulse.collector.domain.usage import (
+    BIN_BOUNDS,
+    AccountingRecord,
+    Efficiency,
+    UsageFilter,
+    UsageGroups,
+    UsageTotals,
+)
+from jobpulse.collector.store.state import get_state, set_state
+from jobpulse.common.validate import InvalidField
+
+DAY = 86400
+NBINS = len(BIN_BOUNDS) + 1
+DIMENSIONS = ("partition", "account", "user_name", "qos", "state")
+_FIGURES = (
+    "source", "user_name", "account", "partition", "qos", "state", "submit", "start", "end",
+    "cpu_hours", "gpu_hours", "cpus", "gpus", "nodes", "nodelist",
+)  # fmt: skip
+# jobs.updated (microseconds, rounded up) up to which monitored runs are in usage_jobs
+_SYNC_MARK = "usage_monitored_us"
+
+# The schema as migration 10 creates it (store/migrations.py); frozen: a change is a new migration.
+SCHEMA = f"""
+CREATE TABLE usage_jobs (
+    cluster TEXT NOT NULL, job TEXT NOT NULL, source TEXT NOT NULL, run_id INTEGER,
+    user_name TEXT NOT NULL, account TEXT NOT NULL, partition TEXT NOT NULL, qos TEXT NOT NULL,
+    state TEXT NOT NULL, submit INTEGER NOT NULL, start INTEGER, "end" INTEGER,
+    cpu_hours REAL NOT NULL, gpu_hours REAL NOT NULL, cpus INTEGER NOT NULL, gpus INTEGER NOT NULL,
+    nodes INTEGER NOT NULL, nodelist TEXT NOT NULL, updated REAL NOT NULL,
+    PRIMARY KEY (cluster, job)
+);
+CREATE INDEX usage_jobs_submit ON usage_jobs (cluster, submit);
+CREATE INDEX usage_jobs_run ON usage_jobs (run_id) WHERE run_id IS NOT NULL;
+CREATE TABLE usage_daily (
+    cluster TEXT NOT NULL, day INTEGER NOT NULL, partition TEXT NOT NULL, account TEXT NOT NULL,
+    user_name TEXT NOT NULL, qos TEXT NOT NULL, state TEXT NOT NULL,
+    jobs INTEGER NOT NULL, cpu_hours REAL NOT NULL, gpu_hours REAL NOT NULL,
+    waited INTEGER NOT NULL, wait_s REAL NOT NULL, wait_max REAL NOT NULL,
+    ran INTEGER NOT NULL, duration_s REAL NOT NULL,
+    {", ".join(f"w{i} INTEGER NOT NULL" for i in range(NBINS))},
+    {", ".join(f"d{i} INTEGER NOT NULL" for i in range(NBINS))},
+    PRIMARY KEY (cluster, day, partition, account, user_name, qos, state)
+) WITHOUT ROWID;
+CREATE INDEX usage_daily_user ON usage_daily (user_name, cluster, day);
+CREATE TABLE usage_marginal (
+    cluster TEXT NOT NULL, grain TEXT NOT NULL, dim TEXT NOT NULL, day INTEGER NOT NULL, value TEXT NOT NULL,
+    jobs INTEGER NOT NULL, cpu_hours REAL NOT NULL, gpu_hours REAL NOT NULL,
+    waited INTEGER NOT NULL, wait_s REAL NOT NULL, wait_max REAL NOT NULL,
+    ran INTEGER NOT NULL, duration_s REAL NOT NULL,
+    {", ".join(f"w{i} INTEGER NOT NULL" for i in range(NBINS))},
+    {", ".join(f"d{i} INTEGER NOT NULL" for i in range(NBINS))},
+    PRIMARY KEY (cluster, grain, dim, day, value)
+) WITHOUT ROWID;
+CREATE TABLE usage_dims (
+    cluster TEXT NOT NULL, dim TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (cluster, dim, value)
+) WITHOUT ROWID;
+CREATE INDEX jobs_updated ON jobs (updated);
+"""
+
+
+def _bins(expr: str, prefix: str) -> str:
+    """``sum(CASE ...)`` per bin of ``expr`` (seconds; NULL counts in no bin)."""
+    parts = []
+    lower: int | None = None
+    for index in range(NBINS):
+        upper = BIN_BOUNDS[index] if index < len(BIN_BOUNDS) else None
+        conds = [f"{expr} IS NOT NULL"]
+        if lower is not None:
+            conds.append(f"{expr} >= {lower}")
+        if upper is not None:
+            conds.append(f"{expr} < {upper}")
+        parts.append(f"sum({' AND '.join(conds)}) AS {prefix}{index}")
+        lower = upper
+    return ", ".join(parts)
+
+
+_WAIT = "(start - submit)"
+_DURATION = '("end" - start)'
+_ROLLUP_SELECT = f"""
+    SELECT cluster, submit / {DAY} AS day, partition, account, user_name, qos, state,
+           count(*), sum(cpu_hours), sum(gpu_hours),
+           count(start), coalesce(sum(max({_WAIT}, 0)), 0), coalesce(max(max({_WAIT}, 0)), 0),
+           count(CASE WHEN start IS NOT NULL AND "end" IS NOT NULL THEN 1 END),
+           coalesce(sum(max({_DURATION}, 0)), 0),
+           {_bins(f"max({_WAIT}, 0)", "w")}, {_bins(f"max({_DURATION}, 0)", "d")}
+    FROM usage_jobs"""
+
+
+_FIGURE_SUMS = ", ".join(
+    [
+        "sum(jobs)", "sum(cpu_hours)", "sum(gpu_hours)", "sum(waited)", "sum(wait_s)", "max(wait_max)",
+        "sum(ran)", "sum(duration_s)",
+        *(f"sum(w{i})" for i in range(NBINS)), *(f"sum(d{i})" for i in range(NBINS)),
+    ]
+)  # fmt: skip
+MARGINS = ("", *DIMENSIONS)  # "": the whole cluster
+_MONTH_OF = "CAST(julianday(date(day * 86400, 'unixepoch', 'start of month')) - 2440587.5 AS INTEGER)"
+
+
+def month_start(day: int) -> int:
+    """The first day (days since the epoch) of the month of ``day``."""
+    first = date.fromordinal(_EPOCH + day).replace(day=1)
+    return first.toordinal() - _EPOCH
+
+
+def next_month(day: int) -> int:
+    first = date.fromordinal(_EPOCH + month_start(day))
+    return date(first.year + (first.month == 12), first.month % 12 + 1, 1).toordinal() - _EPOCH
+
+
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def _margin_value(dim: str) -> str:
+    return dim or "''"
+
+
+def recompute_days(db: sqlite3.Connection, days: Iterable[tuple[str, int]]) -> None:
+    """Rebuild the rollup of each (cluster, day) from its rows, and the margins of those days and their
+    months; the caller holds the transaction."""
+    touched = sorted(set(days))
+    for cluster, day in touched:
+        db.execute("DELETE FROM usage_daily WHERE cluster = ? AND day = ?", (cluster, day))
+        db.execute(
+            f"""INSERT INTO usage_daily {_ROLLUP_SELECT}
+                WHERE cluster = ? AND submit >= ? AND submit < ?
+                GROUP BY partition, account, user_name, qos, state""",
+            (cluster, day * DAY, (day + 1) * DAY),
+        )
+        _margins(db, cluster, "d", day, day, day)
+    for cluster, first in sorted({(c, month_start(d)) for c, d in touched}):
+        _margins(db, cluster, "m", first, first, next_month(first) - 1)
+
+
+def _margins(db: sqlite3.Connection, cluster: str, grain: str, key: int, lo: int, hi: int) -> None:
+    for dim in MARGINS:
+        db.execute(
+            "DELETE FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = ? AND day = ?",
+            (cluster, grain, dim, key),
+        )
+        value = _margin_value(dim)
+        db.execute(
+            f"""INSERT INTO usage_marginal
+                SELECT cluster, ?, ?, ?, {value}, {_FIGURE_SUMS} FROM usage_daily
+                WHERE cluster = ? AND day >= ? AND day <= ? GROUP BY {value}""",
+            (grain, dim, key, cluster, lo, hi),
+        )
+
+
+def rebuild_rollup(db: sqlite3.Connection) -> int:
+    """The whole rollup and the dimension lists from usage_jobs (a bulk load); the number of rollup rows."""
+    db.execute("DELETE FROM usage_daily")
+    db.execute(
+        f"INSERT INTO usage_daily {_ROLLUP_SELECT} GROUP BY cluster, day, partition, account, user_name, qos, state"
+    )
+    db.execute("DELETE FROM usage_marginal")
+    for dim in MARGINS:
+        value = _margin_value(dim)
+        db.execute(
+            f"""INSERT INTO usage_marginal SELECT cluster, 'd', ?, day, {value}, {_FIGURE_SUMS}
+                FROM usage_daily GROUP BY cluster, day, {value}""",
+            (dim,),
+        )
+        db.execute(
+            f"""INSERT INTO usage_marginal SELECT cluster, 'm', ?, month, {value}, {_FIGURE_SUMS}
+                FROM (SELECT *, {_MONTH_OF} AS month FROM usage_daily) GROUP BY cluster, month, {value}""",
+            (dim,),
+        )
+    db.execute("DELETE FROM usage_dims")
+    for dim in DIMENSIONS:
+        db.execute(
+            f"INSERT OR IGNORE INTO usage_dims SELECT DISTINCT cluster, ?, {dim} FROM usage_daily", (dim,)
+        )
+    return int(db.execute("SELECT count(*) FROM usage_daily").fetchone()[0])
+
+
+def _note_dims(db: sqlite3.Connection, cluster: str, row: dict[str, Any]) -> None:
+    for dim in DIMENSIONS:
+        db.execute("INSERT OR IGNORE INTO usage_dims VALUES (?, ?, ?)", (cluster, dim, row[dim]))
+
+
+def _run_of(db: sqlite3.Connection, cluster: str, job: str) -> int | None:
+    """The monitored run of this job in this cluster (the newest), if agents or Slurm's records made one."""
+    try:
+        ref = JobId.parse(job)
+    except InvalidField:
+        return None
+    args: tuple[int, ...]
+    if ref.array_task is not None:
+        sql, args = "array_job_id = ? AND array_task_id = ?", (ref.job, ref.array_task)
+    elif ref.het_offset is not None:
+        sql, args = "het_job_id = ? AND het_job_offset = ?", (ref.job, ref.het_offset)
+    else:
+        sql, args = "job_id = ?", (ref.job,)
+    row = db.execute(
+        f"SELECT run_id FROM jobs WHERE {sql} AND cluster = ? ORDER BY start_time DESC LIMIT 1",
+        (*args, cluster),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def _upsert(db: sqlite3.Connection, cluster: str, job: str, row: dict[str, Any], run_id: int | None) -> None:
+    columns = ", ".join(_FIGURES)
+    db.execute(
+        f"""INSERT INTO usage_jobs (cluster, job, run_id, updated, {columns})
+            VALUES (?, ?, ?, ?{", ?" * len(_FIGURES)})
+            ON CONFLICT (cluster, job) DO UPDATE SET run_id = coalesce(excluded.run_id, run_id),
+              updated = excluded.updated, {", ".join(f'"{c}" = excluded."{c}"' for c in _FIGURES)}""",
+        [cluster, job, run_id, time.time(), *(row[c] for c in _FIGURES)],
+    )
+
+
+def ingest_accounting(
+    db: sqlite3.Connection, cluster: str, records: Sequence[AccountingRecord], source: str
+) -> tuple[int, int, int]:
+    """Store accounting records of ``cluster`` (the caller holds the transaction): (new, changed,
+    unchanged). Idempotent per (cluster, job): the same record again changes nothing."""
+    counts = [0, 0, 0]
+    dirty: set[tuple[str, int]] = set()
+    for record in records:
+        row = {
+            "source": source,
+            "user_name": record.user,
+            "account": record.account,
+            "partition": record.partition,
+            "qos": record.qos,
+            "state": record.state,
+            "submit": record.submit,
+            "start": record.start,
+            "end": record.end,
+            "cpu_hours": record.cpu_hours,
+            "gpu_hours": record.gpu_hours,
+            "cpus": record.cpus,
+            "gpus": record.gpus,
+            "nodes": record.nodes,
+            "nodelist": record.nodelist,
+        }
+        old = db.execute(
+            f"SELECT run_id, {', '.join(chr(34) + c + chr(34) for c in _FIGURES)} FROM usage_jobs"
+            " WHERE cluster = ? AND job = ?",
+            (cluster, record.job),
+        ).fetchone()
+        if old is not None and old["run_id"] is not None and all(old[c] == row[c] for c in _FIGURES):
+            counts[2] += 1
+            continue
+        run_id = _run_of(db, cluster, record.job)
+        if old is not None and all(old[c] == row[c] for c in _FIGURES) and run_id is None:
+            counts[2] += 1
+            continue
+        _upsert(db, cluster, record.job, row, run_id)
+        _note_dims(db, cluster, row)
+        counts[0 if old is None else 1] += 1
+        dirty.add((cluster, record.submit // DAY))
+        if old is not None:
+            dirty.add((cluster, old["submit"] // DAY))
+    recompute_days(db, dirty)
+    return counts[0], counts[1], counts[2]
+
+
+def _job_key(run: sqlite3.Row) -> str:
+    if run["array_job_id"] is not None and run["array_task_id"] is not None:
+        return f"{run['array_job_id']}_{run['array_task_id']}"
+    if run["het_job_id"] is not None and run["het_job_offset"] is not None:
+        return f"{run['het_job_id']}+{run['het_job_offset']}"
+    return str(run["job_id"])
+
+
+def monitored_pending(db: sqlite3.Connection) -> bool:
+    """Whether a run changed since the last ``sync_monitored`` (a read: no write when nothing did)."""
+    mark = get_state(db, _SYNC_MARK) or 0
+    return db.execute("SELECT 1 FROM jobs WHERE updated > ? LIMIT 1", (mark / 1e6,)).fetchone() is not None
+
+
+def sync_monitored(db: sqlite3.Connection, limit: int = 20_000) -> int:
+    """Bring ended monitored runs changed since the last call into usage_jobs (the caller holds the
+    transaction): a run without an accounting row counts by its allocation (cpus x elapsed, GPUs per
+    node x nodes x elapsed); one with an accounting row only gets linked. Runs without a cluster are
+    left out (their jobs cannot be matched with any cluster's accounting). The number of runs looked at."""
+    mark = get_state(db, _SYNC_MARK) or 0
+    runs = db.execute(
+        "SELECT * FROM jobs WHERE updated > ? ORDER BY updated LIMIT ?", (mark / 1e6, limit)
+    ).fetchall()
+    if not runs:
+        return 0
+    dirty: set[tuple[str, int]] = set()
+    for run in runs:
+        if run["is_running"] or not run["cluster"]:
+            continue
+        cluster, job = run["cluster"], _job_key(run)
+        old = db.execute(
+            "SELECT source, submit FROM usage_jobs WHERE cluster = ? AND job = ?", (cluster, job)
+        ).fetchone()
+        if old is not None and old["source"] != "monitor":
+            db.execute(
+                "UPDATE usage_jobs SET run_id = ? WHERE cluster = ? AND job = ?",
+                (run["run_id"], cluster, job),
+            )
+            continue
+        start, stop = int(run["start_time"]), int(run["stop_time"] or run["start_time"])
+        hours = max(0, stop - start) / 3600
+        cpus = int(run["cpus"] or 0)
+        nodes = int(run["num_nodes"] or 0) or max(
+            1, len(run["nodelist"].split(",")) if run["nodelist"] else 1
+        )
+        gpus = int(run["gpus_per_node"] or 0) * nodes
+        row = {
+            "source": "monitor",
+            "user_name": run["user_name"],
+            "account": run["account"],
+            "partition": run["partition"],
+            "qos": run["qos"],
+            "state": run["state"],
+            "submit": start,
+            "start": start,
+            "end": stop,
+            "cpu_hours": cpus * hours,
+            "gpu_hours": gpus * hours,
+            "cpus": cpus,
+            "gpus": gpus,
+            "nodes": nodes,
+            "nodelist": run["nodelist"],
+        }
+        _upsert(db, cluster, job, row, int(run["run_id"]))
+        _note_dims(db, cluster, row)
+        dirty.add((cluster, start // DAY))
+        if old is not None:
+            dirty.add((cluster, old["submit"] // DAY))
+    recompute_days(db, dirty)
+    # rounded up, and a microsecond more for the float arithmetic, so the last run is not read again (a
+    # run updated within that microsecond, across a batch edge, is the loss: time.time() rarely steps so)
+    set_state(db, _SYNC_MARK, math.ceil(runs[-1]["updated"] * 1e6) + 1)
+    return len(runs)
+
+
+# -- reads -------------------------------------------------------------------------------------------------
+def _where(f: UsageFilter, day_col: str = "day", prefix: str = "") -> tuple[str, list[Any]]:
+    conds: list[str] = []
+    args: list[Any] = []
+    if f.cluster is not None:
+        conds.append(f"{prefix}cluster = ?")
+        args.append(f.cluster)
+    if f.since_day is not None:
+        conds.append(f"{day_col} >= ?")
+        args.append(f.since_day if day_col == "day" else f.since_day * DAY)
+    if f.until_day is not None:
+        conds.append(f"{day_col} < ?" if day_col != "day" else f"{day_col} <= ?")
+        args.append(f.until_day if day_col == "day" else (f.until_day + 1) * DAY)
+    for column, values in f.dims().items():
+        if values:
+            conds.append(f"{prefix}{column} IN ({', '.join('?' * len(values))})")
+            args.extend(values)
+    return (" WHERE " + " AND ".join(conds)) if conds else "", args
+
+
+_PERIOD_KEYS = {
+    "day": "date(day * 86400, 'unixepoch')",
+    "week": "strftime('%Y-W%W', day * 86400, 'unixepoch')",
+    "month": "strftime('%Y-%m', day * 86400, 'unixepoch')",
+    "quarter": "strftime('%Y', day * 86400, 'unixepoch') || '-Q' || "
+    "((CAST(strftime('%m', day * 86400, 'unixepoch') AS INTEGER) + 2) / 3)",
+    "year": "strftime('%Y', day * 86400, 'unixepoch')",
+}
+GROUPINGS = (*(f"period:{p}" for p in _PERIOD_KEYS), "cluster", *DIMENSIONS)
+
+
+_GROUP_FIGURES = (
+    "sum(jobs), sum(cpu_hours), sum(gpu_hours), {users}, sum(wait_s) / nullif(sum(waited), 0), max(wait_max),"
+    " sum(duration_s) / nullif(sum(ran), 0), "
+    + ", ".join(f"sum(w{i})" for i in range(NBINS))
+    + ", "
+    + ", ".join(f"sum(d{i})" for i in range(NBINS))
+)
+
+
+# per value of a dimension nothing reads the bins (they are for periods: histograms, quantiles)
+_DIM_FIGURES = (
+    "sum(jobs), sum(cpu_hours), sum(gpu_hours), {users}, sum(wait_s) / nullif(sum(waited), 0), max(wait_max),"
+    " sum(duration_s) / nullif(sum(ran), 0), " + ", ".join(["0"] * (2 * NBINS))
+)
+
+
+def _groups(rows: Iterable[Sequence[Any]]) -> UsageGroups:
+    out = UsageGroups()
+    for row in rows:
+        out.keys.append(str(row[0]))
+        out.jobs.append(int(row[1]))
+        out.cpu_hours.append(float(row[2]))
+        out.gpu_hours.append(float(row[3]))
+        out.users.append(int(row[4]))
+        out.wait_mean_s.append(float(row[5] or 0))
+        out.wait_max_s.append(float(row[6] or 0))
+        out.duration_mean_s.append(float(row[7] or 0))
+        out.wait_bins.append([int(v) for v in row[8 : 8 + NBINS]])
+        out.duration_bins.append([int(v) for v in row[8 + NBINS : 8 + 2 * NBINS]])
+    return out
+
+
+def _unfiltered(f: UsageFilter) -> bool:
+    """Whether the margins answer ``f``: one cluster, a window at most, no filter on any dimension."""
+    return f.cluster is not None and not any(f.dims().values())
+
+
+def _margin_rows(f: UsageFilter, dim: str, monthly: bool) -> tuple[str, list[Any]]:
+    """The margin rows of ``dim`` covering the window of ``f``: a month's row per whole month (when
+    ``monthly``), a day's row for every other day."""
+    lo = f.since_day if f.since_day is not None else 0
+    hi = f.until_day if f.until_day is not None else 1_000_000
+    one = "SELECT * FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = ? AND day >= ? AND day <= ?"
+    spans: list[tuple[str, int, int]] = []
+    first = lo if month_start(lo) == lo else next_month(lo)
+    end = month_start(hi + 1)
+    if monthly and first < end:
+        spans = [("m", first, end - 1), ("d", lo, first - 1), ("d", end, hi)]
+    else:
+        spans = [("d", lo, hi)]
+    spans = [s for s in spans if s[1] <= s[2]]
+    args: list[Any] = []
+    for grain, a, b in spans:
+        args += [f.cluster, grain, dim, a, b]
+    return " UNION ALL ".join([one] * len(spans)), args
+
+
+def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
+    """The usage of the filtered jobs per ``by`` (one of GROUPINGS), ordered by key. ``users`` False:
+    the distinct users per key of a dimension other than the user may be left 0 (they cost a scan).
+    Waiting-time and duration bins are counted per period only (per dimension value they are 0)."""
+    period = by.partition(":")[2] if by.startswith("period:") else None
+    if period is not None and period not in _PERIOD_KEYS:
+        raise ValueError(f"cannot group by {by!r}")
+    if period is None and by not in ("cluster", *DIMENSIONS):
+        raise ValueError(f"cannot group by {by!r}")
+    if _unfiltered(f) and by != "cluster":
+        monthly = period in (None, "month", "quarter", "year")
+        key = _PERIOD_KEYS[period] if period is not None else "value"
+        source, args = _margin_rows(f, "" if period is not None else by, monthly)
+        figures = _GROUP_FIGURES if period is not None else _DIM_FIGURES
+        rows = db.execute(
+            f"SELECT {key} AS k, {figures.format(users='0')} FROM ({source}) GROUP BY k ORDER BY k",
+            args,
+        ).fetchall()
+        out = _groups(rows)
+        if period is not None:
+            source, args = _margin_rows(f, "user_name", monthly)
+            counts = dict(
+                db.execute(
+                    f"SELECT {key} AS k, count(DISTINCT value) FROM ({source}) GROUP BY k", args
+                ).fetchall()
+            )
+            out.users = [int(counts.get(k, 0)) for k in out.keys]
+        elif by == "user_name":
+            out.users = [1] * len(out.keys)
+        elif users:
+            where, args = _where(f)
+            counts = dict(
+                db.execute(
+                    f"SELECT {by}, count(DISTINCT user_name) FROM usage_daily{where} GROUP BY {by}", args
+                )
+            )
+            out.users = [int(counts.get(k, 0)) for k in out.keys]
+        return out
+    key = _PERIOD_KEYS[period] if period is not None else by
+    where, args = _where(f)
+    figures = _GROUP_FIGURES if period is not None else _DIM_FIGURES
+    rows = db.execute(
+        f"""SELECT {key} AS k, {figures.format(users="count(DISTINCT user_name)")}
+            FROM usage_daily{where} GROUP BY k ORDER BY k""",
+        args,
+    ).fetchall()
+    return _groups(rows)
+
+
+def totals(db: sqlite3.Connection, f: UsageFilter) -> UsageTotals:
+    if _unfiltered(f):
+        source, args = _margin_rows(f, "", True)
+        row = db.execute(
+            f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0), 0,
+                       sum(wait_s) / nullif(sum(waited), 0), max(wait_max) FROM ({source})""",
+            args,
+        ).fetchone()
+        source, args = _margin_rows(f, "user_name", True)
+        users = db.execute(f"SELECT count(DISTINCT value) FROM ({source})", args).fetchone()[0]
+        return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(users), row[4], row[5])
+    where, args = _where(f)
+    row = db.execute(
+        f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0),
+                   count(DISTINCT user_name), sum(wait_s) / nullif(sum(waited), 0), max(wait_max)
+            FROM usage_daily{where}""",
+        args,
+    ).fetchone()
+    return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(row[3]), row[4], row[5])
+
+
+def clusters(db: sqlite3.Connection) -> list[tuple[str, int, int]]:
+    """(cluster, first submit day, last submit day) of every cluster with usage."""
+    out = []
+    for (cluster,) in db.execute("SELECT DISTINCT cluster FROM usage_dims ORDER BY cluster").fetchall():
+        first = db.execute("SELECT min(day) FROM usage_daily WHERE cluster = ?", (cluster,)).fetchone()[0]
+        last = db.execute("SELECT max(day) FROM usage_daily WHERE cluster = ?", (cluster,)).fetchone()[0]
+        if first is not None:
+            out.append((cluster, int(first), int(last)))
+    return out
+
+
+def dimension_values(db: sqlite3.Connection, f: UsageFilter) -> dict[str, list[str]]:
+    """The values of each dimension among the filtered jobs: from the list of values seen when the filter
+    is only a cluster, else from the rollup."""
+    if f.since is None and f.until is None and not any(f.dims().values()) and f.cluster is not None:
+        found: dict[str, list[str]] = {d: [] for d in DIMENSIONS}
+        for dim, value in db.execute(
+            "SELECT dim, value FROM usage_dims WHERE cluster = ? ORDER BY dim, value", (f.cluster,)
+        ):
+            found[dim].append(value)
+        return found
+    if _unfiltered(f):
+        found = {}
+        for dim in DIMENSIONS:
+            source, args = _margin_rows(f, dim, True)
+            found[dim] = [v for (v,) in db.execute(f"SELECT DISTINCT value FROM ({source}) ORDER BY 1", args)]
+        return found
+    where, args = _where(f)
+    return {
+        dim: [v for (v,) in db.execute(f"SELECT DISTINCT {dim} FROM usage_daily{where} ORDER BY 1", args)]
+        for dim in DIMENSIONS
+    }
+
+
+def efficiency(db: sqlite3.Connection, f: UsageFilter) -> Efficiency:
+    """jobpulse's own summaries of the monitored jobs among the filtered ones."""
+    where, args = _where(f, day_col="u.submit", prefix="u.")
+    # from the summaries (monitored jobs: few) to their usage rows, never the other way round
+    row = db.execute(
+        f"""SELECT count(*),
+                   sum(json_extract(s.summary, '$.cpu_efficiency') * u.cpu_hours)
+                     / nullif(sum(CASE WHEN json_extract(s.summary, '$.cpu_efficiency') IS NOT NULL
+                                       THEN u.cpu_hours END), 0),
+                   avg(json_extract(s.summary, '$.gpu_util_mean_percent'))
+            FROM job_summaries s CROSS JOIN usage_jobs u INDEXED BY usage_jobs_run ON u.run_id = s.run_id
+            {where}{" AND" if where else " WHERE"} u.run_id IS NOT NULL""",
+        args,
+    ).fetchone()
+    return Efficiency(int(row[0]), row[1], row[2])
+
+
+def job_rows(db: sqlite3.Connection, f: UsageFilter, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+    """The filtered jobs themselves, newest submit first."""
+    where, args = _where(f, day_col="submit")
+    return [
+        dict(r)
+        for r in db.execute(
+            f"SELECT * FROM usage_jobs{where} ORDER BY submit DESC, job LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+    ]
+
+
+def plain_group_by(db: sqlite3.Connection, cluster: str, by: str) -> list[tuple[Any, ...]]:
+    """The same question as ``grouped`` asked of every row (the benchmark's yardstick)."""
+    key = "strftime('%Y-%m', submit, 'unixepoch')" if by == "period:month" else by
+    return db.execute(
+        f"""SELECT {key} AS k, count(*), sum(cpu_hours), sum(gpu_hours), count(DISTINCT user_name)
+            FROM usage_jobs WHERE cluster = ? GROUP BY k""",
+        (cluster,),
+    ).fetchall()

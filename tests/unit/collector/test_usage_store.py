@@ -1,0 +1,133 @@
+"""The usage rollups (store/usage.py): the margins answer exactly what the daily rollup answers, for any
+window, and stay exact through re-ingests (incremental upkeep == a rebuild from the rows)."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from dataclasses import astuple
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from jobpulse.collector.domain.usage import AccountingRecord, UsageFilter
+from jobpulse.collector.store import usage
+from jobpulse.collector.store.sqlite import SqliteStore
+from storehelp import db_of
+
+T0 = 1_735_689_600  # 2025-01-01
+STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
+
+
+def records(rng: random.Random, n: int, prefix: str = "") -> list[AccountingRecord]:
+    out = []
+    for i in range(n):
+        submit = T0 + rng.randrange(0, 100 * 86400)
+        start = submit + rng.choice([0, 30, 900, 7200, 50000, 300000])
+        end = start + rng.randrange(0, 90000)
+        out.append(
+            AccountingRecord(
+                job=f"{prefix}{i}",
+                user=f"u{rng.randrange(12)}",
+                account=f"a{rng.randrange(4)}",
+                partition=rng.choice(["cpu", "gpu"]),
+                state=rng.choice(STATES),
+                qos=rng.choice(["normal", "high"]),
+                submit=submit,
+                start=start if rng.random() > 0.05 else None,
+                end=end,
+                cpu_hours=round(rng.random() * 10, 3),
+                gpu_hours=round(rng.random() * 2, 3),
+                cpus=rng.randrange(1, 9),
+                gpus=rng.randrange(0, 3),
+                nodes=1,
+                nodelist="n1",
+            )
+        )
+    return out
+
+
+@pytest.fixture
+def fx_db(tmp_path: Path) -> sqlite3.Connection:
+    store = SqliteStore(tmp_path / "u.db")
+    store.open()
+    db = db_of(store)
+    rng = random.Random(18)
+    db.execute("BEGIN")
+    usage.ingest_accounting(db, "c1", records(rng, 1500), "ingest")
+    db.execute("COMMIT")
+    return db
+
+
+def as_daily(f: UsageFilter) -> UsageFilter:
+    """The same question forced through usage_daily (a filter listing every state)."""
+    return UsageFilter(cluster=f.cluster, since=f.since, until=f.until, states=STATES)
+
+
+def same(a: usage.UsageGroups, b: usage.UsageGroups) -> None:
+    assert a.keys == b.keys and a.jobs == b.jobs and a.users == b.users
+    assert a.wait_bins == b.wait_bins and a.duration_bins == b.duration_bins and a.wait_max_s == b.wait_max_s
+    assert a.duration_mean_s == pytest.approx(b.duration_mean_s)
+    assert a.cpu_hours == pytest.approx(b.cpu_hours) and a.wait_mean_s == pytest.approx(b.wait_mean_s)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_margins_answer_as_the_daily_rollup_for_any_window(fx_db: sqlite3.Connection, seed: int) -> None:
+    rng = random.Random(seed)
+    since = date(2025, 1, 1) + timedelta(days=rng.randrange(-10, 60))
+    until = since + timedelta(days=rng.randrange(0, 70))
+    windows = [UsageFilter(cluster="c1", since=since, until=until), UsageFilter(cluster="c1")]
+    for f in windows:
+        for by in (
+            "period:day",
+            "period:week",
+            "period:month",
+            "period:quarter",
+            "period:year",
+            "state",
+            "account",
+            "user_name",
+        ):
+            same(usage.grouped(fx_db, f, by), usage.grouped(fx_db, as_daily(f), by))
+        assert astuple(usage.totals(fx_db, f)) == pytest.approx(astuple(usage.totals(fx_db, as_daily(f))))
+        assert usage.dimension_values(fx_db, f) == usage.dimension_values(fx_db, as_daily(f))
+
+
+def test_incremental_upkeep_equals_a_rebuild(fx_db: sqlite3.Connection) -> None:
+    rng = random.Random(7)
+    fx_db.execute("BEGIN")
+    changed = records(rng, 400)  # the same job ids with other figures and days
+    usage.ingest_accounting(fx_db, "c1", changed, "sacct")
+    usage.ingest_accounting(fx_db, "c2", records(rng, 50, "x"), "ingest")
+    fx_db.execute("COMMIT")
+    tables = ("usage_daily", "usage_marginal")
+    incremental = {t: sorted(map(tuple, fx_db.execute(f"SELECT * FROM {t}"))) for t in tables}
+    fx_db.execute("BEGIN")
+    usage.rebuild_rollup(fx_db)
+    fx_db.execute("COMMIT")
+    rebuilt = {t: sorted(map(tuple, fx_db.execute(f"SELECT * FROM {t}"))) for t in tables}
+    for table in tables:
+        assert [rounded(r) for r in incremental[table]] == [rounded(r) for r in rebuilt[table]]
+
+
+def rounded(row: tuple[object, ...]) -> tuple[object, ...]:
+    return tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+
+
+async def test_monitored_runs_are_synced_once(tmp_path: Path) -> None:
+    from jobpulse.collector.domain.jobs import JobFacts
+
+    store = SqliteStore(tmp_path / "m.db")
+    store.open()
+    try:
+        facts = JobFacts(user_name="alice", cpus=2, num_nodes=1)
+        await store.record_start("c1", 5, T0, facts, "api")
+        assert await store.sync_monitored_usage() == 1  # looked at; running, so not counted yet
+        assert (await store.usage_totals(UsageFilter(cluster="c1"))).jobs == 0
+        await store.record_stop("c1", 5, T0 + 3600, "COMPLETED", 0, "api")
+        assert await store.sync_monitored_usage() == 1
+        assert await store.sync_monitored_usage() == 0  # nothing changed: not read again
+        totals = await store.usage_totals(UsageFilter(cluster="c1"))
+        assert (totals.jobs, totals.cpu_hours) == (1, 2.0)
+    finally:
+        store.close()
