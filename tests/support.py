@@ -109,6 +109,10 @@ def start_collector(
             f"127.0.0.1:{grpc_port}",
             "--ready-file",
             str(ready),
+            # never the host's /etc/jobpulse/collector.toml (a node with jobpulse installed, or the
+            # package test installing one meanwhile): defaults, then what the test passes
+            "--config",
+            str(state / "no-config.toml"),
             *extra,
         ],
         stdout=open(log, "ab"),
@@ -142,6 +146,8 @@ def start_agent(
             collector,
             "--tick",
             str(tick),
+            "--config",
+            str(state / "no-config.toml"),  # never the host's /etc/jobpulse/agent.toml
             *extra,
         ],
         stdout=open(state / "agent.log", "ab"),
