@@ -15,15 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from api import start_collector
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.sqlite import SqliteStore, connect
 
@@ -75,35 +74,6 @@ def seed(path: Path, nodes: int, hours: float) -> int:
     return rows
 
 
-def start_collector(state: Path, password: str) -> tuple[subprocess.Popen[bytes], int]:
-    ready = state / "ready.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jobpulse.collector.cli",
-            "serve",
-            "--state-dir",
-            str(state),
-            "--http-port",
-            "0",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--ready-file",
-            str(ready),
-        ],
-        env={**os.environ, "JOBPULSE_ADMIN_PASSWORD": password, "JOBPULSE_LOG_LEVEL": "WARNING"},
-        stdout=(state / "collector.log").open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while not (ready.exists() and ready.read_text().strip()):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"collector did not start: {(state / 'collector.log').read_text()[-2000:]}")
-        time.sleep(0.2)
-    return proc, int(json.loads(ready.read_text())["http_port"])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -120,7 +90,8 @@ def main() -> int:
             f"seeded {rows} sample rows ({args.nodes} nodes x {args.hours:g} h) in {time.monotonic() - t0:.1f} s"
         )
         password = "bench-password-1"
-        proc, port = start_collector(state, password)
+        proc, ports = start_collector(state, password)  # bench/api.py's: the same collector process
+        port = ports["http_port"]
         url = f"http://127.0.0.1:{port}"
         page_ms: list[float] = []
         api_ms: list[float] = []
