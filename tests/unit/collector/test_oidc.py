@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import httpx
 import pytest
@@ -46,9 +46,9 @@ async def oidc_client(
         yield client
 
 
-async def _to_provider_and_back(client: AsyncTestClient) -> str:
+async def _to_provider_and_back(client: AsyncTestClient, start_at: str = "/auth/oauth/login") -> str:
     """Start login, let the provider authenticate, return the callback path+query it redirected to."""
-    start = await client.get("/auth/oauth/login", follow_redirects=False)
+    start = await client.get(start_at, follow_redirects=False)
     assert start.status_code == 302, start.text
     assert "oauth_session=" in start.headers["set-cookie"] and "HttpOnly" in start.headers["set-cookie"]
     async with httpx.AsyncClient() as browser:
@@ -87,6 +87,26 @@ async def test_full_login_creates_the_user_and_a_session(
     assert (await oidc_client.get("/api/admin/apikeys")).status_code == 200
     assert (await oidc_client.post("/api/logout")).status_code == 200
     assert (await oidc_client.get("/api/jobs")).status_code == 401
+
+
+async def test_the_browser_returns_to_the_page_that_sent_it_same_site_only(
+    oidc_client: AsyncTestClient,
+) -> None:
+    """The usage dashboard sends a logged-out browser to /saml/login?redirect_to=<its page>; signing in
+    there with OIDC must land on that page again, as the form login does. Another site never."""
+    page = await oidc_client.get("/saml/login", params={"redirect_to": "/dashboard?cluster=alpha"})
+    link = next(part.split('"')[0] for part in page.text.split('href="')[1:] if "/auth/oauth/login" in part)
+    link = link.replace("&amp;", "&")
+    assert link == "/auth/oauth/login?redirect_to=%2Fdashboard%3Fcluster%3Dalpha"
+    done = await oidc_client.get(await _to_provider_and_back(oidc_client, link), follow_redirects=False)
+    assert done.status_code == 302 and done.headers["location"] == "/dashboard?cluster=alpha"
+    assert (await oidc_client.get("/saml/me")).json()["username"] == "alice.oidc"
+    oidc_client.cookies.clear()
+    for evil in ("https://evil.example/x", "//evil.example/x", "javascript:alert(1)"):
+        start = f"/auth/oauth/login?redirect_to={quote(evil, safe='')}"
+        done = await oidc_client.get(await _to_provider_and_back(oidc_client, start), follow_redirects=False)
+        assert done.headers["location"] == "/", evil  # the site's own front page instead
+        oidc_client.cookies.clear()
 
 
 async def test_unmapped_users_get_default_roles_and_admin_roles_are_kept(

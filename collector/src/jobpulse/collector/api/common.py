@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.services.series import interval_label as interval_label
@@ -56,3 +57,20 @@ def parse_job_ref(text: str, field: str = "id") -> JobId:
 def tick_of(request: Request[Any, Any, Any]) -> float:
     settings: CollectorSettings = request.app.state.settings
     return settings.default_tick
+
+
+def same_site_target(request: Request[Any, Any, Any], target: str | None) -> str:
+    """``target`` when it is on this site (a path here, this host, or a configured CORS origin: the
+    dashboard's own page), else "/": the login never sends a browser to another site."""
+    if not target or "\\" in target or any(ord(c) < 32 for c in target):
+        return "/"
+    if target.startswith("/") and not target.startswith("//"):
+        return target
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "/"
+    settings: CollectorSettings = request.app.state.settings
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if parts.hostname == request.url.hostname or origin in settings.http.cors_origins:
+        return target
+    return "/"

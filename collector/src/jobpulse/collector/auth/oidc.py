@@ -42,6 +42,13 @@ class PendingLogin:
     nonce: str
     code_verifier: str
     created: float
+    return_to: str = ""  # where the browser asked to go once logged in (checked same-site by the caller)
+
+
+@dataclass
+class CompletedLogin:
+    claims: dict[str, Any]
+    return_to: str
 
 
 class OidcClient:
@@ -92,10 +99,13 @@ class OidcClient:
         )
 
     # -- the flow --------------------------------------------------------------
-    async def begin(self) -> tuple[str, str]:
-        """Returns (provider URL to redirect to, session id for the ``oauth_session`` cookie)."""
+    async def begin(self, return_to: str = "") -> tuple[str, str]:
+        """Returns (provider URL to redirect to, session id for the ``oauth_session`` cookie).
+        ``return_to`` stays here, never at the provider: the callback sends the browser there."""
         metadata = await self.metadata()
-        login = PendingLogin(generate_token(32), generate_token(32), generate_token(48), time.monotonic())
+        login = PendingLogin(
+            generate_token(32), generate_token(32), generate_token(48), time.monotonic(), return_to
+        )
         async with self._client() as client:
             url, _state = client.create_authorization_url(
                 metadata["authorization_endpoint"],
@@ -115,8 +125,9 @@ class OidcClient:
         while self._pending and next(iter(self._pending.values())).created < cutoff:
             self._pending.popitem(last=False)
 
-    async def finish(self, session_id: str, state: str, code: str) -> dict[str, Any]:
-        """Validated ID token claims (plus userinfo when the ID token lacks the username claim)."""
+    async def finish(self, session_id: str, state: str, code: str) -> CompletedLogin:
+        """Validated ID token claims (plus userinfo when the ID token lacks the username claim), and
+        where the browser asked to go when the login began."""
         self._expire()
         login = self._pending.pop(session_id, None) if session_id else None
         if login is None:
@@ -141,7 +152,7 @@ class OidcClient:
                     claims = {**info, **claims}
         except (httpx.HTTPError, ValueError, AuthlibBaseError) as exc:
             raise OidcError(f"code exchange with the identity provider failed: {exc}") from exc
-        return claims
+        return CompletedLogin(claims, login.return_to)
 
     async def _validate_id_token(
         self, token: dict[str, Any], nonce: str, metadata: dict[str, Any]

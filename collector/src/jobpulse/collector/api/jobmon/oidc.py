@@ -3,7 +3,8 @@
 Without an ``[oidc]`` configuration both answer 404 with a message. After a
 successful callback the user exists locally (created on first login, with the
 roles the provider's groups map to, else ``default_roles``; roles an admin gave
-are kept) and gets a session exactly as ``/api/login`` makes one.
+are kept) and gets a session exactly as ``/api/login`` makes one, then goes back to
+the page that began the login (``?redirect_to=``, same site only) or ``after_login_url``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
+from jobpulse.collector.api.common import same_site_target
 from jobpulse.collector.api.jobmon.auth import start_session
 from jobpulse.collector.auth.oidc import OidcClient, OidcError
 from jobpulse.collector.auth.security import accounts_of
@@ -43,11 +45,18 @@ class OidcController(Controller):
         operation_id="oauthLogin",
         summary='Start OIDC login: sets the "oauth_session" cookie and redirects to the identity provider',
     )
-    async def login(self, request: Request[Any, Any, Any]) -> Redirect:
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        redirect_to: Annotated[str | None, QueryParameter(max_length=2048)] = None,
+    ) -> Redirect:
         client = _client(request)
         settings: CollectorSettings = request.app.state.settings
+        # A page that sent the browser here (the web interface, the usage dashboard's /saml/login) gets
+        # it back after the login; only a target on this site, so the login cannot be an open redirect.
+        return_to = same_site_target(request, redirect_to) if redirect_to else ""
         try:
-            url, session_id = await client.begin()
+            url, session_id = await client.begin(return_to)
         except OidcError as exc:
             log.error("OIDC login cannot start: %s", exc)
             raise _unavailable(str(exc)) from exc
@@ -81,7 +90,8 @@ class OidcController(Controller):
         if not oauth_state or not code:
             raise NotAuthorizedException("callback lacks state or code; start again at /auth/oauth/login")
         try:
-            claims = await client.finish(request.cookies.get(SESSION_COOKIE, ""), oauth_state, code)
+            login = await client.finish(request.cookies.get(SESSION_COOKIE, ""), oauth_state, code)
+            claims = login.claims
             username = client.username(claims)
             if ":" in username:  # reserved: service:<name> owns API keys and must not be a login
                 raise OidcError(f"user name claim {username[:80]!r} contains ':', which jobpulse reserves")
@@ -100,7 +110,9 @@ class OidcController(Controller):
         log.info("OIDC login of %r with roles %s", username, list(user.roles))
         clear = Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/auth/oauth")
         return Redirect(
-            settings.oidc.after_login_url, status_code=HTTP_302_FOUND, cookies=[session_cookie, clear]
+            login.return_to or settings.oidc.after_login_url,
+            status_code=HTTP_302_FOUND,
+            cookies=[session_cookie, clear],
         )
 
 

@@ -13,8 +13,9 @@ import html
 import io
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
+from jobpulse.collector.api.common import same_site_target
 from jobpulse.collector.api.usage import mapping
 from jobpulse.collector.api.usage.schemas import FilterBody, IngestBody
 from jobpulse.collector.auth.guards import principal_of, requires
@@ -24,7 +25,6 @@ from jobpulse.collector.domain.errors import InvalidInput, NotFound, Unauthorize
 from jobpulse.collector.domain.principals import Principal
 from jobpulse.collector.domain.usage import UsageFilter
 from jobpulse.collector.services.usage import UsageService, report_window
-from jobpulse.collector.settings import CollectorSettings
 from jobpulse.common.version import __version__
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.enums import RequestEncodingType
@@ -332,23 +332,6 @@ class ReportsController(Controller):
 
 
 # -- the front end's login: GET /saml/me, /saml/login -------------------------------------------------------
-def same_site_target(request: Request[Any, Any, Any], target: str | None) -> str:
-    """``target`` when it is on this site (a path here, this host, or a configured CORS origin: the
-    dashboard's own page), else "/": the login never sends a browser to another site."""
-    if not target or "\\" in target or any(ord(c) < 32 for c in target):
-        return "/"
-    if target.startswith("/") and not target.startswith("//"):
-        return target
-    parts = urlsplit(target)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "/"
-    settings: CollectorSettings = request.app.state.settings
-    origin = f"{parts.scheme}://{parts.netloc}"
-    if parts.hostname == request.url.hostname or origin in settings.http.cors_origins:
-        return target
-    return "/"
-
-
 _LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>jobpulse login</title>
 <style>body{{font-family:sans-serif;max-width:22rem;margin:4rem auto}}input{{display:block;width:100%;margin:.4rem 0 1rem}}
 .err{{color:#b00}}</style></head><body><h1>jobpulse</h1><p>Sign in to the usage dashboard.</p>{error}
@@ -362,7 +345,12 @@ def _login_page(target: str, error: str = "", oidc: bool = False) -> str:
     return _LOGIN_PAGE.format(
         target=html.escape(target),
         error=f'<p class="err">{html.escape(error)}</p>' if error else "",
-        oidc='<p><a href="/auth/oauth/login">Sign in with your organisation</a></p>' if oidc else "",
+        oidc=(
+            f'<p><a href="/auth/oauth/login?redirect_to={html.escape(quote(target, safe=""))}">'
+            "Sign in with your organisation</a></p>"
+            if oidc
+            else ""
+        ),
     )
 
 

@@ -59,7 +59,10 @@ function showLogin(message) {
       <a href="/auth/oauth/login" id="oidc" hidden>Sign in with your organisation</a>
       <p class="error" id="login-error">${esc(message || "")}</p></form>`;
   fetch("/auth/oauth/login", { redirect: "manual", credentials: "omit" }).then((r) => {
-    if (r.type === "opaqueredirect" || r.status === 302 || r.status === 307) document.getElementById("oidc").hidden = false;
+    if (r.type !== "opaqueredirect" && r.status !== 302 && r.status !== 307) return;
+    const link = document.getElementById("oidc"); // back to this very page (a job, a filter) once signed in
+    link.href = "/auth/oauth/login?redirect_to=" + encodeURIComponent(location.pathname + location.search + location.hash);
+    link.hidden = false;
   }).catch(() => {});
   document.getElementById("login").addEventListener("submit", async (ev) => {
     ev.preventDefault();
