@@ -193,6 +193,7 @@ EOF
 JOBPULSE_AGENT=$REPO/.venv/bin/jobpulse-agent
 JOBPULSE_STATE_DIR=${JOBPULSE_HOOK_STATE_DIR:-$DIR/agent}
 JOBPULSE_SOCKET=${JOBPULSE_HOOK_SOCKET:-$DIR/agent/agent.sock}
+JOBPULSE_AGENT_CONFIG=$DIR/etc/jobpulse-agent.toml
 EOF
   cat >"$DIR/cluster.env" <<EOF
 export SLURM_CONF=$DIR/etc/slurm.conf

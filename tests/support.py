@@ -226,7 +226,7 @@ def run_hook(kind: str, state: Path, env: dict[str, str]) -> float:
             "--socket",
             str(state / "agent.sock"),
         ],
-        env={"PATH": os.environ["PATH"], **env},
+        env={"PATH": os.environ["PATH"], "JOBPULSE_AGENT_CONFIG": os.environ["JOBPULSE_AGENT_CONFIG"], **env},
         capture_output=True,
         text=True,
         timeout=30,

@@ -165,6 +165,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         f"JOBPULSE_AGENT={ROOT / '.venv' / 'bin' / 'jobpulse-agent'}\n"
         f"JOBPULSE_STATE_DIR={agents_state}/${{SLURMD_NODENAME}}\n"
         f"JOBPULSE_SOCKET={agents_state}/${{SLURMD_NODENAME}}/agent.sock\n"
+        f"JOBPULSE_AGENT_CONFIG={os.environ['JOBPULSE_AGENT_CONFIG']}\n"  # never the host's agent.toml
     )
     try:
         yield Cluster(

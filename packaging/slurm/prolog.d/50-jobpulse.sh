@@ -15,6 +15,7 @@
 #   JOBPULSE_AGENT=/opt/jobpulse/bin/jobpulse-agent   the agent command
 #   JOBPULSE_STATE_DIR=/var/lib/jobpulse              the agent's state directory (events, job state)
 #   JOBPULSE_SOCKET=/run/jobpulse/agent.sock          the agent's event socket
+#   JOBPULSE_AGENT_CONFIG=/etc/jobpulse/agent.toml    the agent's settings file
 trap 'exit 0' EXIT
 conf="${SLURM_CONF:-/etc/slurm/slurm.conf}"
 env_file="${conf%/*}/jobpulse-hook.env"

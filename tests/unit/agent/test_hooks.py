@@ -42,7 +42,7 @@ def hook(
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "jobpulse.agent.cli", kind, "--state-dir", str(state), "--socket", str(sock)],
-        env={"PATH": os.environ["PATH"], **env},
+        env={"PATH": os.environ["PATH"], "JOBPULSE_AGENT_CONFIG": os.environ["JOBPULSE_AGENT_CONFIG"], **env},
         capture_output=True,
         text=True,
         timeout=30,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,5 +62,13 @@ class AgentSettings:
         return self.state_dir / "events"
 
 
+CONFIG_ENV = "JOBPULSE_AGENT_CONFIG"  # the config file when --config is not given (hooks: jobpulse-hook.env)
+
+
 def load_settings(path: Path | None = None, **overrides: object) -> AgentSettings:
-    return config.load(AgentSettings, path or DEFAULT_CONFIG_PATH, overrides=dict(overrides))
+    """Settings from ``path``, else the file named by $JOBPULSE_AGENT_CONFIG, else /etc/jobpulse/agent.toml.
+    The variable exists for the Slurm hooks, which get no arguments of their own (set it in
+    jobpulse-hook.env), and for test runs that must never read the host's file."""
+    named = os.environ.get(CONFIG_ENV)
+    chosen = path or (Path(named) if named else DEFAULT_CONFIG_PATH)
+    return config.load(AgentSettings, chosen, overrides=dict(overrides))

@@ -8,6 +8,7 @@ traceback from ``bind()`` or the scheduler later.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,5 +177,12 @@ class CollectorSettings:
         return Path(self.database) if self.database else self.state_dir / "jobpulse.db"
 
 
+CONFIG_ENV = "JOBPULSE_COLLECTOR_CONFIG"  # the config file when --config is not given
+
+
 def load_settings(path: Path | None = None, **overrides: object) -> CollectorSettings:
-    return config.load(CollectorSettings, path or DEFAULT_CONFIG_PATH, overrides=dict(overrides))
+    """Settings from ``path``, else the file named by $JOBPULSE_COLLECTOR_CONFIG, else
+    /etc/jobpulse/collector.toml (the variable lets test runs and second instances avoid the host's file)."""
+    named = os.environ.get(CONFIG_ENV)
+    chosen = path or (Path(named) if named else DEFAULT_CONFIG_PATH)
+    return config.load(CollectorSettings, chosen, overrides=dict(overrides))
