@@ -89,12 +89,15 @@ async def test_logout_ends_the_session_server_side(fx_client: AsyncTestClient) -
 async def test_tokens_expire(fx_store: SqliteStore, fx_settings: CollectorSettings) -> None:
     from jobpulse.collector.app import create_app
 
-    fx_settings.session_ttl = 1
+    # 3 s: the login and the first request must fit in the token's life on a loaded 2-core machine
+    # (with 1 s they did not, once in a while); the token is then used a second past its expiry.
+    fx_settings.session_ttl = 3
     async with AsyncTestClient(app=create_app(fx_store, fx_settings)) as client:
+        issued = time.time()
         token = await login(client, "alice", "alice-password")
         client.cookies.clear()
         assert (await client.get("/api/jobs", headers=_bearer(token))).status_code == 200
-        await asyncio.sleep(2.1)
+        await asyncio.sleep(max(0.0, issued + 4.1 - time.time()))
         assert (await client.get("/api/jobs", headers=_bearer(token))).status_code == 401
 
 

@@ -128,7 +128,7 @@ def test_runs_far_apart_are_bounded_both_ways(fx_store: SqliteStore) -> None:
     later = T0 + 30 * 86400  # the id comes round again a month later (a re-installed cluster)
     second = jobs.record_start(db, "", 55, later, {}, "prolog")
     add_samples(db, 55, ("n2",), later, 10)
-    rows = {r["run_id"]: dict(r) for r in db.execute("SELECT * FROM jobs WHERE job_id = 55")}
+    rows = {r["run_id"]: jobs.run_of(r) for r in db.execute("SELECT * FROM jobs WHERE job_id = 55")}
     one, two = jobs.run_scope(db, rows[first]), jobs.run_scope(db, rows[second])
     assert one.end_ms is not None and one.end_ms <= (T0 + 100 + 10) * 1000 < two.start_ms
     count = "SELECT count(*) FROM job_samples WHERE job_id = 55 AND ts >= ? AND ts < ?"

@@ -27,24 +27,24 @@ def service(fx_store: SqliteStore) -> JobService:
 
 async def test_a_user_never_sees_another_users_run(service: JobService) -> None:
     row, scope = await service.get_run(ALICE, JobId(301))
-    assert row["user_name"] == "alice" and scope.job_id == 301
+    assert row.user_name == "alice" and scope.job_id == 301
     with pytest.raises(NotFound, match="302") as bobs:
         await service.get_run(ALICE, JobId(302))
     with pytest.raises(NotFound) as missing:
         await service.get_run(ALICE, JobId(999))
     assert type(bobs.value) is type(missing.value)  # the same answer as a missing job: ids cannot be probed
-    assert (await service.get_run(ADMIN, JobId(302)))[0]["user_name"] == "bob"
+    assert (await service.get_run(ADMIN, JobId(302)))[0].user_name == "bob"
     with pytest.raises(NotFound):
         await service.job_page(BOB, 301)
 
 
 async def test_the_list_is_scoped_to_the_users_own_jobs(service: JobService) -> None:
     listing = (await service.list_jobs(ALICE, JobQuery())).listing
-    assert [r["job_id"] for r in listing.rows] == [301] and listing.total == 1
+    assert [r.job_id for r in listing.rows] == [301] and listing.total == 1
     listing = (await service.list_jobs(ALICE, JobQuery(user="bob"))).listing
     assert listing.rows == [] and listing.total == 0
     listing = (await service.list_jobs(ADMIN, JobQuery(user="bob"))).listing
-    assert [r["job_id"] for r in listing.rows] == [302]
+    assert [r.job_id for r in listing.rows] == [302]
 
 
 async def test_tags_and_search_answer_domain_errors(service: JobService) -> None:
@@ -92,7 +92,7 @@ async def test_the_lists_radar_figures_are_one_store_read_per_page(
     monkeypatch.setattr(fx_store, "metric_summaries", counted)
     page = await service.list_jobs(ALICE, JobQuery(limit=100))
     assert len(calls) == 1 and len(calls[0]) == 30
-    by_job = {r["job_id"]: r["run_id"] for r in page.listing.rows}
+    by_job = {r.job_id: r.run_id for r in page.listing.rows}
     cores = {f.config.GUID: f for f in page.figures[by_job[400]]}["cpu_cores"]
     assert (cores.mean, cores.max) == (pytest.approx(2.9), 7.0)  # seed: i % 8 for i in 0..9
     assert cores.config.MaxPerNode == 8.0  # the node's CPUs: the radar's scale

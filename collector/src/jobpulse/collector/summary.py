@@ -98,9 +98,9 @@ _MEMORY_BOUNDED = ("mem_current_bytes", "mem_peak_bytes", "mem_anon_bytes", "mem
 
 def _limits(job: Any, nodes: list[NodeSummary], mem_limit: float | None) -> dict[str, float | None]:
     """What one node of the run was given, per metric that has such a bound."""
-    num_nodes = max(1, len(nodes) or (job["num_nodes"] or 0))
-    cpus = _max([n.alloc_cpus for n in nodes]) or (job["cpus"] / num_nodes if job["cpus"] else None)
-    memory = mem_limit or (job["mem_requested_bytes"] / num_nodes if job["mem_requested_bytes"] else None)
+    num_nodes = max(1, len(nodes) or (job.num_nodes or 0))
+    cpus = _max([n.alloc_cpus for n in nodes]) or (job.cpus / num_nodes if job.cpus else None)
+    memory = mem_limit or (job.mem_requested_bytes / num_nodes if job.mem_requested_bytes else None)
     limits: dict[str, float | None] = {"cpu_cores": cpus, "gpu_util_percent": 100.0}
     limits.update(dict.fromkeys(_MEMORY_BOUNDED, memory))
     return limits
@@ -112,7 +112,7 @@ def compute_summary(figures: RunFigures) -> JobSummary:
     duration = max(0.0, float(figures.stop - figures.start))
     nodes: list[NodeSummary] = []
     for r in figures.nodes:
-        alloc = r.alloc_cpus if r.alloc_cpus is not None else job["cpus"]
+        alloc = r.alloc_cpus if r.alloc_cpus is not None else job.cpus
         eff = (
             r.cpu_seconds / (alloc * duration)
             if r.cpu_seconds is not None and alloc and duration > 0
@@ -137,8 +137,8 @@ def compute_summary(figures: RunFigures) -> JobSummary:
         )
     node_names = figures.node_names
     gpu_detail = [GpuSummary(*g) for g in figures.gpus]
-    num_nodes = len(node_names) or (job["num_nodes"] or 0)
-    gpus = max(len(gpu_detail), (job["gpus_per_node"] or 0) * num_nodes)
+    num_nodes = len(node_names) or (job.num_nodes or 0)
+    gpus = max(len(gpu_detail), (job.gpus_per_node or 0) * num_nodes)
     cpu_seconds = _sum([n.cpu_seconds for n in nodes])
     alloc_core_seconds = _sum([n.alloc_cpus * duration if n.alloc_cpus else None for n in nodes])
     util_means = [g.util_mean_percent for g in gpu_detail if g.util_mean_percent is not None]
@@ -146,8 +146,8 @@ def compute_summary(figures: RunFigures) -> JobSummary:
     mem_limit = _max([n.mem_limit_bytes for n in nodes])
     limits = _limits(job, nodes, mem_limit)
     return JobSummary(
-        run_id=job["run_id"],
-        job_id=job["job_id"],
+        run_id=job.run_id,
+        job_id=job.job_id,
         duration_s=duration,
         num_nodes=num_nodes,
         cpu_seconds=cpu_seconds,
@@ -159,7 +159,7 @@ def compute_summary(figures: RunFigures) -> JobSummary:
         gpus=gpus,
         gpu_hours=gpus * duration / 3600,
         mem_peak_bytes=_max([n.mem_peak_bytes for n in nodes]),
-        mem_requested_bytes=job["mem_requested_bytes"],
+        mem_requested_bytes=job.mem_requested_bytes,
         mem_limit_bytes=mem_limit,
         gpu_util_mean_percent=(
             sum(util_means) / len(util_means)

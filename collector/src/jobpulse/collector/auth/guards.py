@@ -7,7 +7,7 @@ from typing import Any
 
 from jobpulse.collector.auth.roles import Principal, Role
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
@@ -30,11 +30,3 @@ def requires(role: Role) -> Guard:
 
     guard.__name__ = f"requires_{role.name.lower()}"
     return guard
-
-
-def check_job_access(principal: Principal, job: dict[str, Any] | None, job_id: int | str) -> dict[str, Any]:
-    """The job if ``principal`` may read it. Another user's job answers the same 404 as a missing one,
-    so job ids of other users cannot be probed."""
-    if job is None or not (principal.is_admin or job.get("user_name") == principal.username):
-        raise NotFoundException(f"job {job_id} not found")
-    return job

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from jobpulse.collector.domain.runs import JobRun
 from jobpulse.collector.domain.tags import Tag
 
 Bounds = tuple[int | None, int | None]
@@ -47,7 +47,7 @@ class JobListing:
     """One page of the job list: the runs (rows of ``jobs``), how many match in all, each run's tags
     and the tags in use (the list's tag filter offers them)."""
 
-    rows: list[dict[str, Any]]
+    rows: list[JobRun]
     total: int
     tags_by_run: dict[int, list[Tag]]
     tags_in_use: list[Tag]
@@ -90,7 +90,7 @@ class RunChange:
     """What recording one source's word did to a run: the stored run after it, whether that created the
     run (no source had reported it yet) and whether it ended it (the run was running before)."""
 
-    run: dict[str, Any]
+    run: JobRun | None  # None: the run is not there (nothing was recorded)
     created: bool = False
     ended: bool = False
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jobpulse.collector.domain.jobid import JobId
+
 # Samples taken around a run's edges still belong to it: the prolog's first sample can precede the
 # recorded start by the nodes' clock skew, and the epilog's final sample is taken just after the end
 # (the hook stamps the end, then the agent reads the cgroup). A requeued run's samples start later
@@ -40,3 +42,58 @@ class RunScope:
         if end_ms is not None:
             end = end_ms if end is None else min(end, end_ms)
         return RunScope(self.job_id, start, end, self.nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """One run of a job as jobpulse knows it (a row of the job table, decoded): who, where, when, what was
+    allocated, how it ended. Every dialect, the web page and the report map this one type; the store is
+    the only place that builds it.
+
+    A requeued job, a job number reused by a second cluster or a re-installed one, has several runs:
+    ``run_id`` names one. ``nodes`` is the union of what every source reported (hostlists expanded);
+    ``exit_code`` is JobMon's number (the code, or 128 + a real signal), ``exit_signal`` Slurm's signal
+    (125 marks an OOM kill, see jobs.slurm_exit_string).
+    """
+
+    run_id: int
+    job_id: int
+    start_time: int
+    cluster: str = ""
+    user_name: str = ""
+    user_id: int | None = None
+    group_name: str = ""
+    group_id: int | None = None
+    account: str = ""
+    partition: str = ""
+    qos: str = ""
+    job_name: str = ""
+    num_nodes: int | None = None
+    num_tasks: int | None = None
+    tasks_per_node: int | None = None
+    cpus: int | None = None
+    gpus_per_node: int | None = None
+    mem_requested_bytes: int | None = None
+    nodes: tuple[str, ...] = ()
+    nodelist: str = ""
+    stop_time: int | None = None
+    is_running: bool = True
+    state: str = "RUNNING"
+    exit_code: int | None = None
+    exit_signal: int | None = None
+    source: str = ""
+    updated: float = 0.0
+    array_job_id: int | None = None
+    array_task_id: int | None = None
+    het_job_id: int | None = None
+    het_job_offset: int | None = None
+    job_script: str | None = None
+
+    @property
+    def ref(self) -> JobId:
+        """How Slurm names the run: its array task or het component when it is one, else its number."""
+        if self.array_job_id is not None and self.array_task_id is not None:
+            return JobId(self.array_job_id, array_task=self.array_task_id)
+        if self.het_job_id is not None and self.het_job_offset is not None:
+            return JobId(self.het_job_id, het_offset=self.het_job_offset)
+        return JobId(self.job_id)

@@ -285,7 +285,9 @@ def publish_run_change(bus: EventBus, change: RunChange, source: str) -> None:
     """:class:`JobStarted` for a run that a write created, :class:`JobEnded` for one it ended (``node``
     "": the report is about the whole job, not one node's)."""
     run = change.run
+    if run is None:
+        return
     if change.created:
-        bus.publish(JobStarted(int(run["job_id"]), "", float(run["start_time"]), source))
+        bus.publish(JobStarted(run.job_id, "", float(run.start_time), source))
     if change.ended:
-        bus.publish(JobEnded(int(run["job_id"]), "", run["state"] or "", float(run["stop_time"]), source))
+        bus.publish(JobEnded(run.job_id, "", run.state, float(run.stop_time or run.start_time), source))

@@ -12,7 +12,6 @@ through the store's named methods (store/base.py ``JobStore``).
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 from collections import OrderedDict
@@ -22,11 +21,11 @@ from typing import Any, cast
 
 import msgspec
 from jobpulse.collector import metric_catalog
-from jobpulse.collector.domain.errors import InvalidInput, NotFound, Unavailable
+from jobpulse.collector.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery
 from jobpulse.collector.domain.principals import Principal
-from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.domain.runs import JobRun, RunScope
 from jobpulse.collector.domain.summaries import StoredSummary
 from jobpulse.collector.domain.tags import Tag
 from jobpulse.collector.schemas import Configuration, MetricConfig, MetricData, QuantileData
@@ -74,7 +73,7 @@ class JobList:
 class JobPage:
     """Everything the job page shows of one run (GET /api/job/{id})."""
 
-    run: dict[str, Any]
+    run: JobRun
     tags: list[Tag]
     metric_data: list[MetricData]
     interval: float  # of metric_data; 0.0 for raw samples
@@ -103,7 +102,7 @@ class JobService:
         self.cache.invalidate_jobs(job_ids)
 
     # -- resolving a job reference ---------------------------------------------------------------
-    async def get_job(self, principal: Principal, ref: int | JobId) -> dict[str, Any]:
+    async def get_job(self, principal: Principal, ref: int | JobId) -> JobRun:
         """The newest run ``ref`` names, if ``principal`` may read it (NotFound otherwise)."""
         if isinstance(ref, int) and not 0 < ref <= INT64:
             row = None
@@ -113,7 +112,7 @@ class JobService:
 
     async def get_run(
         self, principal: Principal, ref: int | JobId, nodes: list[str] | None = None
-    ) -> tuple[dict[str, Any], RunScope]:
+    ) -> tuple[JobRun, RunScope]:
         """The run ``ref`` names (if ``principal`` may read it) and the samples that are its own, on
         ``nodes`` only when given."""
         row = await self.get_job(principal, ref)
@@ -139,7 +138,7 @@ class JobService:
         config = metric_catalog.configuration_of(stored_config, series.interval_label(self.tick))
         by_guid = {m.GUID: m for m in config.Metrics}
         radar = [by_guid[guid] for guid in config.RadarChartMetrics if guid in by_guid]
-        finished = [r["run_id"] for r in listing.rows if not r["is_running"]]
+        finished = [r.run_id for r in listing.rows if not r.is_running]
         stored = await self._figures_of(finished, tuple(sorted({m.Measurement for m in radar})))
         shown: dict[tuple[str, float], MetricConfig] = {}  # one bounded entry per metric and bound
         figures = {
@@ -189,10 +188,10 @@ class JobService:
         """
         row, scope = await self.get_run(principal, ref, nodes)
         cache = self.cache
-        running = bool(row["is_running"])
+        running = bool(row.is_running)
         finished = not running and not raw
         now = time.time()
-        sampling_key = ("sampling", row["run_id"], row["stop_time"])
+        sampling_key = ("sampling", row.run_id, row.stop_time)
         measured = cache.get(sampling_key) if finished else None
         if measured is None:
             measured = (await self.store.sampling(scope))[0] or self.tick
@@ -202,8 +201,8 @@ class JobService:
         chosen = interval or default
         catalog = await self.metric_catalog()
         key = (
-            row["run_id"],
-            row["stop_time"],
+            row.run_id,
+            row.stop_time,
             chosen,
             tuple(nodes or ()),
             step,
@@ -222,8 +221,8 @@ class JobService:
         if running and not raw:
             metric_data = series.with_every_node(metric_data, _every_node(row, scope))
         tags, stored, steps = await asyncio.gather(
-            self.store.job_tags(row["run_id"]),
-            self.store.job_summary(row["run_id"]),
+            self.store.job_tags(row.run_id),
+            self.store.job_summary(row.run_id),
             self.store.step_summaries(scope),
         )
         figures = metric_figures(catalog, stored.metrics) if stored else []
@@ -237,7 +236,7 @@ class JobService:
             steps=steps,
             quantile_data=quantile_data,
             figures=figures or None,
-            stop_time=int(now) if running else int(row["stop_time"] or 0),
+            stop_time=int(now) if running else int(row.stop_time or 0),
         )
 
     async def live_window(
@@ -286,7 +285,7 @@ class JobService:
         if interval is None:
             measured, _ = await self.store.sampling(scope)
             interval = series.sample_intervals(row, measured or self.tick)[1]
-        running = bool(row["is_running"])
+        running = bool(row.is_running)
         shown = scope.within(int((time.time() - LIVE_WINDOW_S) * 1000)) if running else scope
         per_node = (await self.store.series_points(shown, [config.Measurement], interval, fn))[
             config.Measurement
@@ -308,7 +307,7 @@ class JobService:
         if ident is not None:
             job = await self.store.get_job(ident)
             if job is not None and access.may_read(principal, job):
-                return f"job:{job['job_id']}"
+                return f"job:{job.job_id}"
         own = access.visible_user(principal)
         if own is None:
             if term in await self.store.users_with_jobs(term, limit=1000):
@@ -317,9 +316,7 @@ class JobService:
             return f"user:{term}"
         raise NotFound(f"no job or user matches {term!r}")
 
-    async def search_jobs(
-        self, principal: Principal, term: str
-    ) -> tuple[list[dict[str, Any]], dict[int, list[Tag]]]:
+    async def search_jobs(self, principal: Principal, term: str) -> tuple[list[JobRun], dict[int, list[Tag]]]:
         """The newest runs (at most SEARCH_LIMIT) whose job number, user, job name or account contains
         ``term``, among those ``principal`` may see (users: their own); each run's tags."""
         found = await self.store.search_jobs(term.strip(), access.visible_user(principal), SEARCH_LIMIT)
@@ -340,13 +337,13 @@ class JobService:
         row = await self.get_job(principal, ref)
         kind = type if type == "finding" else "admin" if principal.is_admin else "user"
         try:
-            return await self.store.add_tag(row["run_id"], name, kind, principal.username)
+            return await self.store.add_tag(row.run_id, name, kind, principal.username)
         except ValueError as exc:
             raise InvalidInput("Name", str(exc)) from None
 
     async def remove_tag(self, principal: Principal, ref: int | JobId, name: str) -> None:
         row = await self.get_job(principal, ref)
-        if not await self.store.remove_tag(row["run_id"], name):
+        if not await self.store.remove_tag(row.run_id, name):
             raise NotFound(f"job {ref} has no tag {name!r}")
 
     # -- lifecycle from REST (the Slurm hooks' job_start/job_stop, an admin's refresh) ------------
@@ -358,7 +355,7 @@ class JobService:
         facts: JobFacts,
         stop: int = 0,
         exit_code: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> JobRun:
         """A run started (and, with ``stop``, ended): recorded as source ``api``, then published as
         JobStarted (and JobEnded); the stored run."""
         ended = (stop, _state(exit_code), exit_code) if stop else None
@@ -367,18 +364,18 @@ class JobService:
             self.bus.publish(JobStarted(job_id, "", float(start), "api"))
             if ended is not None:
                 self.bus.publish(JobEnded(job_id, "", ended[1], float(stop), "api"))
-        return row
+        return _recorded(row, job_id)
 
-    async def stop_job(self, job_id: int, stop: int, exit_code: int | None) -> dict[str, Any]:
+    async def stop_job(self, job_id: int, stop: int, exit_code: int | None) -> JobRun:
         """The newest run of ``job_id`` ended, in whatever cluster: recorded as source ``api``, then
         published as JobEnded."""
         state = _state(exit_code)
         row = await self.store.record_stop(None, job_id, stop, state, exit_code, "api")
         if self.bus is not None:
             self.bus.publish(JobEnded(job_id, "", state, float(stop), "api"))
-        return row
+        return _recorded(row, job_id)
 
-    async def refresh_job(self, job_id: int) -> dict[str, Any]:
+    async def refresh_job(self, job_id: int) -> JobRun:
         """Re-read the job from Slurm and make Slurm's word final; the stored run. Unavailable when Slurm
         cannot be asked.
 
@@ -397,10 +394,10 @@ class JobService:
         if found is None:
             raise NotFound(f"Slurm does not know job {job_id}")
         change = await self.store.apply_slurm_job(found, "refresh", overwrite=True)
-        self.invalidate_jobs([job_id, *([change.run["job_id"]] if change.run else [])])
+        self.invalidate_jobs([job_id, *([change.run.job_id] if change.run else [])])
         if self.bus is not None and change.run:
             publish_run_change(self.bus, change, "refresh")
-        return change.run
+        return _recorded(change.run, job_id)
 
 
 def metric_figures(
@@ -427,11 +424,19 @@ def metric_figures(
     return out
 
 
-def _every_node(row: dict[str, Any], scope: RunScope) -> list[str]:
+def _every_node(row: JobRun, scope: RunScope) -> list[str]:
     """Every node of the run, whichever a caller narrowed the series to: the live page appends a pushed
     sample to its node's series whatever node it shows (JobMon ignores a node selection while a job runs)."""
-    listed = json.loads(row["nodes"] or "[]")
+    listed = list(row.nodes)
     return [*listed, *(n for n in scope.nodes if n not in listed)]
+
+
+def _recorded(run: JobRun | None, job_id: int) -> JobRun:
+    """The run a write stored; a write that stored none (a stop older than the run it names, whose start
+    another run already holds) is a conflict the caller is told about, never an empty success."""
+    if run is None:
+        raise Conflict(f"job {job_id}: no run was recorded (a run with that start already exists)")
+    return run
 
 
 def _state(exit_code: int | None) -> str:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobpulse.collector import metric_catalog
-from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.domain.runs import JobRun, RunScope
 from jobpulse.collector.schemas import MetricConfig, MetricData, QuantileData
 from jobpulse.collector.store.base import JobStore
 
@@ -34,14 +34,14 @@ def interval_label(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def sample_intervals(row: dict[str, Any], tick: float) -> tuple[list[float], float]:
+def sample_intervals(row: JobRun, tick: float) -> tuple[list[float], float]:
     """(the intervals offered, the default) so a chart has about DEFAULT_MAX_POINTS_PER_JOB points;
     JobMon's CalculateSampleIntervals, with the measured tick offered first when finer than 30 s. The
     measured tick is rounded to whole seconds (series are bucketed by whole seconds; a select shows
     ``2``, not ``1.9747608695652175``)."""
     tick = float(max(1, round(tick)))
-    stop = time.time() if row["is_running"] or not row["stop_time"] else row["stop_time"]
-    duration = max(0.0, float(stop) - float(row["start_time"]))
+    stop = time.time() if row.is_running or not row.stop_time else row.stop_time
+    duration = max(0.0, float(stop) - float(row.start_time))
     factor = math.ceil(duration / tick / DEFAULT_MAX_POINTS_PER_JOB)
     best = factor * tick
     chosen = tick

@@ -22,7 +22,7 @@ from jobpulse.collector.domain.accounts import ApiKey, AuditEntry, RoleRequest, 
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery, RunChange
 from jobpulse.collector.domain.nodes import Inventory, NodeStatus
-from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.domain.runs import JobRun, RunScope
 from jobpulse.collector.domain.summaries import StoredSummary
 from jobpulse.collector.domain.tags import Tag
 from jobpulse.collector.domain.usage import (
@@ -61,11 +61,11 @@ class StoredConfigSource(Protocol):
 class JobStore(StoredConfigSource, Protocol):
     """Job runs, their samples and series, tags and summaries."""
 
-    async def get_job(self, job_id: int | JobId) -> dict[str, Any] | None:
+    async def get_job(self, job_id: int | JobId) -> JobRun | None:
         """The newest run of a job number, array task or het component."""
         ...
 
-    async def run_scope(self, run: dict[str, Any]) -> RunScope:
+    async def run_scope(self, run: JobRun) -> RunScope:
         """Which samples belong to ``run`` (its window and its cluster's nodes)."""
         ...
 
@@ -141,14 +141,14 @@ class JobStore(StoredConfigSource, Protocol):
         facts: JobFacts,
         source: str,
         stop: tuple[int, str, int | None] | None = None,
-    ) -> dict[str, Any]:
+    ) -> JobRun | None:
         """A run started (and ended, with ``stop`` = (time, state, exit code)); the stored run."""
         ...
 
     async def record_stop(
         self, cluster: str | None, job_id: int, stop: int, state: str, exit_code: int | None, source: str
-    ) -> dict[str, Any]:
-        """The newest run of ``job_id`` ended; the stored run."""
+    ) -> JobRun | None:
+        """The newest run of ``job_id`` ended; the stored run (None: no run of it is known)."""
         ...
 
     async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> RunChange:
@@ -333,7 +333,7 @@ class GpuFigures(NamedTuple):
 class RunFigures:
     """What a run's summary is computed from (summary.py computes it)."""
 
-    run: dict[str, Any]  # the stored run
+    run: JobRun  # the stored run
     start: float  # seconds since the epoch
     stop: float  # the run's stop, or the time asked about while it runs
     source: str  # the table the node figures came from: job_samples, or job_samples_1m once raw is gone

@@ -11,7 +11,7 @@ from jobpulse.collector.domain import hostnames
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import JobFacts, RunChange
 from jobpulse.collector.domain.jobs import JobQuery as JobQuery  # the list filters (re-exported)
-from jobpulse.collector.domain.runs import EDGE_SECONDS, START_EDGE, RunScope
+from jobpulse.collector.domain.runs import EDGE_SECONDS, START_EDGE, JobRun, RunScope
 from jobpulse.collector.store.errors import BatchError
 from jobpulse.common.validate import safe_for_log
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -143,6 +143,15 @@ def node_fields(names: list[str]) -> dict[str, Any]:
     """The ``nodes``/``nodelist`` columns for hostlist expressions or names (expanded, unioned)."""
     expanded = hostnames.expand_all(names)
     return {"nodes": json.dumps(expanded), "nodelist": hostnames.compress(expanded)} if expanded else {}
+
+
+def run_of(row: sqlite3.Row) -> JobRun:
+    """The domain's run from a row of ``jobs`` (node list decoded, flags as bools): the one place a job
+    row becomes what services and dialects see."""
+    values = dict(row)
+    values["nodes"] = tuple(json.loads(values["nodes"] or "[]"))
+    values["is_running"] = bool(values["is_running"])
+    return JobRun(**values)
 
 
 def _latest_run(
@@ -431,13 +440,13 @@ def apply_slurm_job(db: sqlite3.Connection, job: SlurmJob, source: str, overwrit
         refresh_run(db, run, facts)
     row = db.execute("SELECT * FROM jobs WHERE run_id = ?", (run,)).fetchone()
     if row is None or before is None:
-        return RunChange({})
-    return RunChange(dict(row), created=run > newest, ended=bool(before[0]) and not row["is_running"])
+        return RunChange(None)
+    return RunChange(run_of(row), created=run > newest, ended=bool(before[0]) and not row["is_running"])
 
 
 def list_jobs(
     db: sqlite3.Connection, user: str | None = None, limit: int = 100, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> list[JobRun]:
     sql = "SELECT * FROM jobs"
     params: list[Any] = []
     if user is not None:
@@ -445,10 +454,10 @@ def list_jobs(
         params.append(user)
     sql += " ORDER BY start_time DESC, run_id DESC LIMIT ? OFFSET ?"
     params += [limit, offset]
-    return [dict(r) for r in db.execute(sql, params)]
+    return [run_of(r) for r in db.execute(sql, params)]
 
 
-def get_job(db: sqlite3.Connection, job_id: int | JobId) -> dict[str, Any] | None:
+def get_job(db: sqlite3.Connection, job_id: int | JobId) -> JobRun | None:
     """The latest run (a requeued job has several) of a job number, array task or het component."""
     ident = job_id if isinstance(job_id, JobId) else JobId(job_id)
     params: tuple[int, ...]
@@ -461,32 +470,32 @@ def get_job(db: sqlite3.Connection, job_id: int | JobId) -> dict[str, Any] | Non
     row = db.execute(
         f"SELECT * FROM jobs WHERE {where} ORDER BY start_time DESC, run_id DESC LIMIT 1", params
     ).fetchone()
-    return dict(row) if row else None
+    return run_of(row) if row else None
 
 
-def run_scope(db: sqlite3.Connection, run: dict[str, Any]) -> RunScope:
+def run_scope(db: sqlite3.Connection, run: JobRun) -> RunScope:
     """The samples that belong to ``run``: its window (up to the next run of the same job number in
     its cluster, if one started) and the nodes that sent samples for it, less those of other clusters."""
-    start, stop = int(run["start_time"]), run["stop_time"]
-    end = None if run["is_running"] or stop is None else int(stop) + EDGE_SECONDS
+    start, stop = int(run.start_time), run.stop_time
+    end = None if run.is_running or stop is None else int(stop) + EDGE_SECONDS
     later = db.execute(
         "SELECT min(start_time) FROM jobs WHERE job_id = ? AND cluster = ? AND start_time > ?",
-        (run["job_id"], run["cluster"], start),
+        (run.job_id, run.cluster, start),
     ).fetchone()[0]
     if later is not None:
         end = min(end, int(later)) if end is not None else int(later)
     sql = "SELECT DISTINCT s.node FROM job_series s"
-    params: list[Any] = [run["job_id"]]
-    if run["cluster"]:
+    params: list[Any] = [run.job_id]
+    if run.cluster:
         # a node of another cluster never belongs to this run; a node that named no cluster may
         sql += (
             " LEFT JOIN nodes n ON n.name = s.node WHERE s.job_id = ? AND coalesce(n.cluster, '') IN ('', ?)"
         )
-        params.append(run["cluster"])
+        params.append(run.cluster)
     else:
         sql += " WHERE s.job_id = ?"
     nodes = hostnames.sort(r[0] for r in db.execute(sql, params))
-    return RunScope(int(run["job_id"]), (start - START_EDGE) * 1000, end * 1000 if end else None, nodes)
+    return RunScope(int(run.job_id), (start - START_EDGE) * 1000, end * 1000 if end else None, nodes)
 
 
 # -- filtered job list (GET /api/jobs) ------------------------------------------------------------
@@ -519,7 +528,7 @@ def _range(
         params.append(high)
 
 
-def query_jobs(db: sqlite3.Connection, q: JobQuery) -> tuple[list[dict[str, Any]], int]:
+def query_jobs(db: sqlite3.Connection, q: JobQuery) -> tuple[list[JobRun], int]:
     """(one page of job rows, the number matching in all) for the filters of ``q``."""
     where: list[str] = []
     params: list[Any] = []
@@ -567,7 +576,7 @@ def query_jobs(db: sqlite3.Connection, q: JobQuery) -> tuple[list[dict[str, Any]
     sql = (
         f"SELECT * FROM jobs{clause} ORDER BY {SORT_COLUMNS[q.sort]} {order}, run_id {order} LIMIT ? OFFSET ?"
     )
-    rows = [dict(r) for r in db.execute(sql, [*params, q.limit, q.offset])]
+    rows = [run_of(r) for r in db.execute(sql, [*params, q.limit, q.offset])]
     return rows, total
 
 
@@ -587,9 +596,7 @@ def users_with_jobs(db: sqlite3.Connection, contains: str, limit: int = 100) -> 
     return [r[0] for r in rows]
 
 
-def search_jobs(
-    db: sqlite3.Connection, contains: str, user: str | None, limit: int = 100
-) -> list[dict[str, Any]]:
+def search_jobs(db: sqlite3.Connection, contains: str, user: str | None, limit: int = 100) -> list[JobRun]:
     """The newest runs (at most ``limit``) whose job number, user, job name or account contains
     ``contains`` (case-insensitive), of ``user`` only when given."""
     pattern = like_pattern(contains)
@@ -602,4 +609,4 @@ def search_jobs(
         sql += " AND user_name = ?2"
         params.append(user)
     sql += f" ORDER BY start_time DESC, run_id DESC LIMIT {int(limit)}"
-    return [dict(r) for r in db.execute(sql, params)]
+    return [run_of(r) for r in db.execute(sql, params)]

@@ -23,11 +23,11 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.nodes import NodeStatus
-from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.domain.runs import JobRun, RunScope
 from jobpulse.collector.store import ingest, jobs, nodes
 from jobpulse.collector.store.base import Store
 from jobpulse.collector.store.errors import BatchError, StoreFull, StoreUnavailable
@@ -222,10 +222,10 @@ class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep, Sqlite
         return self._write(lambda db: ingest.ingest_many(db, items, known, staged))
 
     # -- queries ---------------------------------------------------------
-    async def get_job(self, job_id: int | JobId) -> dict[str, Any] | None:
+    async def get_job(self, job_id: int | JobId) -> JobRun | None:
         return await self._read(lambda db: jobs.get_job(db, job_id))
 
-    async def run_scope(self, run: dict[str, Any]) -> RunScope:
+    async def run_scope(self, run: JobRun) -> RunScope:
         return await self._read(lambda db: jobs.run_scope(db, run))
 
     async def nodes(self, down_after: float, now: float) -> list[NodeStatus]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobpulse.collector.domain.jobs import JobFacts, JobListing, JobQuery, RunChange
-from jobpulse.collector.domain.runs import RunScope
+from jobpulse.collector.domain.runs import JobRun, RunScope
 from jobpulse.collector.domain.summaries import StoredSummary
 from jobpulse.collector.domain.tags import Tag
 from jobpulse.collector.store import jobs, samples, series, steps, tags
@@ -44,9 +44,9 @@ def _transaction(fn: Callable[[sqlite3.Connection], T], immediate: bool) -> Call
     return run
 
 
-def _row(db: sqlite3.Connection, run_id: int) -> dict[str, Any]:
+def _row(db: sqlite3.Connection, run_id: int) -> JobRun | None:
     row = db.execute("SELECT * FROM jobs WHERE run_id = ?", (run_id,)).fetchone()
-    return dict(row) if row is not None else {}
+    return jobs.run_of(row) if row is not None else None
 
 
 class SqliteJobs:
@@ -65,7 +65,7 @@ class SqliteJobs:
             return JobListing(
                 rows=rows,
                 total=total,
-                tags_by_run=tags.tags_of_runs(db, [r["run_id"] for r in rows]),
+                tags_by_run=tags.tags_of_runs(db, [r.run_id for r in rows]),
                 tags_in_use=tags.all_tags(db, tags_of),
             )
 
@@ -77,7 +77,7 @@ class SqliteJobs:
     async def search_jobs(self, contains: str, user: str | None, limit: int = 100) -> JobListing:
         def run(db: sqlite3.Connection) -> JobListing:
             rows = jobs.search_jobs(db, contains, user, limit)
-            tagged = tags.tags_of_runs(db, [r["run_id"] for r in rows])
+            tagged = tags.tags_of_runs(db, [r.run_id for r in rows])
             return JobListing(rows=rows, total=len(rows), tags_by_run=tagged, tags_in_use=[])
 
         return await self._read(_transaction(run, immediate=False))
@@ -133,10 +133,10 @@ class SqliteJobs:
         facts: JobFacts,
         source: str,
         stop: tuple[int, str, int | None] | None = None,
-    ) -> dict[str, Any]:
+    ) -> JobRun | None:
         """A run started (and ended, with ``stop`` = (time, state, exit code)); the stored run."""
 
-        def run(db: sqlite3.Connection) -> dict[str, Any]:
+        def run(db: sqlite3.Connection) -> JobRun | None:
             run_id = jobs.record_start(db, cluster, job_id, start, facts, source)
             if stop is not None:
                 jobs.record_stop(db, cluster, job_id, stop[0], stop[1], stop[2], source)
@@ -146,10 +146,10 @@ class SqliteJobs:
 
     async def record_stop(
         self, cluster: str | None, job_id: int, stop: int, state: str, exit_code: int | None, source: str
-    ) -> dict[str, Any]:
+    ) -> JobRun | None:
         """The newest run of ``job_id`` ended; the stored run."""
 
-        def run(db: sqlite3.Connection) -> dict[str, Any]:
+        def run(db: sqlite3.Connection) -> JobRun | None:
             return _row(db, jobs.record_stop(db, cluster, job_id, stop, state, exit_code, source))
 
         return await self._write(_transaction(run, immediate=True))

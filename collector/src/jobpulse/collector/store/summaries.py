@@ -20,6 +20,7 @@ from typing import Any
 from jobpulse.collector.domain.jobs import FINDING_CREATED_BY, FINDING_TAG_TYPE
 from jobpulse.collector.domain.runs import EDGE_SECONDS
 from jobpulse.collector.domain.summaries import Finding, StoredSummary
+from jobpulse.collector.store import jobs
 from jobpulse.collector.store.base import GpuFigures, NodeFigures, RunFigures
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.packed import Hour, read_hours, selection
@@ -205,7 +206,7 @@ def run_figures(db: sqlite3.Connection, run_id: int, now: float) -> RunFigures |
         (*node_names, lo, hi),
     ).fetchall()
     return RunFigures(
-        run=dict(job),
+        run=jobs.run_of(job),
         start=start,
         stop=stop,
         source=source,

@@ -23,6 +23,7 @@ from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.domain import hostnames
 from jobpulse.collector.domain.jobs import JobFacts
+from jobpulse.collector.domain.runs import JobRun
 from jobpulse.collector.services.jobs import JobService
 from jobpulse.common import validate
 from litestar import Controller, Request, patch, post, put
@@ -35,7 +36,7 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 MAX_BODY = 256 * 1024  # a job script can be long, but not this long
 
 
-def job_metadata(row: dict[str, Any]) -> dict[str, Any]:
+def job_metadata(row: JobRun) -> dict[str, Any]:
     """The stored run as JobMon's job.JobMetadata."""
     doc: dict[str, Any] = msgspec.to_builtins(_job_metadata(row))
     return doc
@@ -233,6 +234,6 @@ class JobControlController(Controller):
         return job_metadata(await jobs.refresh_job(job_id))
 
 
-def _answer(request: Request[Any, Any, Any], job_id: int, row: dict[str, Any]) -> dict[str, Any]:
+def _answer(request: Request[Any, Any, Any], job_id: int, row: JobRun) -> dict[str, Any]:
     """The stored job for admins; only the job number the caller sent for job-control (it reads nothing)."""
     return job_metadata(row) if principal_of(request).is_admin else {"Id": job_id}

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable
 from typing import Any
 
-from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import slurm_exit_string
+from jobpulse.collector.domain.runs import JobRun
 from jobpulse.collector.domain.summaries import StoredSummary
 from jobpulse.collector.domain.tags import Tag
 from jobpulse.collector.schemas import JobData, JobMetadata, JobMetadataData, JobTag, Node, StepSummary
@@ -43,58 +42,49 @@ def metadata_data(figures: list[MetricFigures] | None) -> list[JobMetadataData] 
 
 
 def job_metadata(
-    row: dict[str, Any],
+    row: JobRun,
     tags: Iterable[Tag] = (),
     figures: list[MetricFigures] | None = None,
     stop_time: int | None = None,
 ) -> JobMetadata:
-    """A jobs row in the JobMetadata shape (JobMon field names, times in epoch seconds; ``stop_time``
+    """A run in the JobMetadata shape (JobMon field names, times in epoch seconds; ``stop_time``
     instead of the stored one where given: the job page shows a running job's as now)."""
-    nodes = json.loads(row["nodes"])
-    num_nodes, num_tasks = max(_int(row["num_nodes"]), len(nodes)), _int(row["num_tasks"])
+    nodes = row.nodes
+    num_nodes, num_tasks = max(_int(row.num_nodes), len(nodes)), _int(row.num_tasks)
     return JobMetadata(
-        Id=row["job_id"],
-        UserId=_int(row["user_id"]),
-        UserName=row["user_name"],
-        GroupId=_int(row["group_id"]),
-        GroupName=row["group_name"],
-        ClusterId=row["cluster"],
+        Id=row.job_id,
+        UserId=_int(row.user_id),
+        UserName=row.user_name,
+        GroupId=_int(row.group_id),
+        GroupName=row.group_name,
+        ClusterId=row.cluster,
         NumNodes=num_nodes,
         NumTasks=num_tasks,
-        TasksPerNode=_int(row.get("tasks_per_node")) or (num_tasks // num_nodes if num_nodes else 0),
-        GPUsPerNode=_int(row["gpus_per_node"]),
-        StartTime=_int(row["start_time"]),
-        StopTime=_int(row["stop_time"]) if stop_time is None else stop_time,
-        IsRunning=bool(row["is_running"]),
-        JobName=row["job_name"],
-        Account=row["account"],
+        TasksPerNode=_int(row.tasks_per_node) or (num_tasks // num_nodes if num_nodes else 0),
+        GPUsPerNode=_int(row.gpus_per_node),
+        StartTime=_int(row.start_time),
+        StopTime=_int(row.stop_time) if stop_time is None else stop_time,
+        IsRunning=row.is_running,
+        JobName=row.job_name,
+        Account=row.account,
         TTL=0,
-        Partition=row["partition"],
-        JobScript=row.get("job_script") or "",
-        ExitCode=_int(row["exit_code"]),
+        Partition=row.partition,
+        JobScript=row.job_script or "",
+        ExitCode=_int(row.exit_code),
         Nodes=[Node(Name=n) for n in nodes],
         Tags=[job_tag(t) for t in tags],
-        State=row["state"],
+        State=row.state,
         NodeList="|".join(nodes),
-        Cpus=_int(row["cpus"]),
-        JobIdString=str(job_ref(row)),
-        ArrayJobId=row.get("array_job_id"),
-        ArrayTaskId=row.get("array_task_id"),
-        HetJobId=row.get("het_job_id"),
-        HetJobOffset=row.get("het_job_offset"),
-        HostList=row["nodelist"],
-        ExitCodeString=slurm_exit_string(row.get("exit_code"), row.get("exit_signal")),
+        Cpus=_int(row.cpus),
+        JobIdString=str(row.ref),
+        ArrayJobId=row.array_job_id,
+        ArrayTaskId=row.array_task_id,
+        HetJobId=row.het_job_id,
+        HetJobOffset=row.het_job_offset,
+        HostList=row.nodelist,
+        ExitCodeString=slurm_exit_string(row.exit_code, row.exit_signal),
         Data=metadata_data(figures),
     )
-
-
-def job_ref(row: dict[str, Any]) -> JobId:
-    """How Slurm names the run: its array task or het component when it is one, else its number."""
-    if row.get("array_job_id") is not None and row.get("array_task_id") is not None:
-        return JobId(int(row["array_job_id"]), array_task=int(row["array_task_id"]))
-    if row.get("het_job_id") is not None and row.get("het_job_offset") is not None:
-        return JobId(int(row["het_job_id"]), het_offset=int(row["het_job_offset"]))
-    return JobId(int(row["job_id"]))
 
 
 def job_data(page: JobPage, step: str) -> JobData:

@@ -119,7 +119,7 @@ class JobsController(Controller):
         listing, config = found.listing, found.config
         return JobListData(
             Jobs=[
-                jobdata.job_metadata(r, listing.tags_by_run[r["run_id"]], found.figures.get(r["run_id"]))
+                jobdata.job_metadata(r, listing.tags_by_run[r.run_id], found.figures.get(r.run_id))
                 for r in listing.rows
             ],
             Config=JobListConfig(

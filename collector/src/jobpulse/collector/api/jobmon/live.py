@@ -35,6 +35,7 @@ from jobpulse.collector.auth.guards import principal_of, requires
 from jobpulse.collector.auth.roles import Role
 from jobpulse.collector.domain.errors import DomainError
 from jobpulse.collector.domain.principals import Principal
+from jobpulse.collector.domain.runs import JobRun
 from jobpulse.collector.live import LiveFeed
 from jobpulse.collector.schemas import LiveLoadRequest, LiveMessage, MetricConfig, MetricData
 from jobpulse.collector.services.events import JobEnded, JobRow
@@ -118,7 +119,7 @@ async def _until_client_leaves(socket: WebSocket[Any, Any, Any]) -> None:
 
 async def _readable(
     socket: WebSocket[Any, Any, Any], jobs: JobService, job_id: int
-) -> tuple[Principal, dict[str, Any]] | None:
+) -> tuple[Principal, JobRun] | None:
     """(the caller, the run) when the caller may watch job ``job_id``; otherwise the socket is accepted
     (so that the client sees the reason, not a bare 403) and closed with 4404, and None."""
     principal = principal_of(socket)
@@ -131,14 +132,14 @@ async def _readable(
         return None
 
 
-async def _still_running(jobs: JobService, principal: Principal, job_id: int, row: dict[str, Any]) -> bool:
+async def _still_running(jobs: JobService, principal: Principal, job_id: int, row: JobRun) -> bool:
     """Whether the run is still running, read after subscribing: a STOP committed in between still
     reaches the subscriber."""
     try:
         current = await jobs.get_job(principal, job_id)
     except DomainError:
         return False
-    return bool(current["run_id"] == row["run_id"] and current["is_running"])
+    return current.run_id == row.run_id and current.is_running
 
 
 async def _until_first_done(*tasks: asyncio.Task[None]) -> set[asyncio.Task[None]]:

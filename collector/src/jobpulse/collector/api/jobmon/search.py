@@ -52,7 +52,7 @@ class SearchController(Controller):
         self, request: Request[Any, Any, Any], jobs: NamedDependency[JobService], term: FromPath[str]
     ) -> Response[list[JobMetadata] | None]:
         rows, tags = await jobs.search_jobs(principal_of(request), term)
-        return _or_null([jobdata.job_metadata(r, tags[r["run_id"]]) for r in rows])
+        return _or_null([jobdata.job_metadata(r, tags[r.run_id]) for r in rows])
 
     @get(
         "/api/search/tag/{term:str}",
