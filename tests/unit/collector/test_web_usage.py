@@ -153,15 +153,19 @@ async def test_efficiency_of_monitored_jobs_per_user(
         run = await fx_store.record_stop("c1", job, t0 + 2 * 3600, "COMPLETED", 0, "api")
         runs[job] = int(run["run_id"])
     summary = {"cpu_efficiency": 0.5, "mem_peak_bytes": GIB, "mem_limit_bytes": 4 * GIB}
-    await fx_store.save_summary(runs[77], 0.0, summary, [])
+    await fx_store.save_summary(runs[77], 0.0, summary, [])  # no allocated core-seconds: its 16 CPU-hours
     await fx_store.save_summary(
-        runs[78], 0.0, {**summary, "cpu_efficiency": 0.25, "mem_peak_bytes": 3 * GIB}, []
+        runs[78],
+        0.0,
+        {**summary, "cpu_efficiency": 0.25, "mem_peak_bytes": 3 * GIB, "alloc_core_seconds": 48 * 3600},
+        [],
     )
     body = await usage(fx_client, fx_admin, **JANUARY, by="user")
     rows = {r["key"]: r for r in body["rows"]}
     assert rows["alice"]["cpu_hours"] == 32.0 and rows["alice"]["jobs"] == 2  # 8 CPUs x 2 h, twice
     assert rows["alice"]["monitored_jobs"] == 2
-    assert rows["alice"]["cpu_efficiency"] == pytest.approx(0.375)  # both 16 CPU-hours: the plain mean
+    # used of allocated core-seconds: 0.5 of 16 core-hours and 0.25 of 48 is 20 of 64
+    assert rows["alice"]["cpu_efficiency"] == pytest.approx(20 / 64, abs=1e-3)  # sent rounded
     assert rows["alice"]["mem_efficiency"] == pytest.approx(0.5)  # 1/4 and 3/4 of the limit
     assert rows["bob"]["monitored_jobs"] == 0 and rows["bob"]["cpu_efficiency"] is None  # no summary yet
     assert series(body)["alice"] == [0, 0, 32.0, 0, 0]

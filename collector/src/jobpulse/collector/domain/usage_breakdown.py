@@ -29,7 +29,8 @@ class PeriodKeyUsage(NamedTuple):
 
 class KeyEfficiency(NamedTuple):
     """What the summaries of the monitored jobs of one user or account say: how many there are, CPU
-    efficiency (0..1, weighted by CPU-hours) and memory peak of what was given (0..1, a plain mean)."""
+    efficiency (0..1, used of allocated core-seconds) and memory peak of what was given (0..1, a plain
+    mean over the jobs)."""
 
     key: str
     monitored_jobs: int

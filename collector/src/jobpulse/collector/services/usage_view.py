@@ -70,7 +70,7 @@ class UsageRow:
     users: int
     wait_mean_s: float | None
     monitored_jobs: int = 0
-    cpu_efficiency: float | None = None  # 0..1, of the monitored jobs, weighted by CPU-hours
+    cpu_efficiency: float | None = None  # 0..1, used of allocated core-seconds of the monitored jobs
     mem_efficiency: float | None = None  # 0..1, peak of what was given, mean of the monitored jobs
 
 

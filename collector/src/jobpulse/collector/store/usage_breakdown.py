@@ -50,17 +50,23 @@ def per_period_and(db: sqlite3.Connection, f: UsageFilter, period: str, by: str)
 
 def efficiency_per(db: sqlite3.Connection, f: UsageFilter, by: str) -> list[KeyEfficiency]:
     """Per value of ``by``, the summaries of its monitored jobs among the filtered ones (values without
-    a monitored job are left out). Memory: the job's highest node peak of its limit (or of what it
-    requested where no limit was read), the figure the job page shows."""
+    a monitored job are left out).
+
+    CPU: used of allocated core-seconds over all its jobs (each job's efficiency weighted by its
+    allocated core-seconds, or by its CPU-hours where a summary lacks them), so a big job counts for
+    more than a short test and a job agents saw without an allocation still counts. Memory: the job's
+    highest node peak of its limit (or of what it requested where no limit was read), the figure the job
+    page shows, as a plain mean over the jobs."""
     column = _column(by)
     where, args = _where(f, day_col="u.submit", prefix="u.")
     cpu = "json_extract(s.summary, '$.cpu_efficiency')"
+    weight = "coalesce(json_extract(s.summary, '$.alloc_core_seconds'), u.cpu_hours * 3600)"
     peak = "json_extract(s.summary, '$.mem_peak_bytes')"
     given = "coalesce(json_extract(s.summary, '$.mem_limit_bytes'), json_extract(s.summary, '$.mem_requested_bytes'))"
     # from the summaries (monitored jobs: few) to their usage rows, as store/usage.py's efficiency()
     rows = db.execute(
         f"""SELECT u.{column}, count(*),
-                   sum({cpu} * u.cpu_hours) / nullif(sum(CASE WHEN {cpu} IS NOT NULL THEN u.cpu_hours END), 0),
+                   sum({cpu} * {weight}) / nullif(sum(CASE WHEN {cpu} IS NOT NULL THEN {weight} END), 0),
                    avg(1.0 * {peak} / nullif({given}, 0))
             FROM job_summaries s CROSS JOIN usage_jobs u INDEXED BY usage_jobs_run ON u.run_id = s.run_id
             {where}{" AND" if where else " WHERE"} u.run_id IS NOT NULL
