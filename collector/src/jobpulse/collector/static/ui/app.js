@@ -339,10 +339,11 @@ function stackedChart(el, body, figure, title, width) {
       value: (u, v, si, idx) => (idx === null || idx === undefined ? "–" : hours(raw[i][idx])) }))];
   const idx = body.periods.map((_, i) => i);
   const step = Math.max(1, Math.ceil(n / 12));
-  const opts = { width, height: 280, series, legend: { live: true }, cursor: { points: { show: false } },
+  const tick = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+  const opts = { width, height: 280, series, legend: { live: true }, cursor: { y: false, points: { show: false } },
     scales: { x: { time: false, range: () => [-0.5, n - 0.5] }, y: { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.05 : 1] } },
     axes: [{ splits: () => idx.filter((i) => i % step === 0), values: (u, ticks) => ticks.map((t) => (body.group === "week" ? body.periods[t].slice(5) : body.periods[t].slice(0, 7))) },
-      { label: title, values: (u, ticks) => ticks.map((v) => hours(v)), size: 60 }] };
+      { label: title, values: (u, ticks) => ticks.map(tick), size: 60 }] };
   return new window.uPlot(opts, [idx, ...order.map((i) => sums[i])], el);
 }
 
@@ -353,7 +354,12 @@ async function usagePage(params) {
   if (win.since) q.set("since", win.since);
   if (win.until) q.set("until", win.until);
   for (const k of ["cluster", "partition", "account", "user"]) if (params.get(k)) q.set(k, params.get(k));
-  const body = await api(`/ui/api/usage?${q}`);
+  let body;
+  try { body = await api(`/ui/api/usage?${q}`); } catch (e) {
+    if (e.status !== 400) throw e; // a date or choice the collector refuses: say which, and offer a way back
+    main.innerHTML = `<p class="error" id="usage-error">${esc(e.message)}</p><p><a href="#/usage">Back to the last 4 weeks</a></p>`;
+    return;
+  }
   const by = body.by, f = body.filters, t = body.totals;
   const pick = (name, label, values, current) => `<label>${label}<select name="${name}"><option value="">any</option>
     ${[...new Set([...(values || []), ...(current ? [current] : [])])].map((v) => `<option ${v === current ? "selected" : ""}>${esc(v)}</option>`).join("")}</select></label>`;
@@ -376,7 +382,7 @@ async function usagePage(params) {
         <td>${hours(r.cpu_hours)}</td><td>${hours(r.gpu_hours)}</td><td>${duration(r.wait_mean_s)}</td><td>${r.monitored_jobs || '<span class="muted">none</span>'}</td>
         <td>${r.monitored_jobs ? bar(r.cpu_efficiency, "cpu") : ""}</td><td>${r.monitored_jobs ? bar(r.mem_efficiency, "mem") : ""}</td></tr>`).join("")}
     </tbody></table>
-    ${body.rows.length ? `<p class="muted">Click a ${by} to list their monitored jobs.${body.rows_left_out ? ` ${body.rows_left_out} more with less usage are not listed.` : ""}</p>` : '<p class="muted">No usage recorded for this choice.</p>'}`;
+    ${body.rows.length ? `<p class="muted">Click ${by === "user" ? "a user to list their" : "an account to list its"} monitored jobs.${body.rows_left_out ? ` ${body.rows_left_out} more with less usage are not listed.` : ""}</p>` : '<p class="muted">No usage recorded for this choice.</p>'}`;
   const form = document.getElementById("usage-form");
   form.range.onchange = () => { const custom = form.range.value === "custom"; form.since.disabled = form.until.disabled = !custom;
     if (!custom) form.group.value = form.range.value === "12m" ? "month" : "week"; };
