@@ -161,13 +161,17 @@ def _route(collector: Any, user: str, **params: str) -> dict[str, Any]:
     return body
 
 
-def _legend_at(page: Any, figure: str, index: int, periods: int) -> dict[str, str]:
+def _legend_at(page: Any, figure: str, body: dict[str, Any], index: int) -> dict[str, str]:
     """Move the mouse over period ``index`` of a usage chart, as a person does; the legend then reads."""
+    from playwright.sync_api import expect
+
     chart = page.locator(f'.chart[data-figure="{figure}"]')
     box = chart.locator(".u-over").bounding_box()
-    x = box["x"] + box["width"] * (index + 0.5) / periods  # the x range is [-0.5, periods - 0.5]
+    n = len(body["periods"])
+    x = box["x"] + box["width"] * (index + 0.5) / n  # the x range is [-0.5, n - 0.5]
     page.mouse.move(x, box["y"] + box["height"] * 0.95)
     labels = chart.locator(".u-legend .u-series")
+    expect(labels.first.locator(".u-value")).to_have_text(f"week of {body['periods'][index]}")
     found = {}
     for i in range(labels.count()):
         label = labels.nth(i).locator(".u-label").inner_text()
@@ -191,15 +195,14 @@ def test_the_chart_and_table_show_the_routes_figures(site: dict[str, Any], brows
     assert {s["key"] for s in body["series"]} == {"alice", "bob"}  # carol's job is older than 4 weeks
     n = len(body["periods"])
     for index in range(n):
-        legend = _legend_at(page, "cpu_hours", index, n)
-        assert legend["Week"] == f"week of {body['periods'][index]}"
+        legend = _legend_at(page, "cpu_hours", body, index)
         for line in body["series"]:
             assert legend[line["key"]] == _hours(line["cpu_hours"][index]), (index, legend)
     busiest = max(range(n), key=lambda i: sum(s["cpu_hours"][i] for s in body["series"]))
-    assert _legend_at(page, "cpu_hours", busiest, n) == {
+    assert _legend_at(page, "cpu_hours", body, busiest) == {
         "Week": f"week of {body['periods'][busiest]}", "bob": "64.0", "alice": "40.0"
     }  # fmt: skip
-    gpu = _legend_at(page, "gpu_hours", busiest, n)  # bob's GPU job: a GPU chart too
+    gpu = _legend_at(page, "gpu_hours", body, busiest)  # bob's GPU job: a GPU chart too
     assert gpu["bob"] == "16.0" and gpu["alice"] == "0.0"
 
     table = page.eval_on_selector_all(
@@ -226,7 +229,7 @@ def test_the_chart_and_table_show_the_routes_figures(site: dict[str, Any], brows
     page.screenshot(path=str(site["shots"] / "usage-admin-3-months-by-account.png"), full_page=True)
     page.click('#usage-table tr.usage-row[data-key="physics"]')
     page.wait_for_url(lambda url: url.endswith("#/jobs?Account=physics"))
-    page.wait_for_selector("tr.job")
+    page.wait_for_selector("#jobs tr.job")
     assert page.eval_on_selector_all("tr.job", "rows => rows.map(r => r.dataset.id)") == [
         str(site["monitored"])
     ]
@@ -251,7 +254,7 @@ def test_a_user_sees_only_their_own_usage(site: dict[str, Any], browser_page: An
     assert page.locator('.chart[data-figure="gpu_hours"]').count() == 0  # alice used no GPU
     n = len(body["periods"])
     for index in range(n):
-        assert _legend_at(page, "cpu_hours", index, n)["alice"] == _hours(
+        assert _legend_at(page, "cpu_hours", body, index)["alice"] == _hours(
             body["series"][0]["cpu_hours"][index]
         )
     # asking for bob in the address changes nothing: the collector answers alice's own usage

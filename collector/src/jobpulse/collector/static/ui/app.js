@@ -378,7 +378,7 @@ async function usagePage(params) {
     <div id="usage-charts"></div>
     <table id="usage-table"><thead><tr><th>${by === "user" ? "User" : "Account"}</th>${by === "account" ? "<th>Users</th>" : ""}<th>Jobs</th><th>CPU-hours</th><th>GPU-hours</th>
       <th>Mean wait</th><th>Monitored jobs</th><th>CPU efficiency</th><th>Memory peak of given</th></tr></thead><tbody>
-      ${body.rows.map((r) => `<tr class="job usage-row" data-key="${esc(r.key)}"><td>${esc(r.key || "(none)")}</td>${by === "account" ? `<td>${r.users}</td>` : ""}<td>${r.jobs}</td>
+      ${body.rows.map((r) => `<tr class="usage-row" data-key="${esc(r.key)}"><td>${esc(r.key || "(none)")}</td>${by === "account" ? `<td>${r.users}</td>` : ""}<td>${r.jobs}</td>
         <td>${hours(r.cpu_hours)}</td><td>${hours(r.gpu_hours)}</td><td>${duration(r.wait_mean_s)}</td><td>${r.monitored_jobs || '<span class="muted">none</span>'}</td>
         <td>${r.monitored_jobs ? bar(r.cpu_efficiency, "cpu") : ""}</td><td>${r.monitored_jobs ? bar(r.mem_efficiency, "mem") : ""}</td></tr>`).join("")}
     </tbody></table>
