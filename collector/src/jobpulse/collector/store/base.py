@@ -32,6 +32,7 @@ from jobpulse.collector.domain.usage import (
     UsageGroups,
     UsageTotals,
 )
+from jobpulse.collector.domain.usage_breakdown import KeyEfficiency, PeriodKeyUsage
 
 if TYPE_CHECKING:
     from jobpulse.collector.slurm.parse import SlurmJob
@@ -427,3 +428,17 @@ class UsageStore(Protocol):
 
 class Store(JobStore, AccountStore, ConfigStore, SummaryStore, MaintenanceStore, UsageStore, Protocol):
     """Everything the services need from storage."""
+
+
+class UsageBreakdownStore(UsageStore, Protocol):
+    """The web interface's usage view (issue 19, store/usage_breakdown.py): the usage history broken
+    down two ways at once. A protocol of its own, beside ``Store``, for the one service that asks it
+    (services/usage_view.py); the SQLite store is both."""
+
+    async def usage_per_period_and(self, f: UsageFilter, period: str, by: str) -> list[PeriodKeyUsage]:
+        """Usage per (``week`` or ``month`` starting day, ``user_name`` or ``account`` value)."""
+        ...
+
+    async def usage_efficiency_per(self, f: UsageFilter, by: str) -> list[KeyEfficiency]:
+        """Per ``user_name`` or ``account`` value, its monitored jobs' CPU and memory efficiency."""
+        ...

@@ -29,7 +29,7 @@ from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.nodes import NodeStatus
 from jobpulse.collector.domain.runs import JobRun, RunScope
 from jobpulse.collector.store import ingest, jobs, nodes
-from jobpulse.collector.store.base import Store
+from jobpulse.collector.store.base import Store, UsageBreakdownStore
 from jobpulse.collector.store.errors import BatchError, StoreFull, StoreUnavailable
 from jobpulse.collector.store.ingest import Pending
 from jobpulse.collector.store.migrations import migrate
@@ -38,6 +38,7 @@ from jobpulse.collector.store.sqlite_config import SqliteConfig
 from jobpulse.collector.store.sqlite_jobs import SqliteJobs
 from jobpulse.collector.store.sqlite_upkeep import SqliteUpkeep
 from jobpulse.collector.store.sqlite_usage import SqliteUsage
+from jobpulse.collector.store.sqlite_usage_breakdown import SqliteUsageBreakdown
 from jobpulse.collector.store.stage import Stage
 from jobpulse.common import statefile
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -88,7 +89,7 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep, SqliteUsage):
+class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep, SqliteUsage, SqliteUsageBreakdown):
     """All database access of the collector. Writes run on the single writer thread, reads on a pool."""
 
     def __init__(self, path: Path) -> None:
@@ -248,4 +249,9 @@ def _settled(fn: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T
 
 def _conforms(store: SqliteStore) -> Store:
     """mypy checks here that SqliteStore implements the whole storage protocol."""
+    return store
+
+
+def _conforms_usage_view(store: SqliteStore) -> UsageBreakdownStore:
+    """And the usage view's protocol (services/usage_view.py)."""
     return store

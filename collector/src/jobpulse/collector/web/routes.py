@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jobpulse.collector.web.data import web_job_page
 from jobpulse.collector.web.nodes import web_nodes
+from jobpulse.collector.web.usage import web_usage
 from litestar import Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.response import Redirect
@@ -47,4 +48,4 @@ def static_files() -> Router:
     )
 
 
-ROUTES: list[ControllerRouterHandler] = [root, page, static_files(), web_job_page, web_nodes]
+ROUTES: list[ControllerRouterHandler] = [root, page, static_files(), web_job_page, web_nodes, web_usage]

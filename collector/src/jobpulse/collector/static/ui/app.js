@@ -80,7 +80,7 @@ async function start() {
   who.innerHTML = `${esc(me.Username)} <span class="muted">(${esc(me.Roles.join(", "))})</span> <button id="logout">Sign out</button>`;
   document.getElementById("logout").onclick = async () => { await fetch("/api/logout", { method: "POST", credentials: "same-origin" }); showLogin(); };
   const admin = me.Roles.includes("admin") ? '<a href="#/admin">Admin</a>' : "";
-  document.getElementById("nav").innerHTML = `<a href="#/jobs">Jobs</a><a href="#/jobs?IsRunning=true">Running</a>${admin}<a href="/docs">API</a>`;
+  document.getElementById("nav").innerHTML = `<a href="#/jobs">Jobs</a><a href="#/jobs?IsRunning=true">Running</a><a href="#/usage">Usage</a>${admin}<a href="/docs">API</a>`;
   route();
 }
 
@@ -90,8 +90,9 @@ function route() {
   if (!me) return;
   const [path, query] = (location.hash.slice(1) || "/jobs").split("?");
   const job = path.match(/^\/job\/([0-9_+]+)$/);
-  const view = job ? jobPage(job[1]) : path === "/admin" ? adminPage(new URLSearchParams(query || ""))
-    : jobsPage(new URLSearchParams(query || ""));
+  const params = new URLSearchParams(query || "");
+  const view = job ? jobPage(job[1]) : path === "/admin" ? adminPage(params)
+    : path === "/usage" ? usagePage(params) : jobsPage(params);
   view.catch((e) => { if (e.status !== 401) main.innerHTML = `<p class="error">${esc(e.message)}</p>`; });
 }
 window.addEventListener("hashchange", route);
@@ -307,6 +308,107 @@ async function jobPage(id) {
       <tbody>${steps.map((st) => `<tr>${cols.map((c) => `<td>${cell(c, st[c])}</td>`).join("")}</tr>`).join("")}</tbody></table></div>`;
   }
   if (m.IsRunning) liveUpdates(id, drawnCharts);
+}
+
+// -- usage: per user or account over time (GET /ui/api/usage; a user's answer holds only their own jobs) -------
+const RANGES = [["4w", "Last 4 weeks", 28], ["3m", "Last 3 months", 91], ["12m", "Last 12 months", 365], ["custom", "Custom dates", 0]];
+const OTHERS_COLOUR = "#adb5bd";
+const isoDay = (d) => d.toISOString().slice(0, 10);
+const hours = (v) => (v === null || v === undefined ? "–" : v >= 100 ? v.toFixed(0) : v.toFixed(1));
+
+function usageWindow(params) {
+  // the window the page asks for: a preset counted back from today (UTC days, as the usage rollup's), or custom dates
+  const range = params.get("range") || "4w";
+  const preset = RANGES.find((r) => r[0] === range && r[2]);
+  if (!preset) return { range: "custom", since: params.get("since") || "", until: params.get("until") || "" };
+  const today = new Date();
+  const since = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - preset[2] + 1));
+  return { range, since: isoDay(since), until: isoDay(today) };
+}
+
+function stackedChart(el, body, figure, title, width) {
+  // stacked bars: each bar is drawn from 0 to the sum of its own and the series below it, the top of the stack
+  // first, so each shows as its own band; the legend shows each series' own hours, not the sum
+  const n = body.periods.length, raw = body.series.map((s) => s[figure]);
+  if (!raw.some((v) => v.some((x) => x > 0))) return null;
+  const sums = []; let acc = new Array(n).fill(0);
+  for (const values of raw) { acc = acc.map((a, i) => a + values[i]); sums.push(acc); }
+  const order = raw.map((_, i) => raw.length - 1 - i); // top of the stack first
+  const label = (i) => (body.group === "week" ? `week of ${body.periods[i]}` : body.periods[i].slice(0, 7));
+  const colour = (i) => (body.series[i].key === "(others)" ? OTHERS_COLOUR : COLOURS[i % COLOURS.length]);
+  const series = [{ label: body.group === "week" ? "Week" : "Month", value: (u, v) => (v === null || v === undefined ? "–" : label(v)) },
+    ...order.map((i) => ({ label: body.series[i].key, stroke: colour(i), fill: colour(i), width: 0,
+      paths: window.uPlot.paths.bars({ size: [0.7, 60] }), points: { show: false },
+      value: (u, v, si, idx) => (idx === null || idx === undefined ? "–" : hours(raw[i][idx])) }))];
+  const idx = body.periods.map((_, i) => i);
+  const step = Math.max(1, Math.ceil(n / 12));
+  const tick = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+  const opts = { width, height: 280, series, legend: { live: true }, cursor: { y: false, points: { show: false } },
+    scales: { x: { time: false, range: () => [-0.5, n - 0.5] }, y: { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.05 : 1] } },
+    axes: [{ splits: () => idx.filter((i) => i % step === 0), values: (u, ticks) => ticks.map((t) => (body.group === "week" ? body.periods[t].slice(5) : body.periods[t].slice(0, 7))) },
+      { label: title, values: (u, ticks) => ticks.map(tick), size: 60 }] };
+  return new window.uPlot(opts, [idx, ...order.map((i) => sums[i])], el);
+}
+
+async function usagePage(params) {
+  const win = usageWindow(params);
+  const admin = me.Roles.includes("admin");
+  const q = new URLSearchParams({ group: params.get("group") || (win.range === "12m" ? "month" : "week"), by: params.get("by") || "user" });
+  if (win.since) q.set("since", win.since);
+  if (win.until) q.set("until", win.until);
+  for (const k of ["cluster", "partition", "account", "user"]) if (params.get(k)) q.set(k, params.get(k));
+  let body;
+  try { body = await api(`/ui/api/usage?${q}`); } catch (e) {
+    if (e.status !== 400) throw e; // a date or choice the collector refuses: say which, and offer a way back
+    main.innerHTML = `<p class="error" id="usage-error">${esc(e.message)}</p><p><a href="#/usage">Back to the last 4 weeks</a></p>`;
+    return;
+  }
+  const by = body.by, f = body.filters, t = body.totals;
+  const pick = (name, label, values, current) => `<label>${label}<select name="${name}"><option value="">any</option>
+    ${[...new Set([...(values || []), ...(current ? [current] : [])])].map((v) => `<option ${v === current ? "selected" : ""}>${esc(v)}</option>`).join("")}</select></label>`;
+  main.innerHTML = `<form class="filters card" id="usage-form">
+      <label>Period<select name="range">${RANGES.map(([k, l]) => `<option value="${k}" ${k === win.range ? "selected" : ""}>${l}</option>`).join("")}</select></label>
+      <label>From<input type="date" name="since" value="${esc(body.since)}" ${win.range === "custom" ? "" : "disabled"}></label>
+      <label>To<input type="date" name="until" value="${esc(body.until)}" ${win.range === "custom" ? "" : "disabled"}></label>
+      <label>Per<select name="group"><option value="week" ${body.group === "week" ? "selected" : ""}>week</option><option value="month" ${body.group === "month" ? "selected" : ""}>month</option></select></label>
+      <label>Breakdown<select name="by"><option value="user" ${by === "user" ? "selected" : ""}>by user</option><option value="account" ${by === "account" ? "selected" : ""}>by account</option></select></label>
+      ${pick("cluster", "Cluster", body.clusters, f.cluster)}${pick("partition", "Partition", body.options.partitions, f.partition)}
+      ${pick("account", "Account", body.options.accounts, f.account)}${admin ? pick("user", "User", body.options.users, f.user) : ""}
+      <button type="submit">Show</button></form>
+    <p id="usage-summary">${body.only_user ? `Your own usage (${esc(body.only_user)}): ` : "Everyone's usage: "}
+      <b>${t.jobs}</b> job${t.jobs === 1 ? "" : "s"}, <b>${hours(t.cpu_hours)}</b> CPU-hours${t.gpu_hours ? `, <b>${hours(t.gpu_hours)}</b> GPU-hours` : ""}${body.only_user ? "" : `, ${t.users} user${t.users === 1 ? "" : "s"}`},
+      submitted ${esc(body.since)} to ${esc(body.until)}.</p>
+    <div id="usage-charts"></div>
+    <table id="usage-table"><thead><tr><th>${by === "user" ? "User" : "Account"}</th>${by === "account" ? "<th>Users</th>" : ""}<th>Jobs</th><th>CPU-hours</th><th>GPU-hours</th>
+      <th>Mean wait</th><th>Monitored jobs</th><th>CPU efficiency</th><th>Memory peak of given</th></tr></thead><tbody>
+      ${body.rows.map((r) => `<tr class="usage-row" data-key="${esc(r.key)}"><td>${esc(r.key || "(none)")}</td>${by === "account" ? `<td>${r.users}</td>` : ""}<td>${r.jobs}</td>
+        <td>${hours(r.cpu_hours)}</td><td>${hours(r.gpu_hours)}</td><td>${duration(r.wait_mean_s)}</td><td>${r.monitored_jobs || '<span class="muted">none</span>'}</td>
+        <td>${r.monitored_jobs ? bar(r.cpu_efficiency, "cpu") : ""}</td><td>${r.monitored_jobs ? bar(r.mem_efficiency, "mem") : ""}</td></tr>`).join("")}
+    </tbody></table>
+    ${body.rows.length ? `<p class="muted">Click ${by === "user" ? "a user to list their" : "an account to list its"} monitored jobs.${body.rows_left_out ? ` ${body.rows_left_out} more with less usage are not listed.` : ""}</p>` : '<p class="muted">No usage recorded for this choice.</p>'}`;
+  const form = document.getElementById("usage-form");
+  form.range.onchange = () => { const custom = form.range.value === "custom"; form.since.disabled = form.until.disabled = !custom;
+    if (!custom) form.group.value = form.range.value === "12m" ? "month" : "week"; };
+  form.onsubmit = (ev) => {
+    ev.preventDefault();
+    const n = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) n.set(k, v);
+    location.hash = `#/usage?${n}`;
+  };
+  main.querySelectorAll("tr.usage-row").forEach((tr) => (tr.onclick = () => {
+    location.hash = `#/jobs?${new URLSearchParams({ [by === "user" ? "UserName" : "Account"]: tr.dataset.key })}`;
+  }));
+  const charts = document.getElementById("usage-charts");
+  const width = Math.max(480, Math.min(1300, charts.clientWidth - 34));
+  for (const [figure, title] of [["cpu_hours", "CPU-hours"], ["gpu_hours", "GPU-hours"]]) {
+    const box = document.createElement("div");
+    box.className = "chart card";
+    box.dataset.figure = figure;
+    box.innerHTML = `<h3>${title} per ${body.group}, ${by === "user" ? "by user" : "by account"}</h3>`;
+    charts.appendChild(box);
+    const drawn = stackedChart(box, body, figure, title, width);
+    if (!drawn) box.remove();
+  }
 }
 
 // -- administration (admins; the API refuses everyone else whatever the page shows) -------------------------
