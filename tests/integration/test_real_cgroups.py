@@ -188,7 +188,10 @@ def test_job_removed_while_its_files_are_open_is_no_data(tree: SlurmTree) -> Non
     with pytest.raises(NoData):
         reader.read()
     reader.close()
-    assert sampler.collect(only=tree.job_id) == []
+    # Nothing from the readers; at most the whole-job final that oomwatch reads as the step goes (when
+    # its thread is quicker than the rmdir of the job's directory).
+    after = sampler.collect(only=tree.job_id)
+    assert len(after) <= 1 and all(r.step == "" for r in after), after
     assert not [key for key in sampler._readers if key[0] == tree.job_id]
     sampler.close()
 

@@ -83,6 +83,15 @@ class Walker:
         as the last walk found them; the ``jobpulse`` root of exec jobs is left out."""
         return [relative for _, relative in self._parents if relative is not None and relative != EXEC_ROOT]
 
+    def v2_parents(self) -> list[str]:
+        """The v2 directories Slurm makes jobs in (``system.slice/[<node>_]slurmstepd.scope``), as the last
+        walk found them; the ``jobpulse`` root of exec jobs is left out."""
+        return [
+            parent
+            for parent, relative in self._parents
+            if relative is None and os.path.basename(parent) != EXEC_ROOT
+        ]
+
     def invalidate(self, job_id: str) -> None:
         """One of the job's cgroups vanished: list it, and every directory above it, again next walk."""
         for path in [p for p, kept in self._jobs.items() if kept.job.job_id == job_id]:

@@ -37,16 +37,23 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import logging
 import os
 import re
 import select
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
 
+from jobpulse.agent.inotify import (
+    IN_CREATE,
+    IN_DELETE,
+    IN_IGNORED,
+    IN_ONLYDIR,
+    open_inotify,
+    read_events,
+    read_file,
+)
 from jobpulse.agent.sources.base import JobReading
 from jobpulse.agent.sources.cgroup_v1 import split_usage
 from jobpulse.common.timeutil import now_ms
@@ -55,19 +62,8 @@ log = logging.getLogger(__name__)
 NS_PER_S = 1e9
 
 _JOB_DIR = re.compile(r"job_(\d+)\Z")
-_IN_CREATE, _IN_ONLYDIR, _IN_NONBLOCK, _IN_CLOEXEC = 0x100, 0x01000000, 0o4000, 0o2000000
-_IN_DELETE, _IN_IGNORED = 0x200, 0x8000
-_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
-
-
-def _inotify() -> tuple[ctypes.CDLL, int] | None:
-    """libc and a new inotify descriptor, or None where there is none."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fd = int(libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
-    except (OSError, AttributeError):
-        return None
-    return (libc, fd) if fd >= 0 else None
+_IN_CREATE, _IN_ONLYDIR, _IN_DELETE, _IN_IGNORED = IN_CREATE, IN_ONLYDIR, IN_DELETE, IN_IGNORED
+_inotify = open_inotify
 
 
 # After a notification, read the counters every SETTLE_STEP seconds for up to SETTLE seconds, or until
@@ -76,12 +72,7 @@ SETTLE = 0.3
 SETTLE_STEP = 0.002
 
 
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError:
-        return None
+_read = read_file
 
 
 def sibling(memory_dir: str, controller: str) -> str | None:
@@ -166,15 +157,7 @@ class OomWatch:
 
     def _created(self) -> None:
         """Directories inotify saw made: register new jobs, watch new uid directories."""
-        try:
-            data = os.read(self._inotify, 65536)
-        except OSError:
-            return
-        offset = 0
-        while offset + _EVENT.size <= len(data):
-            wd, _mask, _cookie, length = _EVENT.unpack_from(data, offset)
-            name = data[offset + _EVENT.size : offset + _EVENT.size + length].rstrip(b"\0").decode()
-            offset += _EVENT.size + length
+        for wd, _mask, name in read_events(self._inotify):
             ended = self._job_dirs.get(wd)
             if ended is not None:
                 if _mask & _IN_IGNORED:  # the job's directory went: its watch with it

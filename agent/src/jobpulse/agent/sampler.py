@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from jobpulse.agent import discovery, jobstate
+from jobpulse.agent.jobend_v2 import V2EndWatch
 from jobpulse.agent.jobgpus import JobGpus, apply_to_readings, apply_to_rows
 from jobpulse.agent.oomwatch import OomWatch
 from jobpulse.agent.readers import Key, Reader, Readers, raise_fd_limit
@@ -58,6 +59,8 @@ class Sampler:
     _filtered: tuple[object, dict[str, discovery.FoundJob]] = (None, {})
     # cgroup v1 OOM kills, caught in the task cgroups as they happen (oomwatch.py); made at the first v1 job
     _oom: OomWatch | None = None
+    # cgroup v2 jobs' final counters, read as their steps go (jobend_v2.py); made at the first v2 walk
+    _ends_v2: V2EndWatch | None = None
     _oom_listing: object = None  # the listing whose v1 jobs are all registered
 
     def __post_init__(self) -> None:
@@ -96,6 +99,8 @@ class Sampler:
         """Drop per-job state once a job has ended."""
         if self._oom is not None:
             self._oom.forget(job_id)
+        if self._ends_v2 is not None:
+            self._ends_v2.forget(job_id)
         self._pool.forget(job_id)
         self.tracked.pop(job_id, None)
         self._tracked_rates.pop(job_id, None)
@@ -151,6 +156,8 @@ class Sampler:
         if self._oom is not None and self._oom.finals:
             # jobs whose steps went since the last tick: their counters read as they went (oomwatch.py)
             rows += [row_of(reading) for reading in self._oom.take_finals(only)]
+        if self._ends_v2 is not None and self._ends_v2.finals:
+            rows += [row_of(reading) for reading in self._ends_v2.take_finals(only)]
         if self._oom is not None and self._oom.counted:
             rows = self._with_oom_kills(rows)
         return stamp, rows
@@ -158,7 +165,10 @@ class Sampler:
     def _watch_oom(self, found: dict[str, discovery.FoundJob]) -> None:
         """Register every v1 job not yet watched for OOM notifications (once per new listing), and
         watch the directories new jobs are made in, so that a job is registered as soon as it appears."""
-        if self._oom is None and not self._walker.unified:
+        if self._walker.unified:
+            self._watch_ends_v2(found)
+            return
+        if self._oom is None:
             self._oom = OomWatch()
         if self._oom is None:
             return
@@ -175,6 +185,18 @@ class Sampler:
         for job_id, job in found.items():
             if job.v1 is not None and not self._oom.watching(job_id):
                 self._oom.watch(job_id, str(job.v1.ctrl("memory")))
+        self._oom_listing = found
+
+    def _watch_ends_v2(self, found: dict[str, discovery.FoundJob]) -> None:
+        """Watch every v2 job's directory for its steps' removal, and the directories jobs are made in
+        (v2 OOM kills need no watch: ``memory.events`` counts them hierarchically)."""
+        if self._ends_v2 is None:
+            self._ends_v2 = V2EndWatch()
+        for parent in self._walker.v2_parents():
+            self._ends_v2.watch_parent(parent)
+        for job_id, job in found.items():
+            if job.v2 is not None and not self._ends_v2.watching(job_id):
+                self._ends_v2.watch(job_id, str(job.v2))
         self._oom_listing = found
 
     def _with_oom_kills(self, rows: list[Row]) -> list[Row]:
@@ -221,6 +243,8 @@ class Sampler:
     def close(self) -> None:
         if self._oom is not None:
             self._oom.close()
+        if self._ends_v2 is not None:
+            self._ends_v2.close()
         self._pool.close()
         self._walker.close()
 
