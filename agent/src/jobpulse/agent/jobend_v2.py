@@ -67,12 +67,19 @@ class V2EndWatch:
         opened = inotify.open_inotify()
         self._libc = opened[0] if opened is not None else None
         self._fd = opened[1] if opened is not None else -1
+        try:
+            self._wake_r, self._wake_w = os.pipe()
+        except OSError as exc:  # out of descriptors: no final readings, but the ticks go on
+            log.warning("no v2 end watch (final readings at job end): %s", exc)
+            self._wake_r = self._wake_w = -1
+            if self._fd >= 0:
+                os.close(self._fd)
+            self._libc, self._fd = None, -1
         self._parents: dict[int, str] = {}  # watch descriptor -> a directory jobs are made in
         self._jobs: dict[int, tuple[str, str]] = {}  # watch descriptor -> (job id, its directory)
         self._watched: dict[str, int] = {}  # job id -> its watch descriptor
         self._parent_dirs: set[str] = set()
         self._finals: dict[str, JobReading] = {}
-        self._wake_r, self._wake_w = os.pipe()
         self._stopped = False
         self._thread: threading.Thread | None = None
 
@@ -144,8 +151,9 @@ class V2EndWatch:
 
     def close(self) -> None:
         self._stopped = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        if self._wake_w >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"x")
         if self._thread is not None:
             self._thread.join(timeout=2)
         for fd in (self._fd, self._wake_r, self._wake_w):

@@ -169,7 +169,11 @@ class Sampler:
             self._watch_ends_v2(found)
             return
         if self._oom is None:
-            self._oom = OomWatch()
+            try:
+                self._oom = OomWatch()
+            except OSError as exc:  # out of descriptors: tried again at the next new listing
+                log.warning("no OOM watch yet: %s", exc)
+                return
         if self._oom is None:
             return
         memory = os.path.join(self.cgroup_root, "memory")
