@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 from jobpulse.proto.v1 import ingest_pb2 as pb
+from localpage import CHROMIUM, local_page
 from support import start_collector, stop, unique_job_id, wait_for
 from test_jobmon_pages import GIB, PASSWORD, STEPS, NodeStream, T, _add_user, _cookie
-from test_web_ui import CHROMIUM, _sign_in
+from test_web_ui import _sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -128,27 +129,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def browser_page(site: dict[str, Any]) -> Iterator[tuple[Any, list[str], list[str]]]:
-    """A fresh browser page that may reach only the collector; its page errors and outside requests (as
-    test_web_ui.py's)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        outside: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-
-        def only_local(route: Any) -> None:
-            if httpx.URL(route.request.url).host != "127.0.0.1":
-                outside.append(route.request.url)
-                route.abort()
-            else:
-                route.continue_()
-
-        page.route("**/*", only_local)
-        yield page, errors, outside
-        browser.close()
+    """A fresh browser page that may reach only the collector (localpage.py)."""
+    with local_page() as opened:
+        yield opened
 
 
 def _route(collector: Any, user: str, **params: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import select
 import threading
 
 from jobpulse.agent import inotify
+from jobpulse.agent.finals import Finals
 from jobpulse.agent.sources.base import JobReading
 from jobpulse.common.timeutil import now_ms
 
@@ -79,7 +80,7 @@ class V2EndWatch:
         self._jobs: dict[int, tuple[str, str]] = {}  # watch descriptor -> (job id, its directory)
         self._watched: dict[str, int] = {}  # job id -> its watch descriptor
         self._parent_dirs: set[str] = set()
-        self._finals: dict[str, JobReading] = {}
+        self._finals = Finals()  # job id -> its figures as its last step went
         self._stopped = False
         self._thread: threading.Thread | None = None
 
@@ -133,16 +134,11 @@ class V2EndWatch:
 
     def take_finals(self, only: str | None = None) -> list[JobReading]:
         """The whole-job readings taken as steps went since the last call (of ``only``'s job)."""
-        with self._lock:
-            if only is not None:
-                one = self._finals.pop(only, None)
-                return [one] if one is not None else []
-            taken, self._finals = list(self._finals.values()), {}
-        return taken
+        return self._finals.take(only)
 
     def forget(self, job_id: str) -> None:
         with self._lock:
-            self._finals.pop(job_id, None)
+            self._finals.drop(job_id)
             wd = self._watched.pop(job_id, None)
             if wd is not None:
                 self._jobs.pop(wd, None)
@@ -190,7 +186,6 @@ class V2EndWatch:
                 elif mask & inotify.IN_DELETE and name.startswith("step_"):
                     reading = read_final(*job)
                     if reading is not None:
-                        with self._lock:
-                            self._finals[job[0]] = reading
+                        self._finals.put(reading)
             elif parent is not None and mask & inotify.IN_CREATE and (match := _JOB_DIR.match(name)):
                 self.watch(match.group(1), os.path.join(parent, name))

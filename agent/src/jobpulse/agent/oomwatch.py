@@ -45,6 +45,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from jobpulse.agent.finals import Finals
 from jobpulse.agent.inotify import (
     IN_CREATE,
     IN_DELETE,
@@ -129,7 +130,7 @@ class OomWatch:
         self._watched_dirs: set[str] = set()
         # inotify watch descriptor -> (job id, its cpuacct directory, its memory directory): step removals
         self._job_dirs: dict[int, tuple[str, str, str]] = {}
-        self._finals: dict[str, JobReading] = {}  # job id -> its figures as its last step went
+        self._finals = Finals()  # job id -> its figures as its last step went
         self._ends: set[str] = set()  # jobs whose step removals are watched
 
     def watch_parent(self, directory: str, uids: bool = False) -> None:
@@ -234,17 +235,11 @@ class OomWatch:
         reading = JobReading(job_id=job_id, time_ms=stamp, cpu_user_seconds=user, cpu_system_seconds=system)
         if peak is not None:
             reading.mem_peak_bytes = float(int(peak))
-        with self._lock:
-            self._finals[job_id] = reading
+        self._finals.put(reading)
 
     def take_finals(self, only: str | None = None) -> list[JobReading]:
         """The whole-job readings taken as steps went since the last call (of ``only``'s job)."""
-        with self._lock:
-            if only is not None:
-                one = self._finals.pop(only, None)
-                return [one] if one is not None else []
-            taken, self._finals = list(self._finals.values()), {}
-        return taken
+        return self._finals.take(only)
 
     @property
     def finals(self) -> bool:
@@ -269,7 +264,7 @@ class OomWatch:
                 self._by_fd.pop(watched.eventfd, None)
                 self._close(watched)
             self._counts.pop(job_id, None)
-            self._finals.pop(job_id, None)
+            self._finals.drop(job_id)
             self._ends.discard(job_id)
             for wd in [wd for wd, (job, _c, _m) in self._job_dirs.items() if job == job_id]:
                 self._job_dirs.pop(wd, None)
