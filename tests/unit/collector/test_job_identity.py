@@ -78,6 +78,7 @@ async def test_array_tasks_and_het_components(fx_client: AsyncTestClient, fx_sto
         _squeue_doc(job_id=12, start_time=T0 + 2, name="twelve"),
         _squeue_doc(job_id=3, array_job_id=1, array_task_id=2, start_time=T0 + 3, name="array one"),
         _squeue_doc(job_id=6, het_job_id=5, het_job_offset=1, start_time=T0 + 4, name="het part"),
+        _squeue_doc(job_id=5, het_job_id=5, het_job_offset=0, start_time=T0 + 4, name="het leader"),
     )
     auth = {"Authorization": f"Bearer {await login(fx_client, 'admin', ADMIN_PASSWORD)}"}
 
@@ -97,6 +98,8 @@ async def test_array_tasks_and_het_components(fx_client: AsyncTestClient, fx_sto
     listed = (await fx_client.get("/api/jobs", params={"ArrayJobId": 8}, headers=auth)).json()["Jobs"]
     assert sorted((j["Id"], j["ArrayTaskId"]) for j in listed) == [(8, 2), (9, 1)]
     assert (await fx_client.get("/api/search/all/8_1", headers=auth)).text == "job:9"
+    het = (await fx_client.get("/api/jobs", params={"HetJobId": 5}, headers=auth)).json()["Jobs"]
+    assert sorted((j["Id"], j["JobIdString"]) for j in het) == [(5, "5+0"), (6, "5+1")]
 
 
 def test_authoritative_start_replaces_identity_as_a_whole(fx_store: SqliteStore) -> None:

@@ -532,6 +532,7 @@ def query_jobs(db: sqlite3.Connection, q: JobQuery) -> tuple[list[dict[str, Any]
         ("partition", q.partition),
         ("state", q.state),
         ("array_job_id", q.array_job_id),
+        ("het_job_id", q.het_job_id),
     ):
         if value is not None:
             where.append(f"{column} = ?")
