@@ -65,7 +65,13 @@ IDENTITY_COLUMNS: tuple[str, ...] = ("user_name", "user_id", "group_name", "grou
 AUTHORITATIVE_SOURCES = frozenset({"api", "reconciler", "refresh"})
 
 
-def _blank(value: Any) -> bool:
+# Columns where 0 is a value like any other: array task 0 (``--array=0-3``), het component 0 (``5+0``).
+_ZERO_IS_A_VALUE = frozenset({"array_task_id", "het_job_offset"})
+
+
+def _blank(value: Any, column: str = "") -> bool:
+    if column in _ZERO_IS_A_VALUE:
+        return value is None
     return value is None or value == "" or value == "[]" or value == 0
 
 
@@ -79,7 +85,7 @@ def _fill(row: sqlite3.Row, fields: dict[str, Any], source: str) -> dict[str, An
     updates = {
         c: fields[c]
         for c in META_COLUMNS
-        if c not in ("nodes", "nodelist") and c in fields and not _blank(fields[c]) and _blank(row[c])
+        if c not in ("nodes", "nodelist") and c in fields and not _blank(fields[c], c) and _blank(row[c], c)
     }
     new_nodes = json.loads(fields["nodes"]) if fields.get("nodes") else []
     if new_nodes:
@@ -258,7 +264,7 @@ def refresh_run(
 ) -> None:
     """Overwrite a run's metadata (and end, when given) with what Slurm itself says (admin refresh)."""
     fields = _columns(facts)
-    updates = {c: fields[c] for c in META_COLUMNS if c in fields and not _blank(fields[c])}
+    updates = {c: fields[c] for c in META_COLUMNS if c in fields and not _blank(fields[c], c)}
     if state is not None and stop is not None:
         updates.update(
             state=state, exit_code=exit_code, exit_signal=exit_signal, stop_time=stop, is_running=0
@@ -364,6 +370,11 @@ def _meta_facts(meta: pb.JobMeta, node: str) -> JobFacts:
         group_id=meta.gid if meta.group or meta.gid else None,
         nodes=(node, meta.nodelist),
         gpus_per_node=len(meta.gpus),
+        # the prolog knows the het job; the offset only for component 0 (the others': squeue/sacct)
+        het_job_id=meta.het_job_id if meta.HasField("het_job_id") else None,
+        het_job_offset=meta.het_job_offset
+        if meta.HasField("het_job_id") and meta.HasField("het_job_offset")
+        else None,
     )
 
 
