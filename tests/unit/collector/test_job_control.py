@@ -58,8 +58,9 @@ async def test_start_then_stop_records_the_run(
     response = await fx_client.put("/api/job_start", json=START, headers=fx_key)
     assert response.status_code == 200, response.text
     assert response.json() == {"Id": 4242}  # job-control reads nothing back (D4)
+    # JobMon's script sends SLURM_JOB_EXIT_CODE, a wait status: 768 is "exit 3"
     response = await fx_client.patch(
-        "/api/job_stop/4242", json={"ExitCode": 3, "StopTime": 1_795_400_100}, headers=fx_key
+        "/api/job_stop/4242", json={"ExitCode": 768, "StopTime": 1_795_400_100}, headers=fx_key
     )
     assert response.status_code == 200, response.text
     [run] = runs(fx_store, 4242)
@@ -195,7 +196,7 @@ async def test_requeue_is_a_separate_run(
     assert (first["start_time"], first["stop_time"], first["is_running"]) == (1_795_400_000, 1_795_400_100, 0)
     assert (second["start_time"], second["stop_time"], second["is_running"]) == (1_795_400_500, None, 1)
     await fx_client.patch(
-        "/api/job_stop/4242", json={"ExitCode": 1, "StopTime": 1_795_400_600}, headers=fx_key
+        "/api/job_stop/4242", json={"ExitCode": 256, "StopTime": 1_795_400_600}, headers=fx_key
     )
     first, second = runs(fx_store, 4242)
     assert first["exit_code"] == 0 and (second["stop_time"], second["exit_code"]) == (1_795_400_600, 1)
@@ -279,6 +280,32 @@ async def test_refresh_without_slurm_cli_is_503(
     )
     assert response.status_code == 503
     assert "Slurm CLI" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("status", "shown"),
+    [
+        # SLURM_JOB_EXIT_CODE as slurmd's epilog got it for these jobs (epilog-env.log, oom-epilog-env.log)
+        (0, (0, "0:0", "COMPLETED")),
+        (768, (3, "3:0", "FAILED")),  # exit 3
+        (15, (143, "0:15", "CANCELLED")),  # scancel: SIGTERM
+        (9, (137, "0:9", "CANCELLED")),
+        (11, (139, "0:11", "FAILED")),  # SIGSEGV
+        (253, (0, "0:125", "OUT_OF_MEMORY")),  # Slurm's OOM mark, no signal
+    ],
+)
+async def test_jobmon_stop_keeps_the_wait_status_as_code_and_signal(
+    fx_client: AsyncTestClient, fx_key: dict[str, str], status: int, shown: tuple[int, str, str]
+) -> None:
+    """JobMon's EpilogSlurmctld script sends ``{"exitCode": <SLURM_JOB_EXIT_CODE>}`` (a wait status,
+    /work/shared/clients captures); the job then shows Slurm's "code:signal" as the epilog hook's do."""
+    await fx_client.put("/api/job_start", json=START, headers=fx_key)
+    body = f'{{\n  "exitCode": {status},\n  "stopTime": 1795400100\n}}'  # as the script sends it
+    headers = {**fx_key, "Content-Type": "application/x-www-form-urlencoded"}
+    assert (await fx_client.patch("/api/job_stop/4242", content=body, headers=headers)).status_code == 200
+    admin = {"Authorization": f"Bearer {await login(fx_client, 'admin', ADMIN_PASSWORD)}"}
+    meta = (await fx_client.get("/api/job/4242", headers=admin)).json()["Metadata"]
+    assert (meta["ExitCode"], meta["ExitCodeString"], meta["State"]) == shown
 
 
 async def test_api_start_and_hook_stop_meet_in_one_run(
