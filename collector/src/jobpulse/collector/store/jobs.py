@@ -12,6 +12,7 @@ from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import JobFacts, RunChange
 from jobpulse.collector.domain.jobs import JobQuery as JobQuery  # the list filters (re-exported)
 from jobpulse.collector.domain.runs import EDGE_SECONDS, START_EDGE, RunScope
+from jobpulse.collector.store import summaries
 from jobpulse.collector.store.errors import BatchError
 from jobpulse.common.validate import safe_for_log
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -392,7 +393,7 @@ def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEv
         record_start(db, cluster, job_id, start, _meta_facts(meta, node), meta.source)
     elif event.kind == pb.JobEvent.STOP:
         stop = meta.end_time or event.time_ms // 1000
-        record_stop(
+        run = record_stop(
             db,
             cluster,
             job_id,
@@ -404,6 +405,8 @@ def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEv
             facts=_meta_facts(meta, node),
             exit_signal=meta.exit_signal if meta.HasField("exit_signal") else None,
         )
+        # this node's last readings of the job came with this event: a summary made before it is early
+        summaries.drop_early_summary(db, run)
 
 
 def apply_slurm_job(db: sqlite3.Connection, job: SlurmJob, source: str, overwrite: bool = False) -> RunChange:
