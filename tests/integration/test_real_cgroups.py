@@ -188,6 +188,10 @@ def test_job_removed_while_its_files_are_open_is_no_data(tree: SlurmTree) -> Non
     with pytest.raises(NoData):
         reader.read()
     reader.close()
+    # The readers read nothing more; the one reading there may be is the job's whole-job final, taken by
+    # oomwatch as its step directory went (when that thread was first to the job's directory).
+    ended = sampler.collect(only=tree.job_id)
+    assert len(ended) <= 1 and all(r.step == "" for r in ended), ended
     assert sampler.collect(only=tree.job_id) == []
     assert not [key for key in sampler._readers if key[0] == tree.job_id]
     sampler.close()
