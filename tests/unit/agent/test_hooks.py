@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from jobpulse.agent import hooks, jobstate
+from jobpulse.agent import hooks, jobmeta, jobstate
 from jobpulse.common import validate
 from support import FIXTURES
 
@@ -116,6 +116,13 @@ def test_het_job_components_carry_their_het_job_from_a_real_22_05_capture() -> N
     assert "het_job_id" not in bad and any("SLURM_HET_JOB_ID" in d for d in dropped)
     # a job that is no het job says nothing of one
     assert "het_job_id" not in hooks.build_event("prolog", captured_env("prolog-env.log"), now=1)["meta"]
+    # what the agent sends on: the component's het job, and an offset only where the hook knew it
+    from jobpulse.agent.daemon import meta_from_dict
+
+    wire = meta_from_dict(jobmeta.clean(hooks.build_event("prolog", other, now=1)["meta"])[0])
+    assert wire.HasField("het_job_id") and wire.het_job_id == 1 and not wire.HasField("het_job_offset")
+    wire = meta_from_dict(jobmeta.clean(hooks.build_event("prolog", leader, now=1)["meta"])[0])
+    assert (wire.het_job_id, wire.HasField("het_job_offset"), wire.het_job_offset) == (1, True, 0)
 
 
 def test_oom_killed_jobs_read_as_sacct_shows_them() -> None:
