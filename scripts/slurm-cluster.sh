@@ -140,6 +140,7 @@ MailProg=/bin/true
 SwitchType=switch/none
 ReturnToService=2
 SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000

@@ -188,10 +188,11 @@ def test_job_removed_while_its_files_are_open_is_no_data(tree: SlurmTree) -> Non
     with pytest.raises(NoData):
         reader.read()
     reader.close()
-    # Nothing from the readers; at most the whole-job final that oomwatch reads as the step goes (when
-    # its thread is quicker than the rmdir of the job's directory).
-    after = sampler.collect(only=tree.job_id)
-    assert len(after) <= 1 and all(r.step == "" for r in after), after
+    # The readers read nothing more; the one reading there may be is the job's whole-job final, taken by
+    # oomwatch as its step directory went (when that thread was first to the job's directory).
+    ended = sampler.collect(only=tree.job_id)
+    assert len(ended) <= 1 and all(r.step == "" for r in ended), ended
+    assert sampler.collect(only=tree.job_id) == []
     assert not [key for key in sampler._readers if key[0] == tree.job_id]
     sampler.close()
 
@@ -219,3 +220,73 @@ def test_a_job_that_ends_while_another_starts_within_one_tick_is_found(tree: Slu
         assert not [key for key in sampler._readers if key[0] == tree.job_id]
     finally:
         sampler.close()
+
+
+@pytest.mark.skipif(not _writable_v1(), reason="cgroup v1 only (v2 counts OOM kills hierarchically)")
+def test_oom_kill_of_a_job_made_after_slurm_removed_and_remade_its_uid_directory_is_counted() -> None:
+    """Slurm removes ``slurm_<node>/uid_<uid>`` when that user's last job on the node ends and makes it
+    again for their next job (seen on the test cluster). OomWatch must follow the new directory: a job
+    OOM-killed before the next tick is then still registered (inotify) and its kill counted; it used to
+    keep the removed directory as watched and miss every job of that user after the first."""
+    from jobpulse.agent.oomwatch import OomWatch
+
+    name = f"slurm_jptest{os.getpid()}oom"
+    top, tops = ROOT / "memory" / name, [ROOT / c / name for c in ("memory", "cpuacct")]
+    made: list[Path] = []
+
+    def mkdir(path: Path) -> Path:
+        path.mkdir()
+        made.append(path)
+        return path
+
+    def job(job_id: str, limit: int) -> Path:
+        """The job's memory and cpuacct directories, as slurmstepd makes them; its memory task dir."""
+        for root in tops:
+            if not (root / "uid_0").exists():
+                mkdir(root / "uid_0")
+            mkdir(mkdir(mkdir(root / "uid_0" / f"job_{job_id}") / "step_batch") / "task_0")
+        (top / "uid_0" / f"job_{job_id}" / "memory.limit_in_bytes").write_text(str(limit))
+        return top / "uid_0" / f"job_{job_id}" / "step_batch" / "task_0"
+
+    def end() -> None:  # as Slurm does it: the job's directories, then the emptied uid directory
+        for path in reversed(made):
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        made.clear()
+
+    watch = OomWatch()
+    for root in tops:
+        mkdir(root)
+    first, second = str(unique_job_id()), str(unique_job_id())
+    try:
+        watch.watch_parent(str(top), uids=True)
+        job(first, 100 * MIB)
+        wait_for(lambda: watch.watching(first) or None, 5, f"job {first} registered")
+        for root in tops:  # the first job ends: its directories and uid_0 go, the roots stay
+            for path in [root / "uid_0" / f"job_{first}" / "step_batch" / "task_0",
+                         root / "uid_0" / f"job_{first}" / "step_batch", root / "uid_0" / f"job_{first}",
+                         root / "uid_0"]:  # fmt: skip
+                path.rmdir()
+                made.remove(path)
+        # The second job's uid directory appears, then its job directory: this thread may look into the
+        # new uid directory between the two mkdirs (slurmstepd's), and no tick ever lists the job.
+        for root in tops:
+            mkdir(root / "uid_0")
+        time.sleep(0.3)
+        task = job(second, 50 * MIB)
+        wait_for(lambda: watch.watching(second) or None, 5, f"job {second} registered after uid_0 came back")
+        code = f"open('{task}/cgroup.procs', 'w').write(str(__import__('os').getpid()))\n"
+        code += "block = bytearray(200 * 1024 * 1024)\nfor i in range(0, len(block), 4096): block[i] = 1\n"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=False)
+        assert done.returncode == -9, done  # killed by the cgroup's OOM killer
+        kills = wait_for(lambda: watch.kills(second).get("") or None, 5, f"job {second}'s OOM kill counted")
+        assert kills == 1 and watch.kills(second).get("batch") == 1
+    finally:
+        watch.close()
+        end()

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from jobpulse.agent import hooks, jobstate
+from jobpulse.agent import hooks, jobmeta, jobstate
 from jobpulse.common import validate
 from support import FIXTURES
 
@@ -93,6 +93,36 @@ def test_epilog_meta_carries_the_exit_code() -> None:
     assert hooks.slurm_exit({"SLURM_JOB_EXIT_CODE": "768"}) == (3, 0)
     assert hooks.slurm_exit({}) is None
     assert "exit_signal" not in hooks.build_event("epilog", {"SLURM_JOB_ID": "5"}, now=1)["meta"]
+
+
+def test_het_job_components_carry_their_het_job_from_a_real_22_05_capture() -> None:
+    """Each component's hooks get its own SLURM_JOB_ID and the het job's SLURM_HET_JOB_ID, no offset:
+    component 0 runs under the het job's id (offset 0); another component's offset is not known here."""
+    leader = captured_env("hetjob-hooks-env.log", 2)  # prolog of job 1 (1+0) on hh1
+    other = captured_env("hetjob-hooks-env.log", 0)  # prolog of job 2 (1+1) on hh2
+    assert "SLURM_HET_JOB_OFFSET" not in leader and "SLURM_HET_JOB_OFFSET" not in other
+    meta = hooks.build_event("prolog", leader, now=1)["meta"]
+    assert (meta["job_id"], meta["het_job_id"], meta["het_job_offset"]) == ("1", 1, 0)
+    meta = hooks.build_event("prolog", other, now=1)["meta"]
+    assert (meta["job_id"], meta["het_job_id"], meta["nodelist"]) == ("2", 1, "hh[2-3]")
+    assert "het_job_offset" not in meta
+    epilog = hooks.build_event("epilog", captured_env("hetjob-hooks-env.log", 3), now=2)["meta"]
+    assert (epilog["job_id"], epilog["het_job_id"], epilog["state"]) == ("2", 1, "COMPLETED")
+    # the older name alone (SLURM_PACK_JOB_ID) says the same; a bad value is left out with its reason
+    older = {k: v for k, v in leader.items() if k != "SLURM_HET_JOB_ID"}
+    assert hooks.build_event("prolog", older, now=1)["meta"]["het_job_id"] == 1
+    dropped: list[str] = []
+    bad = hooks.meta_from_env({**other, "SLURM_HET_JOB_ID": "1x"}, "prolog", dropped)
+    assert "het_job_id" not in bad and any("SLURM_HET_JOB_ID" in d for d in dropped)
+    # a job that is no het job says nothing of one
+    assert "het_job_id" not in hooks.build_event("prolog", captured_env("prolog-env.log"), now=1)["meta"]
+    # what the agent sends on: the component's het job, and an offset only where the hook knew it
+    from jobpulse.agent.daemon import meta_from_dict
+
+    wire = meta_from_dict(jobmeta.clean(hooks.build_event("prolog", other, now=1)["meta"])[0])
+    assert wire.HasField("het_job_id") and wire.het_job_id == 1 and not wire.HasField("het_job_offset")
+    wire = meta_from_dict(jobmeta.clean(hooks.build_event("prolog", leader, now=1)["meta"])[0])
+    assert (wire.het_job_id, wire.HasField("het_job_offset"), wire.het_job_offset) == (1, True, 0)
 
 
 def test_oom_killed_jobs_read_as_sacct_shows_them() -> None:

@@ -14,6 +14,7 @@ from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
 from storehelp import db_of
+from support import FIXTURES
 
 START = {
     "Id": 4242,
@@ -58,8 +59,9 @@ async def test_start_then_stop_records_the_run(
     response = await fx_client.put("/api/job_start", json=START, headers=fx_key)
     assert response.status_code == 200, response.text
     assert response.json() == {"Id": 4242}  # job-control reads nothing back (D4)
+    # JobMon's script sends SLURM_JOB_EXIT_CODE, a wait status: 768 is "exit 3"
     response = await fx_client.patch(
-        "/api/job_stop/4242", json={"ExitCode": 3, "StopTime": 1_795_400_100}, headers=fx_key
+        "/api/job_stop/4242", json={"ExitCode": 768, "StopTime": 1_795_400_100}, headers=fx_key
     )
     assert response.status_code == 200, response.text
     [run] = runs(fx_store, 4242)
@@ -195,7 +197,7 @@ async def test_requeue_is_a_separate_run(
     assert (first["start_time"], first["stop_time"], first["is_running"]) == (1_795_400_000, 1_795_400_100, 0)
     assert (second["start_time"], second["stop_time"], second["is_running"]) == (1_795_400_500, None, 1)
     await fx_client.patch(
-        "/api/job_stop/4242", json={"ExitCode": 1, "StopTime": 1_795_400_600}, headers=fx_key
+        "/api/job_stop/4242", json={"ExitCode": 256, "StopTime": 1_795_400_600}, headers=fx_key
     )
     first, second = runs(fx_store, 4242)
     assert first["exit_code"] == 0 and (second["stop_time"], second["exit_code"]) == (1_795_400_600, 1)
@@ -279,6 +281,42 @@ async def test_refresh_without_slurm_cli_is_503(
     )
     assert response.status_code == 503
     assert "Slurm CLI" in response.json()["detail"]
+
+
+def _slurmctld_epilogs() -> list[dict[str, str]]:
+    """The real EpilogSlurmctld environments of four jobs (Slurm 22.05, the test cluster)."""
+    blocks: list[dict[str, str]] = []
+    for line in (FIXTURES / "slurm" / "epilog-slurmctld-env.log").read_text().splitlines():
+        if line.startswith("=== "):
+            blocks.append({})
+        elif blocks and "=" in line:
+            key, _, value = line.partition("=")
+            blocks[-1][key] = value
+    return blocks
+
+
+# What sacct said of those jobs (the fixture's header); a job cancelled this early shows 0:0 to both
+# epilogs, so it reads COMPLETED until the reconciler takes sacct's CANCELLED.
+STATES = {"6": "FAILED", "7": "COMPLETED", "8": "OUT_OF_MEMORY", "9": "FAILED"}
+
+
+@pytest.mark.parametrize("env", _slurmctld_epilogs(), ids=lambda env: env["SLURM_JOB_EXIT_CODE2"])
+async def test_jobmon_stop_keeps_the_wait_status_as_code_and_signal(
+    fx_client: AsyncTestClient, fx_key: dict[str, str], env: dict[str, str]
+) -> None:
+    """JobMon's EpilogSlurmctld script sends ``{"exitCode": <SLURM_JOB_EXIT_CODE>}``, a wait status
+    (768 for exit 3); the job then shows Slurm's own "code:signal" (SLURM_JOB_EXIT_CODE2) and state."""
+    await fx_client.put("/api/job_start", json=START, headers=fx_key)
+    status = env["SLURM_JOB_EXIT_CODE"]
+    body = f'{{\n  "exitCode": {status},\n  "stopTime": 1795400100\n}}'  # as the script sends it
+    headers = {**fx_key, "Content-Type": "application/x-www-form-urlencoded"}
+    assert (await fx_client.patch("/api/job_stop/4242", content=body, headers=headers)).status_code == 200
+    admin = {"Authorization": f"Bearer {await login(fx_client, 'admin', ADMIN_PASSWORD)}"}
+    meta = (await fx_client.get("/api/job/4242", headers=admin)).json()["Metadata"]
+    code, _, sig = env["SLURM_JOB_EXIT_CODE2"].partition(":")
+    number = int(code) if int(sig) in (0, 125) else 128 + int(sig)  # the shell's $?; 125 is no signal
+    assert (meta["ExitCodeString"], meta["ExitCode"]) == (env["SLURM_JOB_EXIT_CODE2"], number)
+    assert meta["State"] == STATES[env["SLURM_JOB_ID"]]
 
 
 async def test_api_start_and_hook_stop_meet_in_one_run(

@@ -78,6 +78,7 @@ async def test_array_tasks_and_het_components(fx_client: AsyncTestClient, fx_sto
         _squeue_doc(job_id=12, start_time=T0 + 2, name="twelve"),
         _squeue_doc(job_id=3, array_job_id=1, array_task_id=2, start_time=T0 + 3, name="array one"),
         _squeue_doc(job_id=6, het_job_id=5, het_job_offset=1, start_time=T0 + 4, name="het part"),
+        _squeue_doc(job_id=5, het_job_id=5, het_job_offset=0, start_time=T0 + 4, name="het leader"),
     )
     auth = {"Authorization": f"Bearer {await login(fx_client, 'admin', ADMIN_PASSWORD)}"}
 
@@ -97,6 +98,40 @@ async def test_array_tasks_and_het_components(fx_client: AsyncTestClient, fx_sto
     listed = (await fx_client.get("/api/jobs", params={"ArrayJobId": 8}, headers=auth)).json()["Jobs"]
     assert sorted((j["Id"], j["ArrayTaskId"]) for j in listed) == [(8, 2), (9, 1)]
     assert (await fx_client.get("/api/search/all/8_1", headers=auth)).text == "job:9"
+    het = (await fx_client.get("/api/jobs", params={"HetJobId": 5}, headers=auth)).json()["Jobs"]
+    assert sorted((j["Id"], j["JobIdString"]) for j in het) == [(5, "5+0"), (6, "5+1")]
+
+
+async def test_het_components_from_the_prolog_then_the_reconciler(
+    fx_client: AsyncTestClient, fx_store: SqliteStore
+) -> None:
+    """The prolog says which het job a component belongs to, and the offset only for component 0 (its
+    job id is the het job's); squeue fills in the other component's offset."""
+    from jobpulse.proto.v1 import ingest_pb2 as pb
+
+    def prolog(job: str, **het: int) -> pb.JobEvent:
+        meta = pb.JobMeta(job_id=job, user="root", start_time=T0, state="RUNNING", source="prolog", **het)
+        return pb.JobEvent(kind=pb.JobEvent.START, time_ms=T0 * 1000, meta=meta)
+
+    db = db_of(fx_store)
+    jobs.apply_event(db, "hh1", "testcluster", prolog("41", het_job_id=41, het_job_offset=0))
+    jobs.apply_event(db, "hh2", "testcluster", prolog("42", het_job_id=41))
+    jobs.apply_event(db, "hh1", "testcluster", prolog("51"))  # an agent that sends no het fields
+    db.commit()
+    auth = {"Authorization": f"Bearer {await login(fx_client, 'admin', ADMIN_PASSWORD)}"}
+
+    async def listed(het: int) -> list[tuple[int, str, int | None]]:
+        rows = (await fx_client.get("/api/jobs", params={"HetJobId": het}, headers=auth)).json()["Jobs"]
+        return sorted((j["Id"], j["JobIdString"], j["HetJobOffset"]) for j in rows)
+
+    assert await listed(41) == [(41, "41+0", 0), (42, "42", None)]  # 42's offset: not known yet
+    await _apply(
+        fx_store,
+        _squeue_doc(job_id=42, het_job_id=41, het_job_offset=1, start_time=T0),
+        _squeue_doc(job_id=51, het_job_id=51, het_job_offset=0, start_time=T0),
+    )
+    assert await listed(41) == [(41, "41+0", 0), (42, "41+1", 1)]
+    assert await listed(51) == [(51, "51+0", 0)]  # offset 0 is a value, filled in like any other
 
 
 def test_authoritative_start_replaces_identity_as_a_whole(fx_store: SqliteStore) -> None:

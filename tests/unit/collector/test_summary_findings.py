@@ -213,3 +213,36 @@ def test_summary_from_rollups_when_raw_samples_are_gone(tmp_path: Path) -> None:
     assert s.mem_peak_bytes == 8 * GIB
     assert s.metrics["gpu_util_percent"] == {"mean": pytest.approx(80.0), "max": 80.0, "limit": 100.0}
     assert s.metrics["io_read_bytes"] == {"mean": None, "max": 1000.0 * 3600, "limit": None}  # a counter
+
+
+async def test_a_summary_made_before_a_nodes_last_batch_is_made_again_with_it(tmp_path: Path) -> None:
+    """The pass waits ``summary_delay`` after the run's stop (Slurm's End, from the reconciler), but a
+    node's last batch can come later (a loaded node, an agent that was away): the OOM kill counted as
+    the job ended arrives with that node's epilog. The summary made without it is dropped with its
+    findings when that epilog's STOP arrives, and the next pass makes it again with everything."""
+    store = SqliteStore(tmp_path / "j.db")
+    store.open()
+    db = db_of(store)
+    try:
+        profile = {"alloc_cpus": 1.0, "mem_peak_bytes": 99e6, "mem_limit_bytes": 100e6, "oom_kills": 0.0}
+        late, first = Agent(db, "n1"), Agent(db, "n2")
+        for a in (late, first):
+            a.event(pb.JobEvent.START, 30, START, num_nodes=2, cpus_on_node=1)
+            a.samples(30, [(T0 + s * 1000, {**profile, "cpu_user_seconds": 0.5 * s}) for s in range(0, 11)])
+        first.event(pb.JobEvent.STOP, 30, START + 11, state="OUT_OF_MEMORY")
+        run = int(db.execute("SELECT run_id FROM jobs WHERE job_id = 30").fetchone()[0])
+        assert await summarize_pass(store, START + 20, 3, Thresholds()) == 1
+        early = load_summary(db, run)
+        assert early is not None and _rules(early) == {"memory_near_limit"}
+        assert [t.name for t in job_tags(db, run)] == ["memory_near_limit"]
+
+        late.samples(30, [(T0 + 11_000, {"oom_kills": 1.0})])  # the node's final reading, then its STOP
+        late.event(pb.JobEvent.STOP, 30, START + 11, state="OUT_OF_MEMORY")
+        assert load_summary(db, run) is None and job_tags(db, run) == []
+        assert await summarize_pass(store, START + 30, 3, Thresholds()) == 1
+        again = load_summary(db, run)
+        assert again is not None and _rules(again) == {"oom_killed"}
+        assert [t.name for t in job_tags(db, run)] == ["oom_killed"]
+        assert await summarize_pass(store, START + 40, 3, Thresholds()) == 0  # done: not made again
+    finally:
+        store.close()

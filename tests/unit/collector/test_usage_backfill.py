@@ -24,9 +24,10 @@ def real_rows() -> tuple[list[str], list[dict[str, str]]]:
     return header, [dict(zip(header, p, strict=True)) for p in parsed]
 
 
-def build_table(path: Path) -> set[str]:
+def build_table(path: Path, later: bool = False) -> set[str]:
     """The real job 1 (with its steps), plus jobs made from it: other ids, users, weeks and states.
-    Returns the job ids a backfill of 2026-11-01..2026-11-30 must store."""
+    Returns the job ids a backfill of 2026-11-01..2026-11-30 must store. ``later``: the same table
+    once the running job 6 has ended and the pending job 7 was cancelled."""
     header, rows = real_rows()
     job = next(r for r in rows if r["JobID"] == "1")
     steps = [r for r in rows if r["JobID"] != "1"]
@@ -49,8 +50,12 @@ def build_table(path: Path) -> set[str]:
     variant("3", 9, User="bob", State="FAILED", Account="proj2")
     variant("4_1", 16, User="bob", State="CANCELLED by 0")
     variant("5+0", 24, User="carol", State="TIMEOUT")
-    variant("6", 25, User="carol", State="RUNNING", End="Unknown")  # still running: left for later
-    variant("7", 26, User="dave", State="PENDING", Start="Unknown", End="Unknown")
+    if later:
+        variant("6", 25, User="carol")
+        variant("7", 26, User="dave", State="CANCELLED by 0", Start="Unknown", End="2026-11-26T04:00:00")
+    else:
+        variant("6", 25, User="carol", State="RUNNING", End="Unknown")  # still running: left for later
+        variant("7", 26, User="dave", State="PENDING", Start="Unknown", End="Unknown")
     variant("8", 2, User="erin")
     out[-1 - len(steps)]["Submit"] = "2026-10-20T00:00:00"  # submitted before --since: not this backfill's
     path.write_text("|".join(header) + "\n" + "\n".join("|".join(r[h] for h in header) for r in out) + "\n")
@@ -82,7 +87,8 @@ def stored(state: Path) -> dict[str, tuple[str, str, float, str]]:
 
 
 def backfill(state: Path, *extra: str) -> int:
-    args = ["backfill-sacct", "--state-dir", str(state), "--since", "2026-11-01", "--until", "2026-11-30"]
+    args = ["backfill-sacct", "--state-dir", str(state), "--config", str(state / "no-config.toml")]
+    args += ["--since", "2026-11-01", "--until", "2026-11-30"]
     return cli.main([*args, *extra])
 
 
@@ -103,11 +109,35 @@ def test_backfill_stores_exactly_the_finished_jobs_and_a_second_run_adds_nothing
     err = capsys.readouterr()
     assert "week 5/5" in err.err and f"{len(expected)} new" in err.out
 
-    assert backfill(state) == 0  # the same dates again: every week was done
-    assert len(log.read_text().splitlines()) == 5
-    assert backfill(state, "--restart") == 0  # asked again of sacct: nothing new
+    assert "2 not finished yet" in err.err  # week 4: job 6 still running, job 7 still pending
+
+    # The same dates again: the first three weeks were over and done; week 4 still had jobs unfinished,
+    # so it and the week after it are asked again, and nothing is added.
+    assert backfill(state) == 0
+    again = log.read_text().splitlines()[5:]
+    assert len(again) == 2 and "--starttime=2026-11-22" in again[0]
     assert stored(state) == jobs
     assert "0 new" in capsys.readouterr().out
+    assert backfill(state, "--restart") == 0  # every week asked again of sacct: nothing new
+    assert stored(state) == jobs
+    assert "0 new" in capsys.readouterr().out
+
+
+def test_a_job_running_at_the_first_run_is_stored_by_the_next_one(
+    tmp_path: Path, fx_sacct: tuple[Path, set[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, expected = fx_sacct
+    state = tmp_path / "state"
+    assert backfill(state) == 0
+    assert {"6", "7"}.isdisjoint(stored(state))
+    build_table(Path(os.environ["FAKE_SACCT_TABLE"]), later=True)
+    assert backfill(state) == 0  # the same dates: week 4 was left open for them
+    jobs = stored(state)
+    assert set(jobs) == expected | {"6", "7"}
+    assert (jobs["6"][1], jobs["7"][1]) == ("COMPLETED", "CANCELLED")
+    assert "2 new" in capsys.readouterr().out
+    assert backfill(state) == 0  # now every week is done: sacct is not asked again
+    assert len(log.read_text().splitlines()) == 5 + 2
 
 
 def test_a_stopped_backfill_goes_on_from_the_week_it_stopped_at(
@@ -131,11 +161,22 @@ def test_a_stopped_backfill_goes_on_from_the_week_it_stopped_at(
 
 
 def test_bad_dates_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["backfill-sacct", "--state-dir", str(tmp_path), "--since", "last week"]) == 2
+    # never the host's /etc/jobpulse/collector.toml (a node with jobpulse installed)
+    config = ["--config", str(tmp_path / "no-config.toml")]
+    assert cli.main(["backfill-sacct", "--state-dir", str(tmp_path), *config, "--since", "last week"]) == 2
     assert "--since" in capsys.readouterr().err
     assert (
         cli.main(
-            ["backfill-sacct", "--state-dir", str(tmp_path), "--since", "2026-02-01", "--until", "2026-01-01"]
+            [
+                "backfill-sacct",
+                "--state-dir",
+                str(tmp_path),
+                *config,
+                "--since",
+                "2026-02-01",
+                "--until",
+                "2026-01-01",
+            ]
         )
         == 2
     )
@@ -151,6 +192,8 @@ def test_without_sacct_the_error_says_so(
                 "backfill-sacct",
                 "--state-dir",
                 str(tmp_path / "s"),
+                "--config",
+                str(tmp_path / "no-config.toml"),
                 "--since",
                 "2026-01-01",
                 "--until",

@@ -151,7 +151,8 @@ async def test_efficiency_of_monitored_jobs_per_user(
         facts = JobFacts(user_name=user, account="proj1", partition="compute", cpus=8, num_nodes=1)
         await fx_store.record_start("c1", job, t0, facts, "api")
         run = await fx_store.record_stop("c1", job, t0 + 2 * 3600, "COMPLETED", 0, "api")
-        runs[job] = int(run["run_id"])
+        assert run is not None
+        runs[job] = run.run_id
     summary = {"cpu_efficiency": 0.5, "mem_peak_bytes": GIB, "mem_limit_bytes": 4 * GIB}
     await fx_store.save_summary(runs[77], 0.0, summary, [])  # no allocated core-seconds: its 16 CPU-hours
     await fx_store.save_summary(

@@ -162,6 +162,7 @@ _ENV_NAMES = {
     "cpus_on_node": "SLURM_JOB_CPUS_PER_NODE",
     "gpus": "SLURM_JOB_GPUS",
     "nodelist": "SLURM_JOB_NODELIST",
+    "het_job_id": "SLURM_HET_JOB_ID",
 }
 
 
@@ -180,7 +181,14 @@ def meta_from_env(env: Mapping[str, str], source: str, dropped: list[str] | None
     raw["nodelist"] = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
     raw["cpus_on_node"] = cpus_on_node(env.get("SLURM_JOB_CPUS_PER_NODE", ""))
     raw["gpus"] = gpus(env) or None
+    # A het job's component runs as a job of its own (SLURM_JOB_ID, cgroup job_<id>); slurmd also gives
+    # the het job's id (SLURM_PACK_JOB_ID is its older name) but no offset (tests/fixtures/slurm/
+    # hetjob-hooks-env.log). Component 0 runs under the het job's own id, so its offset is known; the
+    # others' comes from squeue/sacct (the collector's reconciler).
+    raw["het_job_id"] = env.get("SLURM_HET_JOB_ID") or env.get("SLURM_PACK_JOB_ID")
     meta, problems = jobmeta.clean(raw, _ENV_NAMES)
+    if "het_job_id" in meta and str(meta["het_job_id"]) == meta["job_id"]:
+        meta["het_job_offset"] = 0
     meta["source"] = source
     if meta.get("cpus_on_node") == 0:
         del meta["cpus_on_node"]  # unknown, not none

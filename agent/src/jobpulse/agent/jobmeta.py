@@ -57,6 +57,9 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "num_tasks": _count,
     "exit_code": lambda value, field: validate.integer(value, field, 0, INT32_MAX),
     "exit_signal": lambda value, field: validate.integer(value, field, 0, 255),
+    "het_job_id": validate.job_number,
+    # Slurm allows at most 128 components (MAX_HET_JOB_COMPONENTS), offsets 0..127
+    "het_job_offset": lambda value, field: validate.integer(value, field, 0, 127),
     "start_time": validate.epoch_seconds,
     "end_time": validate.epoch_seconds,
     "mem_requested_bytes": lambda value, field: validate.integer(value, field, 0, INT64_MAX),

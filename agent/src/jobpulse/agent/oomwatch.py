@@ -21,6 +21,11 @@ directories jobs are made in (``memory/slurm_<node>/uid_<uid>``, and ``slurm_<no
 with inotify: slurmstepd makes them with mkdir(2), which inotify reports, so a job is registered
 milliseconds after its directory appears.
 
+Slurm removes ``uid_<uid>`` when that user's last job on the node ends and makes it again for their
+next job. The new directory is a new inode, so it is watched anew whenever the root reports it made
+(the old watch ends with IN_IGNORED, possibly later): every job of that user is registered as it
+appears, not only the first.
+
 The same inotify descriptor also catches a v1 job's end (``finals``): Slurm removes a job's step
 directories as its steps end and the job's own directory 7-14 ms after its last process exited, before
 the epilog runs, so the last tick can be up to a tick before the end (a 2-second job read -56 % CPU).
@@ -133,10 +138,11 @@ class OomWatch:
         self._finals = Finals()  # job id -> its figures as its last step went
         self._ends: set[str] = set()  # jobs whose step removals are watched
 
-    def watch_parent(self, directory: str, uids: bool = False) -> None:
+    def watch_parent(self, directory: str, uids: bool = False, made: bool = False) -> None:
         """Register every job made in ``directory`` as it appears (``uids``: a root whose new ``uid_``
-        directories are to be watched in turn)."""
-        if self._libc is None or directory in self._watched_dirs:
+        directories are to be watched in turn; ``made``: inotify just reported it made, so it is a new
+        directory even where one of that name was watched before)."""
+        if self._libc is None or (directory in self._watched_dirs and not made):
             return
         wd = int(
             self._libc.inotify_add_watch(self._inotify, os.fsencode(directory), _IN_CREATE | _IN_ONLYDIR)
@@ -169,14 +175,25 @@ class OomWatch:
             parent = self._parents.get(wd)
             if parent is None:
                 continue
+            if _mask & _IN_IGNORED:
+                # The directory went (Slurm removes uid_<uid> with that user's last job on the node and
+                # makes it again for the next; the kernel may report this only after the new one came).
+                self._forget_parent(wd, parent)
+                continue
             path = os.path.join(parent, name)
             if wd in self._uid_parents and name.startswith("uid_"):
-                self.watch_parent(path)
+                self.watch_parent(path, made=True)
                 for existing in os.listdir(path) if os.path.isdir(path) else []:
                     if (match := _JOB_DIR.match(existing)) is not None:
                         self.watch(match.group(1), os.path.join(path, existing))
             elif (match := _JOB_DIR.match(name)) is not None:
                 self.watch(match.group(1), path)
+
+    def _forget_parent(self, wd: int, directory: str) -> None:
+        self._parents.pop(wd, None)
+        self._uid_parents.discard(wd)
+        if directory not in self._parents.values():  # not made again and watched anew meanwhile
+            self._watched_dirs.discard(directory)
 
     def watch(self, job_id: str, memory_dir: str) -> bool:
         """Be told of OOMs in this job's memory cgroup; False when that cannot be (not v1, gone)."""

@@ -30,6 +30,7 @@ def _progress(week: WeekDone) -> None:
         f"[{'#' * filled}{'.' * (width - filled)}] week {week.index}/{week.weeks} "
         f"{week.start}..{week.end}: {week.found} jobs, {week.new} new, {week.changed} updated"
         + (f", {week.skipped} skipped" if week.skipped else "")
+        + (f", {week.unfinished} not finished yet" if week.unfinished else "")
     )
     end = "\r" if sys.stderr.isatty() and week.index < week.weeks else "\n"
     print(line.ljust(100), end=end, file=sys.stderr, flush=True)

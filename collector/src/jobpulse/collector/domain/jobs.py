@@ -27,6 +27,7 @@ class JobQuery:
     state: str | None = None
     node: str | None = None
     array_job_id: int | None = None  # the tasks of one job array
+    het_job_id: int | None = None  # the components of one heterogeneous job
     is_running: bool | None = None
     num_nodes: Bounds | None = None
     num_tasks: Bounds | None = None

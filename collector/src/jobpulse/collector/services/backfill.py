@@ -5,7 +5,10 @@ the window, so each week keeps the jobs *submitted* in it, as the exporter does,
 one week) and stored in one transaction per cluster through the same checks as the ingest route. The
 weeks done are written to a state file after each one, so a run that was stopped goes on from the
 next week when started again with the same dates; storing is idempotent, so a second run over the same
-weeks adds nothing. Jobs still pending or running are left for a later run.
+weeks adds nothing. Jobs still pending or running are left for a later run, so the state file counts a
+week as done only once it is over (it ended before today) and none of its jobs was left unfinished,
+and never a week after such a one: a second run with the same dates asks sacct again from the first
+week that still had a job running (or is still going on), and stores those jobs once they ended.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class WeekDone:
     new: int
     changed: int
     skipped: int  # lines sacct printed that were not a job record jobpulse could keep
+    unfinished: int = 0  # jobs submitted in the week and not finished yet: left for a later run
 
 
 def weeks(since: date, until: date) -> list[tuple[date, date]]:
@@ -70,12 +74,15 @@ async def backfill(
     state_path: Path | None = None,
     progress: Callable[[WeekDone], None] | None = None,
     fetch: Callable[[list[str], str, str], str] = slurm_cli.sacct_parsable,
+    today: date | None = None,
 ) -> list[WeekDone]:
     """Store sacct's finished jobs submitted between ``since`` and ``until`` (inclusive), week by week.
 
     ``cluster`` replaces sacct's Cluster column (a site whose sacct prints none). Raises SlurmError or
     SlurmUnavailable from sacct; the weeks stored before it stay stored and recorded in the state file.
+    ``today``: the day the run counts as today (weeks ending after it are not over yet).
     """
+    today = date.today() if today is None else today
     if until < since:
         raise InvalidInput("until", "is before since")
     if cluster is not None:
@@ -83,6 +90,7 @@ async def backfill(
     windows = weeks(since, until)
     resume = _load_state(state_path, since, until)
     done: list[WeekDone] = []
+    closed = True  # every week so far is over and had no unfinished job: the state file may move on
     for index, (start, end) in enumerate(windows, 1):
         if resume is not None and end <= resume:
             continue
@@ -99,6 +107,13 @@ async def backfill(
             if not lo <= submitted < hi:
                 continue  # another week's job, still active in this one
             per_cluster.setdefault(cluster or name, []).append(raw)
+        still = 0
+        for _job, submit in accounting.unfinished(text):
+            try:
+                if lo <= datetime.fromisoformat(submit) < hi:
+                    still += 1
+            except ValueError:
+                still += 1  # no readable Submit: cannot tell which week it is, so none is closed
         new = changed = found = 0
         for name, raws in sorted(per_cluster.items()):
             try:
@@ -116,9 +131,10 @@ async def backfill(
                     skipped += 1
             result = await service.store_records(host, records, "sacct")
             new, changed, found = new + result.new, changed + result.changed, found + len(records)
-        week = WeekDone(index, len(windows), start, end, found, new, changed, skipped)
+        week = WeekDone(index, len(windows), start, end, found, new, changed, skipped, still)
         done.append(week)
-        if state_path is not None:
+        closed = closed and still == 0 and end <= today
+        if state_path is not None and closed:
             statefile.write_atomic(
                 state_path,
                 json.dumps({"since": str(since), "until": str(until), "done_until": str(end)}),

@@ -33,6 +33,7 @@ from jobpulse.collector.services import access, series
 from jobpulse.collector.services.events import EventBus, JobEnded, JobStarted, publish_run_change
 from jobpulse.collector.services.jobcache import JobDataCache
 from jobpulse.collector.slurm import cli as slurm
+from jobpulse.collector.slurm import parse
 from jobpulse.collector.store.base import JobStore
 from jobpulse.collector.store.migrations import JOB_SAMPLE_COLUMNS
 
@@ -366,11 +367,12 @@ class JobService:
                 self.bus.publish(JobEnded(job_id, "", ended[1], float(stop), "api"))
         return _recorded(row, job_id)
 
-    async def stop_job(self, job_id: int, stop: int, exit_code: int | None) -> JobRun:
+    async def stop_job(self, job_id: int, stop: int, status: int | None) -> JobRun:
         """The newest run of ``job_id`` ended, in whatever cluster: recorded as source ``api``, then
-        published as JobEnded."""
-        state = _state(exit_code)
-        row = await self.store.record_stop(None, job_id, stop, state, exit_code, "api")
+        published as JobEnded. ``status``: Slurm's wait status, as JobMon's EpilogSlurmctld script sends
+        it (see :func:`stop_status`)."""
+        exit_code, exit_signal, state = stop_status(status)
+        row = await self.store.record_stop(None, job_id, stop, state, exit_code, "api", exit_signal)
         if self.bus is not None:
             self.bus.publish(JobEnded(job_id, "", state, float(stop), "api"))
         return _recorded(row, job_id)
@@ -441,3 +443,27 @@ def _recorded(run: JobRun | None, job_id: int) -> JobRun:
 
 def _state(exit_code: int | None) -> str:
     return "COMPLETED" if not exit_code else "FAILED"
+
+
+# Signals that end a job when it is cancelled or runs out of time (scancel, the time limit).
+_CANCEL_SIGNALS = frozenset({2, 9, 15})
+
+
+def stop_status(status: int | None) -> tuple[int | None, int | None, str]:
+    """(exit code, exit signal, state) of the ExitCode of ``PATCH /api/job_stop``.
+
+    JobMon's Slurm script sends ``SLURM_JOB_EXIT_CODE`` of slurmctld's epilog, a wait status (768 is
+    exit 3, 15 SIGTERM, 253 Slurm's OOM mark "0:125"), so it is read as the agent's epilog reads the
+    same variable: the code, or 128 + the signal, with Slurm's "code:signal" kept apart; the OOM mark is
+    no signal (state OUT_OF_MEMORY), SIGINT/SIGKILL/SIGTERM read as CANCELLED (the reconciler refines it
+    from sacct: TIMEOUT ends with a signal too). A negative number (scripts send -1 for "unknown") is
+    kept as it was sent, with no signal.
+    """
+    if status is None or status < 0:
+        return status, None, _state(status)
+    code, sig = parse.wait_status(status)
+    if sig == parse.SLURM_OOM_MARK:
+        return code, sig, "OUT_OF_MEMORY"
+    if sig:
+        return parse.exit_code_of(code, sig), sig, "CANCELLED" if sig in _CANCEL_SIGNALS else "FAILED"
+    return code, 0, _state(code)

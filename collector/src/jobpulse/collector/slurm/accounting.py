@@ -46,16 +46,34 @@ def _tres(tres: str, key: str) -> int:
     return 0
 
 
+def _allocations(text: str, fields: list[str]) -> list[tuple[dict[str, str], str]]:
+    """(row, state) of each job allocation line (no ``1.batch`` step lines); the state's first word,
+    upper case ("CANCELLED by 0" is CANCELLED; "" where sacct printed none)."""
+    out = []
+    for parts in split_lines(text, len(fields)):
+        row = dict(zip(fields, parts, strict=True))
+        if "." not in row["JobID"]:
+            out.append((row, row["State"].split(" ", 1)[0].upper()))
+    return out
+
+
+def unfinished(text: str, fields: list[str] = FIELDS) -> list[tuple[str, str]]:
+    """(JobID, Submit) of the job allocations in sacct's output that ``records`` leaves out because
+    they have not finished (pending, running, requeued, suspended, or no state): a later run must
+    ask for them again."""
+    return [
+        (row["JobID"], row["Submit"])
+        for row, state in _allocations(text, fields)
+        if not state or state in UNFINISHED
+    ]
+
+
 def records(text: str, fields: list[str] = FIELDS) -> list[tuple[str, dict[str, Any]]]:
     """(cluster, exporter-shaped record) of each finished job allocation in sacct's output; steps
     (``1.batch``) and jobs still pending or running are left out."""
     out: list[tuple[str, dict[str, Any]]] = []
-    for parts in split_lines(text, len(fields)):
-        row = dict(zip(fields, parts, strict=True))
+    for row, state in _allocations(text, fields):
         job = row["JobID"]
-        if "." in job:
-            continue
-        state = row["State"].split(" ", 1)[0].upper()
         if not state or state in UNFINISHED:
             continue
         try:

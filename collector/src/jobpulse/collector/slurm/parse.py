@@ -91,6 +91,12 @@ def exit_code_of(code: int | None, sig: int | None) -> int | None:
     return code
 
 
+def wait_status(raw: int) -> tuple[int, int]:
+    """Slurm's (code, signal) of a wait status as Slurm hands it on: squeue 22.05's ``exit_code``, and
+    ``SLURM_JOB_EXIT_CODE`` in the epilogs (768 is exit 3, 15 SIGTERM, 253 Slurm's OOM mark 0:125)."""
+    return (raw >> 8) & 0xFF, raw & 0x7F
+
+
 def _exit_pair(value: Any) -> tuple[int, int] | None:
     """Slurm's (code, signal). squeue: a plain wait status number; sacct: {status, return_code, signal}
     with the signal as {"id"} (23.02+) or {"signal_id"} (22.05)."""
@@ -104,7 +110,7 @@ def _exit_pair(value: Any) -> tuple[int, int] | None:
     if raw is None:
         return None
     # squeue 22.05 reports the raw wait status: exit code << 8 | signal (768 = exit 3, 15 = SIGTERM)
-    return (raw >> 8) & 0xFF, raw & 0x7F
+    return wait_status(raw)
 
 
 class _Exit(TypedDict):

@@ -147,9 +147,17 @@ class JobStore(StoredConfigSource, Protocol):
         ...
 
     async def record_stop(
-        self, cluster: str | None, job_id: int, stop: int, state: str, exit_code: int | None, source: str
+        self,
+        cluster: str | None,
+        job_id: int,
+        stop: int,
+        state: str,
+        exit_code: int | None,
+        source: str,
+        exit_signal: int | None = None,
     ) -> JobRun | None:
-        """The newest run of ``job_id`` ended; the stored run (None: no run of it is known)."""
+        """The newest run of ``job_id`` ended; the stored run (None: no run of it is known).
+        ``exit_signal``: with ``exit_code``, Slurm's "code:signal" (None: not known)."""
         ...
 
     async def apply_slurm_job(self, job: SlurmJob, source: str, overwrite: bool = False) -> RunChange:

@@ -12,7 +12,9 @@ from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.jobs import JobFacts, RunChange
 from jobpulse.collector.domain.jobs import JobQuery as JobQuery  # the list filters (re-exported)
 from jobpulse.collector.domain.runs import EDGE_SECONDS, START_EDGE, JobRun, RunScope
+from jobpulse.collector.store import summaries
 from jobpulse.collector.store.errors import BatchError
+from jobpulse.collector.store.runrows import run_of as run_of
 from jobpulse.common.validate import safe_for_log
 from jobpulse.proto.v1 import ingest_pb2 as pb
 
@@ -65,7 +67,13 @@ IDENTITY_COLUMNS: tuple[str, ...] = ("user_name", "user_id", "group_name", "grou
 AUTHORITATIVE_SOURCES = frozenset({"api", "reconciler", "refresh"})
 
 
-def _blank(value: Any) -> bool:
+# Columns where 0 is a value like any other: array task 0 (``--array=0-3``), het component 0 (``5+0``).
+_ZERO_IS_A_VALUE = frozenset({"array_task_id", "het_job_offset"})
+
+
+def _blank(value: Any, column: str = "") -> bool:
+    if column in _ZERO_IS_A_VALUE:
+        return value is None
     return value is None or value == "" or value == "[]" or value == 0
 
 
@@ -79,7 +87,7 @@ def _fill(row: sqlite3.Row, fields: dict[str, Any], source: str) -> dict[str, An
     updates = {
         c: fields[c]
         for c in META_COLUMNS
-        if c not in ("nodes", "nodelist") and c in fields and not _blank(fields[c]) and _blank(row[c])
+        if c not in ("nodes", "nodelist") and c in fields and not _blank(fields[c], c) and _blank(row[c], c)
     }
     new_nodes = json.loads(fields["nodes"]) if fields.get("nodes") else []
     if new_nodes:
@@ -143,15 +151,6 @@ def node_fields(names: list[str]) -> dict[str, Any]:
     """The ``nodes``/``nodelist`` columns for hostlist expressions or names (expanded, unioned)."""
     expanded = hostnames.expand_all(names)
     return {"nodes": json.dumps(expanded), "nodelist": hostnames.compress(expanded)} if expanded else {}
-
-
-def run_of(row: sqlite3.Row) -> JobRun:
-    """The domain's run from a row of ``jobs`` (node list decoded, flags as bools): the one place a job
-    row becomes what services and dialects see."""
-    values = dict(row)
-    values["nodes"] = tuple(json.loads(values["nodes"] or "[]"))
-    values["is_running"] = bool(values["is_running"])
-    return JobRun(**values)
 
 
 def _latest_run(
@@ -267,7 +266,7 @@ def refresh_run(
 ) -> None:
     """Overwrite a run's metadata (and end, when given) with what Slurm itself says (admin refresh)."""
     fields = _columns(facts)
-    updates = {c: fields[c] for c in META_COLUMNS if c in fields and not _blank(fields[c])}
+    updates = {c: fields[c] for c in META_COLUMNS if c in fields and not _blank(fields[c], c)}
     if state is not None and stop is not None:
         updates.update(
             state=state, exit_code=exit_code, exit_signal=exit_signal, stop_time=stop, is_running=0
@@ -373,6 +372,11 @@ def _meta_facts(meta: pb.JobMeta, node: str) -> JobFacts:
         group_id=meta.gid if meta.group or meta.gid else None,
         nodes=(node, meta.nodelist),
         gpus_per_node=len(meta.gpus),
+        # the prolog knows the het job; the offset only for component 0 (the others': squeue/sacct)
+        het_job_id=meta.het_job_id if meta.HasField("het_job_id") else None,
+        het_job_offset=meta.het_job_offset
+        if meta.HasField("het_job_id") and meta.HasField("het_job_offset")
+        else None,
     )
 
 
@@ -390,7 +394,7 @@ def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEv
         record_start(db, cluster, job_id, start, _meta_facts(meta, node), meta.source)
     elif event.kind == pb.JobEvent.STOP:
         stop = meta.end_time or event.time_ms // 1000
-        record_stop(
+        run = record_stop(
             db,
             cluster,
             job_id,
@@ -402,6 +406,8 @@ def apply_event(db: sqlite3.Connection, node: str, cluster: str, event: pb.JobEv
             facts=_meta_facts(meta, node),
             exit_signal=meta.exit_signal if meta.HasField("exit_signal") else None,
         )
+        # this node's last readings of the job came with this event: a summary made before it is early
+        summaries.drop_early_summary(db, run)
 
 
 def apply_slurm_job(db: sqlite3.Connection, job: SlurmJob, source: str, overwrite: bool = False) -> RunChange:
@@ -541,6 +547,7 @@ def query_jobs(db: sqlite3.Connection, q: JobQuery) -> tuple[list[JobRun], int]:
         ("partition", q.partition),
         ("state", q.state),
         ("array_job_id", q.array_job_id),
+        ("het_job_id", q.het_job_id),
     ):
         if value is not None:
             where.append(f"{column} = ?")

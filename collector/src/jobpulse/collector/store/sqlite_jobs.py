@@ -145,12 +145,25 @@ class SqliteJobs:
         return await self._write(_transaction(run, immediate=True))
 
     async def record_stop(
-        self, cluster: str | None, job_id: int, stop: int, state: str, exit_code: int | None, source: str
+        self,
+        cluster: str | None,
+        job_id: int,
+        stop: int,
+        state: str,
+        exit_code: int | None,
+        source: str,
+        exit_signal: int | None = None,
     ) -> JobRun | None:
-        """The newest run of ``job_id`` ended; the stored run."""
+        """The newest run of ``job_id`` ended; the stored run. ``exit_signal``: with ``exit_code``,
+        Slurm's "code:signal" (None: not known)."""
 
         def run(db: sqlite3.Connection) -> JobRun | None:
-            return _row(db, jobs.record_stop(db, cluster, job_id, stop, state, exit_code, source))
+            return _row(
+                db,
+                jobs.record_stop(
+                    db, cluster, job_id, stop, state, exit_code, source, exit_signal=exit_signal
+                ),
+            )
 
         return await self._write(_transaction(run, immediate=True))
 

@@ -20,11 +20,11 @@ from typing import Any
 from jobpulse.collector.domain.jobs import FINDING_CREATED_BY, FINDING_TAG_TYPE
 from jobpulse.collector.domain.runs import EDGE_SECONDS
 from jobpulse.collector.domain.summaries import Finding, StoredSummary
-from jobpulse.collector.store import jobs
 from jobpulse.collector.store.base import GpuFigures, NodeFigures, RunFigures
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS
 from jobpulse.collector.store.packed import Hour, read_hours, selection
 from jobpulse.collector.store.packing import aggregate
+from jobpulse.collector.store.runrows import run_of
 from jobpulse.collector.store.state import get_state, set_state
 from jobpulse.collector.store.tags import add_tag
 
@@ -206,7 +206,7 @@ def run_figures(db: sqlite3.Connection, run_id: int, now: float) -> RunFigures |
         (*node_names, lo, hi),
     ).fetchall()
     return RunFigures(
-        run=jobs.run_of(job),
+        run=run_of(job),
         start=start,
         stop=stop,
         source=source,
@@ -257,6 +257,35 @@ def store_summary(
         raise
 
 
+# Runs that stopped up to this long before the last completed pass are still looked at by the next one.
+LATE_STOP_SLACK = 86_400
+
+
+def drop_early_summary(db: sqlite3.Connection, run_id: int) -> bool:
+    """Drop the run's summary and its findings when a node's final batch (its epilog's STOP, after
+    which that node sends nothing more of the job) arrives after the summary was computed; whether it
+    did. The next pass computes it again from everything (``pending_runs``), so a summary never keeps
+    missing a node's last readings (an OOM kill counted as the job ended, its last CPU-seconds) that
+    came later than ``summary_delay`` after Slurm's End: a loaded node or collector, an agent that
+    was away. Not for a run the pass no longer looks at (stopped over a day before its watermark): its
+    summary stays as it is.
+
+    The caller holds the transaction."""
+    row = db.execute(
+        "SELECT j.stop_time FROM jobs j JOIN job_summaries s ON s.run_id = j.run_id WHERE j.run_id = ?",
+        (run_id,),
+    ).fetchone()
+    if row is None or row[0] is None or row[0] <= (get_state(db, WATERMARK) or 0) - LATE_STOP_SLACK:
+        return False
+    db.execute("DELETE FROM job_summaries WHERE run_id = ?", (run_id,))
+    db.execute(
+        "DELETE FROM job_tags WHERE run_id = ? AND tag_id IN"
+        " (SELECT id FROM tags WHERE type = ? AND created_by = ?)",
+        (run_id, FINDING_TAG_TYPE, FINDING_CREATED_BY),
+    )
+    return True
+
+
 def pending_runs(db: sqlite3.Connection, now: float, delay_s: float, limit: int = 200) -> list[int]:
     """Runs that stopped at least ``delay_s`` ago and have no summary yet, oldest first.
 
@@ -267,7 +296,7 @@ def pending_runs(db: sqlite3.Connection, now: float, delay_s: float, limit: int 
     rows = db.execute(
         "SELECT run_id FROM jobs j WHERE stop_time > ? AND stop_time <= ?"
         " AND NOT EXISTS (SELECT 1 FROM job_summaries s WHERE s.run_id = j.run_id) ORDER BY stop_time LIMIT ?",
-        (since - 86_400, now - delay_s, limit),
+        (since - LATE_STOP_SLACK, now - delay_s, limit),
     ).fetchall()
     return [int(r[0]) for r in rows]
 

@@ -598,6 +598,8 @@ class JobMeta(_message.Message):
     MEM_REQUESTED_BYTES_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     EXIT_SIGNAL_FIELD_NUMBER: _builtins.int
+    HET_JOB_ID_FIELD_NUMBER: _builtins.int
+    HET_JOB_OFFSET_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     cluster: _builtins.str
     user: _builtins.str
@@ -628,6 +630,13 @@ class JobMeta(_message.Message):
     """The signal of Slurm's "code:signal" (0: none; 125: Slurm's OOM mark); unset: not known.
     exit_code is then the code, or 128 + the signal.
     """
+    het_job_id: _builtins.int
+    """A heterogeneous job's component: the het job's id (SLURM_HET_JOB_ID, also the id of component 0)
+    and the component's offset (the N of Slurm's "<het id>+N"). The prolog and epilog get no offset
+    (Slurm 22.05): a hook sends 0 only for the component whose own id is the het job's, and leaves it
+    unset for the others (the collector learns it from squeue/sacct). Unset: not a het job, or not known.
+    """
+    het_job_offset: _builtins.int
     @_builtins.property
     def gpus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """GPU UUIDs on this node"""
@@ -658,14 +667,25 @@ class JobMeta(_message.Message):
         mem_requested_bytes: _builtins.int = ...,
         source: _builtins.str = ...,
         exit_signal: _builtins.int | None = ...,
+        het_job_id: _builtins.int | None = ...,
+        het_job_offset: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_signal", b"_exit_signal", "exit_signal", b"exit_signal"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_signal", b"_exit_signal", "_het_job_id", b"_het_job_id", "_het_job_offset", b"_het_job_offset", "exit_signal", b"exit_signal", "het_job_id", b"het_job_id", "het_job_offset", b"het_job_offset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_signal", b"_exit_signal", "account", b"account", "cluster", b"cluster", "cpus_on_node", b"cpus_on_node", "end_time", b"end_time", "exit_code", b"exit_code", "exit_signal", b"exit_signal", "gid", b"gid", "gpus", b"gpus", "group", b"group", "job_id", b"job_id", "job_name", b"job_name", "mem_requested_bytes", b"mem_requested_bytes", "nodelist", b"nodelist", "num_nodes", b"num_nodes", "num_tasks", b"num_tasks", "partition", b"partition", "qos", b"qos", "sluid", b"sluid", "source", b"source", "start_time", b"start_time", "state", b"state", "uid", b"uid", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_signal", b"_exit_signal", "_het_job_id", b"_het_job_id", "_het_job_offset", b"_het_job_offset", "account", b"account", "cluster", b"cluster", "cpus_on_node", b"cpus_on_node", "end_time", b"end_time", "exit_code", b"exit_code", "exit_signal", b"exit_signal", "gid", b"gid", "gpus", b"gpus", "group", b"group", "het_job_id", b"het_job_id", "het_job_offset", b"het_job_offset", "job_id", b"job_id", "job_name", b"job_name", "mem_requested_bytes", b"mem_requested_bytes", "nodelist", b"nodelist", "num_nodes", b"num_nodes", "num_tasks", b"num_tasks", "partition", b"partition", "qos", b"qos", "sluid", b"sluid", "source", b"source", "start_time", b"start_time", "state", b"state", "uid", b"uid", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exit_signal: _TypeAlias = _typing.Literal["exit_signal"]  # noqa: Y015
     _WhichOneofArgType__exit_signal: _TypeAlias = _typing.Literal["_exit_signal", b"_exit_signal"]  # noqa: Y015
+    _WhichOneofReturnType__het_job_id: _TypeAlias = _typing.Literal["het_job_id"]  # noqa: Y015
+    _WhichOneofArgType__het_job_id: _TypeAlias = _typing.Literal["_het_job_id", b"_het_job_id"]  # noqa: Y015
+    _WhichOneofReturnType__het_job_offset: _TypeAlias = _typing.Literal["het_job_offset"]  # noqa: Y015
+    _WhichOneofArgType__het_job_offset: _TypeAlias = _typing.Literal["_het_job_offset", b"_het_job_offset"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__exit_signal) -> _WhichOneofReturnType__exit_signal | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__het_job_id) -> _WhichOneofReturnType__het_job_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__het_job_offset) -> _WhichOneofReturnType__het_job_offset | None: ...
 
 Global___JobMeta: _TypeAlias = JobMeta  # noqa: Y015
 

@@ -58,6 +58,15 @@ class JobsController(Controller):
                 name="ArrayJobId", ge=1, le=JOB_NUMBER_MAX, description="the tasks of one job array"
             ),
         ] = None,
+        HetJobId: Annotated[
+            int | None,
+            QueryParameter(
+                name="HetJobId",
+                ge=1,
+                le=JOB_NUMBER_MAX,
+                description="the components (123+0, 123+1, ...) of one heterogeneous job",
+            ),
+        ] = None,
         NumNodes: Annotated[
             str | None, QueryParameter(name="NumNodes", description="range 'from,to'")
         ] = None,
@@ -100,6 +109,7 @@ class JobsController(Controller):
             node=Node,
             is_running=IsRunning,
             array_job_id=ArrayJobId,
+            het_job_id=HetJobId,
             num_nodes=parse_range("NumNodes", NumNodes),
             num_tasks=parse_range("NumTasks", NumTasks),
             num_gpus=parse_range("NumGpus", NumGpus),
