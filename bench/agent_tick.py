@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -187,7 +188,7 @@ def measure_rss(duration: float, tick: float) -> None:
             elapsed = time.monotonic() - start
             figures = ", ".join(f"{name} {p.memory_info().rss / 1e6:.1f} MB" for name, p in procs.items())
             print(f"  agent RSS after {elapsed:5.0f} s: {figures}", flush=True)
-        baseline = support.subprocess.run(
+        baseline = subprocess.run(
             [
                 sys.executable,
                 "-c",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import json
 import os
 import select
@@ -222,9 +223,13 @@ def main() -> int:
             found = response.json() if response.status_code == 200 else None
             return found if found and not found["Metadata"]["IsRunning"] else None
 
-        docs = {job: wait_for(lambda job=job: doc(job), 300, f"job {job} ended") for _, job in submitted}
+        ended: dict[int, dict[str, Any]] = {}
+        for _, job in submitted:
+            found = wait_for(functools.partial(doc, job), 300, f"job {job} ended")
+            assert found is not None
+            ended[job] = found
         time.sleep(8)  # the reconciler's corrections (every 2 s) and the agents' last rows
-        docs = {job: doc(job) or docs[job] for job in docs}
+        docs: dict[int, dict[str, Any]] = {job: doc(job) or ended[job] for job in ended}
         rows = []
         for name, job in submitted:
             meta = docs[job]["Metadata"]

@@ -219,7 +219,7 @@ def baseline(path: Path, agents: int, jobs: int, rows_target: int) -> float:
         f"INSERT OR IGNORE INTO job_samples (job_id, node, step, ts, {cols}) "
         f"VALUES (?, ?, ?, ?, {', '.join('?' for _ in JOB_SAMPLE_COLUMNS)})"
     )
-    rows = []
+    rows: list[tuple[object, ...]] = []
     seq = 0
     encoders = [Encoder(a, jobs) for a in range(agents)]
     while len(rows) < rows_target:

@@ -36,10 +36,11 @@ import time
 from array import array
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from jobpulse.collector.findings import Thresholds
 from jobpulse.collector.store.ingest import ingest_batch
-from jobpulse.collector.store.jobs import run_scope
+from jobpulse.collector.store.jobs import run_of, run_scope
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS, LATEST, migrate
 from jobpulse.collector.store.packed import COLUMNS, PACKED, encode
 from jobpulse.collector.store.rollup import rollup
@@ -398,7 +399,7 @@ def report(db: sqlite3.Connection, args: argparse.Namespace) -> None:
     job = (args.days - 2) * 100  # a 64-node, 24-hour job two days ago
     metrics_q = ["cpu_cores", "mem_current_bytes"]
 
-    def series() -> object:
+    def series() -> dict[str, Any]:
         return job_series(db, job, metrics_q, 60, "avg")
 
     out = series()
@@ -434,7 +435,7 @@ def report(db: sqlite3.Connection, args: argparse.Namespace) -> None:
         f" p50 {p50:.1f} p95 {p95:.1f} ms, ratio {s50 / p50:.2f}"
     )
 
-    run = dict(db.execute("SELECT * FROM jobs WHERE job_id = ?", (job,)).fetchone())
+    run = run_of(db.execute("SELECT * FROM jobs WHERE job_id = ?", (job,)).fetchone())
 
     def adapter() -> object:  # what GET /api/job/{id} calls: the run's scope, then JobMon's point pairs
         return job_series_points(db, run_scope(db, run), metrics_q, 60, "mean")
