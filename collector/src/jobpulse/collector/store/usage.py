@@ -33,6 +33,7 @@ from jobpulse.collector.domain.usage import (
     UsageGroups,
     UsageTotals,
 )
+from jobpulse.collector.store import usage_monthly
 from jobpulse.collector.store.state import get_state, set_state
 from jobpulse.common.validate import InvalidField
 
@@ -157,6 +158,7 @@ def recompute_days(db: sqlite3.Connection, days: Iterable[tuple[str, int]]) -> N
         _margins(db, cluster, "d", day, day, day)
     for cluster, first in sorted({(c, month_start(d)) for c, d in touched}):
         _margins(db, cluster, "m", first, first, next_month(first) - 1)
+        usage_monthly.recompute_month(db, cluster, first, next_month(first))
 
 
 def _margins(db: sqlite3.Connection, cluster: str, grain: str, key: int, lo: int, hi: int) -> None:
@@ -193,12 +195,22 @@ def rebuild_rollup(db: sqlite3.Connection) -> int:
                 FROM (SELECT *, {_MONTH_OF} AS month FROM usage_daily) GROUP BY cluster, month, {value}""",
             (dim,),
         )
+    rebuild_monthly(db)
     db.execute("DELETE FROM usage_dims")
     for dim in DIMENSIONS:
         db.execute(
             f"INSERT OR IGNORE INTO usage_dims SELECT DISTINCT cluster, ?, {dim} FROM usage_daily", (dim,)
         )
     return int(db.execute("SELECT count(*) FROM usage_daily").fetchone()[0])
+
+
+def rebuild_monthly(db: sqlite3.Connection) -> None:
+    """usage_monthly_by anew for every month with jobs (a bulk load, migration 12)."""
+    db.execute("DELETE FROM usage_monthly_by")
+    months = db.execute(
+        f"SELECT DISTINCT cluster, {_MONTH_OF} FROM (SELECT DISTINCT cluster, day FROM usage_daily)"
+    ).fetchall()
+    usage_monthly.rebuild(db, [(c, int(m), next_month(int(m))) for c, m in months])
 
 
 def _note_dims(db: sqlite3.Connection, cluster: str, row: dict[str, Any]) -> None:
@@ -427,24 +439,80 @@ def _unfiltered(f: UsageFilter) -> bool:
     return f.cluster is not None and not any(f.dims().values())
 
 
-def _margin_rows(f: UsageFilter, dim: str, monthly: bool) -> tuple[str, list[Any]]:
-    """The margin rows of ``dim`` covering the window of ``f``: a month's row per whole month (when
-    ``monthly``), a day's row for every other day."""
-    lo = f.since_day if f.since_day is not None else 0
-    hi = f.until_day if f.until_day is not None else 1_000_000
-    one = "SELECT * FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = ? AND day >= ? AND day <= ?"
-    spans: list[tuple[str, int, int]] = []
+def spans(f: UsageFilter, monthly: bool = True) -> list[tuple[str, int, int]]:
+    """The window of ``f`` in pieces: ("m", first, last) the first days of its whole months (when
+    ``monthly``), ("d", first, last) the days at its edges (or the whole window)."""
+    lo, hi = usage_monthly.window(f)
     first = lo if month_start(lo) == lo else next_month(lo)
     end = month_start(hi + 1)
     if monthly and first < end:
-        spans = [("m", first, end - 1), ("d", lo, first - 1), ("d", end, hi)]
+        out = [("m", first, month_start(end - 1)), ("d", lo, first - 1), ("d", end, hi)]
     else:
-        spans = [("d", lo, hi)]
-    spans = [s for s in spans if s[1] <= s[2]]
+        out = [("d", lo, hi)]
+    return [s for s in out if s[1] <= s[2]]
+
+
+def _margin_rows(
+    f: UsageFilter, dim: str, monthly: bool, values: tuple[str, ...] | None = None
+) -> tuple[str, list[Any]]:
+    """The margin rows of ``dim`` (of its ``values`` only, when given) covering the window of ``f``: a
+    month's row per whole month (when ``monthly``), a day's row for every other day."""
+    one = "SELECT * FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = ? AND day >= ? AND day <= ?"
+    if values is not None:
+        one += f" AND value IN ({', '.join('?' * len(values))})"
+    parts = spans(f, monthly)
     args: list[Any] = []
-    for grain, a, b in spans:
-        args += [f.cluster, grain, dim, a, b]
-    return " UNION ALL ".join([one] * len(spans)), args
+    for grain, a, b in parts:
+        args += [f.cluster, grain, dim, a, b, *(values or ())]
+    return " UNION ALL ".join([one] * len(parts)), args
+
+
+def _filtered_once(f: UsageFilter) -> tuple[str, tuple[str, ...]] | None:
+    """(dimension, values) when ``f`` filters one cluster on exactly one dimension: the margins of that
+    dimension and usage_monthly_by answer it without reading usage_daily over the whole window."""
+    single = usage_monthly.single_filter(f)
+    return single if single is not None and single[0] else None
+
+
+def _grouped_once(
+    db: sqlite3.Connection,
+    f: UsageFilter,
+    by: str,
+    period: str | None,
+    users: bool,
+    dim: str,
+    values: tuple[str, ...],
+) -> UsageGroups | None:
+    """``grouped`` for a question filtered on one dimension, from that dimension's margins (per period,
+    or per its own values) and usage_monthly_by (per another dimension); None where the distinct users per
+    value of a dimension are asked for (the daily rollup answers those)."""
+    if by == "cluster":
+        return None
+    if period is None and users and by != "user_name":
+        return None
+    if period is not None or by == dim:
+        monthly = period in (None, "month", "quarter", "year")
+        key = _PERIOD_KEYS[period] if period is not None else "value"
+        source, args = _margin_rows(f, dim, monthly, values)
+        figures = _GROUP_FIGURES if period is not None else _DIM_FIGURES
+        count = "count(DISTINCT value)" if dim == "user_name" else "0"
+        out = _groups(
+            db.execute(
+                f"SELECT {key} AS k, {figures.format(users=count)} FROM ({source}) GROUP BY k ORDER BY k",
+                args,
+            ).fetchall()
+        )
+        if period is not None and dim != "user_name":
+            counts = usage_monthly.distinct_users(db, f, spans(f, monthly), key)
+            out.users = [int(counts.get(k, 0)) for k in out.keys]
+        return out
+    rows = usage_monthly.breakdown(db, f, by, spans(f))
+    out = _groups(
+        (r[0], r[1], r[2], r[3], 1 if by == "user_name" else 0, r[5] / r[4] if r[4] else None, r[6],
+         r[8] / r[7] if r[7] else None, *([0] * (2 * NBINS)))
+        for r in rows
+    )  # fmt: skip
+    return out
 
 
 def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
@@ -456,6 +524,11 @@ def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True)
         raise ValueError(f"cannot group by {by!r}")
     if period is None and by not in ("cluster", *DIMENSIONS):
         raise ValueError(f"cannot group by {by!r}")
+    once = _filtered_once(f)
+    if once is not None:
+        answer = _grouped_once(db, f, by, period, users, *once)
+        if answer is not None:
+            return answer
     if _unfiltered(f) and by != "cluster":
         monthly = period in (None, "month", "quarter", "year")
         key = _PERIOD_KEYS[period] if period is not None else "value"
@@ -507,6 +580,20 @@ def totals(db: sqlite3.Connection, f: UsageFilter) -> UsageTotals:
         source, args = _margin_rows(f, "user_name", True)
         users = db.execute(f"SELECT count(DISTINCT value) FROM ({source})", args).fetchone()[0]
         return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(users), row[4], row[5])
+    once = _filtered_once(f)
+    if once is not None:
+        dim, values = once
+        source, args = _margin_rows(f, dim, True, values)
+        row = db.execute(
+            f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0),
+                       sum(wait_s) / nullif(sum(waited), 0), max(wait_max), count(DISTINCT value) FROM ({source})""",
+            args,
+        ).fetchone()
+        if dim == "user_name":
+            users = int(row[5])
+        else:
+            users = usage_monthly.distinct_users(db, f, spans(f), None).get("", 0)
+        return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(users), row[3], row[4])
     where, args = _where(f)
     row = db.execute(
         f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0),
