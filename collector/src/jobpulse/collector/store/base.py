@@ -411,17 +411,42 @@ class UsageStore(Protocol):
         """Partitions, accounts, users (``user_name``), QOS and states among the filtered jobs."""
         ...
 
-    async def usage_totals(self, f: UsageFilter) -> UsageTotals: ...
+    async def usage_totals(self, f: UsageFilter, users: bool = True) -> UsageTotals:
+        """``users`` False: the distinct users may be left 0 (the dashboard counts them otherwise)."""
+        ...
 
     async def usage_grouped(self, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
         """Usage per ``by``: ``period:day|week|month|quarter|year``, ``cluster`` or a dimension column;
-        ``users`` False: distinct users per value of another dimension may be left 0 (they cost a scan)."""
+        ``users`` False: distinct users per value of another dimension, or per period, may be left 0 (they
+        cost a read of their own)."""
         ...
 
     async def usage_efficiency(self, f: UsageFilter) -> Efficiency: ...
 
     async def usage_jobs(self, f: UsageFilter, limit: int, offset: int = 0) -> list[dict[str, Any]]:
         """The filtered jobs' rows, newest submit first."""
+        ...
+
+    async def usage_breakdown(self, f: UsageFilter, kind: str) -> list[tuple[Any, ...]]:
+        """The filtered jobs per value of ``kind`` (``cpus``, ``gpus``, ``nodes``: the job's count;
+        ``nodelist``: its node list as sacct printed it; or a dimension column): (key, jobs, cpu_hours,
+        gpu_hours, waited, wait_s, wait_max, ran, duration_s), by key."""
+        ...
+
+    async def usage_by_period_and(self, f: UsageFilter, period: str, by: str) -> list[tuple[Any, ...]]:
+        """(period key, value of the dimension ``by``, jobs, cpu_hours, gpu_hours, wait_s, duration_s)."""
+        ...
+
+    async def usage_user_summary(
+        self, f: UsageFilter, period: str
+    ) -> tuple[list[tuple[Any, ...]], dict[str, int], dict[str, int]]:
+        """The filtered jobs' users: per user (user, jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max,
+        ran, duration_s) by user; the distinct users per period key; per user, the periods they were
+        active in."""
+        ...
+
+    async def usage_node_hardware(self, cluster: str | None) -> dict[str, tuple[int, int]]:
+        """(CPUs, GPUs) of the nodes agents reported, of ``cluster`` or of no stated cluster."""
         ...
 
 

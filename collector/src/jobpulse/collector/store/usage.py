@@ -17,6 +17,7 @@ values seen per cluster and dimension (the dashboard's filter lists).
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import time
@@ -452,18 +453,24 @@ def spans(f: UsageFilter, monthly: bool = True) -> list[tuple[str, int, int]]:
     return [s for s in out if s[1] <= s[2]]
 
 
+_NARROW = "day, value, jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s"
+
+
 def _margin_rows(
-    f: UsageFilter, dim: str, monthly: bool, values: tuple[str, ...] | None = None
+    f: UsageFilter, dim: str, monthly: bool, values: tuple[str, ...] | None = None, columns: str = "*"
 ) -> tuple[str, list[Any]]:
     """The margin rows of ``dim`` (of its ``values`` only, when given) covering the window of ``f``: a
-    month's row per whole month (when ``monthly``), a day's row for every other day."""
-    one = "SELECT * FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = ? AND day >= ? AND day <= ?"
+    month's row per whole month (when ``monthly``), a day's row for every other day; ``columns`` only
+    (the bins are most of a row: a question that does not read them leaves them out)."""
+    one = f"SELECT {columns} FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = ? AND day >= ? AND day <= ?"
     if values is not None:
         one += f" AND value IN ({', '.join('?' * len(values))})"
     parts = spans(f, monthly)
     args: list[Any] = []
     for grain, a, b in parts:
         args += [f.cluster, grain, dim, a, b, *(values or ())]
+    if not parts:
+        return f"SELECT {columns} FROM usage_marginal WHERE 0", []
     return " UNION ALL ".join([one] * len(parts)), args
 
 
@@ -493,7 +500,7 @@ def _grouped_once(
     if period is not None or by == dim:
         monthly = period in (None, "month", "quarter", "year")
         key = _PERIOD_KEYS[period] if period is not None else "value"
-        source, args = _margin_rows(f, dim, monthly, values)
+        source, args = _margin_rows(f, dim, monthly, values, "*" if period is not None else _NARROW)
         figures = _GROUP_FIGURES if period is not None else _DIM_FIGURES
         count = "count(DISTINCT value)" if dim == "user_name" else "0"
         out = _groups(
@@ -502,7 +509,7 @@ def _grouped_once(
                 args,
             ).fetchall()
         )
-        if period is not None and dim != "user_name":
+        if period is not None and dim != "user_name" and users:
             counts = usage_monthly.distinct_users(db, f, spans(f, monthly), key)
             out.users = [int(counts.get(k, 0)) for k in out.keys]
         return out
@@ -517,7 +524,8 @@ def _grouped_once(
 
 def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
     """The usage of the filtered jobs per ``by`` (one of GROUPINGS), ordered by key. ``users`` False:
-    the distinct users per key of a dimension other than the user may be left 0 (they cost a scan).
+    the distinct users per key of a dimension other than the user, or per period, may be left 0 where they
+    cost a read of their own.
     Waiting-time and duration bins are counted per period only (per dimension value they are 0)."""
     period = by.partition(":")[2] if by.startswith("period:") else None
     if period is not None and period not in _PERIOD_KEYS:
@@ -532,15 +540,19 @@ def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True)
     if _unfiltered(f) and by != "cluster":
         monthly = period in (None, "month", "quarter", "year")
         key = _PERIOD_KEYS[period] if period is not None else "value"
-        source, args = _margin_rows(f, "" if period is not None else by, monthly)
+        source, args = _margin_rows(
+            f, "" if period is not None else by, monthly, columns="*" if period is not None else _NARROW
+        )
         figures = _GROUP_FIGURES if period is not None else _DIM_FIGURES
         rows = db.execute(
             f"SELECT {key} AS k, {figures.format(users='0')} FROM ({source}) GROUP BY k ORDER BY k",
             args,
         ).fetchall()
         out = _groups(rows)
+        if period is not None and not users:
+            return out
         if period is not None:
-            source, args = _margin_rows(f, "user_name", monthly)
+            source, args = _margin_rows(f, "user_name", monthly, columns="day, value")
             counts = dict(
                 db.execute(
                     f"SELECT {key} AS k, count(DISTINCT value) FROM ({source}) GROUP BY k", args
@@ -569,31 +581,35 @@ def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True)
     return _groups(rows)
 
 
-def totals(db: sqlite3.Connection, f: UsageFilter) -> UsageTotals:
+def totals(db: sqlite3.Connection, f: UsageFilter, users: bool = True) -> UsageTotals:
+    """The filtered jobs' totals; ``users`` False: the distinct users may be left 0 when counting them
+    costs a read of its own (the dashboard counts them from ``user_table``)."""
     if _unfiltered(f):
-        source, args = _margin_rows(f, "", True)
+        source, args = _margin_rows(f, "", True, columns=_NARROW)
         row = db.execute(
             f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0), 0,
                        sum(wait_s) / nullif(sum(waited), 0), max(wait_max) FROM ({source})""",
             args,
         ).fetchone()
-        source, args = _margin_rows(f, "user_name", True)
-        users = db.execute(f"SELECT count(DISTINCT value) FROM ({source})", args).fetchone()[0]
-        return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(users), row[4], row[5])
+        count = 0
+        if users:
+            source, args = _margin_rows(f, "user_name", True, columns="value")
+            count = db.execute(f"SELECT count(DISTINCT value) FROM ({source})", args).fetchone()[0]
+        return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(count), row[4], row[5])
     once = _filtered_once(f)
     if once is not None:
         dim, values = once
-        source, args = _margin_rows(f, dim, True, values)
+        source, args = _margin_rows(f, dim, True, values, _NARROW)
         row = db.execute(
             f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0),
                        sum(wait_s) / nullif(sum(waited), 0), max(wait_max), count(DISTINCT value) FROM ({source})""",
             args,
         ).fetchone()
         if dim == "user_name":
-            users = int(row[5])
+            count = int(row[5])
         else:
-            users = usage_monthly.distinct_users(db, f, spans(f), None).get("", 0)
-        return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(users), row[3], row[4])
+            count = usage_monthly.distinct_users(db, f, spans(f), None).get("", 0) if users else 0
+        return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(count), row[3], row[4])
     where, args = _where(f)
     row = db.execute(
         f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0),
@@ -628,7 +644,7 @@ def dimension_values(db: sqlite3.Connection, f: UsageFilter) -> dict[str, list[s
     if _unfiltered(f):
         found = {}
         for dim in DIMENSIONS:
-            source, args = _margin_rows(f, dim, True)
+            source, args = _margin_rows(f, dim, True, columns="value")
             found[dim] = [v for (v,) in db.execute(f"SELECT DISTINCT value FROM ({source}) ORDER BY 1", args)]
         return found
     where, args = _where(f)
@@ -675,3 +691,125 @@ def plain_group_by(db: sqlite3.Connection, cluster: str, by: str) -> list[tuple[
             FROM usage_jobs WHERE cluster = ? GROUP BY k""",
         (cluster,),
     ).fetchall()
+
+
+# -- the per-job charts, Color By and user activity (issue 18) -----------------------------------------------
+def breakdown(db: sqlite3.Connection, f: UsageFilter, kind: str) -> list[tuple[Any, ...]]:
+    """The filtered jobs per value of ``kind`` (cpus, gpus, nodes, nodelist or a dimension): (key, jobs,
+    cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s) by key (store/usage_monthly.py)."""
+    return usage_monthly.breakdown(db, f, kind, spans(f))
+
+
+def grouped_by_period_and(
+    db: sqlite3.Connection, f: UsageFilter, period: str, by: str
+) -> list[tuple[Any, ...]]:
+    """(period key, value of ``by``, jobs, cpu_hours, gpu_hours, wait_s, duration_s) of the filtered jobs:
+    the dashboard's "Color By" series. From ``by``'s margins when ``f`` filters nothing or only ``by``;
+    else from the daily rollup."""
+    if period not in _PERIOD_KEYS or by not in DIMENSIONS:
+        raise ValueError(f"cannot group by period {period!r} and {by!r}")
+    key = _PERIOD_KEYS[period]
+    monthly = period in ("month", "quarter", "year")
+    single = usage_monthly.single_filter(f)
+    figures = "sum(jobs), sum(cpu_hours), sum(gpu_hours), sum(wait_s), sum(duration_s)"
+    if single is not None and single[0] in ("", by):
+        source, args = _margin_rows(f, by, monthly, single[1] if single[0] else None)
+        sql = f"SELECT {key} AS k, value, {figures} FROM ({source}) GROUP BY k, value ORDER BY k, value"
+    else:
+        where, args = _where(f)
+        sql = f"SELECT {key} AS k, {by}, {figures} FROM usage_daily{where} GROUP BY k, {by} ORDER BY k, {by}"
+    return db.execute(sql, args).fetchall()
+
+
+def _user_parts(f: UsageFilter, monthly: bool) -> list[tuple[str, str, list[Any]]]:
+    """(grain, SQL, args) pieces of (day, value: the user, figures...) rows of the filtered jobs: the
+    user margins when ``f`` filters nothing or only the user, usage_monthly_by and the daily rollup when
+    it filters one other dimension, the daily rollup otherwise."""
+    single = usage_monthly.single_filter(f)
+    if single is not None and single[0] in ("", "user_name"):
+        values = single[1] if single[0] else ()
+        sql = (
+            f"SELECT {_NARROW} FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = 'user_name'"
+            " AND day >= ? AND day <= ?"
+            + (f" AND value IN ({', '.join('?' * len(values))})" if values else "")
+        )
+        return [(grain, sql, [f.cluster, grain, a, b, *values]) for grain, a, b in spans(f, monthly)]
+    if single is not None:
+        return usage_monthly.user_parts(f, spans(f, monthly))
+    where, args = _where(f)
+    figures = "jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s"
+    return [("d", f"SELECT day, user_name AS value, {figures} FROM usage_daily{where}", args)]
+
+
+def user_summary(
+    db: sqlite3.Connection, f: UsageFilter, period: str
+) -> tuple[list[tuple[Any, ...]], dict[str, int], dict[str, int]]:
+    """The filtered jobs' users, in three small answers: per user (user, jobs, cpu_hours, gpu_hours,
+    waited, wait_s, wait_max, ran, duration_s) by user; the distinct users per period key; per user, in how
+    many periods they submitted a job (the dashboard's user activity).
+
+    Why not one row per (period, user): over years that is tens of thousands of rows, and the period
+    key of each (SQLite's strftime) was most of the dashboard's time; here a whole month's rows are keyed
+    by their first day, and only the days at the window's edges (and periods longer than a month) are
+    keyed by strftime."""
+    if period not in _PERIOD_KEYS:
+        raise ValueError(f"cannot group by period {period!r}")
+    monthly = period in ("month", "quarter", "year")
+    parts = _user_parts(f, monthly)
+    if not parts:
+        return [], {}, {}
+    args = [a for _, _, part_args in parts for a in part_args]
+    sums = "sum(jobs), sum(cpu_hours), sum(gpu_hours), sum(waited), sum(wait_s), max(wait_max), sum(ran), sum(duration_s)"
+
+    def key_of(grain: str) -> str:  # a day number where the period is the row's own month or day
+        return "day" if (grain == "m" and period == "month") or period == "day" else _PERIOD_KEYS[period]
+
+    keyed = " UNION ALL ".join(
+        f"SELECT {key_of(grain)} AS k, value, jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran,"
+        f" duration_s FROM ({sql})"
+        for grain, sql, _ in parts
+    )
+    users: list[tuple[Any, ...]] = []
+    active: dict[str, int] = {}
+    for row in db.execute(
+        f"SELECT value, count(DISTINCT k), {sums} FROM ({keyed}) GROUP BY value ORDER BY value", args
+    ):
+        active[str(row[0])] = int(row[1])
+        users.append((row[0], *row[2:]))
+    per_period: dict[str, int] = {}
+    if period in ("month", "day"):
+        # no two pieces share a period: each is counted on its own, in its key order (no sort)
+        pieces = [
+            (f"SELECT {key_of(g)} AS k, count(DISTINCT value) FROM ({sql}) GROUP BY k", a)
+            for g, sql, a in parts
+        ]
+    else:
+        pieces = [(f"SELECT k, count(DISTINCT value) FROM ({keyed}) GROUP BY k", args)]
+    for sql, piece_args in pieces:
+        for k, n in db.execute(sql, piece_args):
+            label = k if isinstance(k, str) else _day_label(int(k), period)
+            per_period[label] = per_period.get(label, 0) + int(n)
+    return users, per_period, active
+
+
+def _day_label(day: int, period: str) -> str:
+    """The period key (as _PERIOD_KEYS writes it) of a day number, for "day" and "month"."""
+    moment = date.fromordinal(_EPOCH + day)
+    return moment.isoformat() if period == "day" else moment.strftime("%Y-%m")
+
+
+def node_hardware(db: sqlite3.Connection, cluster: str | None) -> dict[str, tuple[int, int]]:
+    """(CPUs, GPUs) of the nodes whose agents reported them (the ``nodes`` table), of ``cluster`` or of
+    no stated cluster: what "% of capacity" is computed against. Nodes without an agent are not known."""
+    rows = db.execute(
+        "SELECT name, cpus, gpus FROM nodes WHERE cpus IS NOT NULL AND (cluster = ? OR cluster = '')",
+        (cluster or "",),
+    ).fetchall()
+    out: dict[str, tuple[int, int]] = {}
+    for name, cpus, gpus in rows:
+        try:
+            count = len(json.loads(gpus or "[]"))
+        except ValueError:
+            count = 0
+        out[str(name)] = (int(cpus), count)
+    return out

@@ -181,11 +181,12 @@ def breakdown(
     ).fetchall()
 
 
-def distinct_users(
-    db: sqlite3.Connection, f: UsageFilter, spans: list[tuple[str, int, int]], period_key: str | None
-) -> dict[str, int]:
-    """The distinct users of the filtered jobs per period (``period_key``: store/usage.py's SQL of a day
-    number ``day``; None: one total under the key ""), for a question ``answers(f, "user_name")``."""
+def user_period_pairs(
+    f: UsageFilter, spans: list[tuple[str, int, int]], period_key: str | None
+) -> tuple[str, list[Any]]:
+    """SQL of the distinct (period ``k``, user ``u``) pairs of the filtered jobs (``period_key``:
+    store/usage.py's SQL of a day number ``day``; None: the single period ""), for a question filtered on
+    one dimension: whole months from this table, the other days from the daily rollup."""
     single = single_filter(f)
     assert single is not None
     dim, values = single
@@ -194,7 +195,7 @@ def distinct_users(
     parts: list[str] = []
     args: list[Any] = []
     for grain, a, b in spans:
-        if grain == "m":
+        if grain == "m" and dim:
             parts.append(
                 f"""SELECT DISTINCT {month_key} AS k, key AS u FROM usage_monthly_by
                     WHERE cluster = ? AND dim = ? AND kind = 'user_name'
@@ -209,9 +210,37 @@ def distinct_users(
             )
             args += [f.cluster, a, b, *(values if dim else ())]
     if not parts:
-        return {}
-    return dict(
-        db.execute(
-            f"SELECT k, count(DISTINCT u) FROM ({' UNION ALL '.join(parts)}) GROUP BY k", args
-        ).fetchall()
-    )
+        return "SELECT NULL AS k, NULL AS u WHERE 0", []
+    return " UNION ALL ".join(parts), args
+
+
+def user_parts(f: UsageFilter, spans: list[tuple[str, int, int]]) -> list[tuple[str, str, list[Any]]]:
+    """(grain, SQL, args) pieces of rows (day, value: the user, jobs, cpu_hours, gpu_hours, waited,
+    wait_s, wait_max, ran, duration_s) of the filtered jobs, for a question filtered on one dimension
+    other than the user: "m" rows (``day`` the first day of a whole month) from this table, "d" rows (a
+    day each) from the daily rollup."""
+    single = single_filter(f)
+    assert single is not None and single[0]
+    dim, values = single
+    figures = "jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s"
+    marks = ", ".join("?" * len(values))
+    parts: list[tuple[str, str, list[Any]]] = []
+    for grain, a, b in spans:
+        if grain == "m":
+            sql = f"""SELECT month AS day, key AS value, {figures} FROM usage_monthly_by
+                      WHERE cluster = ? AND dim = ? AND kind = 'user_name' AND value IN ({marks})
+                      AND month >= ? AND month <= ?"""
+            parts.append((grain, sql, [f.cluster, dim, *values, a, b]))
+        else:
+            sql = f"""SELECT day, user_name AS value, {figures} FROM usage_daily
+                      WHERE cluster = ? AND day >= ? AND day <= ? AND {dim} IN ({marks})"""
+            parts.append((grain, sql, [f.cluster, a, b, *values]))
+    return parts
+
+
+def distinct_users(
+    db: sqlite3.Connection, f: UsageFilter, spans: list[tuple[str, int, int]], period_key: str | None
+) -> dict[str, int]:
+    """The distinct users of the filtered jobs per period (None: one total under the key "")."""
+    source, args = user_period_pairs(f, spans, period_key)
+    return dict(db.execute(f"SELECT k, count(DISTINCT u) FROM ({source}) GROUP BY k", args).fetchall())
