@@ -61,7 +61,7 @@ def fx_db(tmp_path: Path) -> sqlite3.Connection:
 
 def as_daily(f: UsageFilter) -> UsageFilter:
     """The same question forced through usage_daily (filters on two dimensions listing every value: the
-    margins and usage_monthly_by answer questions filtered on one dimension at most)."""
+    margins and usage_breakdown answer questions filtered on one dimension at most)."""
     return replace(
         f,
         states=f.states or STATES,
@@ -106,7 +106,7 @@ def test_incremental_upkeep_equals_a_rebuild(fx_db: sqlite3.Connection) -> None:
     usage.ingest_accounting(fx_db, "c1", changed, "sacct")
     usage.ingest_accounting(fx_db, "c2", records(rng, 50, "x"), "ingest")
     fx_db.execute("COMMIT")
-    tables = ("usage_daily", "usage_marginal", "usage_monthly_by")
+    tables = ("usage_daily", "usage_marginal", "usage_breakdown")
     incremental = {t: sorted(map(tuple, fx_db.execute(f"SELECT * FROM {t}"))) for t in tables}
     fx_db.execute("BEGIN")
     usage.rebuild_rollup(fx_db)
@@ -132,7 +132,7 @@ def test_a_question_filtered_on_one_dimension_answers_as_the_daily_rollup(
     fx_db: sqlite3.Connection, seed: int, one: dict[str, object]
 ) -> None:
     """Filtered on one dimension (a partition, a user's own view, ...), the figures come from that
-    dimension's margins and usage_monthly_by; they must be exactly what the daily rollup says."""
+    dimension's margins and usage_breakdown; they must be exactly what the daily rollup says."""
     rng = random.Random(seed)
     since = date(2025, 1, 1) + timedelta(days=rng.randrange(-10, 60))
     until = since + timedelta(days=rng.randrange(0, 70))
@@ -187,7 +187,7 @@ def test_users_sizes_and_node_lists_equal_the_jobs_themselves(
             assert sorted(per_period.items()) == plain(fx_db, f, f"{key}, count(DISTINCT user_name)", key)
             assert sorted(active.items()) == plain(fx_db, f, f"user_name, count(DISTINCT {key})", "user_name")
         for kind in ("cpus", "gpus", "nodes", "nodelist"):
-            got = [(str(r[0]), r[1], round(r[2], 6)) for r in usage.breakdown(fx_db, f, kind)]
+            got = [(str(r[0]), r[1], round(r[2], 6)) for r in usage.breakdown(fx_db, f, [kind])[kind]]
             want = plain(fx_db, f, f"CAST({kind} AS TEXT), count(*), round(sum(cpu_hours), 6)", kind)
             assert sorted(got) == sorted(want)
 

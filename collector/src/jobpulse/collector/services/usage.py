@@ -297,12 +297,11 @@ class UsageService:
         periods = await self.store.usage_grouped(scoped, f"period:{period}", users=False)
         periods.users = [per_period.get(k, 0) for k in periods.keys]
         users = usage_charts.users_of(rows)
+        shapes = await self.store.usage_breakdown(scoped, ("cpus", "gpus", "nodes", "nodelist"))
         sizes = {
-            kind: sorted((int(r[0]), int(r[1])) for r in await self.store.usage_breakdown(scoped, kind))
-            for kind in ("cpus", "gpus", "nodes")
+            kind: sorted((int(r[0]), int(r[1])) for r in shapes[kind]) for kind in ("cpus", "gpus", "nodes")
         }
-        lists = await self.store.usage_breakdown(scoped, "nodelist")
-        nodes = usage_charts.node_usage([(str(r[0]), float(r[2]), float(r[3])) for r in lists])
+        nodes = usage_charts.node_usage([(str(r[0]), float(r[2]), float(r[3])) for r in shapes["nodelist"]])
         return Dashboard(
             totals=replace(totals, users=len(users.keys)),
             periods=periods,

@@ -427,10 +427,10 @@ class UsageStore(Protocol):
         """The filtered jobs' rows, newest submit first."""
         ...
 
-    async def usage_breakdown(self, f: UsageFilter, kind: str) -> list[tuple[Any, ...]]:
-        """The filtered jobs per value of ``kind`` (``cpus``, ``gpus``, ``nodes``: the job's count;
-        ``nodelist``: its node list as sacct printed it; or a dimension column): (key, jobs, cpu_hours,
-        gpu_hours, waited, wait_s, wait_max, ran, duration_s), by key."""
+    async def usage_breakdown(self, f: UsageFilter, kinds: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+        """Per kind of ``kinds``, the filtered jobs per value of it (``cpus``, ``gpus``, ``nodes``: the
+        job's count; ``nodelist``: its node list as sacct printed it; or a dimension column): (key, jobs,
+        cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s), by key."""
         ...
 
     async def usage_by_period_and(self, f: UsageFilter, period: str, by: str) -> list[tuple[Any, ...]]:

@@ -67,8 +67,8 @@ class SqliteUsage:
     async def usage_jobs(self, f: UsageFilter, limit: int, offset: int = 0) -> list[dict[str, Any]]:
         return await self._read(lambda db: usage.job_rows(db, f, limit, offset))
 
-    async def usage_breakdown(self, f: UsageFilter, kind: str) -> list[tuple[Any, ...]]:
-        return await self._read(lambda db: usage.breakdown(db, f, kind))
+    async def usage_breakdown(self, f: UsageFilter, kinds: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+        return await self._read(lambda db: usage.breakdown(db, f, kinds))
 
     async def usage_by_period_and(self, f: UsageFilter, period: str, by: str) -> list[tuple[Any, ...]]:
         return await self._read(lambda db: usage.grouped_by_period_and(db, f, period, by))

@@ -34,7 +34,7 @@ from jobpulse.collector.domain.usage import (
     UsageGroups,
     UsageTotals,
 )
-from jobpulse.collector.store import usage_monthly
+from jobpulse.collector.store import usage_breakdown
 from jobpulse.collector.store.state import get_state, set_state
 from jobpulse.common.validate import InvalidField
 
@@ -157,9 +157,10 @@ def recompute_days(db: sqlite3.Connection, days: Iterable[tuple[str, int]]) -> N
             (cluster, day * DAY, (day + 1) * DAY),
         )
         _margins(db, cluster, "d", day, day, day)
+        usage_breakdown.recompute_day(db, cluster, day)
     for cluster, first in sorted({(c, month_start(d)) for c, d in touched}):
         _margins(db, cluster, "m", first, first, next_month(first) - 1)
-        usage_monthly.recompute_month(db, cluster, first, next_month(first))
+        usage_breakdown.recompute_month(db, cluster, first, next_month(first))
 
 
 def _margins(db: sqlite3.Connection, cluster: str, grain: str, key: int, lo: int, hi: int) -> None:
@@ -196,7 +197,7 @@ def rebuild_rollup(db: sqlite3.Connection) -> int:
                 FROM (SELECT *, {_MONTH_OF} AS month FROM usage_daily) GROUP BY cluster, month, {value}""",
             (dim,),
         )
-    rebuild_monthly(db)
+    rebuild_breakdown(db)
     db.execute("DELETE FROM usage_dims")
     for dim in DIMENSIONS:
         db.execute(
@@ -205,13 +206,13 @@ def rebuild_rollup(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT count(*) FROM usage_daily").fetchone()[0])
 
 
-def rebuild_monthly(db: sqlite3.Connection) -> None:
-    """usage_monthly_by anew for every month with jobs (a bulk load, migration 12)."""
-    db.execute("DELETE FROM usage_monthly_by")
+def rebuild_breakdown(db: sqlite3.Connection) -> None:
+    """usage_breakdown anew for every month and day with jobs (a bulk load, migration 12)."""
+    db.execute("DELETE FROM usage_breakdown")
     months = db.execute(
         f"SELECT DISTINCT cluster, {_MONTH_OF} FROM (SELECT DISTINCT cluster, day FROM usage_daily)"
     ).fetchall()
-    usage_monthly.rebuild(db, [(c, int(m), next_month(int(m))) for c, m in months])
+    usage_breakdown.rebuild(db, [(c, int(m), next_month(int(m))) for c, m in months])
 
 
 def _note_dims(db: sqlite3.Connection, cluster: str, row: dict[str, Any]) -> None:
@@ -443,7 +444,7 @@ def _unfiltered(f: UsageFilter) -> bool:
 def spans(f: UsageFilter, monthly: bool = True) -> list[tuple[str, int, int]]:
     """The window of ``f`` in pieces: ("m", first, last) the first days of its whole months (when
     ``monthly``), ("d", first, last) the days at its edges (or the whole window)."""
-    lo, hi = usage_monthly.window(f)
+    lo, hi = usage_breakdown.window(f)
     first = lo if month_start(lo) == lo else next_month(lo)
     end = month_start(hi + 1)
     if monthly and first < end:
@@ -476,8 +477,8 @@ def _margin_rows(
 
 def _filtered_once(f: UsageFilter) -> tuple[str, tuple[str, ...]] | None:
     """(dimension, values) when ``f`` filters one cluster on exactly one dimension: the margins of that
-    dimension and usage_monthly_by answer it without reading usage_daily over the whole window."""
-    single = usage_monthly.single_filter(f)
+    dimension and usage_breakdown answer it without reading usage_daily over the whole window."""
+    single = usage_breakdown.single_filter(f)
     return single if single is not None and single[0] else None
 
 
@@ -491,7 +492,7 @@ def _grouped_once(
     values: tuple[str, ...],
 ) -> UsageGroups | None:
     """``grouped`` for a question filtered on one dimension, from that dimension's margins (per period,
-    or per its own values) and usage_monthly_by (per another dimension); None where the distinct users per
+    or per its own values) and usage_breakdown (per another dimension); None where the distinct users per
     value of a dimension are asked for (the daily rollup answers those)."""
     if by == "cluster":
         return None
@@ -510,10 +511,10 @@ def _grouped_once(
             ).fetchall()
         )
         if period is not None and dim != "user_name" and users:
-            counts = usage_monthly.distinct_users(db, f, spans(f, monthly), key)
+            counts = usage_breakdown.distinct_users(db, f, spans(f, monthly), key)
             out.users = [int(counts.get(k, 0)) for k in out.keys]
         return out
-    rows = usage_monthly.breakdown(db, f, by, spans(f))
+    rows = usage_breakdown.breakdown(db, f, [by], spans(f))[by]
     out = _groups(
         (r[0], r[1], r[2], r[3], 1 if by == "user_name" else 0, r[5] / r[4] if r[4] else None, r[6],
          r[8] / r[7] if r[7] else None, *([0] * (2 * NBINS)))
@@ -608,7 +609,7 @@ def totals(db: sqlite3.Connection, f: UsageFilter, users: bool = True) -> UsageT
         if dim == "user_name":
             count = int(row[5])
         else:
-            count = usage_monthly.distinct_users(db, f, spans(f), None).get("", 0) if users else 0
+            count = usage_breakdown.distinct_users(db, f, spans(f), None).get("", 0) if users else 0
         return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(count), row[3], row[4])
     where, args = _where(f)
     row = db.execute(
@@ -694,10 +695,12 @@ def plain_group_by(db: sqlite3.Connection, cluster: str, by: str) -> list[tuple[
 
 
 # -- the per-job charts, Color By and user activity (issue 18) -----------------------------------------------
-def breakdown(db: sqlite3.Connection, f: UsageFilter, kind: str) -> list[tuple[Any, ...]]:
+def breakdown(
+    db: sqlite3.Connection, f: UsageFilter, kinds: Sequence[str]
+) -> dict[str, list[tuple[Any, ...]]]:
     """The filtered jobs per value of ``kind`` (cpus, gpus, nodes, nodelist or a dimension): (key, jobs,
-    cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s) by key (store/usage_monthly.py)."""
-    return usage_monthly.breakdown(db, f, kind, spans(f))
+    cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s) by key (store/usage_breakdown.py)."""
+    return usage_breakdown.breakdown(db, f, kinds, spans(f))
 
 
 def grouped_by_period_and(
@@ -710,7 +713,7 @@ def grouped_by_period_and(
         raise ValueError(f"cannot group by period {period!r} and {by!r}")
     key = _PERIOD_KEYS[period]
     monthly = period in ("month", "quarter", "year")
-    single = usage_monthly.single_filter(f)
+    single = usage_breakdown.single_filter(f)
     figures = "sum(jobs), sum(cpu_hours), sum(gpu_hours), sum(wait_s), sum(duration_s)"
     if single is not None and single[0] in ("", by):
         source, args = _margin_rows(f, by, monthly, single[1] if single[0] else None)
@@ -723,9 +726,9 @@ def grouped_by_period_and(
 
 def _user_parts(f: UsageFilter, monthly: bool) -> list[tuple[str, str, list[Any]]]:
     """(grain, SQL, args) pieces of (day, value: the user, figures...) rows of the filtered jobs: the
-    user margins when ``f`` filters nothing or only the user, usage_monthly_by and the daily rollup when
+    user margins when ``f`` filters nothing or only the user, usage_breakdown and the daily rollup when
     it filters one other dimension, the daily rollup otherwise."""
-    single = usage_monthly.single_filter(f)
+    single = usage_breakdown.single_filter(f)
     if single is not None and single[0] in ("", "user_name"):
         values = single[1] if single[0] else ()
         sql = (
@@ -735,7 +738,7 @@ def _user_parts(f: UsageFilter, monthly: bool) -> list[tuple[str, str, list[Any]
         )
         return [(grain, sql, [f.cluster, grain, a, b, *values]) for grain, a, b in spans(f, monthly)]
     if single is not None:
-        return usage_monthly.user_parts(f, spans(f, monthly))
+        return usage_breakdown.user_parts(f, spans(f, monthly))
     where, args = _where(f)
     figures = "jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s"
     return [("d", f"SELECT day, user_name AS value, {figures} FROM usage_daily{where}", args)]
