@@ -9,9 +9,11 @@ day, partition, account, user, QOS, state), with counts per waiting-time and dur
 the whole cluster (``dim`` "") and per value of each one dimension: a dashboard question without
 filters (the page's usual one) reads a month's row for each whole month of its window and a day's row
 for the days at its edges, a few hundred rows whatever the window, rather than every job or every
-(day, partition, account, user, QOS, state). A question with filters, or a user's own (narrowed to
-their jobs), reads ``usage_daily``. A write recomputes the days (and months) it touched, whole, in the
-same transaction, so both rollups are always exactly the sum of the rows. ``usage_dims`` lists the
+(day, partition, account, user, QOS, state). A question filtered on one dimension (a partition, ..., or
+a user's own, narrowed to their jobs) reads that dimension's margins (of its values) and
+``usage_breakdown`` (store/usage_breakdown.py: per month its values by every other dimension); one
+filtered on two or more reads ``usage_daily``. A write recomputes the days (and months) it touched,
+whole, in the same transaction, so every rollup is always exactly the sum of the rows. ``usage_dims`` lists the
 values seen per cluster and dimension (the dashboard's filter lists).
 """
 
@@ -441,10 +443,21 @@ def _unfiltered(f: UsageFilter) -> bool:
     return f.cluster is not None and not any(f.dims().values())
 
 
-def spans(f: UsageFilter, monthly: bool = True) -> list[tuple[str, int, int]]:
-    """The window of ``f`` in pieces: ("m", first, last) the first days of its whole months (when
-    ``monthly``), ("d", first, last) the days at its edges (or the whole window)."""
+def spans(f: UsageFilter, monthly: bool = True, yearly: bool = False) -> list[tuple[str, int, int]]:
+    """The window of ``f`` in pieces: ("y", first, last) the first days of its whole years (when
+    ``yearly``), ("m", first, last) the first days of its other whole months (when ``monthly``), ("d",
+    first, last) the days at its edges (or the whole window)."""
     lo, hi = usage_breakdown.window(f)
+    if yearly:
+        first = lo if year_start(lo) == lo else year_start(lo, 1)
+        end = year_start(hi + 1)
+        if first < end:
+            whole = [("y", first, year_start(end - 1))]
+            return [*whole, *_month_spans(lo, first - 1, monthly), *_month_spans(end, hi, monthly)]
+    return _month_spans(lo, hi, monthly)
+
+
+def _month_spans(lo: int, hi: int, monthly: bool) -> list[tuple[str, int, int]]:
     first = lo if month_start(lo) == lo else next_month(lo)
     end = month_start(hi + 1)
     if monthly and first < end:
@@ -452,6 +465,11 @@ def spans(f: UsageFilter, monthly: bool = True) -> list[tuple[str, int, int]]:
     else:
         out = [("d", lo, hi)]
     return [s for s in out if s[1] <= s[2]]
+
+
+def year_start(day: int, later: int = 0) -> int:
+    """January 1st (days since the epoch) of the year of ``day``, or of ``later`` years after it."""
+    return date(date.fromordinal(_EPOCH + day).year + later, 1, 1).toordinal() - _EPOCH
 
 
 _NARROW = "day, value, jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s"
@@ -584,7 +602,7 @@ def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True)
 
 def totals(db: sqlite3.Connection, f: UsageFilter, users: bool = True) -> UsageTotals:
     """The filtered jobs' totals; ``users`` False: the distinct users may be left 0 when counting them
-    costs a read of its own (the dashboard counts them from ``user_table``)."""
+    costs a read of its own (the dashboard counts them from ``user_summary``)."""
     if _unfiltered(f):
         source, args = _margin_rows(f, "", True, columns=_NARROW)
         row = db.execute(
@@ -700,7 +718,9 @@ def breakdown(
 ) -> dict[str, list[tuple[Any, ...]]]:
     """The filtered jobs per value of ``kind`` (cpus, gpus, nodes, nodelist or a dimension): (key, jobs,
     cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s) by key (store/usage_breakdown.py)."""
-    return usage_breakdown.breakdown(db, f, kinds, spans(f))
+    # years only for the whole cluster's questions: only they have a year's rows
+    whole = usage_breakdown.single_filter(f) == ("", ("",))
+    return usage_breakdown.breakdown(db, f, kinds, spans(f, yearly=whole))
 
 
 def grouped_by_period_and(
@@ -724,6 +744,9 @@ def grouped_by_period_and(
     return db.execute(sql, args).fetchall()
 
 
+_FIGURE_COLUMNS = "jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s"
+
+
 def _user_parts(f: UsageFilter, monthly: bool) -> list[tuple[str, str, list[Any]]]:
     """(grain, SQL, args) pieces of (day, value: the user, figures...) rows of the filtered jobs: the
     user margins when ``f`` filters nothing or only the user, usage_breakdown and the daily rollup when
@@ -731,12 +754,17 @@ def _user_parts(f: UsageFilter, monthly: bool) -> list[tuple[str, str, list[Any]
     single = usage_breakdown.single_filter(f)
     if single is not None and single[0] in ("", "user_name"):
         values = single[1] if single[0] else ()
-        sql = (
-            f"SELECT {_NARROW} FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = 'user_name'"
-            " AND day >= ? AND day <= ?"
-            + (f" AND value IN ({', '.join('?' * len(values))})" if values else "")
-        )
-        return [(grain, sql, [f.cluster, grain, a, b, *values]) for grain, a, b in spans(f, monthly)]
+        # grain and dim as literals: the whole months' piece may then use the partial index usage_marginal_users
+        only = f" AND value IN ({', '.join('?' * len(values))})" if values else ""
+        return [
+            (
+                grain,
+                f"SELECT {_NARROW} FROM usage_marginal WHERE cluster = ? AND grain = '{grain}' AND dim = 'user_name'"
+                f" AND day >= ? AND day <= ?{only}",
+                [f.cluster, a, b, *values],
+            )
+            for grain, a, b in spans(f, monthly)
+        ]
     if single is not None:
         return usage_breakdown.user_parts(f, spans(f, monthly))
     where, args = _where(f)
@@ -768,17 +796,28 @@ def user_summary(
         return "day" if (grain == "m" and period == "month") or period == "day" else _PERIOD_KEYS[period]
 
     keyed = " UNION ALL ".join(
-        f"SELECT {key_of(grain)} AS k, value, jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran,"
-        f" duration_s FROM ({sql})"
-        for grain, sql, _ in parts
+        f"SELECT {key_of(grain)} AS k, value, {_FIGURE_COLUMNS} FROM ({sql})" for grain, sql, _ in parts
     )
-    users: list[tuple[Any, ...]] = []
-    active: dict[str, int] = {}
-    for row in db.execute(
-        f"SELECT value, count(DISTINCT k), {sums} FROM ({keyed}) GROUP BY value ORDER BY value", args
+    # per user: when no two pieces share a period (months, days), each piece is grouped on its own (the
+    # whole months' piece in the order of the partial index usage_marginal_users: no sort) and added up
+    separate = period in ("month", "day")
+    merged: dict[str, list[Any]] = {}
+    for sql, piece_args in (
+        [(f"SELECT {key_of(g)} AS k, value, {_FIGURE_COLUMNS} FROM ({sql})", a) for g, sql, a in parts]
+        if separate
+        else [(keyed, args)]
     ):
-        active[str(row[0])] = int(row[1])
-        users.append((row[0], *row[2:]))
+        for value, count, *figures in db.execute(
+            f"SELECT value, count(DISTINCT k), {sums} FROM ({sql}) GROUP BY value", piece_args
+        ):
+            row = merged.get(value)
+            if row is None:
+                merged[value] = [count, *figures]
+                continue
+            for i, v in enumerate([count, *figures]):
+                row[i] = max(row[i], v) if i == 6 else row[i] + v
+    users = [(value, *merged[value][1:]) for value in sorted(merged)]
+    active = {str(value): int(merged[value][0]) for value in merged}
     per_period: dict[str, int] = {}
     if period in ("month", "day"):
         # no two pieces share a period: each is counted on its own, in its key order (no sort)

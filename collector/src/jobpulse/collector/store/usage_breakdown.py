@@ -14,7 +14,8 @@ nodes: ``key`` the count), or ``nodelist`` (``key`` the job's node list as sacct
   for the whole cluster (``dim`` "") and per value of every dimension, but node lists per user (a user's
   jobs on hundreds of nodes every month would make the table larger than the jobs).
 - grain "d" (``day`` the day): the sizes and node lists of the whole cluster only, so the page's usual
-  question (6 weeks, no filter) never reads the jobs.
+  question (6 weeks, no filter) never reads the jobs; grain "y" (``day`` January 1st): the same per year,
+  summed from its months, so a question over years reads a row per year and key.
 
 A question reads a month's rows for every whole month of its window and a day's rows (or, where no day
 rows are kept, its jobs grouped on the spot in one scan of ``usage_jobs``, by (cluster, submit) or by
@@ -52,6 +53,12 @@ CREATE TABLE usage_breakdown (
 ) WITHOUT ROWID;
 CREATE INDEX usage_breakdown_day ON usage_breakdown (cluster, day, grain);
 CREATE INDEX usage_jobs_user ON usage_jobs (cluster, user_name, submit);
+CREATE INDEX usage_breakdown_users ON usage_breakdown
+    (cluster, dim, value, key, day, jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s)
+    WHERE grain = 'm' AND kind = 'user_name';
+CREATE INDEX usage_marginal_users ON usage_marginal
+    (cluster, value, day, jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s)
+    WHERE grain = 'm' AND dim = 'user_name';
 """
 
 # (dim, kind) pairs kept per month; per day only ("", shape)
@@ -61,6 +68,7 @@ MONTH_PAIRS: tuple[tuple[str, str], ...] = (
     *((d, k) for d in DIMENSIONS for k in SHAPES if (d, k) != ("user_name", "nodelist")),
 )
 DAY_PAIRS: tuple[tuple[str, str], ...] = tuple(("", k) for k in SHAPES)
+YEAR_PAIRS = DAY_PAIRS  # per year, summed from the months: the whole cluster's sizes and node lists
 
 _WAIT = "max(start - submit, 0)"
 _DURATION = 'max("end" - start, 0)'
@@ -113,14 +121,35 @@ def recompute_day(db: sqlite3.Connection, cluster: str, day: int) -> None:
 
 
 def recompute_month(db: sqlite3.Connection, cluster: str, first: int, end: int) -> None:
-    """The month [first, end) (days since the epoch) of ``cluster``."""
+    """The month [first, end) (days since the epoch) of ``cluster``, and the rows of its year."""
     _fill(db, cluster, "m", first, end, MONTH_PAIRS)
+    _year(db, cluster, date.fromordinal(_EPOCH + first).year)
+
+
+def _year(db: sqlite3.Connection, cluster: str, year: int) -> None:
+    """The "y" rows of ``year`` from its months' rows (a dozen months of the whole cluster's sizes and
+    node lists: cheap enough for every write)."""
+    first = date(year, 1, 1).toordinal() - _EPOCH
+    last = date(year, 12, 31).toordinal() - _EPOCH
+    db.execute("DELETE FROM usage_breakdown WHERE cluster = ? AND day = ? AND grain = 'y'", (cluster, first))
+    kinds = [k for _, k in YEAR_PAIRS]
+    db.execute(
+        f"""INSERT INTO usage_breakdown
+            SELECT cluster, 'y', '', '', kind, ?, key, {_SUMS} FROM usage_breakdown
+            WHERE cluster = ? AND grain = 'm' AND dim = '' AND value = '' AND kind IN ({", ".join("?" * len(kinds))})
+            AND day >= ? AND day <= ? GROUP BY kind, key""",
+        (first, cluster, *kinds, first, last),
+    )
 
 
 def rebuild(db: sqlite3.Connection, months: Iterable[tuple[str, int, int]]) -> None:
     """Every given (cluster, first day, end day) month anew, and its days (a bulk load, the migration)."""
+    years = set()
     for cluster, first, end in months:
-        recompute_month(db, cluster, first, end)
+        _fill(db, cluster, "m", first, end, MONTH_PAIRS)
+        years.add((cluster, date.fromordinal(_EPOCH + first).year))
+    for cluster, year in sorted(years):
+        _year(db, cluster, year)
     db.execute("DELETE FROM usage_breakdown WHERE grain = 'd'")
     for _, kind in DAY_PAIRS:
         db.execute(
@@ -132,10 +161,13 @@ def rebuild(db: sqlite3.Connection, months: Iterable[tuple[str, int, int]]) -> N
 
 
 def _last_day(grain: str, day: int) -> int:
-    """The last day a span's piece covers: ``day`` itself, or for "m" the last day of the month it starts."""
+    """The last day a span's piece covers: ``day`` itself, or for "m" ("y") the last day of the month
+    (year) it starts."""
+    first = date.fromordinal(_EPOCH + day)
+    if grain == "y":
+        return date(first.year, 12, 31).toordinal() - _EPOCH
     if grain != "m":
         return day
-    first = date.fromordinal(_EPOCH + day)
     return date(first.year + (first.month == 12), first.month % 12 + 1, 1).toordinal() - _EPOCH - 1
 
 
@@ -185,42 +217,40 @@ def breakdown(
     single = single_filter(f)
     if single is None:
         spans = [("d", *window(f))]
-    sums: dict[tuple[str, str], list[Any]] = {}
-
-    def add(kind: str, key: Any, figures: Sequence[Any]) -> None:
-        row = sums.get((kind, str(key)))
-        if row is None:
-            sums[(kind, str(key))] = list(figures)
-            return
-        for i, v in enumerate(figures):
-            row[i] = max(row[i], v) if i == 5 else row[i] + v
-
+    ctes: list[str] = []
+    cte_args: list[Any] = []
+    parts: list[str] = []
+    part_args: list[Any] = []
     for grain, a, b in spans:
-        kept = [
-            k
-            for k in kinds
-            if single is not None and (single[0], k) in (MONTH_PAIRS if grain == "m" else DAY_PAIRS)
-        ]
+        pairs = {"y": YEAR_PAIRS, "m": MONTH_PAIRS}.get(grain, DAY_PAIRS)
+        kept = [k for k in kinds if single is not None and (single[0], k) in pairs]
         if kept and single is not None:
             dim, values = single
-            sql = f"""SELECT kind, key, {FIGURES} FROM usage_breakdown
-                      WHERE cluster = ? AND grain = ? AND dim = ? AND value IN ({", ".join("?" * len(values))})
-                      AND kind IN ({", ".join("?" * len(kept))}) AND day >= ? AND day <= ?"""
-            for kind, key, *figures in db.execute(sql, [f.cluster, grain, dim, *values, *kept, a, b]):
-                add(kind, key, figures)
+            parts.append(
+                f"""SELECT kind, key, {FIGURES} FROM usage_breakdown
+                    WHERE cluster = ? AND grain = ? AND dim = ? AND value IN ({", ".join("?" * len(values))})
+                    AND kind IN ({", ".join("?" * len(kept))}) AND day >= ? AND day <= ?"""
+            )
+            part_args += [f.cluster, grain, dim, *values, *kept, a, b]
         rest = [k for k in kinds if k not in kept]
         if rest:
-            where, args = _jobs_where(f, a, _last_day(grain, b))
+            # the piece's jobs, grouped once by every kind not kept, then broken down per kind
+            where, more = _jobs_where(f, a, _last_day(grain, b))
             index = " INDEXED BY usage_jobs_user" if f.dims()["user_name"] and f.cluster else ""
-            columns = ", ".join(rest)
-            for row in db.execute(
-                f"SELECT {columns}, {_JOB_FIGURES} FROM usage_jobs{index}{where} GROUP BY {columns}", args
-            ):
-                for i, kind in enumerate(rest):
-                    add(kind, row[i], row[len(rest) :])
+            name, columns = f"j{len(ctes)}", ", ".join(rest)
+            ctes.append(
+                f"{name} AS (SELECT {columns}, {_JOB_FIGURES} FROM usage_jobs{index}{where} GROUP BY {columns})"
+            )
+            cte_args += more
+            parts += [f"SELECT '{kind}' AS kind, {_key(kind)} AS key, {FIGURES} FROM {name}" for kind in rest]
     out: dict[str, list[Row]] = {k: [] for k in kinds}
-    for (kind, key), figures in sorted(sums.items()):
-        out[kind].append((key, *figures))
+    if not parts:
+        return out
+    sql = (
+        "WITH " + ", ".join(ctes) + " " if ctes else ""
+    ) + f"SELECT kind, key, {_SUMS} FROM ({' UNION ALL '.join(parts)}) GROUP BY kind, key ORDER BY kind, key"
+    for kind, *row in db.execute(sql, [*cte_args, *part_args]):
+        out[kind].append(tuple(row))
     return out
 
 
