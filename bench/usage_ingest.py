@@ -8,7 +8,8 @@ Usage:
 Each round posts one exporter chunk through the real HTTP path (Litestar's test client, an ingest key):
 ``--chunk`` new jobs submitted over the 7 days after the history's last day (a new week, as the
 exporter's daily cron sends it), then the same chunk again with other figures (the next run's
-"updated": the same days recomputed). A write recomputes the days and months it touched, whole, in its
+"updated": the same days recomputed), then that again (the exporter's daily re-send: all "unchanged",
+nothing recomputed; reported apart). A write recomputes the days and months it touched, whole, in its
 own transaction: the daily rollup, the margins and (since issue 18's charts) ``usage_breakdown``.
 
 Baseline in the same run, same database, same chunks: the same posts with the usage_breakdown upkeep
@@ -95,6 +96,7 @@ async def measure(path: Path, size: int, rounds: int) -> None:
         usage_breakdown.recompute_month = real_month if on else off  # type: ignore[assignment]
 
     figures: dict[bool, list[float]] = {True: [], False: []}
+    resent: dict[bool, list[float]] = {True: [], False: []}
     try:
         async with AsyncTestClient(app=create_app(store, settings)) as client:
             headers = {"X-API-Key": key}
@@ -115,6 +117,8 @@ async def measure(path: Path, size: int, rounds: int) -> None:
                 first = 90_000_000 + index * size
                 figures[on].append(await post(chunk(first, size, week, 0), lambda r: r["new"] == size))
                 figures[on].append(await post(chunk(first, size, week, 1), lambda r: r["updated"] == size))
+                # the exporter's next daily run re-sends the same week: nothing changed, nothing recomputed
+                resent[on].append(await post(chunk(first, size, week, 1), lambda r: r["unchanged"] == size))
     finally:
         switch(True)
         store.close()
@@ -124,6 +128,9 @@ async def measure(path: Path, size: int, rounds: int) -> None:
     print(f"{'with usage_breakdown upkeep':44} {with_p50:8.1f} {with_p95:8.1f}")
     print(f"{'without (baseline, same run)':44} {without_p50:8.1f} {without_p95:8.1f}")
     print(f"{'ratio with / without':44} {with_p50 / without_p50:8.2f} {with_p95 / without_p95:8.2f}")
+    again = [pct(resent[True]), pct(resent[False])]
+    print(f"{'the same chunk re-sent (all unchanged), with':44} {again[0][0]:8.1f} {again[0][1]:8.1f}")
+    print(f"{'  without':44} {again[1][0]:8.1f} {again[1][1]:8.1f}")
 
 
 def main() -> int:
