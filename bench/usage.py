@@ -166,7 +166,7 @@ async def measure(path: Path, rounds: int, plain_rounds: int, skip_filtered: boo
                 ),
             )
             rows.append(("metadata (all clusters)", *ours, *base))
-            users.upsert_user(store._writer_db, "u300", ["user"], hash_password("bench-user-pw"))
+            users.upsert_user(store._writer_db(), "u300", ["user"], hash_password("bench-user-pw"))
             user_login = await client.post(
                 "/api/login", json={"Username": "u300", "Password": "bench-user-pw"}
             )

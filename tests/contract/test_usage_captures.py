@@ -138,3 +138,53 @@ async def test_the_exporter_without_a_key_or_with_a_wrong_one(client: AsyncTestC
     assert response.status_code == 401  # fatal for the exporter, as it must be: no retry on 401
     wrong = await replay(client, capture, "jp_0000000000_notakey")
     assert wrong.status_code == 401
+
+
+# what the front end's chart components read (types/index.ts AggregatedChartsResponse, issue 18)
+CHART_KEYS = {
+    "summary", "cpu_usage_over_time", "gpu_usage_over_time", "active_users_over_time",
+    "active_users_distribution", "jobs_over_time", "jobs_distribution", "jobs_by_account", "jobs_by_partition",
+    "jobs_by_state", "waiting_times_hist", "waiting_times_stacked", "job_duration_hist", "job_duration_stacked",
+    "waiting_times_over_time", "job_duration_over_time", "waiting_times_trends", "job_duration_trends",
+    "cpus_per_job", "gpus_per_job", "nodes_per_job", "cpu_hours_by_account", "gpu_hours_by_account",
+    "node_cpu_usage", "node_gpu_usage", "user_activity_frequency",
+}  # fmt: skip
+
+
+async def test_every_chart_of_the_dashboard_from_the_exporters_records(
+    client: AsyncTestClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The exporter's replayed records (8 jobs of 8 CPUs, 4 of them with 2 GPUs; node lists node[01-02],
+    node02, node03) as the dashboard's charts draw them, with and without Color By."""
+    key = await ingest_key(tmp_path, capsys)
+    for capture in INGESTS:
+        assert (await replay(client, capture, key)).status_code == 200
+    admin = await login(client, "admin", ADMIN_PASSWORD)
+    body = {"hostname": "testcluster", "start_date": "2024-12-09", "end_date": "2025-01-08",
+            "period_type": "week", "account_segments": 3}  # fmt: skip
+    charts = (await client.post("/api/dashboard/charts", json=body, headers=admin)).json()
+    assert set(charts) == CHART_KEYS
+    assert charts["cpus_per_job"] == {"x": [8], "y": [8], "type": "histogram"}
+    assert charts["gpus_per_job"] == {"x": [2], "y": [4], "type": "histogram"}
+    assert charts["nodes_per_job"] == {"x": [1], "y": [8], "type": "histogram"}  # AllocNodes as sent
+    # 12 CPU-hours a job, shared by the nodes of its list: node[01-02] four times, node02 and node03 twice
+    node = charts["node_cpu_usage"]
+    assert (node["x"], node["y"]) == (["node01", "node02", "node03"], [24.0, 48.0, 24.0])
+    assert (charts["node_gpu_usage"]["x"], charts["node_gpu_usage"]["y"]) == (
+        ["node01", "node02"],
+        [3.0, 9.0],
+    )
+    assert charts["user_activity_frequency"]["total_users"] == 3 and charts["user_activity_frequency"][
+        "y"
+    ] == [0, 3]
+    for key_ in ("waiting_times_stacked", "job_duration_stacked"):
+        names = [s["name"] for s in charts[key_]["series"]]
+        assert names == ["<1m", "1-10m", "10-60m", "1-4h", "4-12h", "12-24h", "1-3d", ">3d"]
+        assert len(charts[key_]["x"]) == 2
+    colored = (
+        await client.post("/api/dashboard/charts", json={**body, "color_by": "State"}, headers=admin)
+    ).json()
+    pie = colored["jobs_distribution"]
+    assert pie["type"] == "pie" and sorted(pie["labels"]) == ["CANCELLED", "COMPLETED", "FAILED", "TIMEOUT"]
+    assert sum(pie["values"]) == 8
+    assert {s["name"] for s in colored["cpu_usage_over_time"]["series"]} == set(pie["labels"])

@@ -11,6 +11,7 @@ from conftest import ADMIN_PASSWORD, login
 from jobpulse.collector.domain.jobs import JobFacts
 from jobpulse.collector.store import users
 from jobpulse.collector.store.sqlite import SqliteStore
+from jobpulse.proto.v1 import ingest_pb2 as pb
 from litestar.testing import AsyncTestClient
 from storehelp import db_of
 
@@ -220,7 +221,9 @@ async def test_metadata_filter_and_charts(
     trends = charts["waiting_times_trends"]
     assert trends["x"] == ["2025-01", "2025-02"] and trends["stats"]["max"] == [0.083, 1.0]
     assert set(trends["stats"]) == {"mean", "median", "max", "p25", "p50", "p75", "p90", "p95", "p99"}
-    assert sum(charts["job_duration_hist"]["y"]) == 3
+    # the page's axis is "Percentage of Jobs": the shares add up to 100, the counts to the jobs
+    assert sum(charts["job_duration_hist"]["counts"]) == 3
+    assert sum(charts["job_duration_hist"]["y"]) == pytest.approx(100, abs=0.05)
     bad = await fx_client.post(
         "/api/dashboard/charts", json={**body, "period_type": "fortnight"}, headers=fx_admin
     )
@@ -326,3 +329,155 @@ async def test_every_read_route_needs_a_person(
     alice, _ = users.create_api_key(db_of(fx_store), "alice", "user", "scripts")
     response = await fx_client.request(method, path, json=body, headers={"X-API-Key": alice})
     assert response.status_code in (200, 404), response.text  # 404: stats of a cluster with no records
+
+
+# -- issue 18: every chart the dashboard reads (its types/index.ts AggregatedChartsResponse) ----------------
+CHART_KEYS = {
+    "summary", "cpu_usage_over_time", "gpu_usage_over_time", "active_users_over_time",
+    "active_users_distribution", "jobs_over_time", "jobs_distribution", "jobs_by_account", "jobs_by_partition",
+    "jobs_by_state", "waiting_times_hist", "waiting_times_stacked", "job_duration_hist", "job_duration_stacked",
+    "waiting_times_over_time", "job_duration_over_time", "waiting_times_trends", "job_duration_trends",
+    "cpus_per_job", "gpus_per_job", "nodes_per_job", "cpu_hours_by_account", "gpu_hours_by_account",
+    "node_cpu_usage", "node_gpu_usage", "user_activity_frequency",
+}  # fmt: skip
+TWO_WEEKS = {"hostname": "c1", "start_date": "2025-01-06", "end_date": "2025-01-19", "period_type": "week"}
+
+
+@pytest.fixture
+async def fx_three_jobs(fx_client: AsyncTestClient, fx_store: SqliteStore, fx_ingest: dict[str, str]) -> None:
+    """Two weeks (Mondays 2025-01-06 and -13): alice 4 CPUs on node001, bob 8 CPUs + 2 GPUs on
+    gpu[01-02], alice 8 CPUs + 1 GPU on gpu01 (FAILED); gpu01's agent said it has 16 CPUs and 2 GPUs."""
+    jobs = [
+        record("1", Submit="2025-01-06 09:00:00", Start="2025-01-06T09:00:00", End="2025-01-06T10:00:00"),
+        record("2", "bob", Partition="gpu", Submit="2025-01-08 09:00:00", Start="2025-01-08T09:00:00",
+               End="2025-01-08T11:00:00", CPUHours=16.0, GPUHours=4.0, AllocCPUS=8, AllocGPUS=2, AllocNodes=2,
+               NodeList="gpu[01-02]"),
+        record("3", Partition="gpu", State="FAILED", Submit="2025-01-14 09:00:00", Start="2025-01-14T09:30:00",
+               End="2025-01-14T10:30:00", CPUHours=8.0, GPUHours=1.0, AllocCPUS=8, AllocGPUS=1, NodeList="gpu01"),
+    ]  # fmt: skip
+    assert (await ingest(fx_client, fx_ingest, jobs)).status_code == 200
+    gpus = [pb.GpuInfo(uuid=f"GPU-{i}", index=i) for i in range(2)]
+    await fx_store.hello(pb.Hello(node="gpu01", cluster="c1", stream_id="s", cpus=16, gpus=gpus))
+
+
+async def charts_of(client: AsyncTestClient, headers: dict[str, str], **over: Any) -> Any:
+    response = await client.post("/api/dashboard/charts", json={**TWO_WEEKS, **over}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.usefixtures("fx_three_jobs")
+async def test_charts_fill_every_chart_the_dashboard_reads(
+    fx_client: AsyncTestClient, fx_admin: dict[str, str]
+) -> None:
+    charts = await charts_of(fx_client, fx_admin)
+    assert set(charts) == CHART_KEYS
+    for key in CHART_KEYS - {"summary", "jobs_by_state"}:
+        assert charts[key]["x"], f"{key} is empty"
+    # sizes as the page's "Allocated Resources" histograms; GPUs per job counts GPU jobs only
+    assert charts["cpus_per_job"] == {"x": [4, 8], "y": [1, 2], "type": "histogram"}
+    assert charts["gpus_per_job"] == {"x": [1, 2], "y": [1, 1], "type": "histogram"}
+    assert charts["nodes_per_job"] == {"x": [1, 2], "y": [2, 1], "type": "histogram"}
+    # per node: bob's 16 CPU-hours and 4 GPU-hours shared by gpu01 and gpu02; alice's 8 + 1 on gpu01
+    cpu, gpu = charts["node_cpu_usage"], charts["node_gpu_usage"]
+    assert (cpu["x"], cpu["y"]) == (["gpu01", "gpu02", "node001"], [16.0, 8.0, 4.0])
+    assert (gpu["x"], gpu["y"]) == (["gpu01", "gpu02"], [3.0, 2.0])  # node001 gave no GPU-hours
+    assert cpu["hardware_config"] == {"gpu01": {"cpu_cores": 16, "gpu_count": 2}}
+    assert cpu["total_hours"] == 14 * 24 and cpu["normalized"] is False
+    # users by active weeks: alice in both, bob in one
+    activity = charts["user_activity_frequency"]
+    assert (activity["x"], activity["y"]) == ([1, 2], [1, 1])
+    assert (activity["total_users"], activity["total_periods"], activity["period_label"]) == (2, 2, "weeks")
+    # the page draws waiting times as a share of jobs, and per week as stacked percentages
+    assert sum(charts["waiting_times_hist"]["y"]) == pytest.approx(100, abs=0.05)
+    stacked = charts["waiting_times_stacked"]
+    assert stacked["x"] == ["2025-W01", "2025-W02"]
+    assert [sum(s["data"][i] for s in stacked["series"]) for i in range(2)] == pytest.approx(
+        [100, 100], abs=0.05
+    )
+    first_bin = next(s for s in stacked["series"] if s["name"] == "<1m")
+    assert first_bin["data"] == [100.0, 0.0]  # week 1's jobs started at once; week 2's waited 30 min
+    # jobs per week as the page's "Jobs per Period" histogram: one week of 2 jobs, one of 1
+    assert sum(charts["jobs_distribution"]["y"]) == 2 and charts["jobs_distribution"]["mean"] == 1.5
+
+
+@pytest.mark.usefixtures("fx_three_jobs")
+async def test_normalized_node_usage_is_a_share_of_known_capacity(
+    fx_client: AsyncTestClient, fx_admin: dict[str, str]
+) -> None:
+    charts = await charts_of(fx_client, fx_admin, normalize_node_usage=True)
+    cpu, gpu = charts["node_cpu_usage"], charts["node_gpu_usage"]
+    # gpu01: 16 CPU-hours of 16 CPUs x 336 h; 3 GPU-hours of 2 GPUs x 336 h. The others' sizes are unknown.
+    assert (
+        cpu["normalized"] is True and cpu["x"] == ["gpu01"] and cpu["y"] == [round(100 * 16 / (16 * 336), 2)]
+    )
+    assert cpu["not_normalized"] == ["gpu02", "node001"]
+    assert gpu["x"] == ["gpu01"] and gpu["y"] == [round(100 * 3 / (2 * 336), 2)]
+
+
+@pytest.mark.usefixtures("fx_three_jobs")
+async def test_color_by_breaks_the_charts_down_by_that_dimension(
+    fx_client: AsyncTestClient, fx_admin: dict[str, str]
+) -> None:
+    charts = await charts_of(fx_client, fx_admin, color_by="Partition")
+    series = {s["name"]: s["data"] for s in charts["cpu_usage_over_time"]["series"]}
+    assert series == {"compute": [4.0, 0.0], "gpu": [16.0, 8.0]}
+    jobs = {s["name"]: s["data"] for s in charts["jobs_over_time"]["series"]}
+    assert jobs == {"compute": [1, 0], "gpu": [1, 1]}
+    pie = charts["cpu_hours_by_account"]
+    assert pie["type"] == "pie" and dict(zip(pie["labels"], pie["values"], strict=True)) == {
+        "gpu": 24.0,
+        "compute": 4.0,
+    }
+    waiting = charts["waiting_times_hist"]
+    assert waiting["type"] == "pie" and dict(zip(waiting["labels"], waiting["values"], strict=True)) == {
+        "gpu": 0.5, "compute": 0.0,
+    }  # fmt: skip
+    by_user = await charts_of(fx_client, fx_admin, color_by="User")
+    activity = by_user["user_activity_frequency"]
+    assert activity["type"] == "pie" and dict(zip(activity["labels"], activity["values"], strict=True)) == {
+        "alice": 2, "bob": 1,
+    }  # fmt: skip
+    bad = await fx_client.post(
+        "/api/dashboard/charts", json={**TWO_WEEKS, "color_by": "Colour"}, headers=fx_admin
+    )
+    assert bad.status_code == 400 and bad.json()["errors"][0]["key"] == "color_by"
+
+
+@pytest.mark.usefixtures("fx_three_jobs")
+async def test_complete_periods_only_drops_the_partial_first_and_last_week(
+    fx_client: AsyncTestClient, fx_admin: dict[str, str]
+) -> None:
+    # Wednesday 8th to Saturday 18th: the first week (from Monday 6th) and the last (to Sunday 19th) are partial
+    window = {"start_date": "2025-01-08", "end_date": "2025-01-18"}
+    partial = await charts_of(fx_client, fx_admin, **window)
+    assert partial["jobs_over_time"]["x"] == ["2025-W01", "2025-W02"]
+    whole = await charts_of(fx_client, fx_admin, **window, complete_periods_only=True)
+    assert whole["jobs_over_time"] == {"x": [], "y": []} and whole["summary"]["total_jobs"] == 0
+    # Monday 6th to Saturday 18th: the first week is whole, the second is not
+    first = await charts_of(fx_client, fx_admin, start_date="2025-01-06", end_date="2025-01-18",
+                            complete_periods_only=True)  # fmt: skip
+    assert first["jobs_over_time"] == {"x": ["2025-W01"], "y": [2]} and first["summary"]["total_jobs"] == 2
+    assert first["node_cpu_usage"]["total_hours"] == 7 * 24
+
+
+@pytest.mark.usefixtures("fx_three_jobs")
+async def test_filtered_and_own_charts_count_only_those_jobs(
+    fx_client: AsyncTestClient, fx_admin: dict[str, str], fx_alice: dict[str, str]
+) -> None:
+    gpu = await charts_of(fx_client, fx_admin, partitions=["gpu"])
+    assert gpu["summary"]["total_jobs"] == 2 and gpu["summary"]["total_users"] == 2
+    assert gpu["cpus_per_job"]["x"] == [8] and gpu["node_cpu_usage"]["x"] == ["gpu01", "gpu02"]
+    assert gpu["active_users_over_time"]["y"] == [1, 1]
+    own = await charts_of(fx_client, fx_alice)  # alice's own jobs only
+    assert own["summary"]["total_users"] == 1 and own["summary"]["total_jobs"] == 2
+    assert own["node_cpu_usage"]["x"] == ["gpu01", "node001"] and own["node_cpu_usage"]["y"] == [8.0, 4.0]
+    assert own["user_activity_frequency"]["x"] == [1, 2] and own["user_activity_frequency"]["y"] == [0, 1]
+    both = await charts_of(
+        fx_client, fx_alice, partitions=["gpu"]
+    )  # two filters: the daily rollup and the rows
+    assert both["summary"]["total_jobs"] == 1 and both["gpus_per_job"] == {
+        "x": [1],
+        "y": [1],
+        "type": "histogram",
+    }

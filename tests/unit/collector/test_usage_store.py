@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from dataclasses import astuple
+from dataclasses import astuple, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -40,8 +40,8 @@ def records(rng: random.Random, n: int, prefix: str = "") -> list[AccountingReco
                 gpu_hours=round(rng.random() * 2, 3),
                 cpus=rng.randrange(1, 9),
                 gpus=rng.randrange(0, 3),
-                nodes=1,
-                nodelist="n1",
+                nodes=rng.choice([1, 1, 2]),
+                nodelist=rng.choice(["n1", "n2", "n[1-2]", "g[01-04]", ""]),
             )
         )
     return out
@@ -60,8 +60,14 @@ def fx_db(tmp_path: Path) -> sqlite3.Connection:
 
 
 def as_daily(f: UsageFilter) -> UsageFilter:
-    """The same question forced through usage_daily (a filter listing every state)."""
-    return UsageFilter(cluster=f.cluster, since=f.since, until=f.until, states=STATES)
+    """The same question forced through usage_daily (filters on two dimensions listing every value: the
+    margins and usage_breakdown answer questions filtered on one dimension at most)."""
+    return replace(
+        f,
+        states=f.states or STATES,
+        qos=f.qos or ("normal", "high"),
+        partitions=f.partitions or (("cpu", "gpu") if f.states and f.qos else ()),
+    )
 
 
 def same(a: usage.UsageGroups, b: usage.UsageGroups) -> None:
@@ -100,7 +106,7 @@ def test_incremental_upkeep_equals_a_rebuild(fx_db: sqlite3.Connection) -> None:
     usage.ingest_accounting(fx_db, "c1", changed, "sacct")
     usage.ingest_accounting(fx_db, "c2", records(rng, 50, "x"), "ingest")
     fx_db.execute("COMMIT")
-    tables = ("usage_daily", "usage_marginal")
+    tables = ("usage_daily", "usage_marginal", "usage_breakdown")
     incremental = {t: sorted(map(tuple, fx_db.execute(f"SELECT * FROM {t}"))) for t in tables}
     fx_db.execute("BEGIN")
     usage.rebuild_rollup(fx_db)
@@ -108,6 +114,82 @@ def test_incremental_upkeep_equals_a_rebuild(fx_db: sqlite3.Connection) -> None:
     rebuilt = {t: sorted(map(tuple, fx_db.execute(f"SELECT * FROM {t}"))) for t in tables}
     for table in tables:
         assert [rounded(r) for r in incremental[table]] == [rounded(r) for r in rebuilt[table]]
+
+
+ONE_FILTER = (
+    {"partitions": ("gpu",)},
+    {"users": ("u3",)},
+    {"only_user": "u5"},
+    {"accounts": ("a1", "a2")},
+    {"states": ("FAILED",)},
+    {"qos": ("high",)},
+)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("one", ONE_FILTER, ids=lambda d: next(iter(d)))
+def test_a_question_filtered_on_one_dimension_answers_as_the_daily_rollup(
+    fx_db: sqlite3.Connection, seed: int, one: dict[str, object]
+) -> None:
+    """Filtered on one dimension (a partition, a user's own view, ...), the figures come from that
+    dimension's margins and usage_breakdown; they must be exactly what the daily rollup says."""
+    rng = random.Random(seed)
+    since = date(2025, 1, 1) + timedelta(days=rng.randrange(-10, 60))
+    until = since + timedelta(days=rng.randrange(0, 70))
+    for window in (UsageFilter(cluster="c1", since=since, until=until), UsageFilter(cluster="c1")):
+        f = replace(window, **one)  # type: ignore[arg-type]
+        for by in ("period:day", "period:week", "period:month", "period:quarter", "period:year", "user_name"):
+            same(usage.grouped(fx_db, f, by), usage.grouped(fx_db, as_daily(f), by))
+        for by in ("state", "account", "partition", "qos"):
+            fast, daily = usage.grouped(fx_db, f, by, users=False), usage.grouped(fx_db, as_daily(f), by)
+            assert fast.keys == daily.keys and fast.jobs == daily.jobs and fast.wait_max_s == daily.wait_max_s
+            assert fast.cpu_hours == pytest.approx(daily.cpu_hours)
+            assert fast.wait_mean_s == pytest.approx(daily.wait_mean_s)
+            assert fast.duration_mean_s == pytest.approx(daily.duration_mean_s)
+            same(usage.grouped(fx_db, f, by, users=True), daily)
+        assert astuple(usage.totals(fx_db, f)) == pytest.approx(astuple(usage.totals(fx_db, as_daily(f))))
+
+
+def plain(db: sqlite3.Connection, f: UsageFilter, select: str, group: str) -> list[tuple[object, ...]]:
+    """The same question asked of every job row (the yardstick): ``day`` is the submit day."""
+    conds, args = ["cluster = ?"], [f.cluster]
+    if f.since is not None:
+        conds.append("submit >= ?")
+        args.append((f.since - date(1970, 1, 1)).days * 86400)
+    if f.until is not None:
+        conds.append("submit < ?")
+        args.append(((f.until - date(1970, 1, 1)).days + 1) * 86400)
+    for column, values in f.dims().items():
+        if values:
+            conds.append(f"{column} IN ({', '.join('?' * len(values))})")
+            args.extend(values)
+    rows = f"SELECT *, submit / 86400 AS day FROM usage_jobs WHERE {' AND '.join(conds)}"
+    return [tuple(r) for r in db.execute(f"SELECT {select} FROM ({rows}) GROUP BY {group} ORDER BY 1", args)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("one", ({}, *ONE_FILTER, {"partitions": ("gpu",), "only_user": "u5"}), ids=str)
+def test_users_sizes_and_node_lists_equal_the_jobs_themselves(
+    fx_db: sqlite3.Connection, seed: int, one: dict[str, object]
+) -> None:
+    """The dashboard's user activity (per user, per period, periods per user) and the per-job sizes and
+    node lists, for no filter, one filter and two, equal what every job row says."""
+    rng = random.Random(seed)
+    since = date(2025, 1, 1) + timedelta(days=rng.randrange(-10, 60))
+    until = since + timedelta(days=rng.randrange(0, 70))
+    for window in (UsageFilter(cluster="c1", since=since, until=until), UsageFilter(cluster="c1")):
+        f = replace(window, **one)  # type: ignore[arg-type]
+        for period in ("day", "week", "month", "quarter", "year"):
+            key = usage._PERIOD_KEYS[period]
+            users, per_period, active = usage.user_summary(fx_db, f, period)
+            expected = plain(fx_db, f, "user_name, count(*), round(sum(cpu_hours), 6)", "user_name")
+            assert [(u[0], u[1], round(u[2], 6)) for u in users] == expected
+            assert sorted(per_period.items()) == plain(fx_db, f, f"{key}, count(DISTINCT user_name)", key)
+            assert sorted(active.items()) == plain(fx_db, f, f"user_name, count(DISTINCT {key})", "user_name")
+        for kind in ("cpus", "gpus", "nodes", "nodelist"):
+            got = [(str(r[0]), r[1], round(r[2], 6)) for r in usage.breakdown(fx_db, f, [kind])[kind]]
+            want = plain(fx_db, f, f"CAST({kind} AS TEXT), count(*), round(sum(cpu_hours), 6)", kind)
+            assert sorted(got) == sorted(want)
 
 
 def rounded(row: tuple[object, ...]) -> tuple[object, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from jobpulse.collector.domain.usage import (
     UsageTotals,
     day_of,
 )
+from jobpulse.collector.services import usage_charts
 from jobpulse.collector.services.access import visible_user
 from jobpulse.collector.store.base import UsageStore
 from jobpulse.common.validate import InvalidField
@@ -161,7 +162,8 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class Dashboard:
-    """What the dashboard's charts are drawn from: one grouping per chart family."""
+    """What the dashboard's charts are drawn from: one grouping per chart family, and (when asked with
+    ``charts=True``) what the per-job, per-node, Color By and user activity charts need."""
 
     totals: UsageTotals
     periods: UsageGroups
@@ -169,6 +171,16 @@ class Dashboard:
     partitions: UsageGroups
     accounts: UsageGroups
     users: UsageGroups
+    period: str = "month"
+    since: date | None = None  # the window asked about (after complete_periods_only), None: open
+    until: date | None = None
+    sizes: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # cpus|gpus|nodes: (count, jobs)
+    nodes: dict[str, tuple[float, float]] = field(default_factory=dict)  # node: (CPU-hours, GPU-hours)
+    hardware: dict[str, tuple[int, int]] = field(default_factory=dict)  # node: (CPUs, GPUs) agents reported
+    user_periods: dict[str, int] = field(default_factory=dict)  # user: periods with a submitted job
+    color_by: str | None = None  # the Color By dimension column
+    # (period key, value, jobs, CPU-hours, GPU-hours, waiting seconds, duration seconds) per Color By value
+    color_periods: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def percentile_from_bins(bins: Sequence[int], q: float) -> float:
@@ -236,9 +248,13 @@ class UsageService:
     async def grouped(
         self, principal: Principal | None, f: UsageFilter, by: str, users: bool = True
     ) -> UsageGroups:
+        """Usage per ``by``; ``users`` False leaves the distinct users per value of a dimension other than
+        the user 0. Per period they are always counted (as this always did; only the dashboard's own read
+        skips them, as it counts them another way)."""
         if by.startswith("period:") and by.partition(":")[2] not in PERIODS:
             raise InvalidInput("period_type", f"must be one of {', '.join(PERIODS)}")
-        return await self.store.usage_grouped(await self._scoped(principal, f), by, users)
+        period = by.startswith("period:")
+        return await self.store.usage_grouped(await self._scoped(principal, f), by, users or period)
 
     async def efficiency(self, principal: Principal | None, f: UsageFilter) -> Efficiency:
         return await self.store.usage_efficiency(await self._scoped(principal, f))
@@ -248,17 +264,64 @@ class UsageService:
     ) -> list[dict[str, Any]]:
         return await self.store.usage_jobs(await self._scoped(principal, f), limit, offset)
 
-    async def dashboard(self, principal: Principal | None, f: UsageFilter, period: str) -> Dashboard:
+    async def dashboard(
+        self,
+        principal: Principal | None,
+        f: UsageFilter,
+        period: str,
+        charts: bool = False,
+        color_by: str | None = None,
+        complete_periods_only: bool = False,
+    ) -> Dashboard:
+        """The dashboard's figures. ``charts``: also the per-job sizes, per-node usage, user activity
+        and, with ``color_by`` (a Color By choice: Account, Partition, State, QOS, User), the periods
+        per value of that dimension; ``complete_periods_only``: the window without its partial first and
+        last period (services/usage_charts.py)."""
         if period not in PERIODS:
             raise InvalidInput("period_type", f"must be one of {', '.join(PERIODS)}")
+        column = usage_charts.color_column(color_by)
+        if complete_periods_only:
+            f = usage_charts.complete_periods(f, period)
         scoped = await self._scoped(principal, f)
+        if not charts:
+            return Dashboard(
+                totals=await self.store.usage_totals(scoped),
+                periods=await self.store.usage_grouped(scoped, f"period:{period}"),
+                states=await self.store.usage_grouped(scoped, "state", users=False),
+                partitions=await self.store.usage_grouped(scoped, "partition", users=False),
+                accounts=await self.store.usage_grouped(scoped, "account", users=False),
+                users=await self.store.usage_grouped(scoped, "user_name"),
+                period=period,
+                since=f.since,
+                until=f.until,
+            )
+        # the users' figures, per period and in all, from one read (usage_user_summary) rather than four
+        rows, per_period, active = await self.store.usage_user_summary(scoped, period)
+        totals = await self.store.usage_totals(scoped, users=False)
+        periods = await self.store.usage_grouped(scoped, f"period:{period}", users=False)
+        periods.users = [per_period.get(k, 0) for k in periods.keys]
+        users = usage_charts.users_of(rows)
+        shapes = await self.store.usage_breakdown(scoped, ("cpus", "gpus", "nodes", "nodelist"))
+        sizes = {
+            kind: sorted((int(r[0]), int(r[1])) for r in shapes[kind]) for kind in ("cpus", "gpus", "nodes")
+        }
+        nodes = usage_charts.node_usage([(str(r[0]), float(r[2]), float(r[3])) for r in shapes["nodelist"]])
         return Dashboard(
-            totals=await self.store.usage_totals(scoped),
-            periods=await self.store.usage_grouped(scoped, f"period:{period}"),
+            totals=replace(totals, users=len(users.keys)),
+            periods=periods,
             states=await self.store.usage_grouped(scoped, "state", users=False),
             partitions=await self.store.usage_grouped(scoped, "partition", users=False),
             accounts=await self.store.usage_grouped(scoped, "account", users=False),
-            users=await self.store.usage_grouped(scoped, "user_name"),
+            users=users,
+            period=period,
+            since=f.since,
+            until=f.until,
+            sizes=sizes,
+            nodes=nodes,
+            hardware=await self.store.usage_node_hardware(f.cluster) if nodes else {},
+            user_periods=active,
+            color_by=column,
+            color_periods=await self.store.usage_by_period_and(scoped, period, column) if column else [],
         )
 
 

@@ -10,7 +10,7 @@ The access rule is the usage history's (services/access.py ``visible_user``, as 
 applies it): a user's question is narrowed to their own jobs here, in the service, whatever the page
 or the query string asks, so another user's figures never leave the collector. The figures are
 UsageService's own questions (totals, per user or account) plus the two-way breakdown only this view
-asks (store/usage_breakdown.py).
+asks (store/usage_view.py).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from datetime import date, timedelta
 from jobpulse.collector.domain.errors import InvalidInput
 from jobpulse.collector.domain.principals import Principal
 from jobpulse.collector.domain.usage import UsageFilter, UsageTotals, day_number
-from jobpulse.collector.domain.usage_breakdown import BREAKDOWN_PERIODS
+from jobpulse.collector.domain.usage_view import BREAKDOWN_PERIODS
 from jobpulse.collector.services.access import visible_user
 from jobpulse.collector.services.usage import UsageService
-from jobpulse.collector.store.base import UsageBreakdownStore
+from jobpulse.collector.store.base import UsageViewStore
 
 BREAKDOWNS = {"user": "user_name", "account": "account"}  # the view's word -> the rollup's column
 TOP_SERIES = 8  # lines drawn; the other users or accounts are summed into one
@@ -140,7 +140,7 @@ def periods_of(since: date, until: date, group: str) -> list[date]:
 class UsageViewService:
     """The usage view's questions over a store with the usage history and its breakdowns."""
 
-    def __init__(self, store: UsageBreakdownStore) -> None:
+    def __init__(self, store: UsageViewStore) -> None:
         self.store = store
         self.usage = UsageService(store)
 

@@ -32,7 +32,7 @@ from jobpulse.collector.domain.usage import (
     UsageGroups,
     UsageTotals,
 )
-from jobpulse.collector.domain.usage_breakdown import KeyEfficiency, PeriodKeyUsage
+from jobpulse.collector.domain.usage_view import KeyEfficiency, PeriodKeyUsage
 
 if TYPE_CHECKING:
     from jobpulse.collector.slurm.parse import SlurmJob
@@ -420,11 +420,14 @@ class UsageStore(Protocol):
         """Partitions, accounts, users (``user_name``), QOS and states among the filtered jobs."""
         ...
 
-    async def usage_totals(self, f: UsageFilter) -> UsageTotals: ...
+    async def usage_totals(self, f: UsageFilter, users: bool = True) -> UsageTotals:
+        """``users`` False: the distinct users may be left 0 (the dashboard counts them otherwise)."""
+        ...
 
     async def usage_grouped(self, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
         """Usage per ``by``: ``period:day|week|month|quarter|year``, ``cluster`` or a dimension column;
-        ``users`` False: distinct users per value of another dimension may be left 0 (they cost a scan)."""
+        ``users`` False: distinct users per value of another dimension, or per period, may be left 0 (they
+        cost a read of their own)."""
         ...
 
     async def usage_efficiency(self, f: UsageFilter) -> Efficiency: ...
@@ -433,13 +436,35 @@ class UsageStore(Protocol):
         """The filtered jobs' rows, newest submit first."""
         ...
 
+    async def usage_breakdown(self, f: UsageFilter, kinds: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+        """Per kind of ``kinds``, the filtered jobs per value of it (``cpus``, ``gpus``, ``nodes``: the
+        job's count; ``nodelist``: its node list as sacct printed it; or a dimension column): (key, jobs,
+        cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s), by key."""
+        ...
+
+    async def usage_by_period_and(self, f: UsageFilter, period: str, by: str) -> list[tuple[Any, ...]]:
+        """(period key, value of the dimension ``by``, jobs, cpu_hours, gpu_hours, wait_s, duration_s)."""
+        ...
+
+    async def usage_user_summary(
+        self, f: UsageFilter, period: str
+    ) -> tuple[list[tuple[Any, ...]], dict[str, int], dict[str, int]]:
+        """The filtered jobs' users: per user (user, jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max,
+        ran, duration_s) by user; the distinct users per period key; per user, the periods they were
+        active in."""
+        ...
+
+    async def usage_node_hardware(self, cluster: str | None) -> dict[str, tuple[int, int]]:
+        """(CPUs, GPUs) of the nodes agents reported, of ``cluster`` or of no stated cluster."""
+        ...
+
 
 class Store(JobStore, AccountStore, ConfigStore, SummaryStore, MaintenanceStore, UsageStore, Protocol):
     """Everything the services need from storage."""
 
 
-class UsageBreakdownStore(UsageStore, Protocol):
-    """The web interface's usage view (issue 19, store/usage_breakdown.py): the usage history broken
+class UsageViewStore(UsageStore, Protocol):
+    """The web interface's usage view (issue 19, store/usage_view.py): the usage history broken
     down two ways at once. A protocol of its own, beside ``Store``, for the one service that asks it
     (services/usage_view.py); the SQLite store is both."""
 

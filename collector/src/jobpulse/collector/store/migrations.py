@@ -355,6 +355,16 @@ def _v11_usage(db: sqlite3.Connection) -> None:
     _script(db, SCHEMA)
 
 
+def _v12_usage_breakdown(db: sqlite3.Connection) -> None:
+    """Usage per month broken down by a second dimension and by job size and node list (issue 18: filtered
+    dashboard questions and the per-job charts, store/usage_breakdown.py), filled from the jobs already held."""
+    from jobpulse.collector.store.usage import rebuild_breakdown
+    from jobpulse.collector.store.usage_breakdown import SCHEMA
+
+    _script(db, SCHEMA)
+    rebuild_breakdown(db)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1,
     _v2_auth,
@@ -367,6 +377,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v9_job_script,
     _v10_exit_signal,
     _v11_usage,
+    _v12_usage_breakdown,
 ]
 LATEST = len(MIGRATIONS)
 

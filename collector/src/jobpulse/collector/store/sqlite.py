@@ -29,7 +29,7 @@ from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.nodes import NodeStatus
 from jobpulse.collector.domain.runs import JobRun, RunScope
 from jobpulse.collector.store import ingest, jobs, nodes
-from jobpulse.collector.store.base import Store, UsageBreakdownStore
+from jobpulse.collector.store.base import Store, UsageViewStore
 from jobpulse.collector.store.errors import BatchError, StoreFull, StoreUnavailable
 from jobpulse.collector.store.ingest import Pending
 from jobpulse.collector.store.migrations import migrate
@@ -38,7 +38,7 @@ from jobpulse.collector.store.sqlite_config import SqliteConfig
 from jobpulse.collector.store.sqlite_jobs import SqliteJobs
 from jobpulse.collector.store.sqlite_upkeep import SqliteUpkeep
 from jobpulse.collector.store.sqlite_usage import SqliteUsage
-from jobpulse.collector.store.sqlite_usage_breakdown import SqliteUsageBreakdown
+from jobpulse.collector.store.sqlite_usage_view import SqliteUsageView
 from jobpulse.collector.store.stage import Stage
 from jobpulse.common import statefile
 from jobpulse.proto.v1 import ingest_pb2 as pb
@@ -89,7 +89,7 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep, SqliteUsage, SqliteUsageBreakdown):
+class SqliteStore(SqliteJobs, SqliteAccounts, SqliteConfig, SqliteUpkeep, SqliteUsage, SqliteUsageView):
     """All database access of the collector. Writes run on the single writer thread, reads on a pool."""
 
     def __init__(self, path: Path) -> None:
@@ -252,6 +252,6 @@ def _conforms(store: SqliteStore) -> Store:
     return store
 
 
-def _conforms_usage_view(store: SqliteStore) -> UsageBreakdownStore:
+def _conforms_usage_view(store: SqliteStore) -> UsageViewStore:
     """And the usage view's protocol (services/usage_view.py)."""
     return store

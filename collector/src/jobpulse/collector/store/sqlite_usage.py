@@ -55,8 +55,8 @@ class SqliteUsage:
     async def usage_dimensions(self, f: UsageFilter) -> dict[str, list[str]]:
         return await self._read(lambda db: usage.dimension_values(db, f))
 
-    async def usage_totals(self, f: UsageFilter) -> UsageTotals:
-        return await self._read(lambda db: usage.totals(db, f))
+    async def usage_totals(self, f: UsageFilter, users: bool = True) -> UsageTotals:
+        return await self._read(lambda db: usage.totals(db, f, users))
 
     async def usage_grouped(self, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
         return await self._read(lambda db: usage.grouped(db, f, by, users))
@@ -66,3 +66,17 @@ class SqliteUsage:
 
     async def usage_jobs(self, f: UsageFilter, limit: int, offset: int = 0) -> list[dict[str, Any]]:
         return await self._read(lambda db: usage.job_rows(db, f, limit, offset))
+
+    async def usage_breakdown(self, f: UsageFilter, kinds: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+        return await self._read(lambda db: usage.breakdown(db, f, kinds))
+
+    async def usage_by_period_and(self, f: UsageFilter, period: str, by: str) -> list[tuple[Any, ...]]:
+        return await self._read(lambda db: usage.grouped_by_period_and(db, f, period, by))
+
+    async def usage_user_summary(
+        self, f: UsageFilter, period: str
+    ) -> tuple[list[tuple[Any, ...]], dict[str, int], dict[str, int]]:
+        return await self._read(lambda db: usage.user_summary(db, f, period))
+
+    async def usage_node_hardware(self, cluster: str | None) -> dict[str, tuple[int, int]]:
+        return await self._read(lambda db: usage.node_hardware(db, cluster))

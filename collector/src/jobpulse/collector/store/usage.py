@@ -9,14 +9,17 @@ day, partition, account, user, QOS, state), with counts per waiting-time and dur
 the whole cluster (``dim`` "") and per value of each one dimension: a dashboard question without
 filters (the page's usual one) reads a month's row for each whole month of its window and a day's row
 for the days at its edges, a few hundred rows whatever the window, rather than every job or every
-(day, partition, account, user, QOS, state). A question with filters, or a user's own (narrowed to
-their jobs), reads ``usage_daily``. A write recomputes the days (and months) it touched, whole, in the
-same transaction, so both rollups are always exactly the sum of the rows. ``usage_dims`` lists the
+(day, partition, account, user, QOS, state). A question filtered on one dimension (a partition, ..., or
+a user's own, narrowed to their jobs) reads that dimension's margins (of its values) and
+``usage_breakdown`` (store/usage_breakdown.py: per month its values by every other dimension); one
+filtered on two or more reads ``usage_daily``. A write recomputes the days (and months) it touched,
+whole, in the same transaction, so every rollup is always exactly the sum of the rows. ``usage_dims`` lists the
 values seen per cluster and dimension (the dashboard's filter lists).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import time
@@ -33,6 +36,7 @@ from jobpulse.collector.domain.usage import (
     UsageGroups,
     UsageTotals,
 )
+from jobpulse.collector.store import usage_breakdown
 from jobpulse.collector.store.state import get_state, set_state
 from jobpulse.common.validate import InvalidField
 
@@ -155,8 +159,10 @@ def recompute_days(db: sqlite3.Connection, days: Iterable[tuple[str, int]]) -> N
             (cluster, day * DAY, (day + 1) * DAY),
         )
         _margins(db, cluster, "d", day, day, day)
+        usage_breakdown.recompute_day(db, cluster, day)
     for cluster, first in sorted({(c, month_start(d)) for c, d in touched}):
         _margins(db, cluster, "m", first, first, next_month(first) - 1)
+        usage_breakdown.recompute_month(db, cluster, first, next_month(first))
 
 
 def _margins(db: sqlite3.Connection, cluster: str, grain: str, key: int, lo: int, hi: int) -> None:
@@ -193,12 +199,22 @@ def rebuild_rollup(db: sqlite3.Connection) -> int:
                 FROM (SELECT *, {_MONTH_OF} AS month FROM usage_daily) GROUP BY cluster, month, {value}""",
             (dim,),
         )
+    rebuild_breakdown(db)
     db.execute("DELETE FROM usage_dims")
     for dim in DIMENSIONS:
         db.execute(
             f"INSERT OR IGNORE INTO usage_dims SELECT DISTINCT cluster, ?, {dim} FROM usage_daily", (dim,)
         )
     return int(db.execute("SELECT count(*) FROM usage_daily").fetchone()[0])
+
+
+def rebuild_breakdown(db: sqlite3.Connection) -> None:
+    """usage_breakdown anew for every month and day with jobs (a bulk load, migration 12)."""
+    db.execute("DELETE FROM usage_breakdown")
+    months = db.execute(
+        f"SELECT DISTINCT cluster, {_MONTH_OF} FROM (SELECT DISTINCT cluster, day FROM usage_daily)"
+    ).fetchall()
+    usage_breakdown.rebuild(db, [(c, int(m), next_month(int(m))) for c, m in months])
 
 
 def _note_dims(db: sqlite3.Connection, cluster: str, row: dict[str, Any]) -> None:
@@ -427,47 +443,135 @@ def _unfiltered(f: UsageFilter) -> bool:
     return f.cluster is not None and not any(f.dims().values())
 
 
-def _margin_rows(f: UsageFilter, dim: str, monthly: bool) -> tuple[str, list[Any]]:
-    """The margin rows of ``dim`` covering the window of ``f``: a month's row per whole month (when
-    ``monthly``), a day's row for every other day."""
-    lo = f.since_day if f.since_day is not None else 0
-    hi = f.until_day if f.until_day is not None else 1_000_000
-    one = "SELECT * FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = ? AND day >= ? AND day <= ?"
-    spans: list[tuple[str, int, int]] = []
+def spans(f: UsageFilter, monthly: bool = True, yearly: bool = False) -> list[tuple[str, int, int]]:
+    """The window of ``f`` in pieces: ("y", first, last) the first days of its whole years (when
+    ``yearly``), ("m", first, last) the first days of its other whole months (when ``monthly``), ("d",
+    first, last) the days at its edges (or the whole window)."""
+    lo, hi = usage_breakdown.window(f)
+    if yearly:
+        first = lo if year_start(lo) == lo else year_start(lo, 1)
+        end = year_start(hi + 1)
+        if first < end:
+            whole = [("y", first, year_start(end - 1))]
+            return [*whole, *_month_spans(lo, first - 1, monthly), *_month_spans(end, hi, monthly)]
+    return _month_spans(lo, hi, monthly)
+
+
+def _month_spans(lo: int, hi: int, monthly: bool) -> list[tuple[str, int, int]]:
     first = lo if month_start(lo) == lo else next_month(lo)
     end = month_start(hi + 1)
     if monthly and first < end:
-        spans = [("m", first, end - 1), ("d", lo, first - 1), ("d", end, hi)]
+        out = [("m", first, month_start(end - 1)), ("d", lo, first - 1), ("d", end, hi)]
     else:
-        spans = [("d", lo, hi)]
-    spans = [s for s in spans if s[1] <= s[2]]
+        out = [("d", lo, hi)]
+    return [s for s in out if s[1] <= s[2]]
+
+
+def year_start(day: int, later: int = 0) -> int:
+    """January 1st (days since the epoch) of the year of ``day``, or of ``later`` years after it."""
+    return date(date.fromordinal(_EPOCH + day).year + later, 1, 1).toordinal() - _EPOCH
+
+
+_NARROW = "day, value, jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s"
+
+
+def _margin_rows(
+    f: UsageFilter, dim: str, monthly: bool, values: tuple[str, ...] | None = None, columns: str = "*"
+) -> tuple[str, list[Any]]:
+    """The margin rows of ``dim`` (of its ``values`` only, when given) covering the window of ``f``: a
+    month's row per whole month (when ``monthly``), a day's row for every other day; ``columns`` only
+    (the bins are most of a row: a question that does not read them leaves them out)."""
+    one = f"SELECT {columns} FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = ? AND day >= ? AND day <= ?"
+    if values is not None:
+        one += f" AND value IN ({', '.join('?' * len(values))})"
+    parts = spans(f, monthly)
     args: list[Any] = []
-    for grain, a, b in spans:
-        args += [f.cluster, grain, dim, a, b]
-    return " UNION ALL ".join([one] * len(spans)), args
+    for grain, a, b in parts:
+        args += [f.cluster, grain, dim, a, b, *(values or ())]
+    if not parts:
+        return f"SELECT {columns} FROM usage_marginal WHERE 0", []
+    return " UNION ALL ".join([one] * len(parts)), args
+
+
+def _filtered_once(f: UsageFilter) -> tuple[str, tuple[str, ...]] | None:
+    """(dimension, values) when ``f`` filters one cluster on exactly one dimension: the margins of that
+    dimension and usage_breakdown answer it without reading usage_daily over the whole window."""
+    single = usage_breakdown.single_filter(f)
+    return single if single is not None and single[0] else None
+
+
+def _grouped_once(
+    db: sqlite3.Connection,
+    f: UsageFilter,
+    by: str,
+    period: str | None,
+    users: bool,
+    dim: str,
+    values: tuple[str, ...],
+) -> UsageGroups | None:
+    """``grouped`` for a question filtered on one dimension, from that dimension's margins (per period,
+    or per its own values) and usage_breakdown (per another dimension); None where the distinct users per
+    value of a dimension are asked for (the daily rollup answers those)."""
+    if by == "cluster":
+        return None
+    if period is None and users and by != "user_name":
+        return None
+    if period is not None or by == dim:
+        monthly = period in (None, "month", "quarter", "year")
+        key = _PERIOD_KEYS[period] if period is not None else "value"
+        source, args = _margin_rows(f, dim, monthly, values, "*" if period is not None else _NARROW)
+        figures = _GROUP_FIGURES if period is not None else _DIM_FIGURES
+        count = "count(DISTINCT value)" if dim == "user_name" else "0"
+        out = _groups(
+            db.execute(
+                f"SELECT {key} AS k, {figures.format(users=count)} FROM ({source}) GROUP BY k ORDER BY k",
+                args,
+            ).fetchall()
+        )
+        if period is not None and dim != "user_name" and users:
+            counts = usage_breakdown.distinct_users(db, f, spans(f, monthly), key)
+            out.users = [int(counts.get(k, 0)) for k in out.keys]
+        return out
+    rows = usage_breakdown.breakdown(db, f, [by], spans(f))[by]
+    out = _groups(
+        (r[0], r[1], r[2], r[3], 1 if by == "user_name" else 0, r[5] / r[4] if r[4] else None, r[6],
+         r[8] / r[7] if r[7] else None, *([0] * (2 * NBINS)))
+        for r in rows
+    )  # fmt: skip
+    return out
 
 
 def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
     """The usage of the filtered jobs per ``by`` (one of GROUPINGS), ordered by key. ``users`` False:
-    the distinct users per key of a dimension other than the user may be left 0 (they cost a scan).
+    the distinct users per key of a dimension other than the user, or per period, may be left 0 where they
+    cost a read of their own.
     Waiting-time and duration bins are counted per period only (per dimension value they are 0)."""
     period = by.partition(":")[2] if by.startswith("period:") else None
     if period is not None and period not in _PERIOD_KEYS:
         raise ValueError(f"cannot group by {by!r}")
     if period is None and by not in ("cluster", *DIMENSIONS):
         raise ValueError(f"cannot group by {by!r}")
+    once = _filtered_once(f)
+    if once is not None:
+        answer = _grouped_once(db, f, by, period, users, *once)
+        if answer is not None:
+            return answer
     if _unfiltered(f) and by != "cluster":
         monthly = period in (None, "month", "quarter", "year")
         key = _PERIOD_KEYS[period] if period is not None else "value"
-        source, args = _margin_rows(f, "" if period is not None else by, monthly)
+        source, args = _margin_rows(
+            f, "" if period is not None else by, monthly, columns="*" if period is not None else _NARROW
+        )
         figures = _GROUP_FIGURES if period is not None else _DIM_FIGURES
         rows = db.execute(
             f"SELECT {key} AS k, {figures.format(users='0')} FROM ({source}) GROUP BY k ORDER BY k",
             args,
         ).fetchall()
         out = _groups(rows)
+        if period is not None and not users:
+            return out
         if period is not None:
-            source, args = _margin_rows(f, "user_name", monthly)
+            source, args = _margin_rows(f, "user_name", monthly, columns="day, value")
             counts = dict(
                 db.execute(
                     f"SELECT {key} AS k, count(DISTINCT value) FROM ({source}) GROUP BY k", args
@@ -496,17 +600,35 @@ def grouped(db: sqlite3.Connection, f: UsageFilter, by: str, users: bool = True)
     return _groups(rows)
 
 
-def totals(db: sqlite3.Connection, f: UsageFilter) -> UsageTotals:
+def totals(db: sqlite3.Connection, f: UsageFilter, users: bool = True) -> UsageTotals:
+    """The filtered jobs' totals; ``users`` False: the distinct users may be left 0 when counting them
+    costs a read of its own (the dashboard counts them from ``user_summary``)."""
     if _unfiltered(f):
-        source, args = _margin_rows(f, "", True)
+        source, args = _margin_rows(f, "", True, columns=_NARROW)
         row = db.execute(
             f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0), 0,
                        sum(wait_s) / nullif(sum(waited), 0), max(wait_max) FROM ({source})""",
             args,
         ).fetchone()
-        source, args = _margin_rows(f, "user_name", True)
-        users = db.execute(f"SELECT count(DISTINCT value) FROM ({source})", args).fetchone()[0]
-        return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(users), row[4], row[5])
+        count = 0
+        if users:
+            source, args = _margin_rows(f, "user_name", True, columns="value")
+            count = db.execute(f"SELECT count(DISTINCT value) FROM ({source})", args).fetchone()[0]
+        return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(count), row[4], row[5])
+    once = _filtered_once(f)
+    if once is not None:
+        dim, values = once
+        source, args = _margin_rows(f, dim, True, values, _NARROW)
+        row = db.execute(
+            f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0),
+                       sum(wait_s) / nullif(sum(waited), 0), max(wait_max), count(DISTINCT value) FROM ({source})""",
+            args,
+        ).fetchone()
+        if dim == "user_name":
+            count = int(row[5])
+        else:
+            count = usage_breakdown.distinct_users(db, f, spans(f), None).get("", 0) if users else 0
+        return UsageTotals(int(row[0]), float(row[1]), float(row[2]), int(count), row[3], row[4])
     where, args = _where(f)
     row = db.execute(
         f"""SELECT coalesce(sum(jobs), 0), coalesce(sum(cpu_hours), 0), coalesce(sum(gpu_hours), 0),
@@ -541,7 +663,7 @@ def dimension_values(db: sqlite3.Connection, f: UsageFilter) -> dict[str, list[s
     if _unfiltered(f):
         found = {}
         for dim in DIMENSIONS:
-            source, args = _margin_rows(f, dim, True)
+            source, args = _margin_rows(f, dim, True, columns="value")
             found[dim] = [v for (v,) in db.execute(f"SELECT DISTINCT value FROM ({source}) ORDER BY 1", args)]
         return found
     where, args = _where(f)
@@ -588,3 +710,148 @@ def plain_group_by(db: sqlite3.Connection, cluster: str, by: str) -> list[tuple[
             FROM usage_jobs WHERE cluster = ? GROUP BY k""",
         (cluster,),
     ).fetchall()
+
+
+# -- the per-job charts, Color By and user activity (issue 18) -----------------------------------------------
+def breakdown(
+    db: sqlite3.Connection, f: UsageFilter, kinds: Sequence[str]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The filtered jobs per value of ``kind`` (cpus, gpus, nodes, nodelist or a dimension): (key, jobs,
+    cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s) by key (store/usage_breakdown.py)."""
+    # years only for the whole cluster's questions: only they have a year's rows
+    whole = usage_breakdown.single_filter(f) == ("", ("",))
+    return usage_breakdown.breakdown(db, f, kinds, spans(f, yearly=whole))
+
+
+def grouped_by_period_and(
+    db: sqlite3.Connection, f: UsageFilter, period: str, by: str
+) -> list[tuple[Any, ...]]:
+    """(period key, value of ``by``, jobs, cpu_hours, gpu_hours, wait_s, duration_s) of the filtered jobs:
+    the dashboard's "Color By" series. From ``by``'s margins when ``f`` filters nothing or only ``by``;
+    else from the daily rollup."""
+    if period not in _PERIOD_KEYS or by not in DIMENSIONS:
+        raise ValueError(f"cannot group by period {period!r} and {by!r}")
+    key = _PERIOD_KEYS[period]
+    monthly = period in ("month", "quarter", "year")
+    single = usage_breakdown.single_filter(f)
+    figures = "sum(jobs), sum(cpu_hours), sum(gpu_hours), sum(wait_s), sum(duration_s)"
+    if single is not None and single[0] in ("", by):
+        source, args = _margin_rows(f, by, monthly, single[1] if single[0] else None)
+        sql = f"SELECT {key} AS k, value, {figures} FROM ({source}) GROUP BY k, value ORDER BY k, value"
+    else:
+        where, args = _where(f)
+        sql = f"SELECT {key} AS k, {by}, {figures} FROM usage_daily{where} GROUP BY k, {by} ORDER BY k, {by}"
+    return db.execute(sql, args).fetchall()
+
+
+_FIGURE_COLUMNS = "jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s"
+
+
+def _user_parts(f: UsageFilter, monthly: bool) -> list[tuple[str, str, list[Any]]]:
+    """(grain, SQL, args) pieces of (day, value: the user, figures...) rows of the filtered jobs: the
+    user margins when ``f`` filters nothing or only the user, usage_breakdown and the daily rollup when
+    it filters one other dimension, the daily rollup otherwise."""
+    single = usage_breakdown.single_filter(f)
+    if single is not None and single[0] in ("", "user_name"):
+        values = single[1] if single[0] else ()
+        # grain and dim as literals: the whole months' piece may then use the partial index usage_marginal_users
+        only = f" AND value IN ({', '.join('?' * len(values))})" if values else ""
+        return [
+            (
+                grain,
+                f"SELECT {_NARROW} FROM usage_marginal WHERE cluster = ? AND grain = '{grain}' AND dim = 'user_name'"
+                f" AND day >= ? AND day <= ?{only}",
+                [f.cluster, a, b, *values],
+            )
+            for grain, a, b in spans(f, monthly)
+        ]
+    if single is not None:
+        return usage_breakdown.user_parts(f, spans(f, monthly))
+    where, args = _where(f)
+    figures = "jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s"
+    return [("d", f"SELECT day, user_name AS value, {figures} FROM usage_daily{where}", args)]
+
+
+def user_summary(
+    db: sqlite3.Connection, f: UsageFilter, period: str
+) -> tuple[list[tuple[Any, ...]], dict[str, int], dict[str, int]]:
+    """The filtered jobs' users, in three small answers: per user (user, jobs, cpu_hours, gpu_hours,
+    waited, wait_s, wait_max, ran, duration_s) by user; the distinct users per period key; per user, in how
+    many periods they submitted a job (the dashboard's user activity).
+
+    Why not one row per (period, user): over years that is tens of thousands of rows, and the period
+    key of each (SQLite's strftime) was most of the dashboard's time; here a whole month's rows are keyed
+    by their first day, and only the days at the window's edges (and periods longer than a month) are
+    keyed by strftime."""
+    if period not in _PERIOD_KEYS:
+        raise ValueError(f"cannot group by period {period!r}")
+    monthly = period in ("month", "quarter", "year")
+    parts = _user_parts(f, monthly)
+    if not parts:
+        return [], {}, {}
+    args = [a for _, _, part_args in parts for a in part_args]
+    sums = "sum(jobs), sum(cpu_hours), sum(gpu_hours), sum(waited), sum(wait_s), max(wait_max), sum(ran), sum(duration_s)"
+
+    def key_of(grain: str) -> str:  # a day number where the period is the row's own month or day
+        return "day" if (grain == "m" and period == "month") or period == "day" else _PERIOD_KEYS[period]
+
+    keyed = " UNION ALL ".join(
+        f"SELECT {key_of(grain)} AS k, value, {_FIGURE_COLUMNS} FROM ({sql})" for grain, sql, _ in parts
+    )
+    # per user: when no two pieces share a period (months, days), each piece is grouped on its own (the
+    # whole months' piece in the order of the partial index usage_marginal_users: no sort) and added up
+    separate = period in ("month", "day")
+    merged: dict[str, list[Any]] = {}
+    for sql, piece_args in (
+        [(f"SELECT {key_of(g)} AS k, value, {_FIGURE_COLUMNS} FROM ({sql})", a) for g, sql, a in parts]
+        if separate
+        else [(keyed, args)]
+    ):
+        for value, count, *figures in db.execute(
+            f"SELECT value, count(DISTINCT k), {sums} FROM ({sql}) GROUP BY value", piece_args
+        ):
+            row = merged.get(value)
+            if row is None:
+                merged[value] = [count, *figures]
+                continue
+            for i, v in enumerate([count, *figures]):
+                row[i] = max(row[i], v) if i == 6 else row[i] + v
+    users = [(value, *merged[value][1:]) for value in sorted(merged)]
+    active = {str(value): int(merged[value][0]) for value in merged}
+    per_period: dict[str, int] = {}
+    if period in ("month", "day"):
+        # no two pieces share a period: each is counted on its own, in its key order (no sort)
+        pieces = [
+            (f"SELECT {key_of(g)} AS k, count(DISTINCT value) FROM ({sql}) GROUP BY k", a)
+            for g, sql, a in parts
+        ]
+    else:
+        pieces = [(f"SELECT k, count(DISTINCT value) FROM ({keyed}) GROUP BY k", args)]
+    for sql, piece_args in pieces:
+        for k, n in db.execute(sql, piece_args):
+            label = k if isinstance(k, str) else _day_label(int(k), period)
+            per_period[label] = per_period.get(label, 0) + int(n)
+    return users, per_period, active
+
+
+def _day_label(day: int, period: str) -> str:
+    """The period key (as _PERIOD_KEYS writes it) of a day number, for "day" and "month"."""
+    moment = date.fromordinal(_EPOCH + day)
+    return moment.isoformat() if period == "day" else moment.strftime("%Y-%m")
+
+
+def node_hardware(db: sqlite3.Connection, cluster: str | None) -> dict[str, tuple[int, int]]:
+    """(CPUs, GPUs) of the nodes whose agents reported them (the ``nodes`` table), of ``cluster`` or of
+    no stated cluster: what "% of capacity" is computed against. Nodes without an agent are not known."""
+    rows = db.execute(
+        "SELECT name, cpus, gpus FROM nodes WHERE cpus IS NOT NULL AND (cluster = ? OR cluster = '')",
+        (cluster or "",),
+    ).fetchall()
+    out: dict[str, tuple[int, int]] = {}
+    for name, cpus, gpus in rows:
+        try:
+            count = len(json.loads(gpus or "[]"))
+        except ValueError:
+            count = 0
+        out[str(name)] = (int(cpus), count)
+    return out

@@ -183,8 +183,15 @@ class DashboardController(Controller):
     @post("/charts", operation_id="usageCharts", guards=_READ, status_code=200, summary="Aggregated charts")
     async def charts(self, request: Request[Any, Any, Any], data: JSONBody[FilterBody]) -> dict[str, Any]:
         f = _filter(data.hostname, data.start_date, data.end_date, data)
-        board = await _service(request).dashboard(principal_of(request), f, data.period_type)
-        return mapping.charts(board, data.account_segments)
+        board = await _service(request).dashboard(
+            principal_of(request),
+            f,
+            data.period_type,
+            charts=True,
+            color_by=data.color_by,
+            complete_periods_only=data.complete_periods_only,
+        )
+        return mapping.charts(board, data.account_segments, data.normalize_node_usage)
 
     @get("/stats/{hostname:str}", operation_id="usageStats", guards=_READ, summary="Totals of one cluster")
     async def stats(
