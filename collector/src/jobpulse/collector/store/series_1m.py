@@ -12,6 +12,7 @@ The common case, an interval of exactly 60 s, copies whole hours of values at a 
 from __future__ import annotations
 
 import sqlite3
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from operator import mul
 from typing import Any
@@ -65,40 +66,50 @@ def _node_minutes(
     return times, values, samples
 
 
-def _bucket(
-    times: list[int], values: list[float], samples: list[float], interval_ms: int, how: str
-) -> tuple[list[int], list[float]]:
-    """Combine minutes into intervals: ``how`` is avg (weighted by samples), sum, min or max; NaN skipped."""
-    out_t: list[int] = []
-    out_v: list[float] = []
-    acc: list[float] = []
-    weights: list[float] = []
-    current = None
-    nan = float("nan")
-
-    def flush() -> None:
-        if how == "avg":
-            total = sum(weights)
-            out_v.append(sum(acc) / total if acc and total else nan)
-        elif not acc:
-            out_v.append(nan)
-        else:
-            out_v.append(sum(acc) if how == "sum" else (min(acc) if how == "min" else max(acc)))
-
-    for t, v, k in zip(times, values, samples, strict=True):
+def _spans(times: list[int], interval_ms: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """(interval starts, [first, last + 1) index of each interval's minutes) of one node's ascending
+    minute times: one bisection per interval, not a Python step per minute."""
+    starts: list[int] = []
+    spans: list[tuple[int, int]] = []
+    i, count = 0, len(times)
+    while i < count:
+        t = times[i]
         b = t - t % interval_ms
-        if b != current:
-            if current is not None:
-                flush()
-            out_t.append(b)
-            current = b
-            acc, weights = [], []
-        if v == v:
-            acc.append(v * k if how == "avg" else v)
-            weights.append(k)
-    if current is not None:
-        flush()
-    return out_t, out_v
+        j = bisect_left(times, b + interval_ms, i)
+        starts.append(b)
+        spans.append((i, j))
+        i = j
+    return starts, spans
+
+
+def _combine(
+    values: list[float], samples: Sequence[float], spans: list[tuple[int, int]], how: str
+) -> list[float]:
+    """Each span of minutes combined with ``how``: avg (weighted by samples), sum, min or max; NaN (not
+    measured) skipped, NaN where a span has no value. Slices and C-level reductions per interval; the sums
+    run in minute order, so the figures are those of a minute-by-minute loop to the last bit."""
+    nan = float("nan")
+    if sum(values) == sum(values):  # no NaN: whole slices
+        if how == "avg":
+            weighted = list(map(mul, values, samples))  # the same products, summed in the same order
+            return [sum(weighted[i:j]) / sum(samples[i:j]) for i, j in spans]
+        if how == "sum":
+            return [sum(values[i:j]) for i, j in spans]
+        fn = min if how == "min" else max
+        return [fn(values[i:j]) for i, j in spans]
+    out: list[float] = []
+    for i, j in spans:
+        if how == "avg":
+            pairs = [(v, k) for v, k in zip(values[i:j], samples[i:j], strict=True) if v == v]
+            total = sum(k for _, k in pairs)
+            out.append(sum(v * k for v, k in pairs) / total if pairs and total else nan)
+            continue
+        kept = [v for v in values[i:j] if v == v]
+        if not kept:
+            out.append(nan)
+        else:
+            out.append(sum(kept) if how == "sum" else (min(kept) if how == "min" else max(kept)))
+    return out
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -209,9 +220,8 @@ def _node_series(
     aligned = whole and interval_ms % MINUTE_MS == 0 and times[0] % interval_ms == 0 and len(times) % k == 0
     if aligned and all(sum(v) == sum(v) for v in values):  # no NaN
         return times[::k], [_slices(v, samples, k, how) for v, how in zip(values, hows, strict=True)]
-    samples = list(samples)
-    bucketed = [_bucket(times, v, samples, interval_ms, how) for v, how in zip(values, hows, strict=True)]
-    return bucketed[0][0], [b[1] for b in bucketed]
+    starts, spans = _spans(times, interval_ms)
+    return starts, [_combine(v, samples, spans, how) for v, how in zip(values, hows, strict=True)]
 
 
 def minute_series(
