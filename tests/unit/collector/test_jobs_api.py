@@ -206,3 +206,35 @@ async def test_finished_job_series_are_cached_until_a_late_batch_arrives(
     assert nodes() == {"n1", "n2", "n9"}
     raw = (await fx_client.get("/api/job/101?raw=true&node=n9", headers=alice)).json()  # never cached
     assert len({m["Config"]["GUID"]: m for m in raw["MetricData"]}["cpu_cores"]["Data"]["n9"]) == 3
+
+
+async def test_cached_job_answer_is_the_jobmon_mapping_byte_for_byte_with_current_tags(
+    fx_client: AsyncTestClient, seeded: SqliteStore, alice: dict[str, str]
+) -> None:
+    """A finished job's series are encoded once and copied into later answers: those answers are the bytes
+    JobData itself encodes to, tags (which change) are current in each, and another user still gets a 404."""
+    import msgspec
+    from jobpulse.collector.api.jobmon.jobdata import job_data
+    from jobpulse.collector.domain.principals import Principal
+
+    first = await fx_client.get("/api/job/101", headers=alice)
+    assert first.status_code == 200 and first.headers["content-type"].startswith("application/json")
+    again = await fx_client.get("/api/job/101", headers=alice)
+    assert again.content == first.content
+    page = await fx_client.app.state.jobs.job_page(Principal("alice", frozenset({"user"}), "session"), 101)
+    assert first.content == msgspec.json.encode(job_data(page, ""))  # the mapping's own encoding
+    body = first.json()
+    assert {m["Config"]["GUID"] for m in body["MetricData"]} >= {"cpu_cores"}
+    assert body["QuantileData"] and body["QuantileData"][0]["Quantiles"] == ["0.25", "0.5", "0.75"]
+
+    added = await fx_client.post("/api/tags/add_tag?job=101", json={"Name": "checked"}, headers=alice)
+    assert added.status_code == 200, added.text
+    tagged = (await fx_client.get("/api/job/101", headers=alice)).json()
+    assert "checked" in [t["Name"] for t in tagged["Tags"]]
+    assert "checked" in [t["Name"] for t in tagged["Metadata"]["Tags"]]
+    assert tagged["MetricData"] == body["MetricData"] and tagged["QuantileData"] == body["QuantileData"]
+
+    bob = _bearer(await login(fx_client, "bob", "bob-password"))
+    fx_client.cookies.clear()
+    denied = await fx_client.get("/api/job/101", headers=bob)
+    assert denied.status_code == 404 and "MetricData" not in denied.text

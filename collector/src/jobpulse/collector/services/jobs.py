@@ -16,7 +16,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import msgspec
@@ -32,6 +32,7 @@ from jobpulse.collector.schemas import Configuration, MetricConfig, MetricData, 
 from jobpulse.collector.services import access, series
 from jobpulse.collector.services.events import EventBus, JobEnded, JobStarted, publish_run_change
 from jobpulse.collector.services.jobcache import JobDataCache
+from jobpulse.collector.services.page_series import PageSeries
 from jobpulse.collector.slurm import cli as slurm
 from jobpulse.collector.slurm import parse
 from jobpulse.collector.store.base import JobStore
@@ -76,14 +77,23 @@ class JobPage:
 
     run: JobRun
     tags: list[Tag]
-    metric_data: list[MetricData]
-    interval: float  # of metric_data; 0.0 for raw samples
+    series: PageSeries  # the charted points; JobMon's shapes of them are built when asked
+    interval: float  # of the series; 0.0 for raw samples
     intervals: list[float]  # the intervals offered
     summary: StoredSummary | None
     steps: list[dict[str, Any]]
-    quantile_data: list[QuantileData] = field(default_factory=list)  # finished runs only
     figures: list[MetricFigures] | None = None  # from the summary; None until the run has one
     stop_time: int = 0  # as shown: the end, or now while the run is running
+
+    @property
+    def metric_data(self) -> list[MetricData]:
+        """JobMon's MetricData of the series (built once per cached series)."""
+        return self.series.metric_data()
+
+    @property
+    def quantile_data(self) -> list[QuantileData]:
+        """JobMon's QuantileData: quantiles across nodes at each step (finished runs only)."""
+        return self.series.quantile_data()
 
 
 class JobService:
@@ -209,18 +219,15 @@ class JobService:
             step,
             msgspec.json.encode(catalog),
         )
-        cached = cast(
-            tuple[list[MetricData], list[QuantileData]] | None, cache.get(key) if finished else None
-        )
-        if cached is None:
+        charted = cast(PageSeries | None, cache.get(key) if finished else None)
+        if charted is None:
             shown = scope.within(int((now - LIVE_WINDOW_S) * 1000)) if running and not raw else scope
             quantiles = () if running else metric_catalog.METRIC_QUANTILES
-            cached = await series.metric_data(self.store, shown, catalog, chosen, raw, step, quantiles)
+            charted = await series.metric_data(self.store, shown, catalog, chosen, raw, step, quantiles)
             if finished:
-                cache.put(key, scope.job_id, cached)
-        metric_data, quantile_data = cached
+                cache.put(key, scope.job_id, charted)
         if running and not raw:
-            metric_data = series.with_every_node(metric_data, _every_node(row, scope))
+            charted = charted.with_every_node(_every_node(row, scope))
         tags, stored, steps = await asyncio.gather(
             self.store.job_tags(row.run_id),
             self.store.job_summary(row.run_id),
@@ -230,12 +237,11 @@ class JobService:
         return JobPage(
             run=row,
             tags=tags,
-            metric_data=metric_data,
+            series=charted,
             interval=0.0 if raw else chosen,
             intervals=intervals,
             summary=stored,
             steps=steps,
-            quantile_data=quantile_data,
             figures=figures or None,
             stop_time=int(now) if running else int(row.stop_time or 0),
         )
@@ -254,7 +260,7 @@ class JobService:
             return []
         catalog = await self.metric_catalog()
         window = scope.within(int(start * 1000), int(end * 1000))
-        return (await series.metric_data(self.store, window, catalog, interval, raw=False))[0]
+        return (await series.metric_data(self.store, window, catalog, interval, raw=False)).metric_data()
 
     async def job_csv(
         self, principal: Principal, ref: int | JobId, nodes: list[str] | None = None, step: str = ""

@@ -2,9 +2,9 @@
 
 A chart gets about :data:`DEFAULT_MAX_POINTS_PER_JOB` points (JobMon's rule), from the measured sample
 interval of the run; every read is bounded to the run (its :class:`~jobpulse.collector.domain.runs.RunScope`)
-and goes through the store's named methods. The result is JobMon's MetricData (the shape that the
-finished-job cache keeps, so a cached page is served without re-mapping its points) and, from the same
-bucketed series, its QuantileData: at each time step, quantiles of the nodes' values.
+and goes through the store's named methods. The result is a :class:`PageSeries` of (time, value) points
+per node and metric, what the finished-job cache keeps; JobMon's MetricData and QuantileData, the web
+page's columns and their encoded JSON are built from it when a reader asks (services/page_series.py).
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import io
 import math
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from jobpulse.collector import metric_catalog
 from jobpulse.collector.domain.runs import JobRun, RunScope
-from jobpulse.collector.schemas import MetricConfig, MetricData, QuantileData
+from jobpulse.collector.schemas import MetricConfig
+from jobpulse.collector.services.page_series import NodePoints, PageSeries, rfc3339
+from jobpulse.collector.services.page_series import points as points
 from jobpulse.collector.store.base import JobStore
 
 DEFAULT_MAX_POINTS_PER_JOB = 200  # as JobMon: a chart gets about this many points
@@ -54,26 +55,6 @@ def sample_intervals(row: JobRun, tick: float) -> tuple[list[float], float]:
     return intervals, chosen
 
 
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def points(node: str, series: list[tuple[float, float]]) -> list[dict[str, Any]]:
-    """JobMon's QueryResult rows (the keys its Influx queries return)."""
-    return [{"_time": rfc3339(ts), "_value": value, "hostname": node} for ts, value in series]
-
-
-def raw_csv(config: MetricConfig, per_node: dict[str, list[tuple[float, float]]]) -> str:
-    """The RawData string: one CSV row per sample (time, node, value), as the export button saves it."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["_time", "hostname", "_field", "_value"])
-    for node in sorted(per_node):
-        for ts, value in per_node[node]:
-            writer.writerow([rfc3339(ts), node, config.GUID, repr(value)])
-    return out.getvalue()
-
-
 def samples_csv(rows: list[dict[str, Any]], columns: Iterable[str]) -> str:
     """The full-resolution export of a job: one row per node and sample, every metric a column."""
     cols = list(columns)
@@ -87,34 +68,6 @@ def samples_csv(rows: list[dict[str, Any]], columns: Iterable[str]) -> str:
     return out.getvalue()
 
 
-def quantile(ordered: list[float], q: float) -> float:
-    """The ``q`` quantile of sorted values, interpolated linearly between the two nearest ranks (the
-    estimate of numpy's default and of R's type 7)."""
-    pos = (len(ordered) - 1) * q
-    low = math.floor(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def quantiles_across_nodes(
-    per_node: dict[str, list[tuple[float, float]]], quantiles: Sequence[str]
-) -> dict[str, list[tuple[float, float]]]:
-    """Per quantile (JobMon's text, ``"0.25"``), at each time step the quantile of the nodes' values
-    at that step: JobMon's Quantile View, computed from the chart's own series."""
-    steps: dict[float, list[float]] = {}
-    for points in per_node.values():
-        for ts, value in points:
-            steps.setdefault(ts, []).append(value)
-    ordered = [(ts, sorted(values)) for ts, values in sorted(steps.items())]
-    return {q: [(ts, quantile(values, float(q))) for ts, values in ordered] for q in quantiles}
-
-
-def quantile_points(measurement: str, q: str, series: list[tuple[float, float]]) -> list[dict[str, Any]]:
-    """JobMon's QuantilePoint rows (``_field`` is the quantile, as its Influx query sets it)."""
-    name = f"{measurement}_quant"
-    return [{"_time": rfc3339(ts), "_value": v, "_field": q, "_measurement": name} for ts, v in series]
-
-
 async def metric_data(
     store: JobStore,
     scope: RunScope,
@@ -123,13 +76,12 @@ async def metric_data(
     raw: bool,
     step: str = "",
     quantiles: Sequence[str] = (),
-) -> tuple[list[MetricData], list[QuantileData]]:
-    """Every catalogue metric of the run per node: bucketed with its AggFn, or every sample (raw); and,
-    per metric, ``quantiles`` across nodes at each step (none when ``quantiles`` is empty or ``raw``).
-    Metrics without any point are left out of both."""
+) -> PageSeries:
+    """Every catalogue metric of the run per node: bucketed with its AggFn, or every sample (raw), with
+    the ``quantiles`` across nodes its QuantileData will have (none when empty or ``raw``). Metrics
+    without any point are left out. Only the points are computed here; JobMon's shapes of them are built
+    when a reader asks for them (services/page_series.py)."""
     measurements = sorted({m.Measurement for m in catalog})
-    result: list[MetricData] = []
-    spread: list[QuantileData] = []
     if raw:
         data: Points = {m: {} for m in measurements}
         for r in await store.run_samples(scope, step):
@@ -144,41 +96,12 @@ async def metric_data(
             wanted.setdefault(fn_name, set()).add(entry.Measurement)
         for fn, names in wanted.items():
             by_fn[fn] = await store.series_points(scope, sorted(names), interval, fn, step=step)
+    shown: list[tuple[MetricConfig, NodePoints]] = []
     for metric in catalog:
         if raw:
             per_node = data[metric.Measurement]
         else:
             per_node = by_fn[metric_catalog.normalise_agg(metric.AggFn) or "mean"][metric.Measurement]
-        if not per_node:
-            continue
-        result.append(
-            MetricData(
-                Config=metric,
-                Data={n: points(n, p) for n, p in per_node.items()},
-                RawData=raw_csv(metric, per_node) if raw else "",
-            )
-        )
-        if quantiles and not raw:
-            spread.append(
-                QuantileData(
-                    Config=metric,
-                    Quantiles=list(quantiles),
-                    Data={
-                        q: quantile_points(metric.Measurement, q, series)
-                        for q, series in quantiles_across_nodes(per_node, quantiles).items()
-                    },
-                )
-            )
-    return result, spread
-
-
-def with_every_node(metric_data: list[MetricData], nodes: Iterable[str]) -> list[MetricData]:
-    """``metric_data`` with an empty series for each of ``nodes`` that has no point yet: a live page
-    appends each pushed point to its node's series, which must exist."""
-    wanted = list(nodes)
-    return [
-        MetricData(Config=m.Config, Data={**{n: [] for n in wanted}, **m.Data}, RawData=m.RawData)
-        if any(n not in m.Data for n in wanted)
-        else m
-        for m in metric_data
-    ]
+        if per_node:
+            shown.append((metric, per_node))
+    return PageSeries(shown, () if raw else quantiles, raw)

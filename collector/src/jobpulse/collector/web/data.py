@@ -4,14 +4,13 @@ JobMon's ``GET /api/job/{id}`` sends one JSON object per point with an RFC 3339 
 24-hour job that is about 190 000 objects (23 MB), most of the page's load time (bench/web_page.py). This
 adapter serves the same page from the same service call (``JobService.job_page``, cached for finished
 runs) with each metric as one time array and one value array per node: a tenth of the size, and arrays
-the charts take as they are. Metadata, summary, findings and steps are JobMon's mapping, unchanged, so
+the charts take as they are. The columns are made from the service's points directly (never from JobMon's
+time strings, which the page does not need) and kept with a cached page's series. Metadata, summary, findings and steps are JobMon's mapping, unchanged, so
 the rules (who may see the job, which run) are exactly the API's.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -21,8 +20,9 @@ from jobpulse.collector.api.errors import job_not_found
 from jobpulse.collector.api.jobmon import jobdata
 from jobpulse.collector.auth.guards import principal_of
 from jobpulse.collector.domain.errors import NotFound
-from jobpulse.collector.schemas import JobMetadata, MetricData
+from jobpulse.collector.schemas import JobMetadata, MetricConfig, StepSummary
 from jobpulse.collector.services.jobs import JobService
+from jobpulse.collector.services.page_series import NodePoints, PageSeries
 from litestar import Request, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
@@ -48,53 +48,34 @@ class WebJobPage(msgspec.Struct):
     Series: list[Series]
 
 
-def _short(value: float | None) -> float | None:
-    """Six significant digits: what a chart can show, and a third of the JSON of a full double."""
-    return None if value is None else float(f"{value:.6g}")
-
-
-def columns(metric: MetricData, parsed: dict[str, float]) -> Series:
-    """A JobMon metric as columns; ``parsed`` caches the time strings (shared by every node and metric)."""
-
-    def epoch(text: str) -> float:
-        found = parsed.get(text)
-        if found is None:
-            found = parsed[text] = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-        return found
-
-    per_node = {
-        node: {epoch(p["_time"]): p["_value"] for p in points} for node, points in metric.Data.items()
-    }
-    times = sorted({t for values in per_node.values() for t in values})
-    config = metric.Config
+def columns(config: MetricConfig, per_node: NodePoints) -> Series:
+    """One metric's points as columns: the union of the nodes' times, and per node its value at each
+    (null where it has none). Nodes almost always share their interval starts: then no lookups."""
+    node_times = {node: [t for t, _ in pts] for node, pts in per_node.items()}
+    first = next(iter(node_times.values()), [])
+    if all(t == first for t in node_times.values()):
+        times = first
+        nodes: dict[str, list[float | None]] = {
+            node: [v for _, v in per_node[node]] for node in sorted(per_node)
+        }
+    else:
+        times = sorted({t for ts in node_times.values() for t in ts})
+        nodes = {}
+        for node in sorted(per_node):
+            values = dict(per_node[node])
+            nodes[node] = [values.get(t) for t in times]
     return Series(
         GUID=config.GUID,
         DisplayName=config.DisplayName or config.GUID,
         Unit=config.Unit,
         MaxPerNode=float(config.MaxPerNode or 0),
         times=times,
-        nodes={node: [values.get(t) for t in times] for node, values in sorted(per_node.items())},
+        nodes=nodes,
     )
 
 
-_KEPT = 64  # pages whose columns are kept: a finished run's page is cached by the job service, so its
-_columns: OrderedDict[int, tuple[list[MetricData], list[Series]]] = OrderedDict()  # metric list is reused
-
-
-def _series_of(metric_data: list[MetricData]) -> list[Series]:
-    """The columns of a page's metrics, computed once per metric list the job service hands out (the same
-    list object while its cache holds the run; a new one once new samples dropped it)."""
-    key = id(metric_data)
-    kept = _columns.get(key)
-    if kept is not None and kept[0] is metric_data:
-        _columns.move_to_end(key)
-        return kept[1]
-    parsed: dict[str, float] = {}
-    series = [columns(m, parsed) for m in metric_data]
-    _columns[key] = (metric_data, series)
-    while len(_columns) > _KEPT:
-        _columns.popitem(last=False)
-    return series
+def _columns(charted: PageSeries) -> list[Series]:
+    return [columns(config, per_node) for config, per_node in charted.metrics]
 
 
 @get(
@@ -110,14 +91,14 @@ async def web_job_page(
         page = await jobs.job_page(principal_of(request), ref)
     except NotFound as exc:
         return job_not_found(request, exc)
-    shown = jobdata.job_data(page, "")
+    summary, findings = jobdata.summary_fields(page.summary)  # JobMon's mapping, without its series
     return Response(
         WebJobPage(
-            Metadata=shown.Metadata,
-            Summary=shown.Summary,
-            Findings=shown.Findings,
-            Steps=[msgspec.to_builtins(s) for s in shown.Steps],
+            Metadata=jobdata.job_metadata(page.run, page.tags, page.figures, page.stop_time),
+            Summary=summary,
+            Findings=findings,
+            Steps=[msgspec.to_builtins(StepSummary(**s)) for s in page.steps],
             SampleInterval=page.interval,
-            Series=_series_of(page.metric_data),
+            Series=page.series.derived("web.columns", _columns),  # once per cached page
         )
     )

@@ -6,15 +6,17 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 from jobpulse.collector.domain.jobs import slurm_exit_string
 from jobpulse.collector.domain.runs import JobRun
 from jobpulse.collector.domain.summaries import StoredSummary
 from jobpulse.collector.domain.tags import Tag
 from jobpulse.collector.schemas import JobData, JobMetadata, JobMetadataData, JobTag, Node, StepSummary
 from jobpulse.collector.services.jobs import JobPage, MetricFigures
+from jobpulse.collector.services.page_series import PageSeries, jobmon_metric_data, jobmon_quantile_data
+from jobpulse.collector.services.page_series import points as points
+from jobpulse.collector.services.page_series import rfc3339 as rfc3339
 from jobpulse.collector.services.series import MAX_SAMPLE_INTERVAL as MAX_SAMPLE_INTERVAL
-from jobpulse.collector.services.series import points as points
-from jobpulse.collector.services.series import rfc3339 as rfc3339
 
 
 def _int(value: Any) -> int:
@@ -87,13 +89,14 @@ def job_metadata(
     )
 
 
-def job_data(page: JobPage, step: str) -> JobData:
-    """The job page in JobMon's JobData shape: no data is null, not [] (JobMon's page tests for null)."""
+def job_data(page: JobPage, step: str, with_series: bool = True) -> JobData:
+    """The job page in JobMon's JobData shape: no data is null, not [] (JobMon's page tests for null).
+    ``with_series=False``: MetricData and QuantileData left null (:func:`job_data_json` adds them)."""
     summary, findings = summary_fields(page.summary)
     return JobData(
         Metadata=job_metadata(page.run, page.tags, page.figures, page.stop_time),
-        MetricData=page.metric_data or None,
-        QuantileData=page.quantile_data or None,
+        MetricData=(page.metric_data or None) if with_series else None,
+        QuantileData=(page.quantile_data or None) if with_series else None,
         SampleInterval=page.interval,
         SampleIntervals=page.intervals,
         Tags=[job_tag(t) for t in page.tags],
@@ -101,4 +104,37 @@ def job_data(page: JobPage, step: str) -> JobData:
         Findings=findings,
         Steps=[StepSummary(**s) for s in page.steps],
         Step=step,
+    )
+
+
+_SERIES = ("MetricData", "QuantileData")
+# JobData with its two series fields taken as JSON already encoded: derived from JobData's own fields, so
+# the two cannot drift apart, and msgspec writes the same bytes in the same order as for JobData itself.
+_JobDataJson = msgspec.defstruct(
+    "JobDataJson",
+    [(f.name, msgspec.Raw if f.name in _SERIES else f.type) for f in msgspec.structs.fields(JobData)],
+)
+
+
+def _encoded_series(charted: PageSeries) -> tuple[msgspec.Raw, msgspec.Raw]:
+    """MetricData and QuantileData of a page as JSON (null when empty). Built from fresh JobMon shapes that
+    are dropped once encoded: a cached page keeps these bytes, not 190 000 point objects as well."""
+    return (
+        msgspec.Raw(msgspec.json.encode(jobmon_metric_data(charted) or None)),
+        msgspec.Raw(msgspec.json.encode(jobmon_quantile_data(charted) or None)),
+    )
+
+
+def job_data_json(page: JobPage, step: str) -> bytes:
+    """:func:`job_data` encoded as JSON, byte for byte, with the series' part encoded once per cached page.
+
+    For a finished run the job service hands out the same :class:`PageSeries` while its cache holds the
+    run, so a cached ``GET /api/job/{id}`` maps and encodes only metadata, tags, summary and steps (which
+    can change: tags) and copies the series' bytes. The access check is the service's, before its cache.
+    """
+    metric_json, quantile_json = page.series.derived("jobmon.json", _encoded_series)
+    shown = job_data(page, step, with_series=False)
+    fields = {f: getattr(shown, f) for f in shown.__struct_fields__}
+    return msgspec.json.encode(
+        _JobDataJson(**{**fields, "MetricData": metric_json, "QuantileData": quantile_json})
     )

@@ -15,7 +15,7 @@ from jobpulse.collector.domain.jobs import JobQuery
 from jobpulse.collector.schemas import JobData, JobListConfig, JobListData
 from jobpulse.collector.services.jobs import JobService
 from jobpulse.common.validate import JOB_NUMBER_MAX
-from litestar import Controller, Request, Response, get
+from litestar import Controller, MediaType, Request, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 
@@ -195,4 +195,6 @@ class JobsController(Controller):
             page = await jobs.job_page(principal, ref, wanted, raw, sampleInterval, step)
         except NotFound as exc:
             return cast(Response[JobData], job_not_found(request, exc))
-        return Response(jobdata.job_data(page, step))
+        # the series' JSON is encoded once per cached page (jobdata.job_data_json): the same bytes as JobData
+        encoded = jobdata.job_data_json(page, step)
+        return cast(Response[JobData], Response(encoded, media_type=MediaType.JSON))
