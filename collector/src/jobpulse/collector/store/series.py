@@ -37,7 +37,7 @@ from typing import Any
 
 from jobpulse.collector.domain.runs import RunScope
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS, JOB_SAMPLE_COLUMNS
-from jobpulse.collector.store.packed import POS
+from jobpulse.collector.store.packed import MINUTE_MS, POS
 from jobpulse.collector.store.series_1m import minute_series
 from jobpulse.collector.store.state import get_state
 
@@ -139,6 +139,11 @@ def job_series(
             continue
         table, res = _TABLES[index]
         if table == "job_samples_1m":  # packed by hour: aggregated in Python (store/series_1m.py)
+            # A run starts within a minute (its start less START_EDGE): that minute holds its first samples,
+            # and a minute is read only when it starts within the range. Read from the minute's start, as
+            # the raw samples are bucketed (intervals of whole minutes); before the run's start within that
+            # minute there can only be a requeued previous run's last samples, a few seconds at most.
+            lo -= lo % MINUTE_MS
             rows = minute_series(
                 db, job_id, step, list(nodes), metrics, interval, agg_fn, across_nodes, lo, hi
             )
