@@ -16,6 +16,8 @@ _POS = 2**63 - 1
 
 # Counters (CPU seconds, I/O bytes, OOM kills) are cumulative per node: the step used max - nothing
 # before it existed; peaks are maxima. Per node first, then summed (counters) or maxed (peaks) over nodes.
+# ``step > ''`` (every step name is a non-empty text) is a range of the primary key (job_id, node, step,
+# ts) that skips the whole-job rows; ``step != ''`` scanned every one of them: 1.2 s for a 64-node day.
 _PER_NODE = """
     SELECT step, node, min(ts) AS first, max(ts) AS last, count(*) AS samples,
       max(coalesce(cpu_user_seconds, 0) + coalesce(cpu_system_seconds, 0))
@@ -23,7 +25,7 @@ _PER_NODE = """
       max(mem_peak_bytes) AS mem_peak, max(io_read_bytes) AS io_read, max(io_write_bytes) AS io_write,
       max(oom_kills) AS oom, max(gpu_util_percent) AS gpu_max
     FROM job_samples
-    WHERE job_id = ? AND step != '' AND node IN ({marks}) AND ts >= ? AND ts < ?
+    WHERE job_id = ? AND step > '' AND node IN ({marks}) AND ts >= ? AND ts < ?
     GROUP BY step, node
 """
 
