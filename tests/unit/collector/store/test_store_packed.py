@@ -202,3 +202,21 @@ def test_a_reader_never_misses_minutes_being_packed_under_it(tmp_path: Path) -> 
     # and a read after it sees the packed hour
     after = read_hours(reader, 3, "", ["n1"], ["cpu_cores_avg"], T0, T0 + HOUR)
     assert sum(1 for k in after["n1"][T0]["n"] if k > 0) == 60
+
+
+@pytest.mark.parametrize("how", ["avg", "sum", "min", "max"])
+@pytest.mark.parametrize(
+    ("first_minute", "minutes", "k"), [(7, 1433, 5), (0, 120, 2), (3, 4, 10), (59, 61, 60)]
+)
+def test_strided_intervals_equal_interval_by_interval_to_the_bit(
+    how: str, first_minute: int, minutes: int, k: int
+) -> None:
+    """Consecutive minutes combined in passes over strided lists give exactly the per-interval figures."""
+    from jobpulse.collector.store.series_1m import _combine, _spans
+
+    rng = random.Random(first_minute * 1000 + minutes)
+    times = [T0 + (first_minute + i) * 60_000 for i in range(minutes)]
+    values = [rng.uniform(-1e6, 1e9) for _ in times]
+    samples = [float(rng.randint(1, 6)) for _ in times]
+    _, spans = _spans(times, k * 60_000)
+    assert _combine(values, samples, spans, how, k) == _combine(values, samples, spans, how)

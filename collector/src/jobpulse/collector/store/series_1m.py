@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from operator import mul
+from operator import add, mul, truediv
 from typing import Any
 
 from jobpulse.collector.store.migrations import COUNTER_COLUMNS
@@ -82,21 +82,53 @@ def _spans(times: list[int], interval_ms: int) -> tuple[list[int], list[tuple[in
     return starts, spans
 
 
+def _strided_sum(values: Sequence[float], k: int) -> list[float]:
+    """Sums of consecutive runs of ``k`` values (``len(values)`` a multiple of ``k``), added left to right
+    as ``sum`` adds each run, in k passes over whole lists instead of a call per run."""
+    total = list(values[0::k])
+    for j in range(1, k):
+        total = list(map(add, total, values[j::k]))
+    return total
+
+
+def _regular(spans: list[tuple[int, int]], k: int) -> tuple[int, int, int]:
+    """(first span, last span + 1, first minute) of the run of spans of exactly ``k`` minutes between a
+    partial first and a partial last interval: every span of consecutive minutes but those two."""
+    lo = 1 if spans and spans[0][1] - spans[0][0] != k else 0
+    hi = len(spans) - 1 if len(spans) > lo and spans[-1][1] - spans[-1][0] != k else len(spans)
+    return lo, hi, spans[lo][0] if lo < hi else 0
+
+
 def _combine(
-    values: list[float], samples: Sequence[float], spans: list[tuple[int, int]], how: str
+    values: list[float], samples: Sequence[float], spans: list[tuple[int, int]], how: str, k: int = 0
 ) -> list[float]:
     """Each span of minutes combined with ``how``: avg (weighted by samples), sum, min or max; NaN (not
     measured) skipped, NaN where a span has no value. Slices and C-level reductions per interval; the sums
-    run in minute order, so the figures are those of a minute-by-minute loop to the last bit."""
+    run in minute order, so the figures are those of a minute-by-minute loop to the last bit.
+
+    ``k``: the minutes are consecutive and every interval but the first and last has ``k`` of them; those
+    are then combined in passes over strided lists (``_strided_sum``; min/max with k arguments a call)."""
     nan = float("nan")
     if sum(values) == sum(values):  # no NaN: whole slices
+        weighted = list(map(mul, values, samples)) if how == "avg" else values  # the same products
+        lo, hi, m0 = _regular(spans, k) if k > 1 else (0, 0, 0)
+        m1 = m0 + (hi - lo) * k
+        edges = spans[:lo] + spans[hi:]
+        middle: list[float] = []
         if how == "avg":
-            weighted = list(map(mul, values, samples))  # the same products, summed in the same order
-            return [sum(weighted[i:j]) / sum(samples[i:j]) for i, j in spans]
-        if how == "sum":
-            return [sum(values[i:j]) for i, j in spans]
-        fn = min if how == "min" else max
-        return [fn(values[i:j]) for i, j in spans]
+            ends = [sum(weighted[i:j]) / sum(samples[i:j]) for i, j in edges]
+            if hi > lo:
+                middle = list(map(truediv, _strided_sum(weighted[m0:m1], k), _strided_sum(samples[m0:m1], k)))
+        elif how == "sum":
+            ends = [sum(values[i:j]) for i, j in edges]
+            if hi > lo:
+                middle = _strided_sum(values[m0:m1], k)
+        else:
+            fn = min if how == "min" else max
+            ends = [fn(values[i:j]) for i, j in edges]
+            if hi > lo:
+                middle = list(map(fn, *[values[m0 + j : m1 : k] for j in range(k)]))
+        return ends[:lo] + middle + ends[lo:]
     out: list[float] = []
     for i, j in spans:
         if how == "avg":
@@ -192,36 +224,21 @@ def _whole_hours(
     return times, values, n[start:stop]
 
 
-def _slices(values: list[float], samples: Sequence[float], k: int, how: str) -> list[float]:
-    """Fast bucketing of NaN-free minutes into runs of ``k`` (intervals that divide the hour)."""
-    starts = range(0, len(values), k)
-    if how == "avg":
-        return [
-            sum(map(mul, values[i : i + k], samples[i : i + k])) / sum(samples[i : i + k]) for i in starts
-        ]
-    if how in ("min", "max"):  # one call per interval with k arguments: no slice lists
-        return list(map(min if how == "min" else max, *[values[j::k] for j in range(k)]))
-    return [sum(values[i : i + k]) for i in starts]
-
-
 def _node_series(
     times: list[int],
     values: list[list[float]],
     samples: Sequence[float],
     interval_ms: int,
     hows: list[str],
-    whole: bool,
 ) -> tuple[list[int], list[list[float]]]:
     """A node's minutes combined into intervals (as they are for 60 s)."""
     if interval_ms == MINUTE_MS:
         return times, values
-    k = max(1, interval_ms // MINUTE_MS)
-    # consecutive minutes from the start of an interval, whole intervals only: runs of k minutes
-    aligned = whole and interval_ms % MINUTE_MS == 0 and times[0] % interval_ms == 0 and len(times) % k == 0
-    if aligned and all(sum(v) == sum(v) for v in values):  # no NaN
-        return times[::k], [_slices(v, samples, k, how) for v, how in zip(values, hows, strict=True)]
     starts, spans = _spans(times, interval_ms)
-    return starts, [_combine(v, samples, spans, how) for v, how in zip(values, hows, strict=True)]
+    # consecutive minutes and whole-minute intervals: all but the first and last interval have k minutes
+    consecutive = times[-1] - times[0] == (len(times) - 1) * MINUTE_MS and interval_ms % MINUTE_MS == 0
+    k = interval_ms // MINUTE_MS if consecutive else 0
+    return starts, [_combine(v, samples, spans, how, k) for v, how in zip(values, hows, strict=True)]
 
 
 def minute_series(
@@ -263,7 +280,7 @@ def minute_series(
             [a * k for a, k in zip(v, samples, strict=True)] if w else v
             for v, w in zip(values, weighted, strict=True)
         ]
-        times, values = _node_series(times, values, samples, interval_ms, hows, fast is not None)
+        times, values = _node_series(times, values, samples, interval_ms, hows)
         per_node.append((node, times, values))
     limits = [m == "mem_limit_bytes" for m in metrics]
     if across_nodes:
