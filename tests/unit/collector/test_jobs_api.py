@@ -219,8 +219,11 @@ async def test_cached_job_answer_is_the_jobmon_mapping_byte_for_byte_with_curren
 
     first = await fx_client.get("/api/job/101", headers=alice)
     assert first.status_code == 200 and first.headers["content-type"].startswith("application/json")
+    assert first.headers["content-encoding"] == "gzip"  # the client accepts it (httpx: gzip, deflate)
     again = await fx_client.get("/api/job/101", headers=alice)
     assert again.content == first.content
+    plain = await fx_client.get("/api/job/101", headers={**alice, "Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == first.content
     page = await fx_client.app.state.jobs.job_page(Principal("alice", frozenset({"user"}), "session"), 101)
     assert first.content == msgspec.json.encode(job_data(page, ""))  # the mapping's own encoding
     body = first.json()

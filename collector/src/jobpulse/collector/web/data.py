@@ -11,12 +11,14 @@ the rules (who may see the job, which run) are exactly the API's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
+from jobpulse.collector.api import gzipjoin
 from jobpulse.collector.api.common import parse_job_ref
 from jobpulse.collector.api.deps import provide_job_service
 from jobpulse.collector.api.errors import job_not_found
+from jobpulse.collector.api.gzipjoin import Part
 from jobpulse.collector.api.jobmon import jobdata
 from jobpulse.collector.auth.guards import principal_of
 from jobpulse.collector.domain.errors import NotFound
@@ -45,7 +47,7 @@ class WebJobPage(msgspec.Struct):
     Findings: list[dict[str, Any]]
     Steps: list[dict[str, Any]]
     SampleInterval: float
-    Series: list[Series]
+    Series: msgspec.Raw  # list[Series] as JSON, encoded once per cached page (with its gzip form)
 
 
 def columns(config: MetricConfig, per_node: NodePoints) -> Series:
@@ -74,14 +76,19 @@ def columns(config: MetricConfig, per_node: NodePoints) -> Series:
     )
 
 
-def _columns(charted: PageSeries) -> list[Series]:
-    return [columns(config, per_node) for config, per_node in charted.metrics]
+def _columns(charted: PageSeries) -> Part:
+    """The columns of every metric as JSON, with its gzip form: made once per cached page."""
+    return Part(msgspec.json.encode([columns(config, per_node) for config, per_node in charted.metrics]))
+
+
+_SLOT = msgspec.Raw(b"\0")  # where the series go: JSON never holds a raw NUL byte, so it splits exactly
 
 
 @get(
     "/ui/api/job/{job_id:str}",
     include_in_schema=False,
     dependencies={"jobs": Provide(provide_job_service, sync_to_thread=False)},
+    opt={gzipjoin.PRECOMPRESSED: True},  # gzip-compressed here: a cached page's columns deflated once
 )
 async def web_job_page(
     request: Request[Any, Any, Any], job_id: FromPath[str], jobs: NamedDependency[JobService]
@@ -92,13 +99,14 @@ async def web_job_page(
     except NotFound as exc:
         return job_not_found(request, exc)
     summary, findings = jobdata.summary_fields(page.summary)  # JobMon's mapping, without its series
-    return Response(
-        WebJobPage(
-            Metadata=jobdata.job_metadata(page.run, page.tags, page.figures, page.stop_time),
-            Summary=summary,
-            Findings=findings,
-            Steps=[msgspec.to_builtins(StepSummary(**s)) for s in page.steps],
-            SampleInterval=page.interval,
-            Series=page.series.derived("web.columns", _columns),  # once per cached page
-        )
+    shown = WebJobPage(
+        Metadata=jobdata.job_metadata(page.run, page.tags, page.figures, page.stop_time),
+        Summary=summary,
+        Findings=findings,
+        Steps=[msgspec.to_builtins(StepSummary(**s)) for s in page.steps],
+        SampleInterval=page.interval,
+        Series=_SLOT,
     )
+    head, tail = msgspec.json.encode(shown).split(b"\0")
+    series = page.series.derived("web.columns", _columns)  # once per cached page
+    return cast(Response[WebJobPage], gzipjoin.respond(request, [head, series, tail]))

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
+from jobpulse.collector.api.gzipjoin import Part
 from jobpulse.collector.domain.jobs import slurm_exit_string
 from jobpulse.collector.domain.runs import JobRun
 from jobpulse.collector.domain.summaries import StoredSummary
@@ -91,7 +92,7 @@ def job_metadata(
 
 def job_data(page: JobPage, step: str, with_series: bool = True) -> JobData:
     """The job page in JobMon's JobData shape: no data is null, not [] (JobMon's page tests for null).
-    ``with_series=False``: MetricData and QuantileData left null (:func:`job_data_json` adds them)."""
+    ``with_series=False``: MetricData and QuantileData left null (:func:`job_data_parts` adds them)."""
     summary, findings = summary_fields(page.summary)
     return JobData(
         Metadata=job_metadata(page.run, page.tags, page.figures, page.stop_time),
@@ -116,25 +117,31 @@ _JobDataJson = msgspec.defstruct(
 )
 
 
-def _encoded_series(charted: PageSeries) -> tuple[msgspec.Raw, msgspec.Raw]:
-    """MetricData and QuantileData of a page as JSON (null when empty). Built from fresh JobMon shapes that
-    are dropped once encoded: a cached page keeps these bytes, not 190 000 point objects as well."""
+def _encoded_series(charted: PageSeries) -> tuple[Part, Part]:
+    """MetricData and QuantileData of a page as JSON (null when empty), with their gzip form. Built from
+    fresh JobMon shapes that are dropped once encoded: a cached page keeps these bytes, not 190 000 point
+    objects as well."""
     return (
-        msgspec.Raw(msgspec.json.encode(jobmon_metric_data(charted) or None)),
-        msgspec.Raw(msgspec.json.encode(jobmon_quantile_data(charted) or None)),
+        Part(msgspec.json.encode(jobmon_metric_data(charted) or None)),
+        Part(msgspec.json.encode(jobmon_quantile_data(charted) or None)),
     )
 
 
-def job_data_json(page: JobPage, step: str) -> bytes:
-    """:func:`job_data` encoded as JSON, byte for byte, with the series' part encoded once per cached page.
+_SLOT = msgspec.Raw(b"\0")  # where a series goes: JSON never holds a raw NUL byte, so it splits exactly
+
+
+def job_data_parts(page: JobPage, step: str) -> list[bytes | Part]:
+    """:func:`job_data` encoded as JSON, byte for byte, in parts: the series' JSON (with its gzip form) is
+    made once per cached page, the rest per request.
 
     For a finished run the job service hands out the same :class:`PageSeries` while its cache holds the
     run, so a cached ``GET /api/job/{id}`` maps and encodes only metadata, tags, summary and steps (which
-    can change: tags) and copies the series' bytes. The access check is the service's, before its cache.
+    can change: tags) and copies the series' bytes (api/gzipjoin.py). The access check is the service's,
+    before its cache.
     """
     metric_json, quantile_json = page.series.derived("jobmon.json", _encoded_series)
     shown = job_data(page, step, with_series=False)
     fields = {f: getattr(shown, f) for f in shown.__struct_fields__}
-    return msgspec.json.encode(
-        _JobDataJson(**{**fields, "MetricData": metric_json, "QuantileData": quantile_json})
-    )
+    encoded = msgspec.json.encode(_JobDataJson(**{**fields, "MetricData": _SLOT, "QuantileData": _SLOT}))
+    head, middle, tail = encoded.split(b"\0")
+    return [head, metric_json, middle, quantile_json, tail]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, cast
 
+from jobpulse.collector.api import gzipjoin
 from jobpulse.collector.api.common import INT64, parse_job_ref, parse_list, parse_range
 from jobpulse.collector.api.deps import provide_job_service
 from jobpulse.collector.api.errors import job_not_found
@@ -15,7 +16,7 @@ from jobpulse.collector.domain.jobs import JobQuery
 from jobpulse.collector.schemas import JobData, JobListConfig, JobListData
 from jobpulse.collector.services.jobs import JobService
 from jobpulse.common.validate import JOB_NUMBER_MAX
-from litestar import Controller, MediaType, Request, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 
@@ -147,6 +148,7 @@ class JobsController(Controller):
         operation_id="getJob",
         summary="One job: metadata, summary, tags and every metric per node (raw=true: full resolution)",
         responses=None,
+        opt={gzipjoin.PRECOMPRESSED: True},  # gzip-compressed here: a cached job's series deflated once
     )
     async def get_job(
         self,
@@ -191,10 +193,10 @@ class JobsController(Controller):
             if want_csv:
                 body = await jobs.job_csv(principal, ref, wanted, step)
                 headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
-                return cast(Response[JobData], Response(body, media_type="text/csv", headers=headers))
+                csv_answer = gzipjoin.respond(request, [body.encode()], "text/csv", headers)
+                return cast(Response[JobData], csv_answer)
             page = await jobs.job_page(principal, ref, wanted, raw, sampleInterval, step)
         except NotFound as exc:
             return cast(Response[JobData], job_not_found(request, exc))
-        # the series' JSON is encoded once per cached page (jobdata.job_data_json): the same bytes as JobData
-        encoded = jobdata.job_data_json(page, step)
-        return cast(Response[JobData], Response(encoded, media_type=MediaType.JSON))
+        # the series' JSON is encoded once per cached page (jobdata.job_data_parts): the same bytes as JobData
+        return cast(Response[JobData], gzipjoin.respond(request, jobdata.job_data_parts(page, step)))
