@@ -97,3 +97,16 @@ async def test_the_rollups_give_the_raw_samples_points(fx_store: SqliteStore, in
     for guid in metrics:
         _same({guid: (await service.metric(ADMIN, JOB, guid, "sum", interval))[1]}, {guid: sums[guid][1]})
         _same({guid: (await service.metric(ADMIN, JOB, guid, "min", interval))[1]}, {guid: lows[guid][1]})
+
+
+def test_web_columns_keep_every_node_and_time() -> None:
+    """The web page's columns: shared times taken once; a node with other times or none yet gets nulls."""
+    from jobpulse.collector.metric_catalog import default_metrics
+    from jobpulse.collector.web.data import columns
+
+    config = default_metrics("10s")[0]
+    same = columns(config, {"n2": [(60.0, 2.0), (120.0, 3.0)], "n1": [(60.0, 1.0), (120.0, 4.0)]})
+    assert (same.times, same.nodes) == ([60.0, 120.0], {"n1": [1.0, 4.0], "n2": [2.0, 3.0]})
+    mixed = columns(config, {"n1": [(60.0, 1.0), (180.0, 4.0)], "n2": [(120.0, 3.0)], "n3": []})
+    assert mixed.times == [60.0, 120.0, 180.0]
+    assert mixed.nodes == {"n1": [1.0, None, 4.0], "n2": [None, 3.0, None], "n3": [None, None, None]}

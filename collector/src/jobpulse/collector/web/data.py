@@ -53,17 +53,17 @@ class WebJobPage(msgspec.Struct):
 def columns(config: MetricConfig, per_node: NodePoints) -> Series:
     """One metric's points as columns: the union of the nodes' times, and per node its value at each
     (null where it has none). Nodes almost always share their interval starts: then no lookups."""
-    node_times = {node: [t for t, _ in pts] for node, pts in per_node.items()}
-    first = next(iter(node_times.values()), [])
-    if all(t == first for t in node_times.values()):
-        times = first
-        nodes: dict[str, list[float | None]] = {
-            node: [v for _, v in per_node[node]] for node in sorted(per_node)
-        }
+    # (times, values) per node; a running job's node without a point yet: empty
+    split = {node: tuple(zip(*per_node[node], strict=True)) or ((), ()) for node in sorted(per_node)}
+    first = next(iter(split.values()), ((), ()))[0]
+    nodes: dict[str, list[float | None]]
+    if all(tv[0] == first for tv in split.values()):
+        times = list(first)
+        nodes = {node: list(tv[1]) for node, tv in split.items()}
     else:
-        times = sorted({t for ts in node_times.values() for t in ts})
+        times = sorted({t for tv in split.values() for t in tv[0]})
         nodes = {}
-        for node in sorted(per_node):
+        for node in split:
             values = dict(per_node[node])
             nodes[node] = [values.get(t) for t in times]
     return Series(
