@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from itertools import pairwise
 
 import pytest
 from jobpulse.collector.domain.principals import Principal, Role
@@ -110,3 +111,21 @@ def test_web_columns_keep_every_node_and_time() -> None:
     mixed = columns(config, {"n1": [(60.0, 1.0), (180.0, 4.0)], "n2": [(120.0, 3.0)], "n3": []})
     assert mixed.times == [60.0, 120.0, 180.0]
     assert mixed.nodes == {"n1": [1.0, None, 4.0], "n2": [None, 3.0, None], "n3": [None, None, None]}
+
+
+async def test_a_page_is_charted_at_the_measured_tick_when_it_is_not_the_configured_one(
+    fx_store: SqliteStore,
+) -> None:
+    """The series are read at the configured tick's interval while the tick is measured; a job sampled
+    every 30 s (agents configured otherwise) is still charted at 30 s, first view and cached view alike."""
+    db = db_of(fx_store)
+    agent = Agent(db, "n1")
+    agent.event(pb.JobEvent.START, 99, START // 1000)
+    agent.samples(99, [(START + k * 30_000, {"cpu_cores": float(k % 4)}) for k in range(60)])  # 30 min
+    agent.event(pb.JobEvent.STOP, 99, (START + 1_800_000) // 1000)
+    service = JobService(fx_store, tick=10.0)
+    for _ in range(2):
+        page = await service.job_page(ADMIN, 99)
+        assert page.interval == 30.0 and page.intervals[0] == 30.0
+        times = [t for t, _ in _points(page.series)["cpu_cores"]["n1"]]
+        assert len(times) == 60 and {b - a for a, b in pairwise(times)} == {30.0}

@@ -203,29 +203,39 @@ class JobService:
         finished = not running and not raw
         now = time.time()
         sampling_key = ("sampling", row.run_id, row.stop_time)
-        measured = cache.get(sampling_key) if finished else None
-        if measured is None:
-            measured = (await self.store.sampling(scope))[0] or self.tick
+        measured = cast(float | None, cache.get(sampling_key) if finished else None)
+        # Measuring the tick scans the run's samples (SQL, which runs without the GIL): it starts first, and
+        # the series are read meanwhile at the interval the agents' configured tick gives, which the
+        # measured tick almost always gives as well; where it does not, they are read again at that one.
+        measuring = None if measured is not None else asyncio.ensure_future(self.store.sampling(scope))
+        catalog = await self.metric_catalog()
+        shown = scope.within(int((now - LIVE_WINDOW_S) * 1000)) if running and not raw else scope
+        quantiles = () if running else metric_catalog.METRIC_QUANTILES
+        catalog_key = msgspec.json.encode(catalog)
+
+        async def chart(at: float) -> PageSeries:
+            key = (row.run_id, row.stop_time, at, tuple(nodes or ()), step, catalog_key)
+            found = cast(PageSeries | None, cache.get(key) if finished else None)
+            if found is None:
+                found = await series.metric_data(self.store, shown, catalog, at, raw, step, quantiles)
+                if finished:
+                    cache.put(key, scope.job_id, found)
+            return found
+
+        if measuring is None:
+            intervals, default = series.sample_intervals(row, cast(float, measured))
+            chosen = interval or default
+            charted = await chart(chosen)
+        else:
+            guess = interval or series.sample_intervals(row, self.tick)[1]
+            sampled, charted = await asyncio.gather(measuring, chart(guess))
+            measured = sampled[0] or self.tick
             if finished:
                 cache.put(sampling_key, scope.job_id, measured)
-        intervals, default = series.sample_intervals(row, cast(float, measured))
-        chosen = interval or default
-        catalog = await self.metric_catalog()
-        key = (
-            row.run_id,
-            row.stop_time,
-            chosen,
-            tuple(nodes or ()),
-            step,
-            msgspec.json.encode(catalog),
-        )
-        charted = cast(PageSeries | None, cache.get(key) if finished else None)
-        if charted is None:
-            shown = scope.within(int((now - LIVE_WINDOW_S) * 1000)) if running and not raw else scope
-            quantiles = () if running else metric_catalog.METRIC_QUANTILES
-            charted = await series.metric_data(self.store, shown, catalog, chosen, raw, step, quantiles)
-            if finished:
-                cache.put(key, scope.job_id, charted)
+            intervals, default = series.sample_intervals(row, measured)
+            chosen = interval or default
+            if chosen != guess and not raw:  # every sample (raw) is the same at any interval
+                charted = await chart(chosen)
         if running and not raw:
             charted = charted.with_every_node(_every_node(row, scope))
         tags, stored, steps = await asyncio.gather(
