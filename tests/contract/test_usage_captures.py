@@ -166,7 +166,8 @@ async def test_every_chart_of_the_dashboard_from_the_exporters_records(
     assert set(charts) == CHART_KEYS
     assert charts["cpus_per_job"] == {"x": [8], "y": [8], "type": "histogram"}
     assert charts["gpus_per_job"] == {"x": [2], "y": [4], "type": "histogram"}
-    assert charts["nodes_per_job"] == {"x": [1], "y": [8], "type": "histogram"}  # AllocNodes as sent
+    # The exporter sends AllocNodes 1 for "node[01-02]" (it splits NodeList on commas): counted as 2 nodes
+    assert charts["nodes_per_job"] == {"x": [1, 2], "y": [4, 4], "type": "histogram"}
     # 12 CPU-hours a job, shared by the nodes of its list: node[01-02] four times, node02 and node03 twice
     node = charts["node_cpu_usage"]
     assert (node["x"], node["y"]) == (["node01", "node02", "node03"], [24.0, 48.0, 24.0])

@@ -402,6 +402,32 @@ async def test_charts_fill_every_chart_the_dashboard_reads(
 
 
 @pytest.mark.usefixtures("fx_three_jobs")
+async def test_a_job_that_never_got_nodes_counts_on_no_node(
+    fx_client: AsyncTestClient, fx_admin: dict[str, str], fx_ingest: dict[str, str]
+) -> None:
+    """sacct prints "None assigned" as the node list of a job cancelled while pending (seen with the real
+    exporter on the test cluster): the job counts, but no node of that name appears in the node charts."""
+    pending = record("4", State="CANCELLED by 0", Submit="2025-01-09 09:00:00", Start="Unknown",
+                     End="2025-01-09T09:05:00", CPUHours=0.0, NodeList="None assigned")  # fmt: skip
+    assert (await ingest(fx_client, fx_ingest, [pending])).status_code == 200
+    charts = await charts_of(fx_client, fx_admin)
+    assert charts["node_cpu_usage"]["x"] == ["gpu01", "gpu02", "node001"]
+    assert sum(charts["jobs_over_time"]["y"]) == 4
+
+
+async def test_a_bracketed_node_list_counts_its_nodes(
+    fx_client: AsyncTestClient, fx_admin: dict[str, str], fx_ingest: dict[str, str]
+) -> None:
+    """The real exporter counts AllocNodes by splitting NodeList on commas: a 3-node job on "n[1-3]"
+    arrives as AllocNodes 1 (seen on the test cluster). The expanded list says 3."""
+    job = record("5", AllocNodes=1, NodeList="n[1-3]", AllocCPUS=3, Submit="2025-01-07 09:00:00",
+                 Start="2025-01-07T09:00:00", End="2025-01-07T10:00:00")  # fmt: skip
+    assert (await ingest(fx_client, fx_ingest, [job])).status_code == 200
+    charts = await charts_of(fx_client, fx_admin)
+    assert charts["nodes_per_job"]["x"] == [3] and charts["nodes_per_job"]["y"] == [1]
+
+
+@pytest.mark.usefixtures("fx_three_jobs")
 async def test_normalized_node_usage_is_a_share_of_known_capacity(
     fx_client: AsyncTestClient, fx_admin: dict[str, str]
 ) -> None:

@@ -17,10 +17,15 @@ log = logging.getLogger(__name__)
 MAX_NODES = 100_000  # a hostlist like n[0-99999999] is refused rather than expanded into memory
 
 
+# What Slurm prints for the node list of a job that never got nodes (sacct and squeue: "None assigned"
+# for a job cancelled while pending, seen on the test cluster; "(null)" in some formats): no node.
+NO_NODES = frozenset({"None assigned", "(null)"})
+
+
 def expand(expression: str) -> list[str]:
     """The node names of one hostlist expression; an unparsable one is kept whole (and logged)."""
     expression = expression.strip()
-    if not expression:
+    if not expression or expression in NO_NODES:
         return []
     if "[" not in expression and "," not in expression:
         return [expression]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from jobpulse.collector.domain import hostnames
 from jobpulse.collector.domain.errors import InvalidInput
 from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.domain.principals import Principal
@@ -121,6 +122,7 @@ def parse_record(raw: Any, where: str) -> AccountingRecord:
     assert submit is not None
     if start is not None and end is not None and end < start:
         raise InvalidInput(f("End"), "is before Start")
+    nodelist = _text(raw.get("NodeList", ""), f("NodeList"), required=False)
     return AccountingRecord(
         job=job,
         user=_text(raw.get("User"), f("User")),
@@ -135,8 +137,10 @@ def parse_record(raw: Any, where: str) -> AccountingRecord:
         gpu_hours=_hours(raw.get("GPUHours", 0.0), f("GPUHours")),
         cpus=_count(raw.get("AllocCPUS", 0), f("AllocCPUS")),
         gpus=_count(raw.get("AllocGPUS", 0), f("AllocGPUS")),
-        nodes=_count(raw.get("AllocNodes", 0), f("AllocNodes")),
-        nodelist=_text(raw.get("NodeList", ""), f("NodeList"), required=False),
+        # The exporter counts nodes by splitting NodeList on commas, so "n[1-3]" arrives as 1 node: the
+        # node list, expanded, says how many nodes the job had when it says more.
+        nodes=max(_count(raw.get("AllocNodes", 0), f("AllocNodes")), len(hostnames.expand(nodelist))),
+        nodelist=nodelist,
     )
 
 
