@@ -64,7 +64,14 @@ def need(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
+# tests/conftest.py points these at a file that never exists, so that no other test reads the host's
+# /etc/jobpulse; the installed tools must read it here, as on an admin's host.
+HOST_CONFIG_VARS = ("JOBPULSE_AGENT_CONFIG", "JOBPULSE_COLLECTOR_CONFIG")
+
+
 def sh(*cmd: str | Path, check: bool = True, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    if "env" not in kwargs:
+        kwargs["env"] = {k: v for k, v in os.environ.items() if k not in HOST_CONFIG_VARS}
     done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     if check and done.returncode != 0:
         raise AssertionError(
