@@ -38,7 +38,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support import raw_cpu_seconds, raw_series, start_agent, start_collector, stop, wait_for  # noqa: E402
+from support import (  # noqa: E402
+    parse_slurm_duration,
+    raw_cpu_seconds,
+    raw_series,
+    start_agent,
+    start_collector,
+    stop,
+    wait_for,
+)
 
 CGROUP = "/sys/fs/cgroup"
 _IN_CREATE, _IN_DELETE = 0x100, 0x200
@@ -113,17 +121,6 @@ class KernelWatch(threading.Thread):
         except OSError:
             peak = None
         self.final[os.path.basename(cpuacct_dir).removeprefix("job_")] = (usage, peak)
-
-
-def duration(text: str) -> float:
-    days = 0
-    if "-" in text:
-        head, text = text.split("-", 1)
-        days = int(head)
-    parts = [float(p) for p in text.split(":")]
-    while len(parts) < 3:
-        parts.insert(0, 0.0)
-    return days * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
 
 
 def size(text: str) -> float | None:
@@ -257,7 +254,7 @@ def main() -> int:
                 {
                     "job": name,
                     "cpu": cpu,
-                    "sacct_cpu": duration(own[1]),
+                    "sacct_cpu": parse_slurm_duration(own[1]),
                     "kernel_cpu": k_cpu,
                     "peak": peak,
                     "kernel_peak": k_peak,

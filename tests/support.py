@@ -194,6 +194,19 @@ def cgroup_v1_writable(root: Path = Path("/sys/fs/cgroup")) -> str | None:
     return None
 
 
+def parse_slurm_duration(text: str) -> float:
+    """[DD-][HH:]MM:SS[.mmm] as sacct prints TotalCPU."""
+    days = 0
+    if "-" in text:
+        head, text = text.split("-", 1)
+        days = int(head)
+    parts = [float(p) for p in text.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0.0)
+    hours, minutes, seconds = parts
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
 def raw_series(doc: dict[str, Any], guid: str) -> list[float]:
     """Full-resolution values of one metric from a GET /api/job/{id}?raw=true answer, all nodes."""
     return [
@@ -235,6 +248,24 @@ def run_hook(kind: str, state: Path, env: dict[str, str]) -> float:
     took = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     return took
+
+
+@contextmanager
+def v1_node_tops(prefix: str, controllers: tuple[str, ...]) -> Iterator[list[Path]]:
+    """A node's own cgroup v1 roots, as a multiple-slurmd slurmd makes them: ``<controller>/slurm_<node>/uid_0``
+    for each controller (a node name unique to this process), removed with every job left below them."""
+    root = Path("/sys/fs/cgroup")
+    tops = [root / controller / f"slurm_{prefix}{os.getpid()}" for controller in controllers]
+    for top in tops:
+        (top / "uid_0").mkdir(parents=True)
+    try:
+        yield tops
+    finally:
+        for top in tops:
+            for job in (top / "uid_0").glob("job_*"):
+                subprocess.run(["find", str(job), "-depth", "-type", "d", "-delete"], check=False)
+            (top / "uid_0").rmdir()
+            top.rmdir()
 
 
 @contextmanager

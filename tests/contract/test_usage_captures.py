@@ -25,6 +25,7 @@ from jobpulse.collector.settings import CollectorSettings
 from jobpulse.collector.store.sqlite import SqliteStore
 from litestar.testing import AsyncTestClient
 from support import FIXTURES
+from usage_chart_keys import CHART_KEYS
 
 CAPTURES = [json.loads(line) for line in (FIXTURES / "clients" / "requests.jsonl").read_text().splitlines()]
 HEALTH = next(c for c in CAPTURES if c["client"] == "usagehistory-exporter-health")
@@ -138,17 +139,6 @@ async def test_the_exporter_without_a_key_or_with_a_wrong_one(client: AsyncTestC
     assert response.status_code == 401  # fatal for the exporter, as it must be: no retry on 401
     wrong = await replay(client, capture, "jp_0000000000_notakey")
     assert wrong.status_code == 401
-
-
-# what the front end's chart components read (types/index.ts AggregatedChartsResponse, issue 18)
-CHART_KEYS = {
-    "summary", "cpu_usage_over_time", "gpu_usage_over_time", "active_users_over_time",
-    "active_users_distribution", "jobs_over_time", "jobs_distribution", "jobs_by_account", "jobs_by_partition",
-    "jobs_by_state", "waiting_times_hist", "waiting_times_stacked", "job_duration_hist", "job_duration_stacked",
-    "waiting_times_over_time", "job_duration_over_time", "waiting_times_trends", "job_duration_trends",
-    "cpus_per_job", "gpus_per_job", "nodes_per_job", "cpu_hours_by_account", "gpu_hours_by_account",
-    "node_cpu_usage", "node_gpu_usage", "user_activity_frequency",
-}  # fmt: skip
 
 
 async def test_every_chart_of_the_dashboard_from_the_exporters_records(

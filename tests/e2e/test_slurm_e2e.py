@@ -24,7 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, Collector, raw_cpu_seconds, raw_series, start_agent, start_collector, stop, wait_for
+from support import (
+    ROOT,
+    Collector,
+    parse_slurm_duration,
+    raw_cpu_seconds,
+    raw_series,
+    start_agent,
+    start_collector,
+    stop,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slurm
 
@@ -88,19 +98,6 @@ class Cluster:
             return None
 
         return wait_for(total, 30, f"sacct TotalCPU of job {job_id}")
-
-
-def parse_slurm_duration(text: str) -> float:
-    """[DD-][HH:]MM:SS[.mmm] as sacct prints TotalCPU."""
-    days = 0
-    if "-" in text:
-        head, text = text.split("-", 1)
-        days = int(head)
-    parts = [float(p) for p in text.split(":")]
-    while len(parts) < 3:
-        parts.insert(0, 0.0)
-    hours, minutes, seconds = parts
-    return days * 86400 + hours * 3600 + minutes * 60 + seconds
 
 
 def _start_cluster(directory: Path, env: dict[str, str]) -> str | None:

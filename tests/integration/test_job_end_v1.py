@@ -7,7 +7,6 @@ gap. The agent watches each job's cpuacct directory (inotify IN_DELETE) and read
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 from jobpulse.agent.sampler import Sampler
 from jobpulse.agent.sources.base import VALUE_FIELDS
-from support import cgroup_v1_writable
+from support import cgroup_v1_writable, v1_node_tops
 
 ROOT = Path("/sys/fs/cgroup")
 _reason = cgroup_v1_writable(ROOT) or (
@@ -29,42 +28,40 @@ CPU_USER, CPU_SYSTEM = (2 + VALUE_FIELDS.index(f) for f in ("cpu_user_seconds", 
 
 
 def test_the_job_level_is_read_when_its_last_step_goes() -> None:
-    node = f"jpend{os.getpid()}"
-    tops = [ROOT / controller / f"slurm_{node}" for controller in ("cpuacct", "memory")]
-    for top in tops:
-        (top / "uid_0").mkdir(parents=True)
-    sampler = Sampler(ROOT, node=node)
-    try:
-        jobs = [top / "uid_0" / "job_8" for top in tops]
-        for job in jobs:
-            (job / "step_batch" / "task_0").mkdir(parents=True)
-        sampler.rows()  # a tick while the job runs: it is watched from now on
-        tasks = " ".join(str(job / "step_batch" / "task_0" / "cgroup.procs") for job in jobs)
-        burn = subprocess.run(
-            ["sh", "-c", f'for f in {tasks}; do echo $$ > $f; done; exec "$0" -c "$1"', sys.executable, BURN],
-            check=False,
-        )
-        assert burn.returncode == 0
-        kernel = int((jobs[0] / "cpuacct.usage").read_text()) / 1e9  # final: every process is gone
-        assert kernel >= 0.6
-        for job in jobs:  # as slurmstepd does: the step, then the job a few milliseconds later
-            (job / "step_batch" / "task_0").rmdir()
-            (job / "step_batch").rmdir()
-        time.sleep(0.01)
-        for job in jobs:
-            job.rmdir()
-        time.sleep(0.05)
-        _, rows = sampler.rows()
-        final = [row for row in rows if row[0] == "8" and row[1] == ""]
-        assert len(final) == 1, rows
-        measured = final[0][CPU_USER] + final[0][CPU_SYSTEM]
-        assert math.isclose(measured, kernel, rel_tol=1e-6), (measured, kernel)
-        sampler.forget("8")
-        assert [row for row in sampler.rows()[1] if row[0] == "8"] == []
-    finally:
-        sampler.close()
-        for top in tops:
-            for job in (top / "uid_0").glob("job_*"):
-                subprocess.run(["find", str(job), "-depth", "-type", "d", "-delete"], check=False)
-            (top / "uid_0").rmdir()
-            top.rmdir()
+    with v1_node_tops("jpend", ("cpuacct", "memory")) as tops:
+        sampler = Sampler(ROOT, node=tops[0].name.removeprefix("slurm_"))
+        try:
+            jobs = [top / "uid_0" / "job_8" for top in tops]
+            for job in jobs:
+                (job / "step_batch" / "task_0").mkdir(parents=True)
+            sampler.rows()  # a tick while the job runs: it is watched from now on
+            tasks = " ".join(str(job / "step_batch" / "task_0" / "cgroup.procs") for job in jobs)
+            burn = subprocess.run(
+                [
+                    "sh",
+                    "-c",
+                    f'for f in {tasks}; do echo $$ > $f; done; exec "$0" -c "$1"',
+                    sys.executable,
+                    BURN,
+                ],
+                check=False,
+            )
+            assert burn.returncode == 0
+            kernel = int((jobs[0] / "cpuacct.usage").read_text()) / 1e9  # final: every process is gone
+            assert kernel >= 0.6
+            for job in jobs:  # as slurmstepd does: the step, then the job a few milliseconds later
+                (job / "step_batch" / "task_0").rmdir()
+                (job / "step_batch").rmdir()
+            time.sleep(0.01)
+            for job in jobs:
+                job.rmdir()
+            time.sleep(0.05)
+            _, rows = sampler.rows()
+            final = [row for row in rows if row[0] == "8" and row[1] == ""]
+            assert len(final) == 1, rows
+            measured = final[0][CPU_USER] + final[0][CPU_SYSTEM]
+            assert math.isclose(measured, kernel, rel_tol=1e-6), (measured, kernel)
+            sampler.forget("8")
+            assert [row for row in sampler.rows()[1] if row[0] == "8"] == []
+        finally:
+            sampler.close()

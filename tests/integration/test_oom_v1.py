@@ -4,7 +4,6 @@ within milliseconds), all between two ticks. The kernel counts the kill only in 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from jobpulse.agent.sampler import Sampler
-from support import cgroup_v1_writable
+from support import cgroup_v1_writable, v1_node_tops
 
 ROOT = Path("/sys/fs/cgroup")
 _reason = cgroup_v1_writable(ROOT) or (
@@ -24,36 +23,30 @@ ALLOCATE = "block = bytearray(300 * 1024 * 1024)\nfor i in range(0, len(block), 
 
 
 def test_an_oom_kill_between_two_ticks_is_counted_after_the_cgroups_are_gone() -> None:
-    node = f"jpoom{os.getpid()}"
-    tops = [ROOT / controller / f"slurm_{node}" for controller in ("memory", "cpuacct")]
-    for top in tops:
-        (top / "uid_0").mkdir(parents=True)
-    sampler = Sampler(ROOT, node=node)
-    try:
-        sampler.rows()  # the last tick before the job
-        jobs = [top / "uid_0" / "job_7" for top in tops]
-        for job in jobs:
-            (job / "step_batch" / "task_0").mkdir(parents=True)
-        (jobs[0] / "memory.limit_in_bytes").write_text(str(100 * 2**20))  # Slurm's --mem=100M, job level
-        task = jobs[0] / "step_batch" / "task_0"
-        victim = subprocess.run(
-            ["sh", "-c", f'echo $$ > {task}/cgroup.procs && exec "$0" -c "$1"', sys.executable, ALLOCATE],
-            check=False,
-        )
-        assert victim.returncode == -9  # killed by the cgroup's OOM killer
-        assert "oom_kill 1" in (task / "memory.oom_control").read_text()
-        assert "oom_kill 0" in (jobs[0] / "memory.oom_control").read_text()  # v1 counts it in the task only
-        for job in jobs:  # as slurmstepd does, right away
-            for directory in (job / "step_batch" / "task_0", job / "step_batch", job):
-                directory.rmdir()
-        time.sleep(0.05)
-        assert sampler.final_oom_kills("7") == 1.0
-        sampler.forget("7")
-        assert sampler.final_oom_kills("7") is None
-    finally:
-        sampler.close()
-        for top in tops:
-            for job in (top / "uid_0").glob("job_*"):
-                subprocess.run(["find", str(job), "-depth", "-type", "d", "-delete"], check=False)
-            (top / "uid_0").rmdir()
-            top.rmdir()
+    with v1_node_tops("jpoom", ("memory", "cpuacct")) as tops:
+        sampler = Sampler(ROOT, node=tops[0].name.removeprefix("slurm_"))
+        try:
+            sampler.rows()  # the last tick before the job
+            jobs = [top / "uid_0" / "job_7" for top in tops]
+            for job in jobs:
+                (job / "step_batch" / "task_0").mkdir(parents=True)
+            (jobs[0] / "memory.limit_in_bytes").write_text(str(100 * 2**20))  # Slurm's --mem=100M, job level
+            task = jobs[0] / "step_batch" / "task_0"
+            victim = subprocess.run(
+                ["sh", "-c", f'echo $$ > {task}/cgroup.procs && exec "$0" -c "$1"', sys.executable, ALLOCATE],
+                check=False,
+            )
+            assert victim.returncode == -9  # killed by the cgroup's OOM killer
+            assert "oom_kill 1" in (task / "memory.oom_control").read_text()
+            assert (
+                "oom_kill 0" in (jobs[0] / "memory.oom_control").read_text()
+            )  # v1 counts it in the task only
+            for job in jobs:  # as slurmstepd does, right away
+                for directory in (job / "step_batch" / "task_0", job / "step_batch", job):
+                    directory.rmdir()
+            time.sleep(0.05)
+            assert sampler.final_oom_kills("7") == 1.0
+            sampler.forget("7")
+            assert sampler.final_oom_kills("7") is None
+        finally:
+            sampler.close()

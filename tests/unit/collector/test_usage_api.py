@@ -14,6 +14,7 @@ from jobpulse.collector.store.sqlite import SqliteStore
 from jobpulse.proto.v1 import ingest_pb2 as pb
 from litestar.testing import AsyncTestClient
 from storehelp import db_of
+from usage_chart_keys import CHART_KEYS
 
 
 def record(job: str, user: str = "alice", **over: Any) -> dict[str, Any]:
@@ -332,14 +333,6 @@ async def test_every_read_route_needs_a_person(
 
 
 # -- issue 18: every chart the dashboard reads (its types/index.ts AggregatedChartsResponse) ----------------
-CHART_KEYS = {
-    "summary", "cpu_usage_over_time", "gpu_usage_over_time", "active_users_over_time",
-    "active_users_distribution", "jobs_over_time", "jobs_distribution", "jobs_by_account", "jobs_by_partition",
-    "jobs_by_state", "waiting_times_hist", "waiting_times_stacked", "job_duration_hist", "job_duration_stacked",
-    "waiting_times_over_time", "job_duration_over_time", "waiting_times_trends", "job_duration_trends",
-    "cpus_per_job", "gpus_per_job", "nodes_per_job", "cpu_hours_by_account", "gpu_hours_by_account",
-    "node_cpu_usage", "node_gpu_usage", "user_activity_frequency",
-}  # fmt: skip
 TWO_WEEKS = {"hostname": "c1", "start_date": "2025-01-06", "end_date": "2025-01-19", "period_type": "week"}
 
 

@@ -68,17 +68,12 @@ log = logging.getLogger(__name__)
 NS_PER_S = 1e9
 
 _JOB_DIR = re.compile(r"job_(\d+)\Z")
-_IN_CREATE, _IN_ONLYDIR, _IN_DELETE, _IN_IGNORED = IN_CREATE, IN_ONLYDIR, IN_DELETE, IN_IGNORED
-_inotify = open_inotify
 
 
 # After a notification, read the counters every SETTLE_STEP seconds for up to SETTLE seconds, or until
 # they rose: the OOM killer counts its kill just after notifying, and the task may be gone soon after.
 SETTLE = 0.3
 SETTLE_STEP = 0.002
-
-
-_read = read_file
 
 
 def sibling(memory_dir: str, controller: str) -> str | None:
@@ -127,7 +122,7 @@ class OomWatch:
         self._wake_r, self._wake_w = os.pipe()
         self._stopped = False
         self._thread: threading.Thread | None = None
-        inotify = _inotify()
+        inotify = open_inotify()
         self._libc: ctypes.CDLL | None = inotify[0] if inotify is not None else None
         self._inotify = inotify[1] if inotify is not None else -1
         self._parents: dict[int, str] = {}  # inotify watch descriptor -> directory jobs are made in
@@ -144,9 +139,7 @@ class OomWatch:
         directory even where one of that name was watched before)."""
         if self._libc is None or (directory in self._watched_dirs and not made):
             return
-        wd = int(
-            self._libc.inotify_add_watch(self._inotify, os.fsencode(directory), _IN_CREATE | _IN_ONLYDIR)
-        )
+        wd = int(self._libc.inotify_add_watch(self._inotify, os.fsencode(directory), IN_CREATE | IN_ONLYDIR))
         if wd < 0:
             return
         self._watched_dirs.add(directory)
@@ -167,15 +160,15 @@ class OomWatch:
         for wd, _mask, name in read_events(self._inotify):
             ended = self._job_dirs.get(wd)
             if ended is not None:
-                if _mask & _IN_IGNORED:  # the job's directory went: its watch with it
+                if _mask & IN_IGNORED:  # the job's directory went: its watch with it
                     self._job_dirs.pop(wd, None)
-                elif _mask & _IN_DELETE and name.startswith("step_"):
+                elif _mask & IN_DELETE and name.startswith("step_"):
                     self._read_final(*ended)
                 continue
             parent = self._parents.get(wd)
             if parent is None:
                 continue
-            if _mask & _IN_IGNORED:
+            if _mask & IN_IGNORED:
                 # The directory went (Slurm removes uid_<uid> with that user's last job on the node and
                 # makes it again for the next; the kernel may report this only after the new one came).
                 self._forget_parent(wd, parent)
@@ -235,7 +228,7 @@ class OomWatch:
         if self._libc is None or cpuacct_dir is None:
             return
         wd = int(
-            self._libc.inotify_add_watch(self._inotify, os.fsencode(cpuacct_dir), _IN_DELETE | _IN_ONLYDIR)
+            self._libc.inotify_add_watch(self._inotify, os.fsencode(cpuacct_dir), IN_DELETE | IN_ONLYDIR)
         )
         if wd >= 0:
             self._job_dirs[wd] = (job_id, cpuacct_dir, memory_dir)
@@ -244,11 +237,13 @@ class OomWatch:
     def _read_final(self, job_id: str, cpuacct_dir: str, memory_dir: str) -> None:
         """The job's counters now, as one of its steps went (its own directory is still there)."""
         stamp = now_ms()
-        usage = _read(os.path.join(cpuacct_dir, "cpuacct.usage"))
+        usage = read_file(os.path.join(cpuacct_dir, "cpuacct.usage"))
         if usage is None:
             return  # the job's directory went too
-        user, system = split_usage(int(usage) / NS_PER_S, _read(os.path.join(cpuacct_dir, "cpuacct.stat")))
-        peak = _read(os.path.join(memory_dir, "memory.max_usage_in_bytes"))
+        user, system = split_usage(
+            int(usage) / NS_PER_S, read_file(os.path.join(cpuacct_dir, "cpuacct.stat"))
+        )
+        peak = read_file(os.path.join(memory_dir, "memory.max_usage_in_bytes"))
         reading = JobReading(job_id=job_id, time_ms=stamp, cpu_user_seconds=user, cpu_system_seconds=system)
         if peak is not None:
             reading.mem_peak_bytes = float(int(peak))
