@@ -13,7 +13,8 @@ Usage:
 - measure: through a real Litestar app over the file (Litestar's test client, an admin's session):
   ``GET /api/dashboard/metadata`` (all clusters, no dates: what the page asks first),
   ``POST /api/dashboard/charts`` and ``GET /api/dashboard/stats/bench`` over the page's default window
-  (the last 6 weeks, per week), the last year (per month) and all 5 years (per month); charts also as a
+  (the last 6 weeks, per week; also 6 weeks ending on the 15th, with no whole month in them), the last
+  year (per month) and all 5 years (per month); charts also as a
   user (``u300``: narrowed to their own jobs) and filtered to one partition (both read the daily
   rollup, not the margins); ``--rounds`` each, p50 and p95 in ms.
 - baseline, in the same run, same rows: the plain SQL a straightforward implementation would run over
@@ -124,7 +125,9 @@ def plain(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> Callable[[
     return run
 
 
-async def measure(path: Path, rounds: int, plain_rounds: int, skip_filtered: bool = False) -> None:
+async def measure(
+    path: Path, rounds: int, plain_rounds: int, skip_filtered: bool = False, only: set[str] | None = None
+) -> None:
     settings = CollectorSettings(state_dir=path.parent, database=str(path), admin_password=ADMIN_PASSWORD)
     store = SqliteStore(settings.database_path)
     store.open()
@@ -137,11 +140,17 @@ async def measure(path: Path, rounds: int, plain_rounds: int, skip_filtered: boo
     rollup = raw.execute("SELECT count(*) FROM usage_daily").fetchone()[0]
     end = date.fromtimestamp(last)
     print(f"measure: {total:,} jobs, {rollup:,} rollup rows, submit days {date.fromtimestamp(first)}..{end}")
+    # (name, label, first day, last day, period); the history ends on December 31st, so the last 6
+    # weeks hold one whole month: "6w-mid" ends on the 15th, as the page's default window does on most
+    # days (no whole month in it: its filtered questions read days only)
+    mid = end.replace(day=15)
     windows = [
-        ("6 weeks (page default), per week", end - timedelta(days=42), "week"),
-        ("1 year, per month", end - timedelta(days=365), "month"),
-        ("5 years, per month", date.fromtimestamp(first), "month"),
+        ("6w", "6 weeks (page default), per week", end - timedelta(days=42), end, "week"),
+        ("6w-mid", "6 weeks to the 15th, per week", mid - timedelta(days=42), mid, "week"),
+        ("1y", "1 year, per month", end - timedelta(days=365), end, "month"),
+        ("5y", "5 years, per month", date.fromtimestamp(first), end, "month"),
     ]
+    windows = [w for w in windows if only is None or w[0] in only]
     rows: list[tuple[str, float, float, float, float]] = []
     try:
         async with AsyncTestClient(app=create_app(store, settings)) as client:
@@ -171,20 +180,20 @@ async def measure(path: Path, rounds: int, plain_rounds: int, skip_filtered: boo
                 "/api/login", json={"Username": "u300", "Password": "bench-user-pw"}
             )
             user_headers = {"Authorization": f"Bearer {user_login.json()['token']}"}
-            for label, since, period in windows:
-                body = {"hostname": "bench", "start_date": str(since), "end_date": str(end), "period_type": period,
+            for _, label, since, until, period in windows:
+                body = {"hostname": "bench", "start_date": str(since), "end_date": str(until), "period_type": period,
                         "account_segments": 10}  # fmt: skip
 
                 async def charts(body: dict[str, Any] = body) -> Any:
                     response = await client.post("/api/dashboard/charts", json=body, headers=headers)
                     assert response.status_code == 200, response.text
 
-                async def stats(since: date = since) -> Any:
-                    params = {"start_date": str(since), "end_date": str(end)}
+                async def stats(since: date = since, until: date = until) -> Any:
+                    params = {"start_date": str(since), "end_date": str(until)}
                     response = await client.get("/api/dashboard/stats/bench", params=params, headers=headers)
                     assert response.status_code == 200, response.text
 
-                lo, hi = (since - date(1970, 1, 1)).days * DAY, ((end - date(1970, 1, 1)).days + 1) * DAY
+                lo, hi = (since - date(1970, 1, 1)).days * DAY, ((until - date(1970, 1, 1)).days + 1) * DAY
                 key = (
                     "strftime('%Y-W%W', submit, 'unixepoch')"
                     if period == "week"
@@ -254,6 +263,11 @@ def main() -> int:
         help="measure the partition-filtered charts on the 6-week window only (they read the daily rollup)",
     )
     parser.add_argument(
+        "--windows",
+        help="measure only these windows, comma-separated, of 6w (the last 6 weeks), 6w-mid (6 weeks to the"
+        " 15th), 1y, 5y (default: all)",
+    )
+    parser.add_argument(
         "--plain-rounds", type=int, default=3, help="rounds of each plain GROUP BY (seconds each at 10M rows)"
     )
     args = parser.parse_args()
@@ -273,7 +287,8 @@ def main() -> int:
         store.open()  # the schema, by the migrations
         store.close()
         generate(path, total, args.years)
-    asyncio.run(measure(path, args.rounds, args.plain_rounds, args.skip_filtered_long))
+    only = set(args.windows.split(",")) if args.windows else None
+    asyncio.run(measure(path, args.rounds, args.plain_rounds, args.skip_filtered_long, only))
     if tmp is not None:
         tmp.cleanup()
     return 0

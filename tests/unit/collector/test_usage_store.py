@@ -3,6 +3,7 @@ window, and stay exact through re-ingests (incremental upkeep == a rebuild from 
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from dataclasses import astuple, replace
@@ -235,3 +236,42 @@ async def test_monitored_runs_are_synced_once(tmp_path: Path) -> None:
         assert (totals.jobs, totals.cpu_hours) == (1, 2.0)
     finally:
         store.close()
+
+
+def test_migration_13_gives_a_history_the_filtered_day_rows_a_rebuild_makes(
+    fx_db: sqlite3.Connection,
+) -> None:
+    """A history stored by schema 12 kept per day only the whole cluster's sizes and node lists; after
+    migration 13 its day rows are exactly those of a rebuild, and a filtered question over days reads them."""
+    from jobpulse.collector.store import migrations
+
+    fx_db.execute("BEGIN")
+    fx_db.execute("DELETE FROM usage_breakdown WHERE grain = 'd' AND dim != ''")  # what schema 12 kept
+    fx_db.execute("PRAGMA user_version = 12")
+    fx_db.execute("COMMIT")
+    f = UsageFilter(cluster="c1", since=date(2025, 1, 20), until=date(2025, 1, 27), partitions=("gpu",))
+    assert usage.breakdown(fx_db, f, ["cpus"])["cpus"] == []  # schema 12's days: nothing for a partition
+    assert migrations.migrate(fx_db) == migrations.LATEST
+    migrated = sorted(map(tuple, fx_db.execute("SELECT * FROM usage_breakdown WHERE grain = 'd'")))
+    fx_db.execute("BEGIN")
+    usage.rebuild_rollup(fx_db)
+    fx_db.execute("COMMIT")
+    rebuilt = sorted(map(tuple, fx_db.execute("SELECT * FROM usage_breakdown WHERE grain = 'd'")))
+    assert [rounded(r) for r in migrated] == [rounded(r) for r in rebuilt]
+    got = [(str(r[0]), r[1], round(r[2], 6)) for r in usage.breakdown(fx_db, f, ["cpus"])["cpus"]]
+    assert sorted(got) == sorted(
+        plain(fx_db, f, "CAST(cpus AS TEXT), count(*), round(sum(cpu_hours), 6)", "cpus")
+    )
+
+
+@pytest.mark.parametrize("period", ["day", "week", "month", "quarter", "year"])
+def test_period_keys_made_in_python_are_those_sqlite_makes(period: str) -> None:
+    """user_summary keys weeks, quarters and years in Python (one pass, no strftime per row): every day
+    of 12 years, leap years and weeks across New Year included, gets the key the SQL of the other
+    questions gives it, or a period would be split or merged in the dashboard's charts."""
+    first = (date(2019, 1, 1) - date(1970, 1, 1)).days
+    days = list(range(first, first + 12 * 366))
+    db = sqlite3.connect(":memory:")
+    sql = f"SELECT {usage._PERIOD_KEYS[period]} FROM (SELECT value AS day FROM json_each(?))"
+    expected = [k for (k,) in db.execute(sql, (json.dumps(days),))]
+    assert [usage._day_label(day, period) for day in days] == expected

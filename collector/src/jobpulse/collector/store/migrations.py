@@ -365,6 +365,15 @@ def _v12_usage_breakdown(db: sqlite3.Connection) -> None:
     rebuild_breakdown(db)
 
 
+def _v13_filtered_day_sizes(db: sqlite3.Connection) -> None:
+    """The job sizes per day and partition, account, QOS and state, and the node lists per day and
+    partition (store/usage_breakdown.py ``DAY_PAIRS``), filled from the jobs already held: a filtered
+    dashboard question over a window without a whole month reads them instead of the jobs."""
+    from jobpulse.collector.store.usage_breakdown import DAY_PAIRS, fill_days
+
+    fill_days(db, [(dim, kind) for dim, kind in DAY_PAIRS if dim])
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1,
     _v2_auth,
@@ -378,6 +387,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v10_exit_signal,
     _v11_usage,
     _v12_usage_breakdown,
+    _v13_filtered_day_sizes,
 ]
 LATEST = len(MIGRATIONS)
 

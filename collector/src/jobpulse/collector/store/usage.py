@@ -166,11 +166,21 @@ def recompute_days(db: sqlite3.Connection, days: Iterable[tuple[str, int]]) -> N
 
 
 def _margins(db: sqlite3.Connection, cluster: str, grain: str, key: int, lo: int, hi: int) -> None:
+    """The margins of the days [lo, hi] under ``key``: a day's from the daily rollup, a month's ("m")
+    from its days' margins (a few times fewer rows than its daily rollup)."""
     for dim in MARGINS:
         db.execute(
             "DELETE FROM usage_marginal WHERE cluster = ? AND grain = ? AND dim = ? AND day = ?",
             (cluster, grain, dim, key),
         )
+        if grain == "m":
+            db.execute(
+                f"""INSERT INTO usage_marginal
+                    SELECT cluster, 'm', dim, ?, value, {_FIGURE_SUMS} FROM usage_marginal
+                    WHERE cluster = ? AND grain = 'd' AND dim = ? AND day >= ? AND day <= ? GROUP BY value""",
+                (key, cluster, dim, lo, hi),
+            )
+            continue
         value = _margin_value(dim)
         db.execute(
             f"""INSERT INTO usage_marginal
@@ -195,8 +205,9 @@ def rebuild_rollup(db: sqlite3.Connection) -> int:
             (dim,),
         )
         db.execute(
-            f"""INSERT INTO usage_marginal SELECT cluster, 'm', ?, month, {value}, {_FIGURE_SUMS}
-                FROM (SELECT *, {_MONTH_OF} AS month FROM usage_daily) GROUP BY cluster, month, {value}""",
+            f"""INSERT INTO usage_marginal SELECT cluster, 'm', dim, month, value, {_FIGURE_SUMS}
+                FROM (SELECT *, {_MONTH_OF} AS month FROM usage_marginal WHERE grain = 'd' AND dim = ?)
+                GROUP BY cluster, month, value""",
             (dim,),
         )
     rebuild_breakdown(db)
@@ -779,65 +790,106 @@ def user_summary(
     waited, wait_s, wait_max, ran, duration_s) by user; the distinct users per period key; per user, in how
     many periods they submitted a job (the dashboard's user activity).
 
-    Why not one row per (period, user): over years that is tens of thousands of rows, and the period
-    key of each (SQLite's strftime) was most of the dashboard's time; here a whole month's rows are keyed
-    by their first day, and only the days at the window's edges (and periods longer than a month) are
-    keyed by strftime."""
+    Why not one row per (period, user): over years that is tens of thousands of rows. Per month or day
+    (no two pieces of the window share a period) each piece is grouped by SQL in its index order; per
+    week, quarter or year the pieces' rows are added up here in one pass, each row's period key looked
+    up by its day: SQL's strftime per row and a GROUP BY per answer cost twice as much (bench/usage.py)."""
     if period not in _PERIOD_KEYS:
         raise ValueError(f"cannot group by period {period!r}")
     monthly = period in ("month", "quarter", "year")
     parts = _user_parts(f, monthly)
     if not parts:
         return [], {}, {}
-    args = [a for _, _, part_args in parts for a in part_args]
+    if period not in ("month", "day"):
+        return _user_summary_scan(db, parts, period)
     sums = "sum(jobs), sum(cpu_hours), sum(gpu_hours), sum(waited), sum(wait_s), max(wait_max), sum(ran), sum(duration_s)"
 
-    def key_of(grain: str) -> str:  # a day number where the period is the row's own month or day
-        return "day" if (grain == "m" and period == "month") or period == "day" else _PERIOD_KEYS[period]
+    # each piece grouped on its own (the whole months' piece in the order of the partial index
+    # usage_marginal_users: no sort) and added up: no two pieces share a period (months, days)
+    # (a whole month's row is keyed by its first day; the days at the window's edges by their period)
+    def key_of(grain: str) -> str:
+        return "day" if grain == "m" or period == "day" else _PERIOD_KEYS[period]
 
-    keyed = " UNION ALL ".join(
-        f"SELECT {key_of(grain)} AS k, value, {_FIGURE_COLUMNS} FROM ({sql})" for grain, sql, _ in parts
-    )
-    # per user: when no two pieces share a period (months, days), each piece is grouped on its own (the
-    # whole months' piece in the order of the partial index usage_marginal_users: no sort) and added up
-    separate = period in ("month", "day")
     merged: dict[str, list[Any]] = {}
-    for sql, piece_args in (
-        [(f"SELECT {key_of(g)} AS k, value, {_FIGURE_COLUMNS} FROM ({sql})", a) for g, sql, a in parts]
-        if separate
-        else [(keyed, args)]
-    ):
+    for grain, sql, piece_args in parts:
         for value, count, *figures in db.execute(
-            f"SELECT value, count(DISTINCT k), {sums} FROM ({sql}) GROUP BY value", piece_args
+            f"SELECT value, count(DISTINCT {key_of(grain)}), {sums} FROM ({sql}) GROUP BY value", piece_args
         ):
-            row = merged.get(value)
-            if row is None:
-                merged[value] = [count, *figures]
-                continue
-            for i, v in enumerate([count, *figures]):
-                row[i] = max(row[i], v) if i == 6 else row[i] + v
+            _add_user(merged, value, count, figures)
     users = [(value, *merged[value][1:]) for value in sorted(merged)]
     active = {str(value): int(merged[value][0]) for value in merged}
     per_period: dict[str, int] = {}
-    if period in ("month", "day"):
-        # no two pieces share a period: each is counted on its own, in its key order (no sort)
-        pieces = [
-            (f"SELECT {key_of(g)} AS k, count(DISTINCT value) FROM ({sql}) GROUP BY k", a)
-            for g, sql, a in parts
-        ]
-    else:
-        pieces = [(f"SELECT k, count(DISTINCT value) FROM ({keyed}) GROUP BY k", args)]
-    for sql, piece_args in pieces:
-        for k, n in db.execute(sql, piece_args):
+    for grain, sql, piece_args in parts:
+        key = key_of(grain)
+        for k, n in db.execute(
+            f"SELECT {key} AS k, count(DISTINCT value) FROM ({sql}) GROUP BY k", piece_args
+        ):
             label = k if isinstance(k, str) else _day_label(int(k), period)
             per_period[label] = per_period.get(label, 0) + int(n)
     return users, per_period, active
 
 
+def _add_user(merged: dict[str, list[Any]], value: str, count: int, figures: Sequence[Any]) -> None:
+    """Add a piece's (count, jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s) of a
+    user to ``merged`` (wait_max is a maximum, the rest sums)."""
+    row = merged.get(value)
+    if row is None:
+        merged[value] = [count, *figures]
+        return
+    for i, v in enumerate([count, *figures]):
+        row[i] = max(row[i], v) if i == 6 else row[i] + v
+
+
+def _user_summary_scan(
+    db: sqlite3.Connection, parts: list[tuple[str, str, list[Any]]], period: str
+) -> tuple[list[tuple[Any, ...]], dict[str, int], dict[str, int]]:
+    """``user_summary`` for periods that pieces may share (weeks, quarters, years), in one pass over the
+    pieces' (day, user, figures...) rows."""
+    labels: dict[int, str] = {}
+    per_user: dict[str, list[Any]] = {}  # user: [periods, jobs, cpu, gpu, waited, wait_s, wait_max, ran, dur]
+    per_period: dict[str, set[str]] = {}
+    for _, sql, piece_args in parts:
+        for day, user, jobs, cpu, gpu, waited, wait_s, wait_max, ran, duration in db.execute(sql, piece_args):
+            label = labels.get(day)
+            if label is None:
+                label = labels[day] = _day_label(int(day), period)
+            row = per_user.get(user)
+            if row is None:
+                per_user[user] = [{label}, jobs, cpu, gpu, waited, wait_s, wait_max, ran, duration]
+            else:
+                row[0].add(label)
+                row[1] += jobs
+                row[2] += cpu
+                row[3] += gpu
+                row[4] += waited
+                row[5] += wait_s
+                if wait_max > row[6]:
+                    row[6] = wait_max
+                row[7] += ran
+                row[8] += duration
+            seen = per_period.get(label)
+            if seen is None:
+                per_period[label] = {user}
+            else:
+                seen.add(user)
+    users = [(user, *per_user[user][1:]) for user in sorted(per_user)]
+    active = {str(user): len(per_user[user][0]) for user in per_user}
+    return users, {label: len(seen) for label, seen in per_period.items()}, active
+
+
 def _day_label(day: int, period: str) -> str:
-    """The period key (as _PERIOD_KEYS writes it) of a day number, for "day" and "month"."""
+    """The period key of a day number, as _PERIOD_KEYS writes it in SQL (weeks as SQLite's and C's
+    ``%W``: Monday-based, days before the year's first Monday in week 00)."""
     moment = date.fromordinal(_EPOCH + day)
-    return moment.isoformat() if period == "day" else moment.strftime("%Y-%m")
+    if period == "day":
+        return moment.isoformat()
+    if period == "month":
+        return moment.strftime("%Y-%m")
+    if period == "week":
+        return moment.strftime("%Y-W%W")
+    if period == "quarter":
+        return f"{moment.year:04d}-Q{(moment.month + 2) // 3}"
+    return f"{moment.year:04d}"
 
 
 def node_hardware(db: sqlite3.Connection, cluster: str | None) -> dict[str, tuple[int, int]]:

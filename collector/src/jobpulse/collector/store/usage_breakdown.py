@@ -14,9 +14,11 @@ nodes: ``key`` the count), or ``nodelist`` (``key`` the job's node list as sacct
   the whole cluster (``dim`` "") and per value of every dimension; node lists for the whole cluster and
   per partition (per user they would make the table larger than the jobs; per account, QOS or state they
   were a third of its rows, for a chart rarely asked so: those questions read the jobs).
-- grain "d" (``day`` the day): the sizes and node lists of the whole cluster only, so the page's usual
-  question (6 weeks, no filter) never reads the jobs; grain "y" (``day`` January 1st): the same per year,
-  summed from its months, so a question over years reads a row per year and key.
+- grain "d" (``day`` the day): the sizes and node lists of the whole cluster, the sizes per partition,
+  account, QOS and state, and the node lists per partition (``DAY_PAIRS``), so the page's usual question
+  (6 weeks, with or without one such filter) never reads the jobs; grain "y" (``day`` January 1st): the
+  whole cluster's sizes and node lists per year, summed from its months, so a question over years reads
+  a row per year and key.
 
 A question reads a month's rows for every whole month of its window and a day's rows (or, where no day
 rows are kept, its jobs grouped on the spot in one scan of ``usage_jobs``, by (cluster, submit) or by
@@ -25,7 +27,8 @@ rows whatever its span. A question filtered on two dimensions or more is not ans
 says so) and reads the daily rollup or the jobs as before.
 
 A write recomputes the days and months it touched, whole, in its own transaction (store/usage.py
-``recompute_days``), like the other rollups.
+``recompute_days``), like the other rollups: a day from its jobs, a month from its days' rows and the
+daily rollup (only the users' sizes from its jobs).
 """
 
 from __future__ import annotations
@@ -62,17 +65,31 @@ CREATE INDEX usage_marginal_users ON usage_marginal
     WHERE grain = 'm' AND dim = 'user_name';
 """
 
-# (dim, kind) pairs kept per month; per day only ("", shape)
+# (dim, kind) pairs kept per month
 # (the QOS is never a breakdown the dashboard asks for under a filter, and node lists per account, QOS or
 # state made a third of the rows for a rarely asked chart: those questions read the jobs)
+SIZES = ("cpus", "gpus", "nodes")
 MONTH_PAIRS: tuple[tuple[str, str], ...] = (
     *((d, k) for d in DIMENSIONS for k in DIMENSIONS if k not in (d, "qos")),
     *(("", k) for k in SHAPES),
-    *((d, k) for d in DIMENSIONS for k in ("cpus", "gpus", "nodes")),
+    *((d, k) for d in DIMENSIONS for k in SIZES),
     ("partition", "nodelist"),
 )
-DAY_PAIRS: tuple[tuple[str, str], ...] = tuple(("", k) for k in SHAPES)
-YEAR_PAIRS = DAY_PAIRS  # per year, summed from the months: the whole cluster's sizes and node lists
+# per day: what a filtered question cannot take from the daily rollup (which keeps every dimension but
+# no sizes or node lists), except per user (a user's jobs are read through their own index): the page's
+# default window (6 weeks) rarely holds a whole month, and reading its jobs for the sizes was most of a
+# filtered question's time
+DAY_PAIRS: tuple[tuple[str, str], ...] = (
+    *(("", k) for k in SHAPES),
+    *((d, k) for d in DIMENSIONS if d != "user_name" for k in SIZES),
+    ("partition", "nodelist"),
+)
+YEAR_PAIRS: tuple[tuple[str, str], ...] = tuple(("", k) for k in SHAPES)  # summed from the months
+# how a month's rows are made: summed from its days' rows where days keep the pair; a pair of two
+# dimensions from the daily rollup; the users' sizes from the month's jobs
+_MONTH_FROM_DAYS = tuple(p for p in MONTH_PAIRS if p in DAY_PAIRS)
+_MONTH_FROM_DAILY = tuple((d, k) for d, k in MONTH_PAIRS if d in DIMENSIONS and k in DIMENSIONS)
+_MONTH_FROM_JOBS = tuple(p for p in MONTH_PAIRS if p not in _MONTH_FROM_DAYS + _MONTH_FROM_DAILY)
 
 _WAIT = "max(start - submit, 0)"
 _DURATION = 'max("end" - start, 0)'
@@ -87,6 +104,10 @@ _SUMS = """sum(jobs), sum(cpu_hours), sum(gpu_hours), sum(waited), sum(wait_s), 
     sum(duration_s)"""
 _GROUPED = "partition, account, user_name, qos, state, cpus, gpus, nodes, nodelist"
 
+_NAMED_SUMS = """sum(jobs) AS jobs, sum(cpu_hours) AS cpu_hours, sum(gpu_hours) AS gpu_hours,
+    sum(waited) AS waited, sum(wait_s) AS wait_s, max(wait_max) AS wait_max, sum(ran) AS ran,
+    sum(duration_s) AS duration_s"""
+
 Row = tuple[Any, ...]  # (key, jobs, cpu_hours, gpu_hours, waited, wait_s, wait_max, ran, duration_s)
 
 
@@ -95,19 +116,21 @@ def _key(kind: str) -> str:
 
 
 def _fill(
-    db: sqlite3.Connection, cluster: str, grain: str, first: int, end: int, pairs: Sequence[tuple[str, str]]
+    db: sqlite3.Connection,
+    cluster: str,
+    grain: str,
+    first: int,
+    end: int,
+    pairs: Sequence[tuple[str, str]],
+    grouped: str = _GROUPED,
 ) -> None:
-    """The ``grain`` rows (``day`` = ``first``) of the days [first, end) of ``cluster`` from its jobs; the
-    caller holds the transaction. The jobs are grouped once into a temporary table, then broken down."""
+    """The ``grain`` rows (``day`` = ``first``) of ``pairs`` for the days [first, end) of ``cluster``
+    from its jobs; the caller holds the transaction and has deleted the old rows. The jobs are grouped once
+    (by ``grouped``, the columns the pairs need) into a temporary table, then broken down."""
+    db.execute("DROP TABLE IF EXISTS temp.usage_span_jobs")
     db.execute(
-        "DELETE FROM usage_breakdown WHERE cluster = ? AND day = ? AND grain = ?", (cluster, first, grain)
-    )
-    db.execute(f"CREATE TEMP TABLE IF NOT EXISTS usage_span_jobs AS SELECT {_GROUPED}, {_JOB_FIGURES}"
-               " FROM usage_jobs WHERE 0 GROUP BY 1")  # fmt: skip
-    db.execute("DELETE FROM temp.usage_span_jobs")
-    db.execute(
-        f"""INSERT INTO temp.usage_span_jobs SELECT {_GROUPED}, {_JOB_FIGURES} FROM usage_jobs
-            WHERE cluster = ? AND submit >= ? AND submit < ? GROUP BY {_GROUPED}""",
+        f"""CREATE TEMP TABLE usage_span_jobs AS SELECT {grouped}, {_JOB_FIGURES} FROM usage_jobs
+            WHERE cluster = ? AND submit >= ? AND submit < ? GROUP BY {grouped}""",
         (cluster, first * DAY, end * DAY),
     )
     for dim, kind in pairs:
@@ -120,14 +143,53 @@ def _fill(
         )
 
 
+def _delete(db: sqlite3.Connection, cluster: str, grain: str, day: int) -> None:
+    db.execute(
+        "DELETE FROM usage_breakdown WHERE cluster = ? AND day = ? AND grain = ?", (cluster, day, grain)
+    )
+
+
 def recompute_day(db: sqlite3.Connection, cluster: str, day: int) -> None:
+    _delete(db, cluster, "d", day)
     _fill(db, cluster, "d", day, day + 1, DAY_PAIRS)
 
 
 def recompute_month(db: sqlite3.Connection, cluster: str, first: int, end: int) -> None:
-    """The month [first, end) (days since the epoch) of ``cluster``, and the rows of its year."""
-    _fill(db, cluster, "m", first, end, MONTH_PAIRS)
+    """The month [first, end) (days since the epoch) of ``cluster``, and the rows of its year; its days'
+    rows (``recompute_day``) and its daily rollup must be up to date.
+
+    Why not all from the month's jobs: grouping a month of a big cluster's jobs (170,000 at 2 million a
+    year) 36 ways took 5 s a month touched, for every post that changed a job in it. Summing the days'
+    rows and the daily rollup reads a few times fewer rows; only the users' sizes need the jobs."""
+    _delete(db, cluster, "m", first)
+    _month(db, cluster, first, end)
     _year(db, cluster, date.fromordinal(_EPOCH + first).year)
+
+
+def _month(db: sqlite3.Connection, cluster: str, first: int, end: int) -> None:
+    """The "m" rows of the month [first, end) of ``cluster`` (the old ones deleted)."""
+    marks = ", ".join("(?, ?)" for _ in _MONTH_FROM_DAYS)
+    db.execute(
+        f"""INSERT INTO usage_breakdown
+            SELECT cluster, 'm', dim, value, kind, ?, key, {_SUMS} FROM usage_breakdown
+            WHERE cluster = ? AND day >= ? AND day < ? AND grain = 'd' AND (dim, kind) IN (VALUES {marks})
+            GROUP BY dim, value, kind, key""",
+        (first, cluster, first, end, *(x for pair in _MONTH_FROM_DAYS for x in pair)),
+    )
+    db.execute("DROP TABLE IF EXISTS temp.usage_span_daily")
+    db.execute(
+        f"""CREATE TEMP TABLE usage_span_daily AS SELECT {", ".join(DIMENSIONS)}, {_NAMED_SUMS}
+            FROM usage_daily WHERE cluster = ? AND day >= ? AND day < ? GROUP BY {", ".join(DIMENSIONS)}""",
+        (cluster, first, end),
+    )
+    for dim, kind in _MONTH_FROM_DAILY:
+        db.execute(
+            f"""INSERT INTO usage_breakdown
+                SELECT ?, 'm', ?, {dim}, ?, ?, {kind}, {_SUMS} FROM temp.usage_span_daily
+                GROUP BY {dim}, {kind}""",
+            (cluster, dim, kind, first),
+        )
+    _fill(db, cluster, "m", first, end, _MONTH_FROM_JOBS, "user_name, cpus, gpus, nodes")
 
 
 def _year(db: sqlite3.Connection, cluster: str, year: int) -> None:
@@ -135,7 +197,7 @@ def _year(db: sqlite3.Connection, cluster: str, year: int) -> None:
     node lists: cheap enough for every write)."""
     first = date(year, 1, 1).toordinal() - _EPOCH
     last = date(year, 12, 31).toordinal() - _EPOCH
-    db.execute("DELETE FROM usage_breakdown WHERE cluster = ? AND day = ? AND grain = 'y'", (cluster, first))
+    _delete(db, cluster, "y", first)
     kinds = [k for _, k in YEAR_PAIRS]
     db.execute(
         f"""INSERT INTO usage_breakdown
@@ -147,20 +209,28 @@ def _year(db: sqlite3.Connection, cluster: str, year: int) -> None:
 
 
 def rebuild(db: sqlite3.Connection, months: Iterable[tuple[str, int, int]]) -> None:
-    """Every given (cluster, first day, end day) month anew, and its days (a bulk load, the migration)."""
+    """Every day's rows from the jobs, then every given (cluster, first day, end day) month's and their
+    years' (a bulk load: the migrations, ``rebuild_rollup``); the daily rollup must be up to date."""
+    db.execute("DELETE FROM usage_breakdown")
+    fill_days(db)
     years = set()
     for cluster, first, end in months:
-        _fill(db, cluster, "m", first, end, MONTH_PAIRS)
+        _month(db, cluster, first, end)
         years.add((cluster, date.fromordinal(_EPOCH + first).year))
     for cluster, year in sorted(years):
         _year(db, cluster, year)
-    db.execute("DELETE FROM usage_breakdown WHERE grain = 'd'")
-    for _, kind in DAY_PAIRS:
+
+
+def fill_days(db: sqlite3.Connection, pairs: Sequence[tuple[str, str]] = DAY_PAIRS) -> None:
+    """The "d" rows of ``pairs`` for every day with jobs, in one pass over the jobs per pair (a bulk
+    load: migration 13 adds the filtered sizes and node lists to the days of a history)."""
+    for dim, kind in pairs:
+        value = dim or "''"
         db.execute(
             f"""INSERT INTO usage_breakdown
-                SELECT cluster, 'd', '', '', ?, submit / {DAY}, {_key(kind)}, {_JOB_FIGURES} FROM usage_jobs
-                GROUP BY cluster, submit / {DAY}, {_key(kind)}""",
-            (kind,),
+                SELECT cluster, 'd', ?, {value}, ?, submit / {DAY}, {_key(kind)}, {_JOB_FIGURES} FROM usage_jobs
+                GROUP BY cluster, submit / {DAY}, {value}, {_key(kind)}""",
+            (dim, kind),
         )
 
 
@@ -207,6 +277,20 @@ def _jobs_where(f: UsageFilter, lo: int, hi: int) -> tuple[str, list[Any]]:
     return " WHERE " + " AND ".join(conds), args
 
 
+def _daily_where(f: UsageFilter, lo: int, hi: int) -> tuple[str, list[Any]]:
+    """The WHERE clause of ``f`` on usage_daily over the days [lo, hi]."""
+    conds = ["day >= ?", "day <= ?"]
+    args: list[Any] = [lo, hi]
+    if f.cluster is not None:
+        conds.insert(0, "cluster = ?")
+        args.insert(0, f.cluster)
+    for column, values in f.dims().items():
+        if values:
+            conds.append(f"{column} IN ({', '.join('?' * len(values))})")
+            args.extend(values)
+    return " WHERE " + " AND ".join(conds), args
+
+
 def breakdown(
     db: sqlite3.Connection, f: UsageFilter, kinds: Sequence[str], spans: list[tuple[str, int, int]]
 ) -> dict[str, list[Row]]:
@@ -214,7 +298,8 @@ def breakdown(
 
     ``spans`` are store/usage.py's (grain, first, last) pieces of the window: whole months ("m") and days
     ("d"). Each piece and kind is read from this table where it keeps them for ``f``'s one filter, else
-    from the jobs: one scan of the piece's jobs grouped by every such kind at once."""
+    a dimension from the daily rollup and a size or node list from the jobs: one scan of the piece's
+    rows grouped by every such kind at once."""
     for kind in kinds:
         if kind not in KINDS:
             raise ValueError(f"cannot break down by {kind!r}")
@@ -236,7 +321,18 @@ def breakdown(
                     AND kind IN ({", ".join("?" * len(kept))}) AND day >= ? AND day <= ?"""
             )
             part_args += [f.cluster, grain, dim, *values, *kept, a, b]
-        rest = [k for k in kinds if k not in kept]
+        rest = [k for k in kinds if k not in kept and k not in DIMENSIONS]
+        daily = [k for k in kinds if k not in kept and k in DIMENSIONS]
+        if daily:
+            # the piece's daily rollup (it keeps every dimension: a row per day and combination of them,
+            # a few times fewer rows than jobs, and no look-up of each job's row through an index)
+            where, more = _daily_where(f, a, _last_day(grain, b))
+            name, columns = f"j{len(ctes)}", ", ".join(daily)
+            ctes.append(
+                f"{name} AS (SELECT {columns}, {_NAMED_SUMS} FROM usage_daily{where} GROUP BY {columns})"
+            )
+            cte_args += more
+            parts += [f"SELECT '{kind}' AS kind, {kind} AS key, {FIGURES} FROM {name}" for kind in daily]
         if rest:
             # the piece's jobs, grouped once by every kind not kept, then broken down per kind
             where, more = _jobs_where(f, a, _last_day(grain, b))
