@@ -12,6 +12,10 @@ exporter's daily cron sends it), then the same chunk again with other figures (t
 nothing recomputed; reported apart). A write recomputes the days and months it touched, whole, in its
 own transaction: the daily rollup, the margins and (since issue 18's charts) ``usage_breakdown``.
 
+``--in-history``: the chunks' weeks lie in the history's last weeks instead (new job ids on days that
+already hold the history's jobs): each post then recomputes full days and months, as the exporter's daily
+run does on a big cluster (its last 7 days are in the current, already filled month).
+
 Baseline in the same run, same database, same chunks: the same posts with the usage_breakdown upkeep
 switched off (what ingest cost before it), alternated round by round with the real one so both see the
 same load. Printed: p50 and p95 ms per post of each, and the ratio (with / without).
@@ -78,14 +82,14 @@ def pct(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-async def measure(path: Path, size: int, rounds: int) -> None:
+async def measure(path: Path, size: int, rounds: int, in_history: bool = False) -> None:
     settings = CollectorSettings(state_dir=path.parent, database=str(path), admin_password="bench-admin-pw")
     store = SqliteStore(settings.database_path)
     store.open()
     await ensure_admin(store, settings)
     key, _ = users.create_api_key(store._writer_db(), "service:exporter", "ingest", "exporter")
     last = store._writer_db().execute("SELECT max(submit) FROM usage_jobs").fetchone()[0]
-    start = (int(last) // DAY + 1) * DAY
+    start = (int(last) // DAY + 1 - (rounds * 2 * 7 if in_history else 0)) * DAY
     real_day, real_month = usage_breakdown.recompute_day, usage_breakdown.recompute_month
 
     def switch(on: bool) -> None:
@@ -140,14 +144,18 @@ def main() -> int:
     parser.add_argument("--db", type=Path, required=True, help="a history made by bench/usage.py --db")
     parser.add_argument("--chunk", type=int, default=2000, help="jobs per post (a week at 100,000 a year)")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--in-history", action="store_true", help="post into the history's last weeks (full days and months)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="jpbench-usage-ingest-") as tmp:
         copy = Path(tmp) / "jobpulse.db"
         shutil.copy(args.db, copy)
         print(
             f"bench/usage_ingest.py: a copy of {args.db}, {args.chunk:,} jobs a post, {args.rounds} rounds each"
+            + (", into the history's last weeks" if args.in_history else "")
         )
-        asyncio.run(measure(copy, args.chunk, args.rounds))
+        asyncio.run(measure(copy, args.chunk, args.rounds, args.in_history))
     return 0
 
 
