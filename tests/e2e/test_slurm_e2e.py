@@ -462,9 +462,11 @@ def test_het_job_shows_as_components_of_one_het_job_each_with_its_own_nodes_and_
 
 def _sacct_jobs(cluster: Cluster, since: str) -> dict[str, tuple[str, int, int, str, str, str]]:
     """sacct's own list of the finished job allocations submitted since ``since``: JobID -> (state,
-    CPUs, elapsed seconds, user, account, cluster)."""
+    CPUs, elapsed seconds, user, account, cluster). With an end time, as the backfill asks: without one,
+    22.05's sacct leaves out the jobs cancelled before they started."""
     fields = "JobID,State,AllocCPUS,ElapsedRaw,User,Account,Cluster,Submit"
-    out = cluster.run("sacct", "-n", "-X", "-P", "--allusers", "-S", since, "-o", fields)
+    until = (datetime.now() + timedelta(days=1)).strftime("%Y-%m-%d")
+    out = cluster.run("sacct", "-n", "-X", "-P", "--allusers", "-S", since, "-E", until, "-o", fields)
     jobs = {}
     for line in out.splitlines():
         job, state, cpus, elapsed, user, account, name, submit = line.split("|")
@@ -484,55 +486,95 @@ def _usage_rows(database: Path) -> dict[str, dict[str, Any]]:
 def test_backfill_from_the_real_sacct_stores_exactly_its_jobs_and_a_second_run_adds_nothing(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """Issue 18: ``jobpulse-collector backfill-sacct`` as an admin runs it, against this cluster's sacct."""
+    """Issue 18: ``jobpulse-collector backfill-sacct`` as an admin runs it, against this cluster's sacct:
+    ``--format auto`` reads ``sacct --json`` (22.05 has it), and ``--format parsable`` stores the very same
+    rows for the same jobs (arrays, a het job, a 3-node job, one cancelled before it started)."""
     if not cluster.accounting:
         pytest.skip("the test cluster runs without slurmdbd: sacct has no jobs")
     completed = cluster.sbatch("sleep 1")
     failed = cluster.sbatch("exit 3")
     cancelled = cluster.sbatch("sleep 300")
+    never_ran = cluster.sbatch("sleep 1", "--begin=now+3600")  # cancelled while pending
+    three_nodes = cluster.sbatch("srun sleep 1", "-N", str(NODES))
     out = cluster.run("sbatch", "--parsable", "-o", "/dev/null", "--array=1-3", "--wrap", "sleep 1")
     array = int(out.strip().split(";")[0])
+    out = cluster.run(
+        "sbatch", "--parsable", "-o", "/dev/null", "-n1", ":", "-N2", "-n2", "--wrap", "srun --het-group=0,1 sleep 1"
+    )  # fmt: skip
+    het = int(out.strip().split(";")[0])
     running = f"{cancelled}|RUNNING"
     wait_for(
         lambda: running in cluster.run("sacct", "-n", "-X", "-P", "-o", "JobID,State").split(), 60, "start"
     )
-    cluster.run("scancel", str(cancelled))
+    cluster.run("scancel", str(cancelled), str(never_ran))
     # every job of this cluster has ended (the other tests' too: sacct's list is then final)
-    wait_for(lambda: not cluster.run("squeue", "-h", "-o", "%i").strip(), 90, "an empty queue")
+    wait_for(lambda: not cluster.run("squeue", "-h", "-o", "%i").strip(), 120, "an empty queue")
     since = (datetime.now() - timedelta(days=1)).strftime("%Y-%m-%d")  # sacct and Submit: local time
-    mine = {str(completed), str(failed), str(cancelled), *(f"{array}_{i}" for i in (1, 2, 3))}
+    mine = {str(completed), str(failed), str(cancelled), str(never_ran), str(three_nodes)}
+    mine |= {*(f"{array}_{i}" for i in (1, 2, 3)), f"{het}+0", f"{het}+1"}
 
     def accounted() -> dict[str, tuple[str, int, int, str, str, str]] | None:
         jobs = _sacct_jobs(cluster, since)
         return jobs if mine <= set(jobs) else None
 
-    expected = wait_for(accounted, 60, "sacct's records of the jobs")
+    try:
+        expected = wait_for(accounted, 60, "sacct's records of the jobs")
+    except AssertionError:
+        said = cluster.run(
+            "sacct", "-X", "-P", "--allusers", "-S", since, "-E", "now", "-o", "JobID,State,Submit,Start,End"
+        )
+        raise AssertionError(
+            f"sacct lacks {sorted(mine - set(_sacct_jobs(cluster, since)))}:\n{said}"
+        ) from None
     assert (expected[str(failed)][0], expected[str(cancelled)][0]) == ("FAILED", "CANCELLED")
 
     state = tmp_path / "backfill"
-    command = [
-        str(ROOT / ".venv" / "bin" / "jobpulse-collector"), "backfill-sacct",
-        "--config", str(tmp_path / "no-config.toml"), "--state-dir", str(state), "--since", since,
-    ]  # fmt: skip
     env = {**os.environ, "SLURM_CONF": cluster.env["SLURM_CONF"]}
-    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert first.returncode == 0, first.stderr
-    assert f"{len(expected)} finished jobs, {len(expected)} new" in first.stdout, first.stdout
+
+    def backfill(state: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            str(ROOT / ".venv" / "bin" / "jobpulse-collector"), "backfill-sacct",
+            "--config", str(tmp_path / "no-config.toml"), "--state-dir", str(state), "--since", since, *extra,
+        ]  # fmt: skip
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    first = backfill(state)  # --format auto
+    version = cluster.run("sacct", "--version").strip()  # Debian's "slurm-wlm 22.05.8"
+    assert f"reading sacct --json (sacct says {version!r}; --json since 21.08)" in first.stderr, first.stderr
+    assert f"{len(expected)} finished jobs, {len(expected)} new (sacct --json)" in first.stdout, first.stdout
     rows = _usage_rows(state / "jobpulse.db")
     stored = {
-        job: (r["state"], r["cpus"], r["end"] - r["start"], r["user_name"], r["account"], r["cluster"])
+        job: (r["state"], r["cpus"], (r["end"] - r["start"]) if r["start"] else 0, r["user_name"], r["account"], r["cluster"])
         for job, r in rows.items()
-    }
+    }  # fmt: skip
     assert stored == expected
     for r in rows.values():  # CPU-hours: the allocated CPUs for the elapsed time
         assert (r["source"], r["cpu_hours"]) == (
             "sacct",
-            round(r["cpus"] * (r["end"] - r["start"]) / 3600, 6),
+            round(r["cpus"] * ((r["end"] - r["start"]) if r["start"] else 0) / 3600, 6),
         )
+    assert (rows[str(three_nodes)]["nodes"], rows[f"{het}+1"]["nodes"]) == (NODES, 2)
+    assert (rows[str(never_ran)]["start"], rows[str(never_ran)]["nodelist"]) == (None, "None assigned")
 
     # The same command again (today's week is not over, so sacct is asked again): nothing added or changed
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert second.returncode == 0, second.stderr
+    second = backfill(state)
     assert f"{len(expected)} finished jobs, 0 new" in second.stdout, second.stdout
     assert set(re.findall(r"(\d+) updated", second.stderr)) == {"0"}, second.stderr
+    assert _usage_rows(state / "jobpulse.db") == rows
+
+    # sacct --parsable2 of the same jobs: the same rows in a database of its own (but the time written),
+    # and over the rows --json stored, nothing changed
+    parsable = backfill(tmp_path / "parsable", "--format", "parsable")
+    assert "reading sacct --parsable2 (asked for)" in parsable.stderr, parsable.stderr
+    assert f"{len(expected)} finished jobs, {len(expected)} new (sacct --parsable2)" in parsable.stdout
+
+    def unstamped(found: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {job: {k: v for k, v in r.items() if k != "updated"} for job, r in found.items()}
+
+    assert unstamped(_usage_rows(tmp_path / "parsable" / "jobpulse.db")) == unstamped(rows)
+    again = backfill(state, "--format", "parsable", "--restart")
+    assert f"{len(expected)} finished jobs, 0 new (sacct --parsable2)" in again.stdout, again.stdout
+    assert set(re.findall(r"(\d+) updated", again.stderr)) == {"0"}, again.stderr
     assert _usage_rows(state / "jobpulse.db") == rows

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,17 @@ ADMIN_PASSWORD = "admin-secret-pw"
 def _hash(password: str) -> str:
     """The fixture users' hashes, made once per test run (cheaply: tests/conftest.py)."""
     return hash_password(password)
+
+
+@pytest.fixture
+def fx_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process in UTC, the local time of the machine the Slurm captures were taken on (sacct prints
+    local time; ``sacct --json`` epoch seconds)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture

@@ -203,3 +203,68 @@ def test_without_sacct_the_error_says_so(
         == 1
     )
     assert "sacct not found" in capsys.readouterr().err
+
+
+WEEK_JSON = FIXTURES / "slurm" / "sacct-json-backfill-week.json"  # one real week, both ways at once
+WEEK_TEXT = FIXTURES / "slurm" / "sacct-P-backfill-week.txt"
+
+
+def all_rows(state: Path) -> dict[str, tuple[object, ...]]:
+    """Every stored column of every row but the time it was written."""
+    with sqlite3.connect(state / "jobpulse.db") as db:
+        db.row_factory = sqlite3.Row
+        return {
+            row["job"]: tuple(row[k] for k in row.keys() if k != "updated")  # noqa: SIM118 (sqlite3.Row)
+            for row in db.execute("SELECT * FROM usage_jobs")
+        }
+
+
+@pytest.mark.usefixtures("fx_utc")
+def test_json_and_parsable_store_the_same_rows_and_auto_picks_json_from_21_08(
+    tmp_path: Path,
+    fx_sacct: tuple[Path, set[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    log, _ = fx_sacct
+    Path(os.environ["FAKE_SACCT_TABLE"]).write_text(
+        "|".join(accounting.FIELDS) + "\n" + WEEK_TEXT.read_text()
+    )
+    monkeypatch.setenv("FAKE_SACCT_JSON", str(WEEK_JSON))
+    week = ("--since", "2026-11-27", "--until", "2026-12-07")  # a week without jobs, then the real one
+    assert backfill(tmp_path / "parsable", *week, "--format", "parsable") == 0
+    assert "reading sacct --parsable2 (asked for)" in capsys.readouterr().err
+    assert backfill(tmp_path / "json", *week, "--format", "json") == 0
+    out = capsys.readouterr()
+    assert "reading sacct --json (asked for)" in out.err and "13 new (sacct --json)" in out.out
+    monkeypatch.setenv("FAKE_SACCT_VERSION", "slurm-wlm 22.05.8")
+    assert backfill(tmp_path / "auto", *week) == 0
+    assert "reading sacct --json (sacct says 'slurm-wlm 22.05.8'" in capsys.readouterr().err
+    rows = all_rows(tmp_path / "parsable")
+    assert len(rows) == 13 and {"955", "956_1", "957+1", "959"} <= set(rows)  # 3 nodes, array, het, never ran
+    assert all_rows(tmp_path / "json") == rows == all_rows(tmp_path / "auto")
+    calls = log.read_text().splitlines()
+    assert ["--json" in c for c in calls] == [False, False, True, True, True, True]
+    # parsable over what json stored: every row the same
+    assert backfill(tmp_path / "json", *week, "--format", "parsable", "--restart") == 0
+    assert "0 new" in capsys.readouterr().out and all_rows(tmp_path / "json") == rows
+
+
+def test_auto_on_a_sacct_without_json_reads_parsable(
+    tmp_path: Path, fx_sacct: tuple[Path, set[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, expected = fx_sacct  # the fake says it is Slurm 20.11 and refuses --json as that one does
+    assert backfill(tmp_path / "state") == 0
+    out = capsys.readouterr()
+    assert "reading sacct --parsable2 (sacct says 'slurm 20.11.9'; --json only since 21.08)" in out.err
+    assert f"{len(expected)} new (sacct --parsable2)" in out.out
+    assert not any("--json" in call for call in log.read_text().splitlines())
+
+
+def test_format_json_on_a_sacct_without_it_is_a_clear_error(
+    tmp_path: Path, fx_sacct: tuple[Path, set[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert backfill(tmp_path / "state", "--format", "json") == 1
+    err = capsys.readouterr().err
+    assert "sacct: unrecognized option '--json'" in err and "use --format parsable or auto" in err
+    assert "Traceback" not in err and "run again" not in err

@@ -12,6 +12,9 @@ from jobpulse.collector.services.backfill import WeekDone, backfill
 from jobpulse.collector.services.usage import UsageService
 from jobpulse.collector.settings import load_settings
 from jobpulse.collector.slurm.cli import SlurmError, SlurmUnavailable
+from jobpulse.collector.slurm.sacct_reader import JsonUnsupported, Reader
+
+OPTION = {"json": "--json", "parsable": "--parsable2"}  # the sacct option each format reads
 
 
 def _day(value: str | None, name: str) -> date:
@@ -41,6 +44,8 @@ def run_backfill(args: argparse.Namespace) -> int:
 
     try:
         since, until = _day(args.since, "--since"), _day(args.until, "--until")
+        if until < since:  # before sacct is asked anything (its version)
+            raise InvalidInput("--until", "is before --since")
     except InvalidInput as exc:
         print(f"jobpulse-collector: {exc.field}: {exc.reason}", file=sys.stderr)
         return 2
@@ -51,14 +56,25 @@ def run_backfill(args: argparse.Namespace) -> int:
     store = SqliteStore(settings.database_path)
     store.open()
     try:
+        reader = Reader(args.format)
+        print(f"reading sacct {OPTION[reader.format]} ({reader.why})", file=sys.stderr, flush=True)
         done = asyncio.run(
             backfill(
-                UsageService(store), since, until, args.cluster, state_path=state_path, progress=_progress
+                UsageService(store),
+                since,
+                until,
+                args.cluster,
+                state_path=state_path,
+                progress=_progress,
+                reader=reader,
             )
         )
     except InvalidInput as exc:
         print(f"jobpulse-collector: {exc.field}: {exc.reason}", file=sys.stderr)
         return 2
+    except JsonUnsupported as exc:
+        print(f"jobpulse-collector: {exc}", file=sys.stderr)
+        return 1
     except (SlurmError, SlurmUnavailable) as exc:
         print(f"jobpulse-collector: {exc} (run again to go on from the last week done)", file=sys.stderr)
         return 1
@@ -66,5 +82,8 @@ def run_backfill(args: argparse.Namespace) -> int:
         store.close()
     found = sum(w.found for w in done)
     new = sum(w.new for w in done)
-    print(f"backfill {since}..{until}: {len(done)} weeks, {found} finished jobs, {new} new")
+    print(
+        f"backfill {since}..{until}: {len(done)} weeks, {found} finished jobs, {new} new"
+        f" (sacct {OPTION[reader.format]})"
+    )
     return 0

@@ -244,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--until", help="last submit day, YYYY-MM-DD (default: today)")
     fill.add_argument("--cluster", help="cluster name for every job (default: sacct's Cluster column)")
     fill.add_argument("--restart", action="store_true", help="ignore the weeks a stopped run already did")
+    fill.add_argument(
+        "--format",
+        choices=("auto", "json", "parsable"),
+        default="auto",
+        help="sacct output to read: json (sacct --json, Slurm 21.08+), parsable (--parsable2), or auto"
+        " (default: json where sacct --version says 21.08 or later, else parsable)",
+    )
     fill.set_defaults(func=cmd_backfill_sacct)
     return parser
 

@@ -9,6 +9,8 @@ weeks adds nothing. Jobs still pending or running are left for a later run, so t
 week as done only once it is over (it ended before today) and none of its jobs was left unfinished,
 and never a week after such a one: a second run with the same dates asks sacct again from the first
 week that still had a job running (or is still going on), and stores those jobs once they ended.
+sacct is read through slurm/sacct_reader.py: ``--json`` where this Slurm has it, else ``--parsable2``,
+both giving the same records.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from pathlib import Path
 
 from jobpulse.collector.domain.errors import InvalidInput
 from jobpulse.collector.services.usage import UsageService, parse_cluster, parse_record
-from jobpulse.collector.slurm import accounting
-from jobpulse.collector.slurm import cli as slurm_cli
+from jobpulse.collector.slurm.sacct_reader import Reader
 from jobpulse.common import statefile
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class WeekDone:
     changed: int
     skipped: int  # lines sacct printed that were not a job record jobpulse could keep
     unfinished: int = 0  # jobs submitted in the week and not finished yet: left for a later run
+    format: str = ""  # the sacct output read for the week: "json" or "parsable"
 
 
 def weeks(since: date, until: date) -> list[tuple[date, date]]:
@@ -73,12 +75,13 @@ async def backfill(
     cluster: str | None = None,
     state_path: Path | None = None,
     progress: Callable[[WeekDone], None] | None = None,
-    fetch: Callable[[list[str], str, str], str] = slurm_cli.sacct_parsable,
+    reader: Reader | None = None,
     today: date | None = None,
 ) -> list[WeekDone]:
     """Store sacct's finished jobs submitted between ``since`` and ``until`` (inclusive), week by week.
 
-    ``cluster`` replaces sacct's Cluster column (a site whose sacct prints none). Raises SlurmError or
+    ``cluster`` replaces sacct's Cluster column (a site whose sacct prints none). ``reader``: how sacct
+    is asked (default: ``Reader("auto")``, which runs ``sacct --version``). Raises SlurmError or
     SlurmUnavailable from sacct; the weeks stored before it stay stored and recorded in the state file.
     ``today``: the day the run counts as today (weeks ending after it are not over yet).
     """
@@ -87,6 +90,7 @@ async def backfill(
         raise InvalidInput("until", "is before since")
     if cluster is not None:
         parse_cluster(cluster, "cluster")
+    reader = Reader("auto") if reader is None else reader
     windows = weeks(since, until)
     resume = _load_state(state_path, since, until)
     done: list[WeekDone] = []
@@ -94,11 +98,11 @@ async def backfill(
     for index, (start, end) in enumerate(windows, 1):
         if resume is not None and end <= resume:
             continue
-        text = fetch(accounting.FIELDS, start.isoformat(), end.isoformat())
+        answer = reader.window(start.isoformat(), end.isoformat())
         per_cluster: dict[str, list[dict[str, object]]] = {}
         skipped = 0
         lo, hi = datetime.combine(start, datetime.min.time()), datetime.combine(end, datetime.min.time())
-        for name, raw in accounting.records(text):
+        for name, raw in answer.records:
             try:
                 submitted = datetime.fromisoformat(str(raw["Submit"]))
             except ValueError:
@@ -108,7 +112,7 @@ async def backfill(
                 continue  # another week's job, still active in this one
             per_cluster.setdefault(cluster or name, []).append(raw)
         still = 0
-        for _job, submit in accounting.unfinished(text):
+        for _job, submit in answer.unfinished:
             try:
                 if lo <= datetime.fromisoformat(submit) < hi:
                     still += 1
@@ -131,7 +135,7 @@ async def backfill(
                     skipped += 1
             result = await service.store_records(host, records, "sacct")
             new, changed, found = new + result.new, changed + result.changed, found + len(records)
-        week = WeekDone(index, len(windows), start, end, found, new, changed, skipped, still)
+        week = WeekDone(index, len(windows), start, end, found, new, changed, skipped, still, reader.format)
         done.append(week)
         closed = closed and still == 0 and end <= today
         if state_path is not None and closed:

@@ -47,8 +47,8 @@ def _run(args: list[str], timeout: float = TIMEOUT) -> str:
     return done.stdout
 
 
-def _json(args: list[str]) -> dict[str, Any]:
-    out = _run(args)
+def _json(args: list[str], timeout: float = TIMEOUT) -> dict[str, Any]:
+    out = _run(args, timeout)
     try:
         doc = json.loads(out)
     except ValueError as exc:
@@ -108,3 +108,37 @@ def sacct_parsable(fields: list[str], start: str, end: str, timeout: float = 300
         ],
         timeout=timeout,
     )
+
+
+# What sacct --json puts in ``errors`` for a query that matched no job: no failure.
+EMPTY_RESULT = 9003
+
+
+def _nothing_found(error: Any) -> bool:
+    return isinstance(error, dict) and (
+        parse.number(error.get("error_number", error.get("errno"))) == EMPTY_RESULT
+        or error.get("description") == "Nothing found"
+    )
+
+
+def sacct_version() -> str:
+    """What ``sacct --version`` prints ("slurm 23.02.4"; Debian's "slurm-wlm 22.05.8")."""
+    return _run(["sacct", "--version"]).strip()
+
+
+def sacct_json(start: str, end: str, timeout: float = 300.0) -> dict[str, Any]:
+    """``sacct --json`` of every user's job allocations active between ``start`` and ``end``, the same
+    selection as ``sacct_parsable`` (Slurm 21.08 and later, with slurmdbd). An older sacct answers that
+    it does not know the option (SlurmError: "unrecognized option '--json'"); errors sacct puts in the
+    document's ``errors`` list are raised too, but "Nothing found" (error 9003, ESLURM_REST_EMPTY_RESULT):
+    22.05 says that of a window without jobs, exit status 0 (tests/fixtures/slurm/sacct-json-nothing-found.json)."""
+    args = ["sacct", "--json", "--allusers", "--allocations", f"--starttime={start}", f"--endtime={end}"]
+    doc = _json(args, timeout)
+    errors = [e for e in doc.get("errors") or [] if e and not _nothing_found(e)]
+    if errors:
+        said = "; ".join(
+            str(e.get("description") or e.get("error") or e) if isinstance(e, dict) else str(e)
+            for e in errors
+        )
+        raise SlurmError(f"{' '.join(args)} reported: {said[:500]}")
+    return doc
