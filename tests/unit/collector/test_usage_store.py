@@ -275,3 +275,25 @@ def test_period_keys_made_in_python_are_those_sqlite_makes(period: str) -> None:
     sql = f"SELECT {usage._PERIOD_KEYS[period]} FROM (SELECT value AS day FROM json_each(?))"
     expected = [k for (k,) in db.execute(sql, (json.dumps(days),))]
     assert [usage._day_label(day, period) for day in days] == expected
+
+
+@pytest.mark.parametrize("one", ({}, *ONE_FILTER, {"partitions": ("gpu",), "states": ("FAILED",)}), ids=str)
+def test_dimensions_grouped_together_answer_as_each_alone(
+    fx_read_db: sqlite3.Connection, one: dict[str, object]
+) -> None:
+    """The dashboard's states, partitions and accounts come from one read (grouped_dims): each must be
+    exactly what its own grouping says, with no filter, one filter (the others broken down together) or two."""
+    for since, until in (
+        (date(2025, 1, 20), date(2025, 3, 3)),
+        (date(2025, 2, 1), date(2025, 2, 28)),
+        (None, None),
+    ):
+        f = replace(UsageFilter(cluster="c1", since=since, until=until), **one)  # type: ignore[arg-type]
+        together = usage.grouped_dims(fx_read_db, f, ("state", "partition", "account", "qos", "user_name"))
+        for by, groups in together.items():
+            alone = usage.grouped(fx_read_db, f, by, users=False)
+            assert groups.keys == alone.keys and groups.jobs == alone.jobs and groups.users == alone.users
+            assert groups.cpu_hours == pytest.approx(alone.cpu_hours)
+            assert groups.wait_max_s == alone.wait_max_s
+            assert groups.wait_mean_s == pytest.approx(alone.wait_mean_s)
+            assert groups.duration_mean_s == pytest.approx(alone.duration_mean_s)

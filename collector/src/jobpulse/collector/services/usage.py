@@ -287,13 +287,14 @@ class UsageService:
         if complete_periods_only:
             f = usage_charts.complete_periods(f, period)
         scoped = await self._scoped(principal, f)
+        dims = await self.store.usage_grouped_dims(scoped, ("state", "partition", "account"))
         if not charts:
             return Dashboard(
                 totals=await self.store.usage_totals(scoped),
                 periods=await self.store.usage_grouped(scoped, f"period:{period}"),
-                states=await self.store.usage_grouped(scoped, "state", users=False),
-                partitions=await self.store.usage_grouped(scoped, "partition", users=False),
-                accounts=await self.store.usage_grouped(scoped, "account", users=False),
+                states=dims["state"],
+                partitions=dims["partition"],
+                accounts=dims["account"],
                 users=await self.store.usage_grouped(scoped, "user_name"),
                 period=period,
                 since=f.since,
@@ -313,9 +314,9 @@ class UsageService:
         return Dashboard(
             totals=replace(totals, users=len(users.keys)),
             periods=periods,
-            states=await self.store.usage_grouped(scoped, "state", users=False),
-            partitions=await self.store.usage_grouped(scoped, "partition", users=False),
-            accounts=await self.store.usage_grouped(scoped, "account", users=False),
+            states=dims["state"],
+            partitions=dims["partition"],
+            accounts=dims["account"],
             users=users,
             period=period,
             since=f.since,

@@ -430,6 +430,10 @@ class UsageStore(Protocol):
         cost a read of their own)."""
         ...
 
+    async def usage_grouped_dims(self, f: UsageFilter, bys: Sequence[str]) -> dict[str, UsageGroups]:
+        """``usage_grouped(f, by, users=False)`` for each dimension column of ``bys``, in one read."""
+        ...
+
     async def usage_efficiency(self, f: UsageFilter) -> Efficiency: ...
 
     async def usage_jobs(self, f: UsageFilter, limit: int, offset: int = 0) -> list[dict[str, Any]]:

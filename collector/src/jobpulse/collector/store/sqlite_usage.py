@@ -61,6 +61,9 @@ class SqliteUsage:
     async def usage_grouped(self, f: UsageFilter, by: str, users: bool = True) -> UsageGroups:
         return await self._read(lambda db: usage.grouped(db, f, by, users))
 
+    async def usage_grouped_dims(self, f: UsageFilter, bys: Sequence[str]) -> dict[str, UsageGroups]:
+        return await self._read(lambda db: usage.grouped_dims(db, f, bys))
+
     async def usage_efficiency(self, f: UsageFilter) -> Efficiency:
         return await self._read(lambda db: usage.efficiency(db, f))
 
