@@ -19,7 +19,6 @@ from jobpulse.collector.store.sqlite import SqliteStore
 from support import FIXTURES
 
 SLURM = FIXTURES / "slurm"
-TEXT = (SLURM / "sacct-P-backfill-week.txt").read_text()
 REFUSED = SlurmError("sacct --json --allusers exited 1: sacct: unrecognized option '--json'")
 pytestmark = pytest.mark.usefixtures("fx_utc")
 
@@ -27,9 +26,13 @@ pytestmark = pytest.mark.usefixtures("fx_utc")
 class FakeSacct:
     """sacct as the reader calls it: the real week captured on the test cluster, each call noted."""
 
-    def __init__(self, version: str, json_error: SlurmError | None = None) -> None:
+    def __init__(
+        self, version: str, json_error: SlurmError | None = None, week: str = "backfill-week"
+    ) -> None:
         self.version_text, self.json_error = version, json_error
         self.calls: list[str] = []
+        self.text = (SLURM / f"sacct-P-{week}.txt").read_text()
+        self.doc = SLURM / f"sacct-json-{week}.json"
 
     def version(self) -> str:
         self.calls.append("--version")
@@ -37,13 +40,13 @@ class FakeSacct:
 
     def parsable(self, fields: list[str], start: str, end: str) -> str:
         self.calls.append(f"--parsable2 {start} {end}")
-        return TEXT
+        return self.text
 
     def json(self, start: str, end: str) -> dict[str, Any]:
         self.calls.append(f"--json {start} {end}")
         if self.json_error is not None:
             raise self.json_error
-        doc: dict[str, Any] = json.loads((SLURM / "sacct-json-backfill-week.json").read_text())
+        doc: dict[str, Any] = json.loads(self.doc.read_text())
         return doc
 
     def reader(self, asked: str = "auto") -> Reader:
@@ -144,3 +147,32 @@ def test_a_window_without_jobs_is_no_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(cli, "_run", lambda args, timeout=30.0: json.dumps(failed))
     with pytest.raises(SlurmError, match="reported: Unable to query"):
         cli.sacct_json("2025-01-01", "2025-01-08")
+
+
+def test_auto_reads_a_window_again_as_parsable_where_json_names_no_user(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Slurm 22.05's --json takes a job's user from its association: on a cluster that does not enforce
+    associations (captured on the test cluster: alice's and bob's jobs had none) it says ``"user": null``
+    where --parsable2 names the uid's user. auto reads that window again with --parsable2, so no job is
+    stored without its user; the usual case (every job named) reads --json once."""
+    sacct = FakeSacct("slurm-wlm 22.05.8", week="no-association")
+    with caplog.at_level(logging.WARNING):
+        found = sacct.reader().window("2026-12-03", "2026-12-05")
+    users = {record["JobID"]: record["User"] for _, record in found.records}
+    assert users == {"7000": "root", "7001": "alice", "7002": "alice", "7003_1": "bob", "7003_2": "bob",
+                     "7003_3": "bob", "7004": "bob", "7005": "root"}  # fmt: skip
+    assert sacct.calls == ["--version", "--json 2026-12-03 2026-12-05", "--parsable2 2026-12-03 2026-12-05"]
+    assert "names no user for 6 job(s)" in caplog.text
+    named = FakeSacct("slurm-wlm 22.05.8")
+    named.reader().window("2026-12-04", "2026-12-05")
+    assert named.calls == ["--version", "--json 2026-12-04 2026-12-05"]
+
+
+def test_json_asked_for_stores_jobs_without_a_user_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    sacct = FakeSacct("slurm-wlm 22.05.8", week="no-association")
+    with caplog.at_level(logging.WARNING):
+        found = sacct.reader("json").window("2026-12-03", "2026-12-05")
+    assert {record["User"] for _, record in found.records if record["JobID"] == "7001"} == {""}
+    assert sacct.calls == ["--json 2026-12-03 2026-12-05"]
+    assert "stored without a user" in caplog.text

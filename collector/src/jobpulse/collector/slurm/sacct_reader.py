@@ -4,6 +4,8 @@
 outputs give the same records (slurm/accounting.py, slurm/accounting_json.py), so the choice is only
 about which one this sacct can print: ``auto`` asks ``sacct --version``, and if ``--json`` is refused
 anyway (a wrapper script, a build without it) reads ``--parsable2`` from then on, saying so in the log.
+One thing the JSON of 22.05 can lack: the user of a job run without an association (``_unnamed``);
+``auto`` reads such a window again with ``--parsable2``, which names the job's uid.
 A format asked for by name is used or fails with sacct's own message.
 """
 
@@ -23,6 +25,12 @@ FORMATS = ("auto", "json", "parsable")
 JSON_SINCE = (21, 8)  # Slurm 21.08
 # What sacct (getopt) answers for an option it does not know: "sacct: unrecognized option '--json'".
 _UNKNOWN_OPTION = ("unrecognized option", "unknown option", "invalid option")
+
+
+# Slurm 22.05's sacct --json takes a job's user from its association: a job run without one (a cluster
+# that does not enforce associations) has "user": null, where --parsable2 prints the name of its uid.
+def _unnamed(jobs: list[str], start: str, end: str) -> str:
+    return f"sacct --json names no user for {len(jobs)} job(s) between {start} and {end} (jobs without an association)"
 
 
 class JsonUnsupported(SlurmError):
@@ -71,7 +79,7 @@ class Reader:
         """sacct's job allocations active between ``start`` and ``end`` (sacct's time text)."""
         if self.format == "json":
             try:
-                return accounting_json.window(self._json(start, end))
+                found = accounting_json.window(self._json(start, end))
             except SlurmError as exc:
                 if not unknown_option(exc):
                     raise
@@ -82,4 +90,14 @@ class Reader:
                     ) from None
                 log.warning("sacct refused --json (%s); reading --parsable2 instead", exc)
                 self.format, self.why = "parsable", "sacct refused --json"
+            else:
+                unnamed = [r["JobID"] for _, r in found.records if not r.get("User")]
+                if not unnamed or self.asked == "json":
+                    if unnamed:
+                        log.warning(
+                            "%s (--format json: stored without a user)", _unnamed(unnamed, start, end)
+                        )
+                    return found
+                # --parsable2 names the user from the job's uid: the window is read again that way
+                log.warning("%s; reading this window with --parsable2", _unnamed(unnamed, start, end))
         return accounting.window(self._parsable(accounting.FIELDS, start, end))
