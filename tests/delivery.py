@@ -115,14 +115,18 @@ def agent_killed_while_starting(state: Path, collector: str, node: str, after: f
 
 def drain(state: Path, collector: Collector, node: str, **env: str) -> Produced:
     """Let a restarted agent (idle tick) deliver its whole spool; return everything it ever produced."""
+    spool = state / "spool"
+    before = max(produced(spool).seqs, default=0) if spool.exists() else 0
     proc = agent(state, collector.grpc_target, node, tick=3600, **env)
     try:
-        spool = state / "spool"
-        wait_for(
-            lambda: stored(collector, node)[2] >= max(produced(spool).seqs, default=0) > 0,
-            60,
-            "the spool to be delivered",
-        )
+
+        def delivered() -> bool:
+            # the restarted agent's first tick spools one batch more: until it has, everything the
+            # earlier runs made may already be acknowledged, and that batch would be left unsent
+            made = max(produced(spool).seqs, default=0)
+            return made > before and stored(collector, node)[2] >= made
+
+        wait_for(delivered, 60, "the spool to be delivered")
     finally:
         stop(proc)
     return produced(state / "spool")
