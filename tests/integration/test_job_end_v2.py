@@ -9,6 +9,7 @@ has no controllers, yet the kernel keeps every cgroup's ``cpu.stat`` (usage, use
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 from jobpulse.agent.sampler import Sampler
 from jobpulse.agent.sources.base import VALUE_FIELDS
+from support import descriptors_past_1024
 
 CPU_USER, CPU_SYSTEM = (2 + VALUE_FIELDS.index(f) for f in ("cpu_user_seconds", "cpu_system_seconds"))
 BURN = "import time\nwhile time.process_time() < 0.6: pass\n"
@@ -70,7 +72,15 @@ def _kernel_seconds(directory: Path) -> float:
     return (int(fields["user_usec"]) + int(fields["system_usec"])) / 1e6
 
 
-def test_the_job_level_is_read_when_its_last_step_goes(v2_root: Path) -> None:
+@pytest.mark.parametrize("many", [False, True], ids=["few-descriptors", "descriptors-past-1024"])
+def test_the_job_level_is_read_when_its_last_step_goes(v2_root: Path, many: bool) -> None:
+    """``many``: the agent's descriptors numbered past 1024 (a busy node): the watch thread waited with
+    select(2), which cannot wait on those, and its thread ended, so no final reading was ever taken."""
+    with descriptors_past_1024() if many else contextlib.nullcontext():
+        _job_level_case(v2_root)
+
+
+def _job_level_case(v2_root: Path) -> None:
     scope = v2_root / "system.slice" / "slurmstepd.scope"
     job = scope / "job_9"
     (job / "step_batch").mkdir(parents=True)

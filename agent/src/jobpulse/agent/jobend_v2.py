@@ -21,7 +21,6 @@ import contextlib
 import logging
 import os
 import re
-import select
 import threading
 
 from jobpulse.agent import inotify
@@ -166,7 +165,7 @@ class V2EndWatch:
     def _run(self) -> None:
         while not self._stopped:
             try:
-                ready, _, _ = select.select([self._wake_r, self._fd], [], [], 5.0)
+                ready = inotify.readable([self._wake_r, self._fd], 5.0)
             except (OSError, ValueError):
                 return  # closed
             if self._fd in ready:

@@ -45,7 +45,6 @@ import ctypes
 import logging
 import os
 import re
-import select
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from jobpulse.agent.inotify import (
     open_inotify,
     read_events,
     read_file,
+    readable,
 )
 from jobpulse.agent.sources.base import JobReading
 from jobpulse.agent.sources.cgroup_v1 import split_usage
@@ -132,6 +132,9 @@ class OomWatch:
         self._job_dirs: dict[int, tuple[str, str, str]] = {}
         self._finals = Finals()  # job id -> its figures as its last step went
         self._ends: set[str] = set()  # jobs whose step removals are watched
+        # job id -> (memory directory, until when): jobs inotify reported before their control files
+        # could be opened, tried again by the watch thread (only that thread touches this)
+        self._retry: dict[str, tuple[str, float]] = {}
 
     def watch_parent(self, directory: str, uids: bool = False, made: bool = False) -> None:
         """Register every job made in ``directory`` as it appears (``uids``: a root whose new ``uid_``
@@ -178,9 +181,25 @@ class OomWatch:
                 self.watch_parent(path, made=True)
                 for existing in os.listdir(path) if os.path.isdir(path) else []:
                     if (match := _JOB_DIR.match(existing)) is not None:
-                        self.watch(match.group(1), os.path.join(path, existing))
+                        self._watch_new(match.group(1), os.path.join(path, existing))
             elif (match := _JOB_DIR.match(name)) is not None:
-                self.watch(match.group(1), path)
+                self._watch_new(match.group(1), path)
+
+    def _watch_new(self, job_id: str, memory_dir: str) -> None:
+        """``watch`` a job inotify just reported, and try again for a second while it is not whole: slurmstepd
+        makes the job's memory directory before its cpuacct one, so the step removals (its final
+        readings) could not be watched yet, and only the next tick would have (a job ending before it
+        lost them: seen as a registration missed now and then)."""
+        if not self._whole(job_id, memory_dir) and os.path.isdir(memory_dir):
+            self._retry[job_id] = (memory_dir, time.monotonic() + 1.0)
+
+    def _whole(self, job_id: str, memory_dir: str) -> bool:
+        return self.watch(job_id, memory_dir) and job_id in self._ends
+
+    def _retry_pending(self) -> None:
+        for job_id, (memory_dir, until) in list(self._retry.items()):
+            if self._whole(job_id, memory_dir) or time.monotonic() > until or not os.path.isdir(memory_dir):
+                del self._retry[job_id]
 
     def _forget_parent(self, wd: int, directory: str) -> None:
         self._parents.pop(wd, None)
@@ -318,10 +337,12 @@ class OomWatch:
             if self._inotify >= 0:
                 fds.append(self._inotify)
             try:
-                ready, _, _ = select.select(fds, [], [], 5.0)
+                ready = readable(fds, 0.02 if self._retry else 5.0)
             except (OSError, ValueError):
                 time.sleep(0.05)  # a descriptor closed under us: take the list again
                 continue
+            if self._retry:
+                self._retry_pending()
             for fd in ready:
                 if fd == self._wake_r:
                     with contextlib.suppress(OSError):
