@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from jobpulse.collector.domain import hostnames
+from jobpulse.collector.domain.jobid import JobId
 from jobpulse.collector.slurm import accounting
 from jobpulse.collector.slurm.parse import SlurmJob, from_sacct, number
 
@@ -50,11 +51,11 @@ def _pending_tasks(value: Any) -> str:
 
 def _job_id(job: SlurmJob, raw: dict[str, Any]) -> str:
     """The JobID text sacct prints for this allocation."""
-    if job.het_job_id is not None:
-        return f"{job.het_job_id}+{job.het_job_offset}"
+    if job.het_job_id is not None and job.het_job_offset is not None:
+        return str(JobId(job.het_job_id, het_offset=job.het_job_offset))
     if job.array_job_id is not None:
         if job.array_task_id is not None:
-            return f"{job.array_job_id}_{job.array_task_id}"
+            return str(JobId(job.array_job_id, array_task=job.array_task_id))
         return f"{job.array_job_id}_[{_pending_tasks((raw.get('array') or {}).get('task'))}]"
     return str(job.job_id)
 

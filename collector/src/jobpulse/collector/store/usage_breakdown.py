@@ -264,23 +264,11 @@ def window(f: UsageFilter) -> tuple[int, int]:
     return lo, hi
 
 
-def _jobs_where(f: UsageFilter, lo: int, hi: int) -> tuple[str, list[Any]]:
-    conds = ["submit >= ?", "submit < ?"]
-    args: list[Any] = [lo * DAY, (hi + 1) * DAY]
-    if f.cluster is not None:
-        conds.insert(0, "cluster = ?")
-        args.insert(0, f.cluster)
-    for column, values in f.dims().items():
-        if values:
-            conds.append(f"{column} IN ({', '.join('?' * len(values))})")
-            args.extend(values)
-    return " WHERE " + " AND ".join(conds), args
-
-
-def _daily_where(f: UsageFilter, lo: int, hi: int) -> tuple[str, list[Any]]:
-    """The WHERE clause of ``f`` on usage_daily over the days [lo, hi]."""
-    conds = ["day >= ?", "day <= ?"]
-    args: list[Any] = [lo, hi]
+def _span_where(f: UsageFilter, lo: int, hi: int, daily: bool = False) -> tuple[str, list[Any]]:
+    """The WHERE clause of ``f`` over the days [lo, hi]: on the jobs' submit time, or (``daily``) on the
+    daily rollup's day."""
+    conds = ["day >= ?", "day <= ?"] if daily else ["submit >= ?", "submit < ?"]
+    args: list[Any] = [lo, hi] if daily else [lo * DAY, (hi + 1) * DAY]
     if f.cluster is not None:
         conds.insert(0, "cluster = ?")
         args.insert(0, f.cluster)
@@ -326,7 +314,7 @@ def breakdown(
         if daily:
             # the piece's daily rollup (it keeps every dimension: a row per day and combination of them,
             # a few times fewer rows than jobs, and no look-up of each job's row through an index)
-            where, more = _daily_where(f, a, _last_day(grain, b))
+            where, more = _span_where(f, a, _last_day(grain, b), daily=True)
             name, columns = f"j{len(ctes)}", ", ".join(daily)
             ctes.append(
                 f"{name} AS (SELECT {columns}, {_NAMED_SUMS} FROM usage_daily{where} GROUP BY {columns})"
@@ -335,7 +323,7 @@ def breakdown(
             parts += [f"SELECT '{kind}' AS kind, {kind} AS key, {FIGURES} FROM {name}" for kind in daily]
         if rest:
             # the piece's jobs, grouped once by every kind not kept, then broken down per kind
-            where, more = _jobs_where(f, a, _last_day(grain, b))
+            where, more = _span_where(f, a, _last_day(grain, b))
             index = " INDEXED BY usage_jobs_user" if f.dims()["user_name"] and f.cluster else ""
             name, columns = f"j{len(ctes)}", ", ".join(rest)
             ctes.append(
